@@ -1,0 +1,118 @@
+// Package app is Strata's composition root: it turns a command line into a Config, builds every
+// part from it, runs the long-lived ones together and stops them in reverse order of start.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/strata-es/strata/internal/config"
+)
+
+// errUsage marks a command line that could not be understood; the usage was printed.
+var errUsage = errors.New("usage")
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, env *environment, args []string) error
+}
+
+// environment is what a subcommand receives from the process.
+type environment struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"serve":   {"run the server (starts a private PostgreSQL when DATABASE_URL is unset)", serveCmd},
+		"migrate": {"apply the database migrations and exit", migrateCmd},
+		"bench":   {"benchmarks: `strata bench append` measures appends", benchCmd},
+	}
+}
+
+// Main runs the strata command line and returns the process exit code: 0 on success, 2 for a
+// command line it could not understand, 1 for any other failure (printed to stderr).
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	err := Run(ctx, args, stdout, stderr, getenv)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintln(stderr, "strata:", err)
+		return 1
+	}
+}
+
+// Run runs the subcommand args[0] with the rest of args.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	env := &environment{stdout: stdout, stderr: stderr, getenv: getenv}
+	cmds := commands()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr, cmds)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "strata: unknown command %q\n\n", args[0])
+		usage(stderr, cmds)
+		return errUsage
+	}
+	return cmd.run(ctx, env, args[1:])
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "Strata: an event-sourced store on PostgreSQL.")
+	fmt.Fprintln(w, "\nusage: strata <command> [flags]; strata <command> --help lists a command's flags")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+	}
+}
+
+// parse parses a subcommand's flags into a validated Config; register adds the subcommand's own.
+func parse(env *environment, name string, args []string, register func(*config.Config, *config.FlagSet)) (config.Config, *config.FlagSet, error) {
+	var cfg config.Config
+	fs := config.NewFlagSet("strata "+name, env.getenv, env.stderr)
+	cfg.Register(fs)
+	if register != nil {
+		register(&cfg, fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, fs, err
+		}
+		return cfg, fs, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, fs, fmt.Errorf("%w: unexpected arguments %s", errUsage, strings.Join(fs.Args(), " "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fs, err
+	}
+	return cfg, fs, nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

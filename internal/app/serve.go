@@ -1,0 +1,111 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/migrations"
+)
+
+func serveCmd(ctx context.Context, env *environment, args []string) error {
+	cfg, _, err := parse(env, "serve", args, (*config.Config).RegisterServe)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, env.stderr)
+	db, err := openDatabase(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.close(context.WithoutCancel(ctx), cfg, logger)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           routes(db),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", redactURL(db.url))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+		case <-db.clusterDone():
+			return errClusterExited
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.InfoContext(ctx, "shutting down")
+		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(shutCtx); err != nil {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+func routes(db *database) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := ready(ctx, db); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// ready reports whether the database answers and carries every migration of this binary.
+func ready(ctx context.Context, db *database) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(db.pool)
+	defer func() { _ = sqlDB.Close() }()
+	pending, err := migrations.Pending(ctx, sqlDB)
+	if err != nil {
+		return err
+	}
+	if pending {
+		return errors.New("migrations pending")
+	}
+	return nil
+}
+
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return p.Redacted()
+}

@@ -1,0 +1,191 @@
+// Package config holds Strata's settings: one Config, parsed from command-line flags with an
+// environment variable behind each flag, validated once.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// Config is every setting of a Strata process.
+type Config struct {
+	// DatabaseURL selects the PostgreSQL server; empty starts a private cluster under DataDir.
+	DatabaseURL string
+	// DataDir holds the private cluster's data (DataDir/postgres) and log.
+	DataDir string
+	// Addr is the HTTP listen address of `strata serve`.
+	Addr string
+	// DBMaxConns bounds the connection pool.
+	DBMaxConns int
+	// MaxEventsPerAppend and MaxEventSize bound one append.
+	MaxEventsPerAppend int
+	MaxEventSize       int
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration
+	// LogLevel and LogFormat ("text" or "json") shape the logs on stderr.
+	LogLevel  slog.Level
+	LogFormat string
+}
+
+// Setting describes one setting: its flag, its environment variable, its default.
+type Setting struct {
+	Flag, Env, Default, Usage string
+}
+
+// FlagSet is a flag.FlagSet whose flags fall back to environment variables. It remembers what it
+// registered, for the README table and --help, and the first bad environment value it met.
+type FlagSet struct {
+	*flag.FlagSet
+	getenv   func(string) string
+	settings []Setting
+	envErr   error
+}
+
+// NewFlagSet returns a FlagSet for the subcommand name that reads the environment with getenv
+// and writes usage to out.
+func NewFlagSet(name string, getenv func(string) string, out io.Writer) *FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return &FlagSet{FlagSet: fs, getenv: getenv}
+}
+
+func (f *FlagSet) register(p flag.Value, name, env, usage string) {
+	def := p.String()
+	if v := f.getenv(env); v != "" {
+		if err := p.Set(v); err != nil && f.envErr == nil {
+			f.envErr = fmt.Errorf("environment %s=%q: %w", env, v, err)
+		}
+	}
+	f.settings = append(f.settings, Setting{Flag: name, Env: env, Default: def, Usage: usage})
+	f.Var(p, name, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
+// String registers a string setting.
+func (f *FlagSet) String(p *string, name, env, def, usage string) {
+	*p = def
+	f.register((*stringValue)(p), name, env, usage)
+}
+
+// Int registers an int setting.
+func (f *FlagSet) Int(p *int, name, env string, def int, usage string) {
+	*p = def
+	f.register((*intValue)(p), name, env, usage)
+}
+
+// Duration registers a duration setting.
+func (f *FlagSet) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	*p = def
+	f.register((*durationValue)(p), name, env, usage)
+}
+
+// Parse parses args; environment values were applied when the flags were registered, so a flag
+// given on the command line wins over its variable.
+func (f *FlagSet) Parse(args []string) error {
+	if f.envErr != nil {
+		return f.envErr
+	}
+	return f.FlagSet.Parse(args)
+}
+
+// Settings lists the registered settings in registration order.
+func (f *FlagSet) Settings() []Setting { return f.settings }
+
+// Register adds the settings every subcommand that talks to the database shares.
+func (c *Config) Register(f *FlagSet) {
+	f.String(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL; empty starts a private cluster under --data-dir")
+	f.String(&c.DataDir, "data-dir", "STRATA_DATA_DIR", ".strata", "directory for the private cluster's data and log")
+	f.Int(&c.DBMaxConns, "db-max-conns", "STRATA_DB_MAX_CONNS", 20, "most connections in the pool")
+	f.Int(&c.MaxEventsPerAppend, "max-events-per-append", "STRATA_MAX_EVENTS_PER_APPEND", eventstore.DefaultMaxEventsPerAppend, "most events in one append")
+	f.Int(&c.MaxEventSize, "max-event-size", "STRATA_MAX_EVENT_SIZE", eventstore.DefaultMaxEventSize, "most bytes of data plus metadata in one event")
+	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "STRATA_SHUTDOWN_TIMEOUT", 15*time.Second, "how long a graceful stop may take")
+	c.LogLevel = slog.LevelInfo
+	f.register(levelValue{&c.LogLevel}, "log-level", "STRATA_LOG_LEVEL", "log level: debug, info, warn or error")
+	f.String(&c.LogFormat, "log-format", "STRATA_LOG_FORMAT", "text", "log format: text or json")
+}
+
+// RegisterServe adds the settings of `strata serve`.
+func (c *Config) RegisterServe(f *FlagSet) {
+	f.String(&c.Addr, "addr", "STRATA_ADDR", "127.0.0.1:8080", "HTTP listen address")
+}
+
+// Validate checks the settings once, after parsing.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DBMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("--db-max-conns must be at least 1, not %d", c.DBMaxConns))
+	}
+	if c.MaxEventsPerAppend < 1 {
+		errs = append(errs, fmt.Errorf("--max-events-per-append must be at least 1, not %d", c.MaxEventsPerAppend))
+	}
+	if c.MaxEventSize < 2 {
+		errs = append(errs, fmt.Errorf("--max-event-size must be at least 2 bytes, not %d", c.MaxEventSize))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, not %s", c.ShutdownTimeout))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat))
+	}
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must be set when --database-url is empty"))
+	}
+	if c.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("--addr %q: %w", c.Addr, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// StoreOptions returns the event store's limits.
+func (c *Config) StoreOptions() eventstore.Options {
+	return eventstore.Options{MaxEventsPerAppend: c.MaxEventsPerAppend, MaxEventSize: c.MaxEventSize}
+}
+
+type stringValue string
+
+func (s *stringValue) Set(v string) error { *s = stringValue(v); return nil }
+func (s *stringValue) String() string     { return string(*s) }
+
+type intValue int
+
+func (i *intValue) Set(v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", v)
+	}
+	*i = intValue(n)
+	return nil
+}
+func (i *intValue) String() string { return strconv.Itoa(int(*i)) }
+
+type durationValue time.Duration
+
+func (d *durationValue) Set(v string) error {
+	x, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 10s or 2m", v)
+	}
+	*d = durationValue(x)
+	return nil
+}
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+type levelValue struct{ l *slog.Level }
+
+func (v levelValue) Set(s string) error { return v.l.UnmarshalText([]byte(s)) }
+func (v levelValue) String() string {
+	if v.l == nil { // flag's zero-value probe for --help
+		return "info"
+	}
+	return strings.ToLower(v.l.String())
+}

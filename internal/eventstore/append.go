@@ -1,0 +1,299 @@
+package eventstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ExpectedVersion is the optimistic concurrency condition of an Append.
+type ExpectedVersion struct {
+	version int64
+	set     bool
+}
+
+// Any skips the version check.
+func Any() ExpectedVersion { return ExpectedVersion{} }
+
+// NoStream requires that the stream does not exist yet.
+func NoStream() ExpectedVersion { return ExpectedVersion{version: 0, set: true} }
+
+// Exactly requires the stream to be at version v; Exactly(0) is NoStream.
+func Exactly(v int64) ExpectedVersion { return ExpectedVersion{version: v, set: true} }
+
+// Value returns the expected version and whether there is one.
+func (e ExpectedVersion) Value() (int64, bool) { return e.version, e.set }
+
+func (e ExpectedVersion) String() string {
+	if !e.set {
+		return "any"
+	}
+	return strconv.FormatInt(e.version, 10)
+}
+
+// AppendResult describes a successful append.
+type AppendResult struct {
+	StreamID string
+	// NextExpectedVersion is the stream's version after the append: pass it as the expected
+	// version of the next append.
+	NextExpectedVersion int64
+	// Position is the position of the last event appended.
+	Position Position
+	// Events are the events as stored. Data and Metadata are the caller's own bytes; reads
+	// return PostgreSQL's normalised jsonb text for the same values.
+	Events []RecordedEvent
+	// Repeated is true when the call repeated an append that had already succeeded and nothing
+	// new was written; the result is the earlier append's.
+	Repeated bool
+}
+
+const appendSQL = `SELECT ok, version, transaction_id, positions, recorded_at
+FROM strata_append($1, $2, $3, $4, $5, $6, $7)`
+
+// Append appends events to the end of the stream streamID, all or none, if the stream is at the
+// expected version. On a version mismatch it returns a *WrongExpectedVersionError carrying the
+// stream's actual version. Repeating an append that succeeded (same event ids and content, same
+// expected version) succeeds again without writing anything: a client that lost the response
+// retries safely. Bad input is refused with a *ValidationError before anything is sent.
+//
+// Append takes no global lock and sends no notification: appends to different streams run in
+// parallel, appends to one stream queue on that stream's row.
+func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (AppendResult, error) {
+	in, err := s.prepare(streamID, expected, events)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	var expectedArg *int64
+	if v, ok := expected.Value(); ok {
+		expectedArg = &v
+	}
+
+	var (
+		ok        bool
+		version   int64
+		tx        *uint64 // NULL on a conflict, as are positions and at
+		positions []int64
+		at        *time.Time
+	)
+	err = s.pool.QueryRow(ctx, appendSQL, streamID, expectedArg, in.ids, in.types, in.schemaVersions, in.data, in.metadata).
+		Scan(&ok, &version, &tx, &positions, &at)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			switch {
+			case pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key":
+				return s.repeated(ctx, streamID, expected, in, nil)
+			case len(pgErr.Code) == 5 && pgErr.Code[:2] == "22": // data exception: PostgreSQL refused a value
+				return AppendResult{}, &ValidationError{Field: "events", Reason: pgErr.Message}
+			}
+		}
+		return AppendResult{}, fmt.Errorf("append to %s: %w", streamID, err)
+	}
+	if !ok {
+		conflict := &WrongExpectedVersionError{StreamID: streamID, Expected: expected.version, Actual: version}
+		return s.repeated(ctx, streamID, expected, in, conflict)
+	}
+	if len(positions) != len(events) || tx == nil || at == nil {
+		return AppendResult{}, fmt.Errorf("append to %s: stored %d events, sent %d", streamID, len(positions), len(events))
+	}
+	res := AppendResult{StreamID: streamID, NextExpectedVersion: version, Events: make([]RecordedEvent, len(events))}
+	first := version - int64(len(events)) + 1
+	for i := range events {
+		res.Events[i] = RecordedEvent{
+			ID:            in.ids[i],
+			StreamID:      streamID,
+			Version:       first + int64(i),
+			Position:      Position{tx: *tx, seq: positions[i]},
+			Type:          in.types[i],
+			SchemaVersion: int(in.schemaVersions[i]),
+			Data:          in.data[i],
+			Metadata:      in.metadata[i],
+			RecordedAt:    *at,
+		}
+	}
+	res.Position = res.Events[len(events)-1].Position
+	return res, nil
+}
+
+// appendInput is a validated append in the column-wise form strata_append takes.
+type appendInput struct {
+	ids            []uuid.UUID
+	types          []string
+	schemaVersions []int32
+	data           []json.RawMessage
+	metadata       []json.RawMessage
+	generatedIDs   bool // some id was made here, so the call cannot repeat an earlier one
+}
+
+var emptyObject = json.RawMessage("{}") //nolint:gochecknoglobals // read-only
+
+func (s *Store) prepare(streamID string, expected ExpectedVersion, events []EventData) (appendInput, error) {
+	if err := validateName("streamId", streamID, MaxStreamIDLen); err != nil {
+		return appendInput{}, err
+	}
+	if v, ok := expected.Value(); ok && v < 0 {
+		return appendInput{}, &ValidationError{Field: "expectedVersion", Reason: fmt.Sprintf("%d is negative", v)}
+	}
+	switch {
+	case len(events) == 0:
+		return appendInput{}, &ValidationError{Field: "events", Reason: "an append needs at least one event"}
+	case len(events) > s.opts.MaxEventsPerAppend:
+		return appendInput{}, &ValidationError{Field: "events", Reason: fmt.Sprintf("%d events in one append, the limit is %d", len(events), s.opts.MaxEventsPerAppend)}
+	}
+	n := len(events)
+	in := appendInput{
+		ids:            make([]uuid.UUID, n),
+		types:          make([]string, n),
+		schemaVersions: make([]int32, n),
+		data:           make([]json.RawMessage, n),
+		metadata:       make([]json.RawMessage, n),
+	}
+	seen := make(map[uuid.UUID]int, n)
+	for i, e := range events {
+		field := func(name string) string { return fmt.Sprintf("events[%d].%s", i, name) }
+		if err := validateName(field("type"), e.Type, MaxEventTypeLen); err != nil {
+			return appendInput{}, err
+		}
+		switch {
+		case e.SchemaVersion < 0:
+			return appendInput{}, &ValidationError{Field: field("schemaVersion"), Reason: fmt.Sprintf("%d is negative", e.SchemaVersion)}
+		case e.SchemaVersion > 1<<31-1:
+			return appendInput{}, &ValidationError{Field: field("schemaVersion"), Reason: "too large"}
+		case e.SchemaVersion == 0:
+			in.schemaVersions[i] = 1
+		default:
+			in.schemaVersions[i] = int32(e.SchemaVersion)
+		}
+		if err := validateObject(field("data"), e.Data); err != nil {
+			return appendInput{}, err
+		}
+		md := e.Metadata
+		if md == nil {
+			md = emptyObject
+		} else if err := validateObject(field("metadata"), md); err != nil {
+			return appendInput{}, err
+		}
+		if size := len(e.Data) + len(md); size > s.opts.MaxEventSize {
+			return appendInput{}, &ValidationError{Field: field("data"), Reason: fmt.Sprintf("event is %d bytes of data and metadata, the limit is %d", size, s.opts.MaxEventSize)}
+		}
+		id := e.ID
+		if id == uuid.Nil {
+			// Version 7 ids grow with time, so the unique index on event ids is appended to at
+			// its right edge rather than at random pages.
+			var err error
+			if id, err = uuid.NewV7(); err != nil {
+				return appendInput{}, fmt.Errorf("make event id: %w", err)
+			}
+			in.generatedIDs = true
+		}
+		if j, dup := seen[id]; dup {
+			return appendInput{}, &ValidationError{Field: field("id"), Reason: fmt.Sprintf("event id %s is also events[%d].id", id, j)}
+		}
+		seen[id] = i
+		in.ids[i], in.types[i], in.data[i], in.metadata[i] = id, e.Type, e.Data, md
+	}
+	return in, nil
+}
+
+// validateName checks a stream id or event type: present, bounded, printable UTF-8.
+func validateName(field, s string, maxLen int) error {
+	switch {
+	case s == "":
+		return &ValidationError{Field: field, Reason: "must not be empty"}
+	case len(s) > maxLen:
+		return &ValidationError{Field: field, Reason: fmt.Sprintf("is %d bytes long, the limit is %d", len(s), maxLen)}
+	case !utf8.ValidString(s):
+		return &ValidationError{Field: field, Reason: "is not valid UTF-8"}
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return &ValidationError{Field: field, Reason: fmt.Sprintf("contains the control character %U", r)}
+		}
+	}
+	return nil
+}
+
+// validateObject checks that b is one JSON object.
+func validateObject(field string, b json.RawMessage) error {
+	t := bytes.TrimLeft(b, " \t\r\n")
+	if len(t) == 0 || t[0] != '{' || !json.Valid(b) {
+		return &ValidationError{Field: field, Reason: "must be a JSON object"}
+	}
+	return nil
+}
+
+// repeatedSQL finds stored events with the ids of an append and says whether each has the
+// content the append sends, comparing as PostgreSQL compares jsonb values.
+const repeatedSQL = `SELECT i.ord, e.stream_id, e.version, e.transaction_id, e.position, e.recorded_at,
+       e.type = i.type AND e.schema_version = i.schema_version AND e.data = i.data AND e.metadata = i.metadata
+FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::jsonb[])
+     WITH ORDINALITY AS i(event_id, type, schema_version, data, metadata, ord)
+JOIN events e ON e.event_id = i.event_id
+ORDER BY i.ord`
+
+// repeated decides whether an append that could not be written repeats one that was: its event
+// ids are stored in this stream, in this order, with this content, at the versions this call's
+// expected version gives. Then it returns the stored append's result. When none of the ids is
+// stored it returns cause (the conflict that stopped the append); when some are but the call
+// differs, a *DuplicateEventIDError.
+func (s *Store) repeated(ctx context.Context, streamID string, expected ExpectedVersion, in appendInput, cause error) (AppendResult, error) {
+	if in.generatedIDs && cause != nil {
+		return AppendResult{}, cause
+	}
+	rows, err := s.pool.Query(ctx, repeatedSQL, in.ids, in.types, in.schemaVersions, in.data, in.metadata)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append to %s: look up event ids: %w", streamID, err)
+	}
+	type stored struct {
+		ord       int64
+		streamID  string
+		version   int64
+		tx        uint64
+		seq       int64
+		at        time.Time
+		identical bool
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
+		var st stored
+		err := r.Scan(&st.ord, &st.streamID, &st.version, &st.tx, &st.seq, &st.at, &st.identical)
+		return st, err
+	})
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append to %s: look up event ids: %w", streamID, err)
+	}
+	if len(found) == 0 {
+		if cause == nil { // the id was taken and released again between the insert and this look-up
+			cause = fmt.Errorf("append to %s: event id conflict vanished; retry", streamID)
+		}
+		return AppendResult{}, cause
+	}
+	first := found[0].version
+	for k, st := range found {
+		mismatch := st.ord != int64(k+1) || st.streamID != streamID || !st.identical || st.version != first+int64(k)
+		if v, ok := expected.Value(); ok && first != v+1 {
+			mismatch = true
+		}
+		if len(found) != len(in.ids) || mismatch {
+			return AppendResult{}, &DuplicateEventIDError{EventID: in.ids[st.ord-1].String(), StreamID: st.streamID}
+		}
+	}
+	res := AppendResult{StreamID: streamID, NextExpectedVersion: found[len(found)-1].version, Repeated: true, Events: make([]RecordedEvent, len(found))}
+	for k, st := range found {
+		res.Events[k] = RecordedEvent{
+			ID: in.ids[k], StreamID: streamID, Version: st.version, Position: Position{tx: st.tx, seq: st.seq},
+			Type: in.types[k], SchemaVersion: int(in.schemaVersions[k]), Data: in.data[k], Metadata: in.metadata[k], RecordedAt: st.at,
+		}
+	}
+	res.Position = res.Events[len(found)-1].Position
+	return res, nil
+}

@@ -1,0 +1,197 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ReadStreamOptions selects a slice of one stream.
+type ReadStreamOptions struct {
+	// From is the first version to return (inclusive). Forward, 0 means 1; backward, 0 means
+	// the stream's last event.
+	From int64
+	// Max is the most events to return: 1 to the store's MaxReadCount.
+	Max int
+	// Backward reads towards version 1.
+	Backward bool
+}
+
+// StreamSlice is the result of ReadStream.
+type StreamSlice struct {
+	StreamID string
+	// Version is the stream's version when it was read: the version of its last event.
+	Version int64
+	Events  []RecordedEvent
+}
+
+// StreamInfo describes a stream.
+type StreamInfo struct {
+	ID      string
+	Version int64
+}
+
+const eventColumns = `e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at`
+
+// The LEFT JOIN reads the stream's version and its events in one statement, so in one snapshot.
+const (
+	readStreamForwardSQL = `SELECT s.version, ` + eventColumns + `
+FROM streams s LEFT JOIN LATERAL (
+	SELECT * FROM events WHERE stream_id = s.stream_id AND version >= $2 ORDER BY version LIMIT $3
+) e ON true
+WHERE s.stream_id = $1
+ORDER BY e.version`
+	readStreamBackwardSQL = `SELECT s.version, ` + eventColumns + `
+FROM streams s LEFT JOIN LATERAL (
+	SELECT * FROM events WHERE stream_id = s.stream_id AND version <= $2 ORDER BY version DESC LIMIT $3
+) e ON true
+WHERE s.stream_id = $1
+ORDER BY e.version DESC`
+)
+
+// ReadStream reads events of one stream in version order, forward or backward. It returns
+// ErrStreamNotFound when the stream has no events.
+func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStreamOptions) (StreamSlice, error) {
+	if err := validateName("streamId", streamID, MaxStreamIDLen); err != nil {
+		return StreamSlice{}, err
+	}
+	if err := s.checkMax(opts.Max); err != nil {
+		return StreamSlice{}, err
+	}
+	if opts.From < 0 {
+		return StreamSlice{}, &ValidationError{Field: "fromVersion", Reason: fmt.Sprintf("%d is negative", opts.From)}
+	}
+	query, from := readStreamForwardSQL, opts.From
+	if opts.Backward {
+		query = readStreamBackwardSQL
+		if from == 0 {
+			from = math.MaxInt64
+		}
+	}
+	rows, err := s.pool.Query(ctx, query, streamID, from, opts.Max)
+	if err != nil {
+		return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	defer rows.Close()
+	slice := StreamSlice{StreamID: streamID, Version: -1}
+	for rows.Next() {
+		var (
+			version int64
+			e       nullableEvent
+		)
+		if err := rows.Scan(append([]any{&version}, e.targets()...)...); err != nil {
+			return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, err)
+		}
+		slice.Version = version
+		if ev, ok := e.event(); ok {
+			slice.Events = append(slice.Events, ev)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	if slice.Version < 0 {
+		return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, ErrStreamNotFound)
+	}
+	return slice, nil
+}
+
+// Stream returns a stream's id and version, or ErrStreamNotFound.
+func (s *Store) Stream(ctx context.Context, streamID string) (StreamInfo, error) {
+	if err := validateName("streamId", streamID, MaxStreamIDLen); err != nil {
+		return StreamInfo{}, err
+	}
+	info := StreamInfo{ID: streamID}
+	err := s.pool.QueryRow(ctx, `SELECT version FROM streams WHERE stream_id = $1`, streamID).Scan(&info.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return StreamInfo{}, fmt.Errorf("stream %s: %w", streamID, ErrStreamNotFound)
+	}
+	if err != nil {
+		return StreamInfo{}, fmt.Errorf("stream %s: %w", streamID, err)
+	}
+	return info, nil
+}
+
+// ReadAllOptions selects events in the global order.
+type ReadAllOptions struct {
+	// After is the position to read after (exclusive); the zero Position reads from the start.
+	After Position
+	// Max is the most events to return: 1 to the store's MaxReadCount.
+	Max int
+	// Category, when set, keeps only events of streams in that category.
+	Category string
+	// Types, when set, keeps only events of these types.
+	Types []string
+}
+
+// Reads of the global order see only events of transactions older than the oldest transaction
+// still running when the read's snapshot was taken (its xmin). All of those have ended, so no
+// event can ever commit behind a position a reader has passed: readers see no gaps, no
+// duplicates, and all in the same order. The cost is that a long-running transaction anywhere in
+// the cluster holds back what readers can see (never what they eventually get). docs/design.md
+// has the reasoning and the alternatives.
+const (
+	readAllHead = `SELECT ` + eventColumns + `
+FROM events e
+WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
+  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
+	readAllTail        = "\nORDER BY e.transaction_id, e.position\nLIMIT $3"
+	readAllSQL         = readAllHead + readAllTail
+	readAllCategorySQL = readAllHead + "\n  AND e.category = $4" + readAllTail
+	readAllTypesSQL    = readAllHead + "\n  AND e.type = ANY($4::text[])" + readAllTail
+	readAllCatTypesSQL = readAllHead + "\n  AND e.category = $4 AND e.type = ANY($5::text[])" + readAllTail
+)
+
+// ReadAll reads events of every stream in the global order, after opts.After. Paging with the
+// position of the last event returned walks every event exactly once, while writers are busy
+// too. Reads run in their own snapshot and never block writers.
+func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEvent, error) {
+	if err := s.checkMax(opts.Max); err != nil {
+		return nil, err
+	}
+	if opts.Category != "" {
+		if err := validateName("category", opts.Category, MaxStreamIDLen); err != nil {
+			return nil, err
+		}
+	}
+	for i, t := range opts.Types {
+		if err := validateName(fmt.Sprintf("types[%d]", i), t, MaxEventTypeLen); err != nil {
+			return nil, err
+		}
+	}
+	args := []any{opts.After.tx, opts.After.seq, opts.Max}
+	var query string
+	switch {
+	case opts.Category != "" && len(opts.Types) > 0:
+		query, args = readAllCatTypesSQL, append(args, opts.Category, opts.Types)
+	case opts.Category != "":
+		query, args = readAllCategorySQL, append(args, opts.Category)
+	case len(opts.Types) > 0:
+		query, args = readAllTypesSQL, append(args, opts.Types)
+	default:
+		query = readAllSQL
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read all: %w", err)
+	}
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RecordedEvent, error) {
+		var e RecordedEvent
+		err := r.Scan(&e.Position.tx, &e.Position.seq, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, &e.Data, &e.Metadata, &e.RecordedAt)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read all: %w", err)
+	}
+	return events, nil
+}
+
+func (s *Store) checkMax(n int) error {
+	if n < 1 || n > s.opts.MaxReadCount {
+		return &ValidationError{Field: "maxCount", Reason: fmt.Sprintf("%d is outside 1..%d", n, s.opts.MaxReadCount)}
+	}
+	return nil
+}

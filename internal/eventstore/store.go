@@ -1,0 +1,99 @@
+// Package eventstore keeps Strata's append-only log of events in PostgreSQL: appends with an
+// optimistic concurrency check, reads of one stream by version, and reads of every stream in one
+// global order that no reader can see with a gap, whatever order concurrent writers commit in.
+//
+// The store knows nothing of aggregates, projections, subscriptions or GraphQL.
+package eventstore
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Default limits; see Options.
+const (
+	DefaultMaxEventsPerAppend = 1000
+	DefaultMaxEventSize       = 1 << 20 // bytes of data plus metadata
+	DefaultMaxReadCount       = 10000
+	MaxStreamIDLen            = 256 // bytes
+	MaxEventTypeLen           = 256 // bytes
+)
+
+// Options sets the store's limits. Zero fields take the defaults.
+type Options struct {
+	MaxEventsPerAppend int // events in one Append call
+	MaxEventSize       int // bytes of one event's data plus metadata
+	MaxReadCount       int // events returned by one read
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxEventsPerAppend <= 0 {
+		o.MaxEventsPerAppend = DefaultMaxEventsPerAppend
+	}
+	if o.MaxEventSize <= 0 {
+		o.MaxEventSize = DefaultMaxEventSize
+	}
+	if o.MaxReadCount <= 0 {
+		o.MaxReadCount = DefaultMaxReadCount
+	}
+	return o
+}
+
+// Store is the event store on one PostgreSQL database. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	opts Options
+}
+
+// New returns a Store on pool, whose database must be migrated (package migrations).
+func New(pool *pgxpool.Pool, opts Options) *Store {
+	return &Store{pool: pool, opts: opts.withDefaults()}
+}
+
+// Limits returns the limits in force, defaults filled in.
+func (s *Store) Limits() Options { return s.opts }
+
+// EventData is an event to append.
+type EventData struct {
+	// ID identifies the event; the zero UUID asks the store to make one. Supplying it makes a
+	// retried Append idempotent.
+	ID uuid.UUID
+	// Type names what happened, e.g. "OrderPaid".
+	Type string
+	// SchemaVersion is the version of Data's shape; 0 means 1.
+	SchemaVersion int
+	// Data is the payload: a JSON object.
+	Data json.RawMessage
+	// Metadata is a JSON object, or nil for {}. By convention it carries "correlationId",
+	// "causationId" and "actor" when the caller knows them.
+	Metadata json.RawMessage
+}
+
+// RecordedEvent is an event as stored.
+type RecordedEvent struct {
+	ID            uuid.UUID
+	StreamID      string
+	Version       int64 // 1-based within the stream
+	Position      Position
+	Type          string
+	SchemaVersion int
+	Data          json.RawMessage
+	Metadata      json.RawMessage
+	// RecordedAt is the start time of the transaction that appended the event (PostgreSQL's
+	// now()): events of one append share it, and it is not necessarily in global order.
+	RecordedAt time.Time
+}
+
+// Category returns the part of a stream id before its first '-': "order-123" is in "order".
+// A stream id without '-' is its own category.
+func Category(streamID string) string {
+	for i := 0; i < len(streamID); i++ {
+		if streamID[i] == '-' {
+			return streamID[:i]
+		}
+	}
+	return streamID
+}
