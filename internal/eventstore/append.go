@@ -57,8 +57,77 @@ type AppendResult struct {
 	Repeated bool
 }
 
-const appendSQL = `SELECT ok, version, transaction_id, positions, recorded_at
-FROM strata_append($1, $2, $3, $4, $5, $6, $7)`
+// An append is one statement, so it commits whole or not at all, in one round trip.
+//
+// Appends to one stream take turns on a transaction-scoped advisory lock keyed by the stream id,
+// and take it before the transaction writes anything. A transaction gets its id at its first
+// write, so an append that waited for another always gets a younger transaction id, and the
+// global (transaction_id, position) order keeps every stream's events in version order. A row
+// lock on streams would not do: a transaction takes its id before it waits for a row lock, so
+// the waiter could hold the older id and be read first. The lock CTE feeds the row the streams
+// write needs, so the write cannot start before the lock is held.
+//
+// The stream row is then written in a way that sees the newest committed version even though the
+// statement's snapshot predates the wait: ON CONFLICT DO UPDATE, and UPDATE (which re-checks its
+// WHERE against the newest row version). When the expected version does not match, no stream
+// row comes back, nothing is inserted and the statement returns no rows.
+//
+// Appends to different streams never wait for each other, but for a rare hash collision, which
+// only makes two appends take turns. 1398031425 is Strata's class of advisory locks.
+const (
+	lockStream = `WITH lock AS (SELECT pg_advisory_xact_lock(1398031425, hashtext($1))),
+stream AS (`
+	// $2 is NULL: any version. $3 is the number of events.
+	upsertStream = `
+	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint IS NULL
+	ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $3, updated_at = now()
+	RETURNING s.version - $3 AS prev
+)`
+	// $2 is 0: the stream must not exist, and a unique violation on streams_pkey says it does.
+	createStream = `
+	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint = 0
+	RETURNING 0::bigint AS prev
+)`
+	// $2 is the expected version, at least 1.
+	updateStream = `
+	UPDATE streams AS s SET version = s.version + $3, updated_at = now()
+	FROM lock WHERE s.stream_id = $1 AND s.version = $2
+	RETURNING s.version - $3 AS prev
+)`
+	// One event: scalars are cheaper to encode and to plan than one-element arrays.
+	insertOne = `
+INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
+SELECT $4, $1, stream.prev + 1, $5, $6, $7, $8 FROM stream
+RETURNING version, transaction_id, ARRAY[position], recorded_at`
+	// Many events come back as one row: the first version and the positions in version order.
+	// With no stream row (a version mismatch) the row holds NULLs.
+	insertMany = `,
+inserted AS (
+	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
+	SELECT e.event_id, $1, stream.prev + e.ord, e.type, e.schema_version, e.data, e.metadata
+	FROM stream, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[])
+	     WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, ord)
+	RETURNING version, transaction_id, position, recorded_at
+)
+SELECT min(version), (array_agg(transaction_id))[1], array_agg(position ORDER BY version), min(recorded_at) FROM inserted`
+
+	streamVersionSQL = `SELECT coalesce((SELECT version FROM streams WHERE stream_id = $1), 0)`
+)
+
+// appendSQL returns the statement for an append of n events with the expected version e.
+func appendSQL(e ExpectedVersion, n int) string {
+	stream := upsertStream
+	if v, ok := e.Value(); ok {
+		stream = updateStream
+		if v == 0 {
+			stream = createStream
+		}
+	}
+	if n == 1 {
+		return lockStream + stream + insertOne
+	}
+	return lockStream + stream + insertMany
+}
 
 // Append appends events to the end of the stream streamID, all or none, if the stream is at the
 // expected version. On a version mismatch it returns a *WrongExpectedVersionError carrying the
@@ -67,52 +136,80 @@ FROM strata_append($1, $2, $3, $4, $5, $6, $7)`
 // retries safely. Bad input is refused with a *ValidationError before anything is sent.
 //
 // Append takes no global lock and sends no notification: appends to different streams run in
-// parallel, appends to one stream queue on that stream's row.
+// parallel, appends to one stream take turns.
 func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (AppendResult, error) {
 	in, err := s.prepare(streamID, expected, events)
 	if err != nil {
 		return AppendResult{}, err
 	}
-	var expectedArg *int64
-	if v, ok := expected.Value(); ok {
-		expectedArg = &v
+	// A stream created after this statement's snapshot was taken is invisible to UPDATE; when
+	// that makes an append with expected version N miss a stream that is at N, a new statement
+	// (a new snapshot) settles it.
+	for attempt := 1; ; attempt++ {
+		res, found, err := s.insert(ctx, streamID, expected, in)
+		if err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) {
+				switch {
+				case pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key":
+					return s.repeated(ctx, streamID, expected, in, nil)
+				case len(pgErr.Code) == 5 && pgErr.Code[:2] == "22": // data exception: PostgreSQL refused a value
+					return AppendResult{}, &ValidationError{Field: "events", Reason: pgErr.Message}
+				}
+			}
+			return AppendResult{}, fmt.Errorf("append to %s: %w", streamID, err)
+		}
+		if found {
+			return res, nil
+		}
+		var actual int64
+		if err := s.pool.QueryRow(ctx, streamVersionSQL, streamID).Scan(&actual); err != nil {
+			return AppendResult{}, fmt.Errorf("append to %s: read version after a conflict: %w", streamID, err)
+		}
+		if want, _ := expected.Value(); actual == want && attempt < 3 {
+			continue
+		}
+		conflict := &WrongExpectedVersionError{StreamID: streamID, Expected: expected.version, Actual: actual}
+		return s.repeated(ctx, streamID, expected, in, conflict)
 	}
+}
 
+// insert runs the append statement. found is false when the expected version did not match.
+func (s *Store) insert(ctx context.Context, streamID string, expected ExpectedVersion, in appendInput) (AppendResult, bool, error) {
+	n := len(in.ids)
+	var expArg *int64
+	if v, ok := expected.Value(); ok {
+		expArg = &v
+	}
+	args := []any{streamID, expArg, n, in.ids, in.types, in.schemaVersions, in.data, in.metadata}
+	if n == 1 {
+		args = []any{streamID, expArg, n, in.ids[0], in.types[0], in.schemaVersions[0], in.data[0], in.metadata[0]}
+	}
 	var (
-		ok        bool
-		version   int64
-		tx        *uint64 // NULL on a conflict, as are positions and at
+		first     *int64 // NULL, or no row at all, when nothing was appended
+		tx        *uint64
 		positions []int64
 		at        *time.Time
 	)
-	err = s.pool.QueryRow(ctx, appendSQL, streamID, expectedArg, in.ids, in.types, in.schemaVersions, in.data, in.metadata).
-		Scan(&ok, &version, &tx, &positions, &at)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			switch {
-			case pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key":
-				return s.repeated(ctx, streamID, expected, in, nil)
-			case len(pgErr.Code) == 5 && pgErr.Code[:2] == "22": // data exception: PostgreSQL refused a value
-				return AppendResult{}, &ValidationError{Field: "events", Reason: pgErr.Message}
-			}
-		}
-		return AppendResult{}, fmt.Errorf("append to %s: %w", streamID, err)
+	err := s.pool.QueryRow(ctx, appendSQL(expected, n), args...).Scan(&first, &tx, &positions, &at)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows),
+		errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "streams_pkey":
+		return AppendResult{}, false, nil
+	case err != nil:
+		return AppendResult{}, false, err
+	case first == nil:
+		return AppendResult{}, false, nil
+	case tx == nil || at == nil || len(positions) != n:
+		return AppendResult{}, false, fmt.Errorf("stored %d events, sent %d", len(positions), n)
 	}
-	if !ok {
-		conflict := &WrongExpectedVersionError{StreamID: streamID, Expected: expected.version, Actual: version}
-		return s.repeated(ctx, streamID, expected, in, conflict)
-	}
-	if len(positions) != len(events) || tx == nil || at == nil {
-		return AppendResult{}, fmt.Errorf("append to %s: stored %d events, sent %d", streamID, len(positions), len(events))
-	}
-	res := AppendResult{StreamID: streamID, NextExpectedVersion: version, Events: make([]RecordedEvent, len(events))}
-	first := version - int64(len(events)) + 1
-	for i := range events {
+	res := AppendResult{StreamID: streamID, Events: make([]RecordedEvent, n)}
+	for i := range res.Events {
 		res.Events[i] = RecordedEvent{
 			ID:            in.ids[i],
 			StreamID:      streamID,
-			Version:       first + int64(i),
+			Version:       *first + int64(i),
 			Position:      Position{tx: *tx, seq: positions[i]},
 			Type:          in.types[i],
 			SchemaVersion: int(in.schemaVersions[i]),
@@ -121,8 +218,9 @@ func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVe
 			RecordedAt:    *at,
 		}
 	}
-	res.Position = res.Events[len(events)-1].Position
-	return res, nil
+	res.NextExpectedVersion = *first + int64(n) - 1
+	res.Position = res.Events[n-1].Position
+	return res, true, nil
 }
 
 // appendInput is a validated append in the column-wise form strata_append takes.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/eventstore"
@@ -186,10 +187,18 @@ func TestReadAllHoldsBackBehindOpenTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = slow.Rollback(ctx) }()
-	appendInTx := `SELECT ok FROM strata_append($1, NULL, ARRAY[$2::uuid], ARRAY['Slow'], ARRAY[1], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb])`
-	if _, err := slow.Exec(ctx, appendInTx, "order-slow", uuid.New()); err != nil {
-		t.Fatal(err)
+	// what an append writes, in a transaction the test controls
+	appendInTx := func(tx pgx.Tx, stream string) {
+		t.Helper()
+		if _, err := tx.Exec(ctx, `INSERT INTO streams (stream_id, version) VALUES ($1, 1)`, stream); err != nil {
+			t.Fatal(err)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO events (event_id, stream_id, version, type, data) VALUES ($1, $2, 1, 'Slow', '{}')`, uuid.New(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
+	appendInTx(slow, "order-slow")
 	fast := mustAppend(t, s, "order-fast", eventstore.NoStream(), ev("Fast", `{}`))
 
 	// the reader pages as a client would: from its cursor
@@ -233,9 +242,7 @@ func TestReadAllHoldsBackBehindOpenTransactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := aborted.Exec(ctx, appendInTx, "order-aborted", uuid.New()); err != nil {
-		t.Fatal(err)
-	}
+	appendInTx(aborted, "order-aborted")
 	mustAppend(t, s, "order-after", eventstore.NoStream(), ev("After", `{}`))
 	if err := aborted.Rollback(ctx); err != nil {
 		t.Fatal(err)

@@ -452,3 +452,8 @@ func TestAppendIsAtomic(t *testing.T) {
 }
 
 func asValidation(err error, target **eventstore.ValidationError) bool { return errors.As(err, target) }
+
+func dbtestPool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	return dbtest.PoolFor(tb, dbtest.URL(tb), 16)
+}

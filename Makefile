@@ -1,0 +1,28 @@
+# Strata's everyday commands. Each is one short line; README.md explains them.
+GOLANGCI_LINT_VERSION := v2.15.0
+BASELINE ?= ../shared/tools/pg-baseline.sh
+
+.PHONY: run test generate lint bench build
+
+run: ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
+	go run ./cmd/strata serve
+
+test: ## the whole test suite, against real PostgreSQL
+	go test -race -count=1 -timeout 30m ./...
+
+generate: ## regenerate generated code (CI fails if this changes anything)
+	go generate ./...
+
+lint: ## gofmt, go vet and golangci-lint (pinned)
+	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	go vet ./...
+	go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+
+build:
+	go build -o bin/strata ./cmd/strata
+
+bench: build ## append benchmark next to the raw PostgreSQL baseline (needs DATABASE_URL)
+	$(BASELINE) "$$DATABASE_URL"
+	./bin/strata bench append --writers 8 --batch 1 --duration 10s
+	./bin/strata bench append --writers 8 --batch 100 --duration 10s
+	./bin/strata bench append --writers 8 --batch 1 --hot 4 --duration 10s
