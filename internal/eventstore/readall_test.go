@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/eventstore"
 )
@@ -222,6 +221,20 @@ func TestReadAllHoldsBackBehindOpenTransactions(t *testing.T) {
 	if len(seen) != 0 {
 		t.Fatalf("read %v while an older transaction is still open", summary(seen))
 	}
+	// operators can see who holds the global order back
+	var slowPID int
+	if err := slow.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&slowPID); err != nil {
+		t.Fatal(err)
+	}
+	holders, err := s.HeldBackBy(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(holders, func(h eventstore.Holder) bool {
+		return h.PID == slowPID && h.State == "idle in transaction" && !h.Since.IsZero()
+	}) {
+		t.Errorf("HeldBackBy = %+v, lacks the open transaction of pid %d", holders, slowPID)
+	}
 	// the fast event is visible to stream reads at once; only the global order waits
 	if slice, err := s.ReadStream(ctx, "order-fast", eventstore.ReadStreamOptions{Max: 1}); err != nil || len(slice.Events) != 1 {
 		t.Fatalf("stream read of the committed event: %v, %v", slice, err)
@@ -388,13 +401,4 @@ func TestReadAllNoGapsUnderConcurrentWriters(t *testing.T) {
 		}
 	}
 	t.Logf("%d events by %d writers, read by %d readers, each exactly once and in one order", len(want), writers, readers)
-}
-
-func poolCount(t *testing.T, pool *pgxpool.Pool, sql string) int {
-	t.Helper()
-	var n int
-	if err := pool.QueryRow(context.Background(), sql).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }

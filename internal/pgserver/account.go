@@ -123,7 +123,7 @@ func childEnv(acct *account) []string {
 // it also checks that acct can reach the directory and gives it an empty directory owned by root,
 // which is what a fresh one is.
 func prepareDir(dir string, acct *account) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil { //nolint:gosec // the server's user must reach the data dir when we run as root
 		return "", fmt.Errorf("data dir %s: %w", dir, err)
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {

@@ -267,7 +267,7 @@ func (r runner) initdbIfNeeded(ctx context.Context, logger *slog.Logger, logFile
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (initdb: %v)", context.Cause(ctx), err)
+			err = fmt.Errorf("%w (initdb: %w)", context.Cause(ctx), err)
 		}
 		return fmt.Errorf("initdb %s: %w; its output ends with:\n%s", r.dir, err, lastLines(out.Bytes(), logTailLines))
 	}
@@ -433,7 +433,7 @@ func freePort(ctx context.Context) (int, error) {
 // openLog opens the log for appending, creating it (and its directory) when missing. A log we
 // create as root is handed to the server's user, so the cluster stays usable without root.
 func openLog(path string, acct *account) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // the server's user must reach it when we run as root
 		return nil, fmt.Errorf("log file %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)

@@ -1,0 +1,49 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Holder is a transaction that holds back the global order: until it ends, ReadAll returns no
+// event appended by a younger transaction, in any database of the PostgreSQL cluster.
+type Holder struct {
+	PID      int    // server process id; 0 for a prepared transaction
+	Database string // database of the session
+	User     string
+	State    string    // pg_stat_activity state, e.g. "idle in transaction"; "prepared" for 2PC
+	Since    time.Time // when the transaction began (prepared: when it was prepared)
+	GID      string    // a prepared transaction's global id
+}
+
+const heldBackBySQL = `
+SELECT pid, coalesce(datname, ''), coalesce(usename, ''), coalesce(state, ''), xact_start, '' AS gid, age(backend_xid) AS age
+FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND xact_start IS NOT NULL
+UNION ALL
+SELECT 0, database, owner, 'prepared', prepared, gid, age(transaction) FROM pg_prepared_xacts
+ORDER BY age DESC
+LIMIT $1`
+
+// HeldBackBy lists up to limit transactions that hold back the global order, oldest first. Short
+// ones come and go with every append; one that stays at the top is what an operator looks for
+// when events are slow to reach readers. Sessions of other users show only when the database
+// role may see them (pg_read_all_stats).
+func (s *Store) HeldBackBy(ctx context.Context, limit int) ([]Holder, error) {
+	rows, err := s.pool.Query(ctx, heldBackBySQL, limit)
+	if err != nil {
+		return nil, fmt.Errorf("held back by: %w", err)
+	}
+	holders, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Holder, error) {
+		var h Holder
+		var age int64
+		err := r.Scan(&h.PID, &h.Database, &h.User, &h.State, &h.Since, &h.GID, &age)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("held back by: %w", err)
+	}
+	return holders, nil
+}
