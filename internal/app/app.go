@@ -15,7 +15,7 @@ import (
 	"github.com/strata-es/strata/internal/config"
 )
 
-// errUsage marks a command line that could not be understood; the usage was printed.
+// errUsage marks a command line that could not be understood; what was wrong has been printed.
 var errUsage = errors.New("usage")
 
 type command struct {
@@ -101,6 +101,7 @@ func parse(env *environment, name string, args []string, register func(*config.C
 		return cfg, fs, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
+		fmt.Fprintf(env.stderr, "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
 		return cfg, fs, fmt.Errorf("%w: unexpected arguments %s", errUsage, strings.Join(fs.Args(), " "))
 	}
 	if err := cfg.Validate(); err != nil {

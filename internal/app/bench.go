@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +33,10 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
 	logger := newLogger(cfg, env.stderr)
 	serverURL, cluster, err := startCluster(ctx, cfg, logger)
 	if err != nil {
@@ -42,16 +45,12 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 	if cluster != nil {
 		defer (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger)
 	}
-	benchURL, drop, err := scratchDatabase(ctx, serverURL, scratch)
+	poolCfg, drop, err := scratchDatabase(ctx, serverURL, scratch)
 	if err != nil {
 		return err
 	}
 	defer drop()
 
-	poolCfg, err := pgxpool.ParseConfig(benchURL)
-	if err != nil {
-		return fmt.Errorf("database url: %w", err)
-	}
 	poolCfg.MaxConns = int32(min(opts.Writers, 1<<15)) //nolint:gosec // bounded
 	poolCfg.MinConns = poolCfg.MaxConns
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
@@ -93,39 +92,39 @@ func warmUp(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	return nil
 }
 
-// scratchDatabase (re)creates the database name on the server at serverURL and returns its URL
-// and a function that drops it. An empty name benchmarks the server's own database in place.
-func scratchDatabase(ctx context.Context, serverURL, name string) (string, func(), error) {
+// scratchDatabase (re)creates the database name on the server at serverURL and returns a pool
+// configuration for it and a function that drops it. An empty name benchmarks the server's own
+// database in place.
+func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Config, func(), error) {
+	poolCfg, err := pgxpool.ParseConfig(serverURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("database url: %w", err)
+	}
 	if name == "" {
-		return serverURL, func() {}, nil
+		return poolCfg, func() {}, nil
 	}
 	conn, err := pgx.Connect(ctx, serverURL)
 	if err != nil {
-		return "", nil, fmt.Errorf("connect to %s: %w", redactURL(serverURL), err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", describeDB(serverURL), err)
 	}
 	ident := pgx.Identifier{name}.Sanitize()
-	exec := func(ctx context.Context, sql string) error {
-		_, err := conn.Exec(ctx, sql)
+	drop := func(ctx context.Context) error {
+		_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
 		return err
 	}
-	if err := exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+	if err := drop(ctx); err != nil {
 		_ = conn.Close(ctx)
-		return "", nil, fmt.Errorf("scratch database: %w", err)
+		return nil, nil, fmt.Errorf("scratch database: %w", err)
 	}
-	if err := exec(ctx, "CREATE DATABASE "+ident); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		_ = conn.Close(ctx)
-		return "", nil, fmt.Errorf("scratch database: %w", err)
+		return nil, nil, fmt.Errorf("scratch database: %w", err)
 	}
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		_ = conn.Close(ctx)
-		return "", nil, fmt.Errorf("database url: %w", err)
-	}
-	u.Path = "/" + name
-	drop := func() {
+	poolCfg.ConnConfig.Database = name
+	cleanup := func() {
 		c := context.WithoutCancel(ctx)
-		_ = exec(c, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
+		_ = drop(c)
 		_ = conn.Close(c)
 	}
-	return u.String(), drop, nil
+	return poolCfg, cleanup, nil
 }

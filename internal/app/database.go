@@ -66,7 +66,7 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		return db, fmt.Errorf("connect: %w", err)
 	}
 	if err := db.pool.Ping(ctx); err != nil {
-		return db, fmt.Errorf("connect to %s: %w", redactURL(url), err)
+		return db, fmt.Errorf("connect to %s: %w", describeDB(url), err)
 	}
 	if err := applyMigrations(ctx, db.pool, logger); err != nil {
 		return db, err

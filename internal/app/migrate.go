@@ -15,7 +15,7 @@ func migrateCmd(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	db.close(ctx, cfg, logger)
+	db.close(context.WithoutCancel(ctx), cfg, logger) // a Ctrl-C now must not turn a clean stop into a crash
 	fmt.Fprintln(env.stdout, "migrations applied")
 	return nil
 }

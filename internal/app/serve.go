@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -38,7 +37,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", redactURL(db.url))
+	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -100,12 +99,4 @@ func ready(ctx context.Context, db *database) error {
 		return errors.New("migrations pending")
 	}
 	return nil
-}
-
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable url)"
-	}
-	return p.Redacted()
 }

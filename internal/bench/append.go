@@ -47,6 +47,24 @@ type AppendResult struct {
 	MaxMs         float64 `json:"max_ms"`
 }
 
+// Validate checks the options before anything runs.
+func (o AppendOptions) Validate() error {
+	var errs []error
+	if o.Writers < 1 || o.Writers > 10000 {
+		errs = append(errs, fmt.Errorf("--writers must be from 1 to 10000, not %d", o.Writers))
+	}
+	if o.Batch < 1 {
+		errs = append(errs, fmt.Errorf("--batch must be at least 1, not %d", o.Batch))
+	}
+	if o.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("--duration must be positive, not %s", o.Duration))
+	}
+	if o.Hot < 0 {
+		errs = append(errs, fmt.Errorf("--hot must not be negative, not %d", o.Hot))
+	}
+	return errors.Join(errs...)
+}
+
 // The payloads match pg-baseline.sh's rows, so the comparison is of like with like.
 const (
 	singlePayload = `{"orderId":"o1","items":[{"sku":"A","qty":2,"price":9.99}],"customer":"c-123"}`
@@ -56,8 +74,8 @@ const (
 // Append runs the benchmark against store. Appends that fail for any reason but a version
 // conflict are counted in Errors, and the first of them is returned with the result.
 func Append(ctx context.Context, store *eventstore.Store, opts AppendOptions) (AppendResult, error) {
-	if opts.Writers < 1 || opts.Batch < 1 || opts.Duration <= 0 || opts.Hot < 0 {
-		return AppendResult{}, fmt.Errorf("bench: need writers ≥ 1, batch ≥ 1, duration > 0, hot ≥ 0; got %+v", opts)
+	if err := opts.Validate(); err != nil {
+		return AppendResult{}, err
 	}
 	events := make([]eventstore.EventData, opts.Batch)
 	for i := range events {

@@ -67,6 +67,7 @@ func (f *FlagSet) register(p flag.Value, name, env, usage string) {
 	}
 	f.settings = append(f.settings, Setting{Flag: name, Env: env, Default: def, Usage: usage})
 	f.Var(p, name, fmt.Sprintf("%s (env %s)", usage, env))
+	f.Lookup(name).DefValue = def // --help shows the built-in default, not the environment's value
 }
 
 // String registers a string setting.
@@ -91,6 +92,7 @@ func (f *FlagSet) Duration(p *time.Duration, name, env string, def time.Duration
 // given on the command line wins over its variable.
 func (f *FlagSet) Parse(args []string) error {
 	if f.envErr != nil {
+		fmt.Fprintln(f.Output(), f.envErr)
 		return f.envErr
 	}
 	return f.FlagSet.Parse(args)
@@ -139,8 +141,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--data-dir must be set when --database-url is empty"))
 	}
 	if c.Addr != "" {
-		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("--addr %q: %w", c.Addr, err))
+		} else if _, err := strconv.ParseUint(port, 10, 16); port != "" && err != nil {
+			errs = append(errs, fmt.Errorf("--addr %q: port must be a number from 0 to 65535", c.Addr))
 		}
 	}
 	return errors.Join(errs...)
@@ -184,8 +188,8 @@ type levelValue struct{ l *slog.Level }
 
 func (v levelValue) Set(s string) error { return v.l.UnmarshalText([]byte(s)) }
 func (v levelValue) String() string {
-	if v.l == nil { // flag's zero-value probe for --help
-		return "info"
+	if v.l == nil { // flag's zero-value probe: "" so that --help shows the default
+		return ""
 	}
 	return strings.ToLower(v.l.String())
 }

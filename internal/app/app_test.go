@@ -1,0 +1,483 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	"go.uber.org/goleak"
+
+	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/migrations"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// verifyNoLeaks fails t if goroutines started after this call outlive t and its subtests.
+// Top-level parallel tests run only once every sequential one has finished, so a sequential
+// test that calls this sees no goroutine but its own.
+func verifyNoLeaks(t *testing.T) {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
+// syncBuffer is a bytes.Buffer that the command's goroutines may write while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// envOf returns a getenv that sees only vars: the test's own environment never leaks in.
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// unreachableURL names a server that cannot answer, so that a command that should have failed
+// before connecting fails differently, and quickly, should it try.
+const unreachableURL = "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"
+
+func TestCommandLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantCode   int
+		wantStderr []string
+	}{
+		{"no command", nil, nil, 2, []string{"usage", "serve", "migrate", "bench"}},
+		{"unknown command", []string{"frobnicate"}, nil, 2, []string{`"frobnicate"`}},
+		{"help", []string{"help"}, nil, 0, []string{"serve", "migrate", "bench"}},
+		// Go's flag package prints flags with one dash; both spellings are accepted.
+		{"serve help", []string{"serve", "--help"}, nil, 0, []string{"-addr", "-database-url", "DATABASE_URL", "STRATA_ADDR"}},
+		{"bad log format flag", []string{"serve", "--addr", "127.0.0.1:0", "--log-format", "xml"},
+			map[string]string{"DATABASE_URL": unreachableURL}, 1, []string{"--log-format", "xml"}},
+		{"bad log format from environment", []string{"serve", "--addr", "127.0.0.1:0"},
+			map[string]string{"DATABASE_URL": unreachableURL, "STRATA_LOG_FORMAT": "xml"}, 1, []string{"--log-format", "xml"}},
+		{"unknown flag", []string{"migrate", "--frobnicate"}, map[string]string{"DATABASE_URL": unreachableURL}, 2, []string{"frobnicate"}},
+		{"bench without subcommand", []string{"bench"}, nil, 2, []string{"bench append"}},
+		{"bench with unknown subcommand", []string{"bench", "read"}, nil, 2, []string{"bench append"}},
+		{"extra arguments", []string{"migrate", "now"}, map[string]string{"DATABASE_URL": unreachableURL}, 2, []string{"unexpected arguments: now"}},
+		{"bad environment value", []string{"migrate"}, map[string]string{"DATABASE_URL": unreachableURL, "STRATA_DB_MAX_CONNS": "abc"}, 2, []string{"STRATA_DB_MAX_CONNS"}},
+		{"bad bench options", []string{"bench", "append", "--writers", "0", "--batch", "0"}, map[string]string{"DATABASE_URL": unreachableURL}, 2, []string{"--writers", "--batch"}},
+		{"port out of range", []string{"serve", "--addr", "127.0.0.1:99999"}, map[string]string{"DATABASE_URL": unreachableURL}, 1, []string{"--addr", "65535"}},
+		// --help shows the built-in default, not the value the environment supplied
+		{"help with environment", []string{"serve", "--help"}, map[string]string{"STRATA_ADDR": "10.9.8.7:1234"}, 0, []string{"(default 127.0.0.1:8080)", "(default info)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			code := Main(ctx, tc.args, &stdout, &stderr, envOf(tc.env))
+			if code != tc.wantCode {
+				t.Errorf("strata %s exited %d, want %d; stderr:\n%s", strings.Join(tc.args, " "), code, tc.wantCode, stderr.String())
+			}
+			for _, want := range tc.wantStderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr does not mention %q:\n%s", want, stderr.String())
+				}
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout = %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+// Run's error names the variable too (TestCommandLine checks what Main prints).
+func TestBadEnvironmentValueFailsNamingTheVariable(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"serve", "--addr", "127.0.0.1:0"}, {"migrate"}} {
+		t.Run(args[0], func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			env := envOf(map[string]string{"DATABASE_URL": unreachableURL, "STRATA_DB_MAX_CONNS": "abc"})
+			var stdout, stderr bytes.Buffer
+			err := Run(ctx, args, &stdout, &stderr, env)
+			if err == nil {
+				t.Fatal("Run succeeded with STRATA_DB_MAX_CONNS=abc")
+			}
+			if !strings.Contains(err.Error(), "STRATA_DB_MAX_CONNS") {
+				t.Errorf("error %q does not name STRATA_DB_MAX_CONNS", err)
+			}
+			if code := Main(ctx, args, &stdout, &stderr, env); code == 0 {
+				t.Error("Main exited 0 with STRATA_DB_MAX_CONNS=abc")
+			}
+		})
+	}
+}
+
+func pending(t *testing.T, url string) bool {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	p, err := migrations.Pending(t.Context(), db)
+	if err != nil {
+		t.Fatalf("Pending: %v", err)
+	}
+	return p
+}
+
+// Sequential, so that its leak check sees only its own goroutines.
+func TestMigrateCommand(t *testing.T) {
+	url := dbtest.EmptyURL(t)
+	if !pending(t, url) {
+		t.Fatal("Pending on an empty database = false, want true")
+	}
+	verifyNoLeaks(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	if err := Run(ctx, []string{"migrate"}, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": url})); err != nil {
+		t.Fatalf("strata migrate: %v; stderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "migrations applied") {
+		t.Errorf("stdout = %q, want it to say migrations applied", stdout.String())
+	}
+	if pending(t, url) {
+		t.Error("Pending after strata migrate = true, want false")
+	}
+}
+
+// benchResult is the JSON line `strata bench append` prints (docs/benchmarks.md).
+type benchResult struct {
+	Appends   int64   `json:"appends"`
+	Events    int64   `json:"events"`
+	Conflicts int64   `json:"conflicts"`
+	Errors    int64   `json:"errors"`
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+}
+
+// runBench runs `strata bench append` with args on a scratch database of its own, checks that it
+// printed exactly one JSON line and dropped the scratch database, and returns the line decoded,
+// both into a benchResult and field by field.
+func runBench(t *testing.T, args ...string) (benchResult, map[string]json.RawMessage) {
+	t.Helper()
+	admin := dbtest.AdminURL(t)
+	scratch := fmt.Sprintf("strata_bench_test_%016x", rand.Uint64())
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	t.Cleanup(func() { // only matters when the command failed to drop it
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{scratch}.Sanitize()+" WITH (FORCE)")
+			_ = c.Close(ctx)
+		}
+	})
+
+	var stdout, stderr syncBuffer
+	args = append([]string{"bench", "append", "--scratch-db", scratch}, args...)
+	if err := Run(ctx, args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
+		t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", scratch).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Errorf("scratch database %s still exists after the benchmark", scratch)
+	}
+
+	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("stdout has %d lines, want one JSON line:\n%s", len(lines), stdout.String())
+	}
+	var res benchResult
+	var fields map[string]json.RawMessage
+	for _, v := range []any{&res, &fields} {
+		if err := json.Unmarshal([]byte(lines[0]), v); err != nil {
+			t.Fatalf("stdout %q is not a JSON object: %v", lines[0], err)
+		}
+	}
+	for _, name := range []string{"appends", "events", "conflicts", "errors", "p50_ms", "p99_ms"} {
+		if _, ok := fields[name]; !ok {
+			t.Errorf("result %s has no field %q", lines[0], name)
+		}
+	}
+	return res, fields
+}
+
+// Sequential, so that its leak check sees only its own goroutines; its cases run in parallel.
+func TestBenchAppend(t *testing.T) {
+	verifyNoLeaks(t)
+	t.Run("fresh streams", func(t *testing.T) {
+		t.Parallel()
+		res, _ := runBench(t, "--writers", "2", "--batch", "3", "--duration", "1s")
+		if res.Appends <= 0 {
+			t.Errorf("appends = %d, want some", res.Appends)
+		}
+		if res.Events != res.Appends*3 {
+			t.Errorf("events = %d, want appends × batch = %d", res.Events, res.Appends*3)
+		}
+		if res.Errors != 0 {
+			t.Errorf("errors = %d, want 0", res.Errors)
+		}
+		if res.Conflicts != 0 {
+			t.Errorf("conflicts = %d, want 0: every append goes to a fresh stream", res.Conflicts)
+		}
+		if res.P50Ms <= 0 || res.P99Ms < res.P50Ms {
+			t.Errorf("p50 = %vms, p99 = %vms, want 0 < p50 ≤ p99", res.P50Ms, res.P99Ms)
+		}
+	})
+	t.Run("hot streams", func(t *testing.T) {
+		t.Parallel()
+		// Conflicts are likely with four writers on two streams, but not certain.
+		res, _ := runBench(t, "--hot", "2", "--writers", "4", "--batch", "1", "--duration", "1s")
+		if res.Appends <= 0 {
+			t.Errorf("appends = %d, want some", res.Appends)
+		}
+		if res.Events != res.Appends {
+			t.Errorf("events = %d, want appends = %d", res.Events, res.Appends)
+		}
+		if res.Errors != 0 {
+			t.Errorf("errors = %d, want 0 (conflicts are not errors)", res.Errors)
+		}
+	})
+}
+
+// freeAddr returns a 127.0.0.1 address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// newDataDir returns an empty directory, removed after the test, that the postgres user can
+// traverse when the tests run as root.
+func newDataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "strata-app-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// serveRun is a `strata serve` running in a goroutine of the test.
+type serveRun struct {
+	addr   string
+	stderr *syncBuffer
+	cancel context.CancelFunc
+	result chan error // Run's error, once it returns
+
+	once sync.Once
+	err  error
+}
+
+// startServe runs `strata serve` without DATABASE_URL on dir; the test's end stops it.
+func startServe(t *testing.T, dir string) *serveRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &serveRun{addr: freeAddr(t), stderr: &syncBuffer{}, cancel: cancel, result: make(chan error, 1)}
+	args := []string{"serve", "--addr", r.addr, "--data-dir", dir}
+	go func() { r.result <- Run(ctx, args, &syncBuffer{}, r.stderr, envOf(nil)) }()
+	t.Cleanup(func() { _ = r.stop(t) })
+	return r
+}
+
+// stop cancels the command's context and returns what Run returned; it fails t when Run takes
+// longer than 30s.
+func (r *serveRun) stop(t *testing.T) error {
+	t.Helper()
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case r.err = <-r.result:
+		case <-time.After(30 * time.Second):
+			r.err = errors.New("Run did not return within 30s of its context ending")
+			t.Errorf("%v; stderr:\n%s", r.err, r.stderr.String())
+		}
+	})
+	return r.err
+}
+
+// waitReady polls /healthz and /readyz until both answer 200, failing t if that takes over 60s
+// or serve exits first.
+func (r *serveRun) waitReady(t *testing.T) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		for {
+			status, err := get(t.Context(), client, "http://"+r.addr+path)
+			if err == nil && status == http.StatusOK {
+				break
+			}
+			select {
+			case runErr := <-r.result:
+				r.once.Do(func() { r.err = runErr })
+				t.Fatalf("serve exited before GET %s answered 200 (Run: %v); stderr:\n%s", path, runErr, r.stderr.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: no 200 within 60s (last: status %d, %v); stderr:\n%s", path, status, err, r.stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func get(ctx context.Context, client *http.Client, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// clusterPort reads the private cluster's port from its postmaster.pid (the fourth line).
+func clusterPort(t *testing.T, dataDir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "postgres", "postmaster.pid"))
+	if err != nil {
+		t.Fatalf("private cluster's pid file: %v", err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 4 {
+		t.Fatalf("postmaster.pid has %d lines, want at least 4:\n%s", len(lines), b)
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err != nil {
+		t.Fatalf("postmaster.pid port line %q: %v", lines[3], err)
+	}
+	return port
+}
+
+func clusterURL(port int) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=5", port)
+}
+
+// withStore runs f on an event store on the private cluster listening on port.
+func withStore(t *testing.T, port int, f func(context.Context, *eventstore.Store)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, clusterURL(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	f(ctx, eventstore.New(pool, eventstore.Options{}))
+}
+
+// checkClusterStopped fails t unless the cluster that listened on port is gone.
+func checkClusterStopped(t *testing.T, dataDir string, port int) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dataDir, "postgres", "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("postmaster.pid after serve returned: %v, want it gone (cluster stopped)", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, clusterURL(port))
+	if err == nil {
+		_ = conn.Close(ctx)
+		t.Errorf("connected to the private cluster on port %d after serve returned", port)
+	}
+}
+
+// Sequential, so that its leak check sees only the goroutines serve starts.
+func TestServeWithoutDatabaseURLStartsPrivateClusterAndReusesIt(t *testing.T) {
+	dir := newDataDir(t)
+	verifyNoLeaks(t)
+	event := eventstore.EventData{Type: "OrderPlaced", Data: json.RawMessage(`{"total": 42}`)}
+	var appended eventstore.AppendResult
+
+	first := startServe(t, dir)
+	first.waitReady(t)
+	port := clusterPort(t, dir)
+	withStore(t, port, func(ctx context.Context, store *eventstore.Store) {
+		var err error
+		appended, err = store.Append(ctx, "order-1", eventstore.NoStream(), []eventstore.EventData{event})
+		if err != nil {
+			t.Fatalf("append on the private cluster: %v", err)
+		}
+	})
+	if err := first.stop(t); err != nil {
+		t.Fatalf("first serve returned %v; stderr:\n%s", err, first.stderr.String())
+	}
+	checkClusterStopped(t, dir, port)
+	for _, want := range []string{"private postgres cluster", "initializing private postgres cluster"} {
+		if !strings.Contains(first.stderr.String(), want) {
+			t.Errorf("first serve's stderr does not mention %q:\n%s", want, first.stderr.String())
+		}
+	}
+
+	second := startServe(t, dir)
+	second.waitReady(t)
+	port = clusterPort(t, dir)
+	withStore(t, port, func(ctx context.Context, store *eventstore.Store) {
+		slice, err := store.ReadStream(ctx, "order-1", eventstore.ReadStreamOptions{Max: 10})
+		if err != nil {
+			t.Fatalf("read order-1 after restart: %v", err)
+		}
+		if len(slice.Events) != 1 || slice.Events[0].ID != appended.Events[0].ID || slice.Events[0].Type != event.Type {
+			t.Errorf("order-1 after restart = %+v, want the one event appended before (id %s)", slice.Events, appended.Events[0].ID)
+		}
+	})
+	if err := second.stop(t); err != nil {
+		t.Fatalf("second serve returned %v; stderr:\n%s", err, second.stderr.String())
+	}
+	checkClusterStopped(t, dir, port)
+	if strings.Contains(second.stderr.String(), "initializing private postgres cluster") {
+		t.Errorf("second serve initialised the cluster again instead of reusing it; stderr:\n%s", second.stderr.String())
+	}
+}
