@@ -1,6 +1,8 @@
 package pgserver
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -121,8 +123,10 @@ func childEnv(acct *account) []string {
 
 // prepareDir creates dir when missing (parents 0755, dir 0700) and returns its real path. As root
 // it also checks that acct can reach the directory and gives it an empty directory owned by root,
-// which is what a fresh one is.
-func prepareDir(dir string, acct *account) (string, error) {
+// which is what a fresh one is. A fresh dir that acct cannot reach (a clone under /root, say) is
+// replaced by a symbolic link to a directory under spareRoot, so `strata serve` works as root
+// wherever it is started and its data still sits, by name, under the working directory.
+func prepareDir(dir string, acct *account, spareRoot string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil { //nolint:gosec // the server's user must reach the data dir when we run as root
 		return "", fmt.Errorf("data dir %s: %w", dir, err)
 	}
@@ -144,7 +148,19 @@ func prepareDir(dir string, acct *account) (string, error) {
 		return resolved, nil
 	}
 	if err := checkReachable(resolved, acct); err != nil {
-		return "", err
+		moved, moveErr := relocate(dir, resolved, acct, spareRoot)
+		if moveErr != nil {
+			return "", errors.Join(err, moveErr)
+		}
+		if moved == "" {
+			return "", err
+		}
+		if resolved, err = filepath.EvalSymlinks(dir); err != nil {
+			return "", fmt.Errorf("data dir %s: %w", dir, err)
+		}
+		if st, err = os.Stat(resolved); err != nil {
+			return "", fmt.Errorf("data dir %s: %w", dir, err)
+		}
 	}
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok || sys.Uid != 0 {
@@ -162,6 +178,37 @@ func prepareDir(dir string, acct *account) (string, error) {
 		return "", fmt.Errorf("data dir %s: give it to user %s: %w", resolved, acct.name, err)
 	}
 	return resolved, nil
+}
+
+// relocate replaces dir, when it is an empty directory (a fresh cluster), with a symbolic link
+// to a directory of its own under spareRoot that acct can reach, and returns that directory. It
+// returns "" when dir holds data already: moving a cluster is for its owner to decide.
+func relocate(dir, resolved string, acct *account, spareRoot string) (string, error) {
+	if spareRoot == "" || resolved != dir {
+		return "", nil
+	}
+	empty, err := isEmptyDir(dir)
+	if err != nil || !empty {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(dir))
+	target := filepath.Join(spareRoot, hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(spareRoot, 0o755); err != nil { //nolint:gosec // the server's user must reach it
+		return "", fmt.Errorf("spare data dir %s: %w", spareRoot, err)
+	}
+	if err := checkReachable(target, acct); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("spare data dir %s: %w", target, err)
+	}
+	if err := os.Remove(dir); err != nil {
+		return "", fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	if err := os.Symlink(target, dir); err != nil {
+		return "", fmt.Errorf("data dir %s: link it to %s: %w", dir, target, err)
+	}
+	return target, nil
 }
 
 // checkReachable fails when acct cannot traverse one of dir's ancestors, naming the first that

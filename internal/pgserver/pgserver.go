@@ -43,6 +43,9 @@ const (
 	logTailLines = 20
 )
 
+// DefaultSpareRoot is Options.SpareRoot's default.
+const DefaultSpareRoot = "/var/lib/strata/clusters"
+
 // Options configures a private cluster.
 type Options struct {
 	// Dir is the data directory. It is created and initialised (initdb) when missing or empty,
@@ -56,6 +59,10 @@ type Options struct {
 	// <Dir>/postgres.log: the log then lives and dies with the cluster it describes, and nothing
 	// is written outside the data directory.
 	LogFile string
+	// SpareRoot is where, as root, a fresh data directory that the server's user cannot reach
+	// really lives: Dir becomes a symbolic link to a directory under it. Empty means
+	// DefaultSpareRoot.
+	SpareRoot string
 	// Settings are extra server settings, passed as `-c name=value` (tests pass fsync=off).
 	// fsync=off also makes initdb skip its fsyncs. listen_addresses, port and
 	// unix_socket_directories are managed by Start and refused here.
@@ -98,9 +105,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	// The real path is what postgres gets, so the reachability check in prepareDir covers exactly the
 	// directories the server will walk through.
-	dir, err = prepareDir(dir, acct)
+	requested := dir
+	spare := opts.SpareRoot
+	if spare == "" {
+		spare = DefaultSpareRoot
+	}
+	dir, err = prepareDir(dir, acct, spare)
 	if err != nil {
 		return nil, err
+	}
+	if dir != requested {
+		logger.InfoContext(ctx, "data dir lives elsewhere", "dir", requested, "real_dir", dir,
+			"why", "the postgres server's user cannot reach the requested directory")
 	}
 	logFile := opts.LogFile
 	if logFile == "" {

@@ -239,7 +239,7 @@ func TestStartRejectsManagedSettings(t *testing.T) {
 	}
 }
 
-func TestStartAsRootRefusesUnreachableDir(t *testing.T) {
+func TestStartAsRootRefusesUnreachableDirWithData(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("only root hands the cluster to another user")
@@ -249,12 +249,61 @@ func TestStartAsRootRefusesUnreachableDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(parent) })
-	_, err = pgserver.Start(t.Context(), pgserver.Options{Dir: filepath.Join(parent, "data"), Settings: testSettings()})
+	dir := filepath.Join(parent, "data")
+	if err := os.MkdirAll(filepath.Join(dir, "base"), 0o700); err != nil { // a cluster's worth of data
+		t.Fatal(err)
+	}
+	_, err = pgserver.Start(t.Context(), pgserver.Options{Dir: dir, SpareRoot: newParentDir(t), Settings: testSettings()})
 	if !errors.Is(err, os.ErrPermission) {
 		t.Fatalf("err = %v, want a permission error", err)
 	}
 	if !strings.Contains(err.Error(), "cannot enter "+parent) {
 		t.Errorf("error does not name %s: %v", parent, err)
+	}
+}
+
+// TestStartAsRootPlacesFreshUnreachableDirElsewhere is `make run` in a clone under /root: the
+// data dir is linked to a directory the server's user can reach, and reused on the next start.
+func TestStartAsRootPlacesFreshUnreachableDirElsewhere(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("only root hands the cluster to another user")
+	}
+	parent, err := os.MkdirTemp("", "pgserver-test-") // 0700: the postgres user cannot enter it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(parent) })
+	spare := newParentDir(t)
+	dir := filepath.Join(parent, "data")
+	opts := pgserver.Options{Dir: dir, SpareRoot: spare, Settings: testSettings(), Logger: testLogger(t)}
+
+	first, err := pgserver.Start(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(t, first).Exec(t.Context(), `CREATE TABLE kept (note text)`); err != nil {
+		t.Fatal(err)
+	}
+	stop(t, first)
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(real) != spare {
+		t.Fatalf("%s resolves to %s, want a directory under %s", dir, real, spare)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
+		t.Fatalf("no cluster behind the link: %v", err)
+	}
+
+	second, err := pgserver.Start(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop(t, second)
+	if _, err := connect(t, second).Exec(t.Context(), `INSERT INTO kept VALUES ('again')`); err != nil {
+		t.Fatalf("the second start did not find the first one's data: %v", err)
 	}
 }
 
