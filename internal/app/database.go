@@ -89,10 +89,8 @@ func (db *database) close(ctx context.Context, cfg config.Config, logger *slog.L
 	if db.cluster != nil {
 		stopCtx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
 		defer cancel()
-		if err := db.cluster.Stop(stopCtx); err != nil {
+		if err := db.cluster.Stop(stopCtx); err != nil { // pgserver logs a clean stop itself
 			logger.ErrorContext(ctx, "stop private postgres cluster", "err", err)
-		} else {
-			logger.InfoContext(ctx, "private postgres cluster stopped")
 		}
 	}
 }
