@@ -292,21 +292,6 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// newDataDir returns an empty directory, removed after the test, that the postgres user can
-// traverse when the tests run as root.
-func newDataDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "strata-app-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // serveRun is a `strata serve` running in a goroutine of the test.
 type serveRun struct {
 	addr   string
@@ -436,7 +421,7 @@ func checkClusterStopped(t *testing.T, dataDir string, port int) {
 
 // Sequential, so that its leak check sees only the goroutines serve starts.
 func TestServeWithoutDatabaseURLStartsPrivateClusterAndReusesIt(t *testing.T) {
-	dir := newDataDir(t)
+	dir := dbtest.TempDir(t)
 	verifyNoLeaks(t)
 	event := eventstore.EventData{Type: "OrderPlaced", Data: json.RawMessage(`{"total": 42}`)}
 	var appended eventstore.AppendResult

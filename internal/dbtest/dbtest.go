@@ -93,13 +93,8 @@ func chooseServer(ctx context.Context) (string, *pgserver.Server, string, error)
 	if ping(ctx, DefaultURL) == nil {
 		return DefaultURL, nil, "", nil
 	}
-	dir, err := os.MkdirTemp("", "strata-test-pg-")
+	dir, err := reachableTempDir("strata-test-pg-")
 	if err != nil {
-		return "", nil, "", fmt.Errorf("private cluster: %w", err)
-	}
-	// When tests run as root the cluster runs as an unprivileged user, who must reach the data
-	// directory inside; MkdirTemp makes the directory private to its creator.
-	if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // holds only the data directory, which is 0700
 		return "", nil, "", fmt.Errorf("private cluster: %w", err)
 	}
 	srv, err := pgserver.Start(ctx, pgserver.Options{
@@ -112,6 +107,33 @@ func chooseServer(ctx context.Context) (string, *pgserver.Server, string, error)
 		return "", nil, "", fmt.Errorf("no PostgreSQL at TEST_DATABASE_URL or %s, and no private cluster: %w", DefaultURL, err)
 	}
 	return srv.URL("postgres"), srv, dir, nil
+}
+
+// reachableTempDir makes an empty temporary directory that the postgres user can enter: when
+// tests run as root a private cluster runs as that user, and MkdirTemp makes the directory
+// private to its creator.
+func reachableTempDir(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // meant to be entered by the server's user
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// TempDir returns an empty directory, removed after the test, in which a private cluster can
+// keep its data even when the tests run as root.
+func TempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := reachableTempDir("strata-test-")
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 func ping(ctx context.Context, u string) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
+	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/pgserver"
 )
 
@@ -50,18 +51,15 @@ func testSettings() map[string]string {
 	return map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 }
 
-// newParentDir returns an empty directory, removed after the test, that the postgres user can
-// traverse when the tests run as root (t.TempDir and os.MkdirTemp make 0700 directories).
-func newParentDir(t *testing.T) string {
+// unreachableParent returns an empty 0700 directory, removed after the test, that the postgres
+// user cannot enter.
+func unreachableParent(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "pgserver-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	return dir
 }
 
@@ -129,7 +127,7 @@ func TestFindBinDirFindsServerBinaries(t *testing.T) {
 
 func TestSecondStartReusesData(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(newParentDir(t), "data") // missing: Start creates it
+	dir := filepath.Join(dbtest.TempDir(t), "data") // missing: Start creates it
 	const initdbBanner = "The files belonging to this database system"
 
 	first := start(t, dir)
@@ -170,7 +168,7 @@ func TestSecondStartReusesData(t *testing.T) {
 func TestStartWithoutBinariesExplainsTheFix(t *testing.T) {
 	t.Parallel()
 	_, err := pgserver.Start(t.Context(), pgserver.Options{
-		Dir:    filepath.Join(newParentDir(t), "data"),
+		Dir:    filepath.Join(dbtest.TempDir(t), "data"),
 		BinDir: t.TempDir(),
 	})
 	if !errors.Is(err, pgserver.ErrNoBinaries) {
@@ -185,7 +183,7 @@ func TestStartWithoutBinariesExplainsTheFix(t *testing.T) {
 
 func TestStopIsIdempotentAndClosesDone(t *testing.T) {
 	t.Parallel()
-	srv := start(t, filepath.Join(newParentDir(t), "data"))
+	srv := start(t, filepath.Join(dbtest.TempDir(t), "data"))
 	select {
 	case <-srv.Done():
 		t.Fatal("Done closed while the server runs")
@@ -211,7 +209,7 @@ func TestStopIsIdempotentAndClosesDone(t *testing.T) {
 
 func TestStartOnBusyDirReportsPostgresError(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(newParentDir(t), "data")
+	dir := filepath.Join(dbtest.TempDir(t), "data")
 	start(t, dir)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -230,7 +228,7 @@ func TestStartRejectsManagedSettings(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"port", "listen_addresses", "Unix_Socket_Directories"} {
 		_, err := pgserver.Start(t.Context(), pgserver.Options{
-			Dir:      filepath.Join(newParentDir(t), "data"),
+			Dir:      filepath.Join(dbtest.TempDir(t), "data"),
 			Settings: map[string]string{name: "x"},
 		})
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -244,16 +242,12 @@ func TestStartAsRootRefusesUnreachableDirWithData(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root hands the cluster to another user")
 	}
-	parent, err := os.MkdirTemp("", "pgserver-test-") // 0700: the postgres user cannot enter it
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(parent) })
+	parent := unreachableParent(t)
 	dir := filepath.Join(parent, "data")
 	if err := os.MkdirAll(filepath.Join(dir, "base"), 0o700); err != nil { // a cluster's worth of data
 		t.Fatal(err)
 	}
-	_, err = pgserver.Start(t.Context(), pgserver.Options{Dir: dir, SpareRoot: newParentDir(t), Settings: testSettings()})
+	_, err := pgserver.Start(t.Context(), pgserver.Options{Dir: dir, SpareRoot: dbtest.TempDir(t), Settings: testSettings()})
 	if !errors.Is(err, os.ErrPermission) {
 		t.Fatalf("err = %v, want a permission error", err)
 	}
@@ -269,12 +263,8 @@ func TestStartAsRootPlacesFreshUnreachableDirElsewhere(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root hands the cluster to another user")
 	}
-	parent, err := os.MkdirTemp("", "pgserver-test-") // 0700: the postgres user cannot enter it
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(parent) })
-	spare := newParentDir(t)
+	parent := unreachableParent(t)
+	spare := dbtest.TempDir(t)
 	dir := filepath.Join(parent, "data")
 	opts := pgserver.Options{Dir: dir, SpareRoot: spare, Settings: testSettings(), Logger: testLogger(t)}
 
@@ -311,7 +301,7 @@ func TestStartAsRootPlacesFreshUnreachableDirElsewhere(t *testing.T) {
 // checks that the cluster shuts down cleanly on its own.
 func TestServerStopsWhenOwnerDies(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(newParentDir(t), "data")
+	dir := filepath.Join(dbtest.TempDir(t), "data")
 	helper := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
 	helper.Env = append(os.Environ(), helperDirEnv+"="+dir)
 	helper.Stderr = tWriter{t}
