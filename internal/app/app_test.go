@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -458,6 +459,17 @@ func TestServeWithoutDatabaseURLStartsPrivateClusterAndReusesIt(t *testing.T) {
 			t.Errorf("order-1 after restart = %+v, want the one event appended before (id %s)", slice.Events, appended.Events[0].ID)
 		}
 	})
+	// the GraphQL endpoint is served, over the same database
+	resp, err := http.Post("http://"+second.addr+"/query", "application/json",
+		strings.NewReader(`{"query":"{ stream(id: \"order-1\") { id version } }"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if want := `{"data":{"stream":{"id":"order-1","version":1}}}`; string(body) != want {
+		t.Errorf("POST /query = %s, want %s", body, want)
+	}
 	if err := second.stop(t); err != nil {
 		t.Fatalf("second serve returned %v; stderr:\n%s", err, second.stderr.String())
 	}

@@ -12,7 +12,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/migrations"
 )
 
@@ -33,7 +35,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           routes(db),
+		Handler:           routes(db, eventstore.New(db.pool, cfg.StoreOptions()), logger),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -67,8 +69,9 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	return g.Wait()
 }
 
-func routes(db *database) http.Handler {
+func routes(db *database, store *eventstore.Store, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("POST /query", graph.NewHandler(&graph.Resolver{Store: store}, logger))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

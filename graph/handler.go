@@ -1,0 +1,61 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/strata-es/strata/graph/generated"
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// Error codes in a GraphQL error's extensions.code.
+const (
+	CodeBadUserInput = "BAD_USER_INPUT"
+	CodeInternal     = "INTERNAL_SERVER_ERROR"
+)
+
+// NewHandler returns the GraphQL endpoint (POST, application/json) for the resolver r.
+func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
+	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: r}))
+	srv.AddTransport(transport.POST{})
+	srv.Use(extension.Introspection{})
+	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
+		return presentError(ctx, err, logger)
+	})
+	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
+		logger.ErrorContext(ctx, "resolver panicked", "panic", p)
+		return errors.New("internal error")
+	})
+	return srv
+}
+
+// presentError is the one place where Go errors become GraphQL error codes. Errors the client
+// caused say what was wrong; anything else is logged here and shown as an internal error, so
+// that nothing about the server leaks.
+func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror.Error {
+	var gqlErr *gqlerror.Error
+	if errors.As(err, &gqlErr) && gqlErr.Err == nil { // parse and validation errors: already for the client
+		return gqlErr
+	}
+	presented := graphql.DefaultErrorPresenter(ctx, err)
+	if presented.Extensions == nil {
+		presented.Extensions = map[string]any{}
+	}
+	switch {
+	case errors.Is(err, eventstore.ErrInvalidInput):
+		presented.Extensions["code"] = CodeBadUserInput
+	default:
+		logger.ErrorContext(ctx, "graphql request failed", "path", presented.Path.String(), "err", err)
+		presented.Message = "internal error"
+		presented.Extensions["code"] = CodeInternal
+	}
+	return presented
+}
