@@ -28,6 +28,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver pgtestdb connects with
 	"github.com/peterldowns/pgtestdb"
 	"github.com/peterldowns/pgtestdb/migrators/common"
+	"go.uber.org/goleak"
 
 	"github.com/strata-es/strata/internal/pgserver"
 	"github.com/strata-es/strata/migrations"
@@ -45,7 +46,8 @@ var server struct { //nolint:gochecknoglobals // set once by Main before tests s
 	err    error
 }
 
-// Main picks the server, runs the tests, stops a private cluster if it started one, and exits.
+// Main picks the server, runs the tests, checks that they left no goroutine behind, stops a
+// private cluster if it started one, and exits.
 func Main(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -67,6 +69,13 @@ func run(m *testing.M) int {
 		server.config, server.err = configFromURL(adminURL)
 	})
 	code := m.Run()
+	if code == 0 {
+		// Every test closed what it opened: pools, servers, goroutines of its own.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "dbtest: goroutines left behind after the tests: %v\n", err)
+			code = 1
+		}
+	}
 	if private != nil {
 		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
