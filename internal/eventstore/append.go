@@ -210,24 +210,14 @@ func (s *Store) insert(ctx context.Context, streamID string, expected ExpectedVe
 	}
 	res := AppendResult{StreamID: streamID, Events: make([]RecordedEvent, n)}
 	for i := range res.Events {
-		res.Events[i] = RecordedEvent{
-			ID:            in.ids[i],
-			StreamID:      streamID,
-			Version:       *first + int64(i),
-			Position:      Position{tx: *tx, seq: positions[i]},
-			Type:          in.types[i],
-			SchemaVersion: int(in.schemaVersions[i]),
-			Data:          in.data[i],
-			Metadata:      in.metadata[i],
-			RecordedAt:    *at,
-		}
+		res.Events[i] = in.recorded(i, streamID, *first+int64(i), Position{tx: *tx, seq: positions[i]}, *at)
 	}
 	res.NextExpectedVersion = *first + int64(n) - 1
 	res.Position = res.Events[n-1].Position
 	return res, true, nil
 }
 
-// appendInput is a validated append in the column-wise form strata_append takes.
+// appendInput is a validated append in the column-wise form the append statement takes.
 type appendInput struct {
 	ids            []uuid.UUID
 	types          []string
@@ -235,6 +225,14 @@ type appendInput struct {
 	data           []json.RawMessage
 	metadata       []json.RawMessage
 	generatedIDs   bool // some id was made here, so the call cannot repeat an earlier one
+}
+
+// recorded is event i of the input as stored at version and position.
+func (in appendInput) recorded(i int, streamID string, version int64, pos Position, at time.Time) RecordedEvent {
+	return RecordedEvent{
+		ID: in.ids[i], StreamID: streamID, Version: version, Position: pos, Type: in.types[i],
+		SchemaVersion: int(in.schemaVersions[i]), Data: in.data[i], Metadata: in.metadata[i], RecordedAt: at,
+	}
 }
 
 var emptyObject = json.RawMessage("{}") //nolint:gochecknoglobals // read-only
@@ -388,22 +386,21 @@ func (s *Store) repeated(ctx context.Context, streamID string, expected Expected
 		}
 		return AppendResult{}, cause
 	}
+	duplicate := func(st stored) error {
+		return &DuplicateEventIDError{EventID: in.ids[st.ord-1].String(), StreamID: st.streamID}
+	}
 	first := found[0].version
+	if v, ok := expected.Value(); len(found) != len(in.ids) || ok && first != v+1 {
+		return AppendResult{}, duplicate(found[0])
+	}
 	for k, st := range found {
-		mismatch := st.ord != int64(k+1) || st.streamID != streamID || !st.identical || st.version != first+int64(k)
-		if v, ok := expected.Value(); ok && first != v+1 {
-			mismatch = true
-		}
-		if len(found) != len(in.ids) || mismatch {
-			return AppendResult{}, &DuplicateEventIDError{EventID: in.ids[st.ord-1].String(), StreamID: st.streamID}
+		if st.ord != int64(k+1) || st.streamID != streamID || !st.identical || st.version != first+int64(k) {
+			return AppendResult{}, duplicate(st)
 		}
 	}
 	res := AppendResult{StreamID: streamID, NextExpectedVersion: found[len(found)-1].version, Repeated: true, Events: make([]RecordedEvent, len(found))}
 	for k, st := range found {
-		res.Events[k] = RecordedEvent{
-			ID: in.ids[k], StreamID: streamID, Version: st.version, Position: Position{tx: st.tx, seq: st.seq},
-			Type: in.types[k], SchemaVersion: int(in.schemaVersions[k]), Data: in.data[k], Metadata: in.metadata[k], RecordedAt: st.at,
-		}
+		res.Events[k] = in.recorded(k, streamID, st.version, Position{tx: st.tx, seq: st.seq}, st.at)
 	}
 	res.Position = res.Events[len(found)-1].Position
 	return res, nil
