@@ -52,6 +52,7 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 	defer drop()
 
 	poolCfg.MaxConns = int32(min(opts.Writers, 1<<15)) //nolint:gosec // bounded
+	eventstore.ConfigurePool(poolCfg)
 	poolCfg.MinConns = poolCfg.MaxConns
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/pgserver"
 	"github.com/strata-es/strata/migrations"
 )
@@ -62,6 +63,7 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		return db, fmt.Errorf("database url: %w", err)
 	}
 	poolCfg.MaxConns = int32(min(cfg.DBMaxConns, 1<<16)) //nolint:gosec // bounded just above
+	eventstore.ConfigurePool(poolCfg)
 	if db.pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 		return db, fmt.Errorf("connect: %w", err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/peterldowns/pgtestdb/migrators/common"
 	"go.uber.org/goleak"
 
+	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/pgserver"
 	"github.com/strata-es/strata/migrations"
 )
@@ -220,6 +221,7 @@ func PoolFor(t testing.TB, u string, maxConns int32) *pgxpool.Pool {
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	eventstore.ConfigurePool(cfg)
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("dbtest: connect: %v", err)

@@ -48,7 +48,16 @@ type Store struct {
 	opts Options
 }
 
-// New returns a Store on pool, whose database must be migrated (package migrations).
+// ConfigurePool sets what the store relies on in every connection of a pool it will be given:
+// READ COMMITTED, whatever the server's default_transaction_isolation. An append re-checks a
+// stream's version against the row a concurrent append committed; under REPEATABLE READ or
+// SERIALIZABLE PostgreSQL would fail the statement instead.
+func ConfigurePool(cfg *pgxpool.Config) {
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+}
+
+// New returns a Store on pool, whose database must be migrated (package migrations) and whose
+// configuration went through ConfigurePool.
 func New(pool *pgxpool.Pool, opts Options) *Store {
 	return &Store{pool: pool, opts: opts.withDefaults()}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/dbtest"
@@ -456,4 +457,43 @@ func asValidation(err error, target **eventstore.ValidationError) bool { return 
 func dbtestPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
 	return dbtest.PoolFor(tb, dbtest.URL(tb), 16)
+}
+
+// TestAppendsUnderAStricterServerDefault: a server whose default isolation is SERIALIZABLE
+// would fail an append that waited for another on the same stream; ConfigurePool keeps the
+// store's connections at READ COMMITTED.
+func TestAppendsUnderAStricterServerDefault(t *testing.T) {
+	t.Parallel()
+	url := dbtest.URL(t)
+	admin := dbtest.PoolFor(t, url, 1)
+	var db string
+	if err := admin.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(context.Background(), `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` SET default_transaction_isolation = 'serializable'`); err != nil {
+		t.Fatal(err)
+	}
+	s := eventstore.New(dbtest.PoolFor(t, url, 8), eventstore.Options{}) // PoolFor applies ConfigurePool
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*20)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				_, err := s.Append(context.Background(), "order-contended", eventstore.Any(), []eventstore.EventData{ev("Tick", `{}`)})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("append under a SERIALIZABLE server default: %v", err)
+	}
+	if info, err := s.Stream(context.Background(), "order-contended"); err != nil || info.Version != 160 {
+		t.Errorf("stream = %+v, %v; want version 160", info, err)
+	}
 }
