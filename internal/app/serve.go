@@ -9,9 +9,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
@@ -52,6 +52,9 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		select {
 		case <-gctx.Done():
 		case <-db.clusterDone():
+			if err := db.cluster.Err(); err != nil {
+				return fmt.Errorf("%w: %w", errClusterExited, err)
+			}
 			return errClusterExited
 		}
 		return nil
