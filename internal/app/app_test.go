@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -476,5 +477,34 @@ func TestServeWithoutDatabaseURLStartsPrivateClusterAndReusesIt(t *testing.T) {
 	checkClusterStopped(t, dir, port)
 	if strings.Contains(second.stderr.String(), "initializing private postgres cluster") {
 		t.Errorf("second serve initialised the cluster again instead of reusing it; stderr:\n%s", second.stderr.String())
+	}
+}
+
+// TestServeStopsWhenItsClusterDies: a server whose private PostgreSQL is gone must not go on
+// answering as if nothing happened; it exits with an error that says so.
+func TestServeStopsWhenItsClusterDies(t *testing.T) {
+	dir := dbtest.TempDir(t)
+	verifyNoLeaks(t)
+	run := startServe(t, dir)
+	run.waitReady(t)
+	b, err := os.ReadFile(filepath.Join(dir, "postgres", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %v", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-run.result:
+		if !errors.Is(err, errClusterExited) {
+			t.Errorf("serve returned %v, want errClusterExited", err)
+		}
+		run.once.Do(func() {}) // already returned: nothing for stop to wait for
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve still runs 30s after its cluster was killed; stderr:\n%s", run.stderr.String())
 	}
 }
