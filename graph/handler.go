@@ -16,10 +16,12 @@ import (
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
-// Error codes in a GraphQL error's extensions.code.
+// Error codes in a GraphQL error's extensions.code: a stable contract (schema.graphql).
 const (
-	CodeBadUserInput = "BAD_USER_INPUT"
-	CodeInternal     = "INTERNAL_SERVER_ERROR"
+	CodeBadUserInput         = "BAD_USER_INPUT"
+	CodeNotFound             = "NOT_FOUND"
+	CodeWrongExpectedVersion = "WRONG_EXPECTED_VERSION"
+	CodeInternal             = "INTERNAL"
 )
 
 // NewHandler returns the GraphQL endpoint (POST, application/json) for the resolver r.
@@ -49,9 +51,16 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 	if presented.Extensions == nil {
 		presented.Extensions = map[string]any{}
 	}
+	var wrong *eventstore.WrongExpectedVersionError
 	switch {
-	case errors.Is(err, eventstore.ErrInvalidInput):
+	case errors.As(err, &wrong):
+		presented.Extensions["code"] = CodeWrongExpectedVersion
+		presented.Extensions["actualVersion"] = wrong.Actual
+		presented.Extensions["expectedVersion"] = wrong.Expected
+	case errors.Is(err, eventstore.ErrInvalidInput), errors.Is(err, eventstore.ErrDuplicateEventID):
 		presented.Extensions["code"] = CodeBadUserInput
+	case errors.Is(err, eventstore.ErrStreamNotFound):
+		presented.Extensions["code"] = CodeNotFound
 	default:
 		logger.ErrorContext(ctx, "graphql request failed", "path", presented.Path.String(), "err", err)
 		presented.Message = "internal error"

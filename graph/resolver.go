@@ -10,4 +10,6 @@ import "github.com/strata-es/strata/internal/eventstore"
 // Resolver carries what the resolvers need; app builds it.
 type Resolver struct {
 	Store *eventstore.Store
+	// MaxPageSize caps first on every connection; 0 means DefaultMaxPageSize.
+	MaxPageSize int
 }

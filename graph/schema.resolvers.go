@@ -14,6 +14,30 @@ import (
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
+// AppendEvents is the resolver for the appendEvents field.
+func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error) {
+	data, err := toEventData(events)
+	if err != nil {
+		return nil, err
+	}
+	expected := eventstore.Any()
+	if expectedVersion != nil {
+		expected = eventstore.Exactly(int64(*expectedVersion))
+	}
+	res, err := r.Store.Append(ctx, streamID, expected, data)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.AppendResult{
+		StreamID: res.StreamID, NextExpectedVersion: int(res.NextExpectedVersion), Position: res.Position.String(),
+		Events: make([]*model.Event, len(res.Events)), Repeated: res.Repeated,
+	}
+	for i, e := range res.Events {
+		out.Events[i] = toEvent(e)
+	}
+	return out, nil
+}
+
 // Stream is the resolver for the stream field.
 func (r *queryResolver) Stream(ctx context.Context, id string) (*model.Stream, error) {
 	info, err := r.Store.Stream(ctx, id)
@@ -26,7 +50,62 @@ func (r *queryResolver) Stream(ctx context.Context, id string) (*model.Stream, e
 	return &model.Stream{ID: info.ID, Version: int(info.Version)}, nil
 }
 
+// AllEvents is the resolver for the allEvents field.
+func (r *queryResolver) AllEvents(ctx context.Context, first *int, after *string, category *string, types []string) (*model.EventConnection, error) {
+	n, err := r.pageSize(ctx, first)
+	if err != nil {
+		return nil, err
+	}
+	opts := eventstore.ReadAllOptions{Max: n + 1, Types: types}
+	if after != nil {
+		if opts.After, err = eventstore.ParsePosition(*after); err != nil {
+			return nil, err
+		}
+	}
+	if category != nil {
+		opts.Category = *category
+	}
+	events, err := r.Store.ReadAll(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return connection(events, n, after), nil
+}
+
+// Events is the resolver for the events field.
+func (r *streamResolver) Events(ctx context.Context, obj *model.Stream, fromVersion *int, first *int, backward *bool) (*model.EventConnection, error) {
+	n, err := r.pageSize(ctx, first)
+	if err != nil {
+		return nil, err
+	}
+	opts := eventstore.ReadStreamOptions{Max: n + 1}
+	if backward != nil {
+		opts.Backward = *backward
+	}
+	if fromVersion != nil && (!opts.Backward || argGiven(ctx, "fromVersion")) {
+		if *fromVersion < 1 {
+			return nil, &eventstore.ValidationError{Field: "fromVersion", Reason: "must be at least 1"}
+		}
+		opts.From = int64(*fromVersion)
+	}
+	slice, err := r.Store.ReadStream(ctx, obj.ID, opts)
+	if err != nil {
+		return nil, err
+	}
+	return connection(slice.Events, n, nil), nil
+}
+
+// Mutation returns generated.MutationResolver implementation.
+func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
+
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
-type queryResolver struct{ *Resolver }
+// Stream returns generated.StreamResolver implementation.
+func (r *Resolver) Stream() generated.StreamResolver { return &streamResolver{r} }
+
+type (
+	mutationResolver struct{ *Resolver }
+	queryResolver    struct{ *Resolver }
+	streamResolver   struct{ *Resolver }
+)

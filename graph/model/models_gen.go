@@ -2,6 +2,76 @@
 
 package model
 
+import (
+	"encoding/json"
+	"time"
+)
+
+type AppendResult struct {
+	StreamID string `json:"streamId"`
+	// The stream's version after the append: the expectedVersion for the next one.
+	NextExpectedVersion int `json:"nextExpectedVersion"`
+	// The position of the last event appended.
+	Position string   `json:"position"`
+	Events   []*Event `json:"events"`
+	// True when this call repeated an append that had already succeeded, and nothing new was written.
+	Repeated bool `json:"repeated"`
+}
+
+// An event as stored: immutable.
+type Event struct {
+	// The event id (a uuid), given by the client or made by Strata.
+	ID       string `json:"id"`
+	StreamID string `json:"streamId"`
+	// 1-based within the stream.
+	Version int `json:"version"`
+	// The global position: opaque, totally ordered (as strings too), resumable (allEvents' after).
+	Position string `json:"position"`
+	Type     string `json:"type"`
+	// The version of the shape of data; 1 unless the writer said otherwise.
+	SchemaVersion int             `json:"schemaVersion"`
+	Data          json.RawMessage `json:"data"`
+	// By convention carries correlationId, causationId and actor when known.
+	Metadata json.RawMessage `json:"metadata"`
+	// When the appending transaction began; events of one append share it.
+	RecordedAt time.Time `json:"recordedAt"`
+}
+
+// A page of events (a Relay connection).
+type EventConnection struct {
+	Edges    []*EventEdge `json:"edges"`
+	PageInfo *PageInfo    `json:"pageInfo"`
+}
+
+type EventEdge struct {
+	// The event's position.
+	Cursor string `json:"cursor"`
+	Node   *Event `json:"node"`
+}
+
+// An event to append.
+type EventInput struct {
+	// A uuid; give one to make retries safe: repeating an append with the same ids writes nothing twice.
+	ID   *string `json:"id,omitempty"`
+	Type string  `json:"type"`
+	// A JSON object.
+	Data json.RawMessage `json:"data"`
+	// A JSON object, or nothing for {}.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+	// The version of the shape of data; 1 when omitted.
+	SchemaVersion *int `json:"schemaVersion,omitempty"`
+}
+
+type Mutation struct {
+}
+
+type PageInfo struct {
+	HasNextPage bool `json:"hasNextPage"`
+	// The cursor of the last edge. On an empty page of allEvents it is the after argument, so that a
+	// client polling for new events keeps its place.
+	EndCursor *string `json:"endCursor,omitempty"`
+}
+
 type Query struct {
 }
 
@@ -11,4 +81,8 @@ type Stream struct {
 	ID string `json:"id"`
 	// The version of the stream's last event.
 	Version int `json:"version"`
+	// The stream's events in version order from fromVersion (inclusive), or towards version 1 when
+	// backward (fromVersion then defaults to the last event). first is at most the server's page cap
+	// (1,000 unless configured).
+	Events *EventConnection `json:"events"`
 }

@@ -35,7 +35,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           routes(db, eventstore.New(db.pool, cfg.StoreOptions()), logger),
+		Handler:           routes(db, &graph.Resolver{Store: eventstore.New(db.pool, cfg.StoreOptions()), MaxPageSize: cfg.MaxPageSize}, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -72,9 +72,9 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	return g.Wait()
 }
 
-func routes(db *database, store *eventstore.Store, logger *slog.Logger) http.Handler {
+func routes(db *database, resolver *graph.Resolver, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /query", graph.NewHandler(&graph.Resolver{Store: store}, logger))
+	mux.Handle("POST /query", graph.NewHandler(resolver, logger))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

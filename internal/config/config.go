@@ -24,6 +24,8 @@ type Config struct {
 	DataDir string
 	// Addr is the HTTP listen address of `strata serve`.
 	Addr string
+	// MaxPageSize caps first on GraphQL connections.
+	MaxPageSize int
 	// DBMaxConns bounds the connection pool.
 	DBMaxConns int
 	// MaxEventsPerAppend and MaxEventSize bound one append.
@@ -117,6 +119,7 @@ func (c *Config) Register(f *FlagSet) {
 // RegisterServe adds the settings of `strata serve`.
 func (c *Config) RegisterServe(f *FlagSet) {
 	f.String(&c.Addr, "addr", "STRATA_ADDR", "127.0.0.1:8080", "HTTP listen address")
+	f.Int(&c.MaxPageSize, "max-page-size", "STRATA_MAX_PAGE_SIZE", 1000, "most items one GraphQL page (first) may ask for")
 }
 
 // Validate checks the settings once, after parsing.
@@ -133,6 +136,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, not %s", c.ShutdownTimeout))
+	}
+	if c.Addr != "" && (c.MaxPageSize < 1 || c.MaxPageSize >= eventstore.DefaultMaxReadCount) {
+		errs = append(errs, fmt.Errorf("--max-page-size must be from 1 to %d, not %d", eventstore.DefaultMaxReadCount-1, c.MaxPageSize))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat))
