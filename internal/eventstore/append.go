@@ -260,15 +260,14 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 	}
 	seen := make(map[uuid.UUID]int, n)
 	for i, e := range events {
-		field := func(name string) string { return fmt.Sprintf("events[%d].%s", i, name) } // for errors only: no Sprintf per event
 		if err := validateName("type", e.Type, MaxEventTypeLen); err != nil {
 			return appendInput{}, atEvent(i, err)
 		}
 		switch {
 		case e.SchemaVersion < 0:
-			return appendInput{}, &ValidationError{Field: field("schemaVersion"), Reason: fmt.Sprintf("%d is negative", e.SchemaVersion)}
+			return appendInput{}, atEvent(i, &ValidationError{Field: "schemaVersion", Reason: fmt.Sprintf("%d is negative", e.SchemaVersion)})
 		case e.SchemaVersion > 1<<31-1:
-			return appendInput{}, &ValidationError{Field: field("schemaVersion"), Reason: "too large"}
+			return appendInput{}, atEvent(i, &ValidationError{Field: "schemaVersion", Reason: "too large"})
 		case e.SchemaVersion == 0:
 			in.schemaVersions[i] = 1
 		default:
@@ -284,7 +283,7 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 			return appendInput{}, atEvent(i, err)
 		}
 		if size := len(e.Data) + len(md); size > s.opts.MaxEventSize {
-			return appendInput{}, &ValidationError{Field: field("data"), Reason: fmt.Sprintf("event is %d bytes of data and metadata, the limit is %d", size, s.opts.MaxEventSize)}
+			return appendInput{}, atEvent(i, &ValidationError{Field: "data", Reason: fmt.Sprintf("event is %d bytes of data and metadata, the limit is %d", size, s.opts.MaxEventSize)})
 		}
 		id := e.ID
 		if id == uuid.Nil {
@@ -297,7 +296,7 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 			in.generatedIDs = true
 		}
 		if j, dup := seen[id]; dup {
-			return appendInput{}, &ValidationError{Field: field("id"), Reason: fmt.Sprintf("event id %s is also events[%d].id", id, j)}
+			return appendInput{}, atEvent(i, &ValidationError{Field: "id", Reason: fmt.Sprintf("event id %s is also events[%d].id", id, j)})
 		}
 		seen[id] = i
 		in.ids[i], in.types[i], in.data[i], in.metadata[i] = id, e.Type, e.Data, md
@@ -306,6 +305,7 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 }
 
 // atEvent puts a field error of event i in the events list: "data" becomes "events[i].data".
+// Field names are formatted here, on the error path only, never once per event.
 func atEvent(i int, err error) error {
 	var v *ValidationError
 	if errors.As(err, &v) {

@@ -62,9 +62,6 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	return &Store{pool: pool, opts: opts.withDefaults()}
 }
 
-// Limits returns the limits in force, defaults filled in.
-func (s *Store) Limits() Options { return s.opts }
-
 // EventData is an event to append.
 type EventData struct {
 	// ID identifies the event; the zero UUID asks the store to make one. Supplying it makes a
