@@ -16,7 +16,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -216,7 +215,7 @@ func PoolFor(t testing.TB, u string, maxConns int32) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(u)
 	if err != nil {
-		t.Fatalf("dbtest: parse %s: %v", redact(u), err)
+		t.Fatalf("dbtest: %v", err) // pgconn's parse errors hide the password themselves
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
@@ -228,14 +227,6 @@ func PoolFor(t testing.TB, u string, maxConns int32) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
-}
-
-func redact(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable url)"
-	}
-	return p.Redacted()
 }
 
 // migrator applies Strata's migrations to pgtestdb's template database; its hash changes with
