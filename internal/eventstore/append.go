@@ -148,7 +148,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVe
 	// that makes an append with expected version N miss a stream that is at N, a new statement
 	// (a new snapshot) settles it.
 	for attempt := 1; ; attempt++ {
-		res, found, err := s.insert(ctx, streamID, expected, in)
+		res, found, err := s.insert(ctx, s.pool, streamID, expected, in)
 		if err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) {
@@ -177,7 +177,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVe
 }
 
 // insert runs the append statement. found is false when the expected version did not match.
-func (s *Store) insert(ctx context.Context, streamID string, expected ExpectedVersion, in appendInput) (AppendResult, bool, error) {
+func (s *Store) insert(ctx context.Context, q queryRower, streamID string, expected ExpectedVersion, in appendInput) (AppendResult, bool, error) {
 	n := len(in.ids)
 	var expArg *int64
 	if v, ok := expected.Value(); ok {
@@ -195,7 +195,7 @@ func (s *Store) insert(ctx context.Context, streamID string, expected ExpectedVe
 		positions []int64
 		at        *time.Time
 	)
-	err := s.pool.QueryRow(ctx, appendSQL(expected, n), args...).Scan(&first, &tx, &positions, &at)
+	err := q.QueryRow(ctx, appendSQL(expected, n), args...).Scan(&first, &tx, &positions, &at)
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.Is(err, pgx.ErrNoRows),
@@ -215,6 +215,11 @@ func (s *Store) insert(ctx context.Context, streamID string, expected ExpectedVe
 	res.NextExpectedVersion = *first + int64(n) - 1
 	res.Position = res.Events[n-1].Position
 	return res, true, nil
+}
+
+// queryRower is a pool or a transaction.
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // appendInput is a validated append in the column-wise form the append statement takes.
