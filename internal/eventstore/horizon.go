@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,4 +47,18 @@ func (s *Store) HeldBackBy(ctx context.Context, limit int) ([]Holder, error) {
 		return nil, fmt.Errorf("held back by: %w", err)
 	}
 	return holders, nil
+}
+
+// Horizon returns a position that every event visible to ReadAll from now on is after, or at:
+// every event of a transaction older than the oldest one running now. A reader of a category
+// that found fewer events than it asked for, in a read that started after Horizon returned,
+// has seen every event of that category up to the horizon, and may resume from
+// max(its last event, the horizon). Projectors use it to move their checkpoint past events of
+// other categories.
+func (s *Store) Horizon(ctx context.Context) (Position, error) {
+	var xmin uint64
+	if err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())`).Scan(&xmin); err != nil {
+		return Position{}, fmt.Errorf("read horizon: %w", err)
+	}
+	return Position{tx: xmin - 1, seq: math.MaxInt64}, nil
 }

@@ -195,3 +195,22 @@ func (s *Store) checkMax(n int) error {
 	}
 	return nil
 }
+
+// countAfterSQL counts, up to a cap, the visible events after a position, in a category or all.
+const countAfterSQL = `SELECT count(*) FROM (
+	SELECT 1 FROM events e
+	WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
+	  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+	  AND ($3 = '' OR e.category = $3)
+	LIMIT $4
+) c`
+
+// CountAfter counts the events ReadAll would return after a position, in category (all when
+// empty), counting at most limit of them.
+func (s *Store) CountAfter(ctx context.Context, after Position, category string, limit int) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, countAfterSQL, after.tx, after.seq, category, limit).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}

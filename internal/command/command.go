@@ -1,0 +1,161 @@
+// Package command runs the domain's commands: load an aggregate from its events, decide with
+// the domain's pure Decide, and append the new events with the loaded version as the expected
+// version. A version conflict means someone else wrote first: the command is tried again from a
+// fresh load when it does not depend on what the caller saw, and goes back to the caller when
+// the caller passed an expected version of its own.
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-es/strata/internal/domain"
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// DefaultMaxAttempts is how often a command is tried when others keep writing first.
+const DefaultMaxAttempts = 5
+
+// Options configures a Handler.
+type Options struct {
+	// MaxAttempts bounds the tries of one command under version conflicts; 0 means
+	// DefaultMaxAttempts.
+	MaxAttempts int
+	// Appended, when set, is called after every successful append (projectors use it to wake
+	// up at once instead of at their next poll). It must not block.
+	Appended func()
+}
+
+// Handler runs commands against the event store. It is safe for concurrent use.
+type Handler struct {
+	store *eventstore.Store
+	opts  Options
+}
+
+// New returns a Handler on store.
+func New(store *eventstore.Store, opts Options) *Handler {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	return &Handler{store: store, opts: opts}
+}
+
+// Store returns the event store the handler writes to.
+func (h *Handler) Store() *eventstore.Store { return h.store }
+
+// retry runs try until it succeeds, fails with anything but a version conflict, or has been
+// tried MaxAttempts times. A conflict on the stream named own goes straight back to the caller
+// when callerExpected: the caller asked for the version it saw, and it is gone.
+func (h *Handler) retry(ctx context.Context, own string, callerExpected bool, try func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := try()
+		var wrong *eventstore.WrongExpectedVersionError
+		if !errors.As(err, &wrong) || callerExpected && wrong.StreamID == own || attempt >= h.opts.MaxAttempts {
+			if err == nil && h.opts.Appended != nil {
+				h.opts.Appended()
+			}
+			return err
+		}
+		// Back off a little, with jitter, so that writers who collided do not collide again.
+		d := time.Duration(rand.Int64N(int64(attempt) * int64(5*time.Millisecond))) //nolint:gosec // jitter needs no crypto
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(d):
+		}
+	}
+}
+
+// checkExpected refuses a command whose caller expected another version than the one loaded.
+func checkExpected(streamID string, expected *int64, loaded int64) error {
+	if expected != nil && *expected != loaded {
+		return &eventstore.WrongExpectedVersionError{StreamID: streamID, Expected: *expected, Actual: loaded}
+	}
+	return nil
+}
+
+// expectedOf is the store's expected version for an aggregate loaded at version v.
+func expectedOf(v int64) eventstore.ExpectedVersion {
+	if v == 0 {
+		return eventstore.NoStream()
+	}
+	return eventstore.Exactly(v)
+}
+
+// ParseID checks an aggregate id given by a client: a uuid in its canonical form.
+func ParseID(field, id string) (string, error) {
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != id {
+		return "", &eventstore.ValidationError{Field: field, Reason: fmt.Sprintf("%q is not an id (a lower-case uuid)", truncate(id, 64))}
+	}
+	return id, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func newID() (string, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("make id: %w", err)
+	}
+	return id.String(), nil
+}
+
+// typed is a domain event as stored: its type name and JSON.
+type typed interface{ EventType() string }
+
+// eventData encodes domain events for the store, with metadata naming the command.
+func eventData[E typed](command string, events []E) ([]eventstore.EventData, error) {
+	md, err := json.Marshal(map[string]string{"command": command})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]eventstore.EventData, len(events))
+	for i, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
+		}
+		out[i] = eventstore.EventData{Type: e.EventType(), Data: data, Metadata: md}
+	}
+	return out, nil
+}
+
+// readAll reads a whole stream in version order; a stream that does not exist is empty.
+func (h *Handler) readAll(ctx context.Context, streamID string, fn func(eventstore.RecordedEvent) error) error {
+	from := int64(1)
+	for {
+		slice, err := h.store.ReadStream(ctx, streamID, eventstore.ReadStreamOptions{From: from, Max: readPage})
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range slice.Events {
+			if err := fn(e); err != nil {
+				return fmt.Errorf("%s version %d: %w", streamID, e.Version, err)
+			}
+		}
+		if len(slice.Events) < readPage {
+			return nil
+		}
+		from = slice.Events[len(slice.Events)-1].Version + 1
+	}
+}
+
+const readPage = 1000
+
+// notFound wraps domain.ErrNotFound with what was looked for.
+func notFound(what, id string) error { return fmt.Errorf("%s %s: %w", what, id, domain.ErrNotFound) }

@@ -1,0 +1,154 @@
+package command
+
+import (
+	"context"
+	"errors"
+
+	"github.com/strata-es/strata/internal/domain"
+	"github.com/strata-es/strata/internal/domain/user"
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// UserResult is a user after a command, and the position of the command's last event.
+type UserResult struct {
+	User     user.State
+	Position eventstore.Position
+}
+
+// LoadUser replays a user's events. A user that does not exist is the zero State.
+func (h *Handler) LoadUser(ctx context.Context, id string) (user.State, error) {
+	var s user.State
+	err := h.readAll(ctx, user.StreamID(id), func(e eventstore.RecordedEvent) error {
+		ev, err := user.Decode(e.Type, e.Data)
+		if err != nil {
+			return err
+		}
+		s = s.Apply(ev)
+		return nil
+	})
+	return s, err
+}
+
+// loadClaim replays an address's claim stream.
+func (h *Handler) loadClaim(ctx context.Context, email string) (user.ClaimState, error) {
+	var c user.ClaimState
+	err := h.readAll(ctx, user.ClaimStreamID(email), func(e eventstore.RecordedEvent) error {
+		var err error
+		c, err = c.ApplyClaim(e.Type, e.Data)
+		return err
+	})
+	return c, err
+}
+
+// RegisterUser registers a new user with a fresh id.
+func (h *Handler) RegisterUser(ctx context.Context, name, email string) (UserResult, error) {
+	id, err := newID()
+	if err != nil {
+		return UserResult{}, err
+	}
+	return h.userCommand(ctx, "registerUser", id, nil, func(_ user.State, claims claimCache) (user.Command, error) {
+		c, err := claims.get(ctx, email)
+		return user.Register{ID: id, Name: name, Email: email, EmailHolder: c.Holder}, err
+	})
+}
+
+// ChangeUserEmail gives a user a new address. expected, when set, is the version the caller saw.
+func (h *Handler) ChangeUserEmail(ctx context.Context, id, email string, expected *int64) (UserResult, error) {
+	return h.userCommand(ctx, "changeUserEmail", id, expected, func(_ user.State, claims claimCache) (user.Command, error) {
+		c, err := claims.get(ctx, email)
+		return user.ChangeEmail{Email: email, EmailHolder: c.Holder}, err
+	})
+}
+
+// RenameUser gives a user a new name.
+func (h *Handler) RenameUser(ctx context.Context, id, name string, expected *int64) (UserResult, error) {
+	return h.userCommand(ctx, "renameUser", id, expected, func(user.State, claimCache) (user.Command, error) {
+		return user.Rename{Name: name}, nil
+	})
+}
+
+// DeactivateUser deactivates a user and frees their address.
+func (h *Handler) DeactivateUser(ctx context.Context, id string, expected *int64) (UserResult, error) {
+	return h.userCommand(ctx, "deactivateUser", id, expected, func(user.State, claimCache) (user.Command, error) {
+		return user.Deactivate{}, nil
+	})
+}
+
+// claimCache holds the claim streams one attempt of a command has read, so that the version an
+// address's holder was read at is the version its append expects.
+type claimCache struct {
+	h      *Handler
+	claims map[string]user.ClaimState
+}
+
+func (c claimCache) get(ctx context.Context, email string) (user.ClaimState, error) {
+	key := user.ClaimStreamID(email)
+	if s, ok := c.claims[key]; ok {
+		return s, nil
+	}
+	s, err := c.h.loadClaim(ctx, email)
+	if err != nil {
+		return s, err
+	}
+	c.claims[key] = s
+	return s, nil
+}
+
+// userCommand loads the user, builds the command from the loaded state, decides, and appends
+// the user's events together with the claim changes they imply, each stream at the version it
+// was read at.
+func (h *Handler) userCommand(ctx context.Context, name, id string, expected *int64, build func(user.State, claimCache) (user.Command, error)) (UserResult, error) {
+	streamID := user.StreamID(id)
+	var out UserResult
+	err := h.retry(ctx, streamID, expected != nil, func() error {
+		s, err := h.LoadUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := checkExpected(streamID, expected, s.Version); err != nil && s.Exists() {
+			return err
+		}
+		claims := claimCache{h: h, claims: map[string]user.ClaimState{}}
+		cmd, err := build(s, claims)
+		if err != nil {
+			return err
+		}
+		events, err := user.Decide(s, cmd)
+		if err != nil {
+			return err
+		}
+		data, err := eventData(name, events)
+		if err != nil {
+			return err
+		}
+		parts := []eventstore.StreamAppend{{StreamID: streamID, Expected: expectedOf(s.Version), Events: data}}
+		change := user.Claims(events)
+		for _, c := range []struct{ email, typ string }{{change.Release, user.TypeEmailReleased}, {change.Claim, user.TypeEmailClaimed}} {
+			if c.email == "" {
+				continue
+			}
+			state, err := claims.get(ctx, c.email)
+			if err != nil {
+				return err
+			}
+			claimData, err := eventData(name, []user.ClaimEvent{{Type: c.typ, UserID: id}})
+			if err != nil {
+				return err
+			}
+			parts = append(parts, eventstore.StreamAppend{StreamID: user.ClaimStreamID(c.email), Expected: expectedOf(state.Version), Events: claimData})
+		}
+		res, err := h.store.AppendMulti(ctx, parts)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			s = s.Apply(e)
+		}
+		out = UserResult{User: s, Position: res[0].Position}
+		return nil
+	})
+	if errors.Is(err, domain.ErrNotFound) {
+		return UserResult{}, notFound("user", id)
+	}
+	return out, err
+}

@@ -1,0 +1,89 @@
+// Package domain holds what Strata's aggregates share: invariant errors, not-found, and money.
+// Aggregates live in its subpackages (user, order), each one pure: state, events, Apply and
+// Decide, with no storage and no I/O. docs/aggregates.md shows how to add one.
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrInvariant is matched (errors.Is) by every *InvariantError.
+var ErrInvariant = errors.New("invariant violated")
+
+// ErrNotFound means the aggregate a command names has no events.
+var ErrNotFound = errors.New("not found")
+
+// InvariantError says which business rule a command would break. Rule is a stable name that
+// clients may match on (extensions.rule in GraphQL); Reason is for people.
+type InvariantError struct {
+	Rule   string
+	Reason string
+}
+
+func (e *InvariantError) Error() string { return e.Reason }
+
+// Is makes errors.Is(err, ErrInvariant) hold.
+func (e *InvariantError) Is(target error) bool { return target == ErrInvariant }
+
+// Broken returns an *InvariantError for rule.
+func Broken(rule, format string, args ...any) error {
+	return &InvariantError{Rule: rule, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Money is an amount in minor units (cents): never a float. Events carry it as a JSON integer.
+type Money int64
+
+// MaxMoney bounds every amount, so that sums of amounts cannot overflow: 10^15 minor units.
+const MaxMoney Money = 1_000_000_000_000_000
+
+// ErrBadMoney is matched by the errors of ParseMoney.
+var ErrBadMoney = errors.New("invalid money")
+
+// ParseMoney reads a decimal string with at most two fraction digits ("19.98", "5", "0.5") into
+// minor units. Signs, exponents, spaces and more than two fraction digits are refused.
+func ParseMoney(s string) (Money, error) {
+	whole, frac, hasDot := strings.Cut(s, ".")
+	if whole == "" || !digits(whole) || hasDot && (frac == "" || len(frac) > 2 || !digits(frac)) {
+		return 0, fmt.Errorf("%w: %q is not a decimal amount with at most 2 fraction digits, like \"19.98\"", ErrBadMoney, s)
+	}
+	if len(whole) > 14 { // MaxMoney has 14 whole digits; a longer one could overflow below
+		return 0, fmt.Errorf("%w: %q is more than the largest amount, %s", ErrBadMoney, s, MaxMoney)
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q: %w", ErrBadMoney, s, err)
+	}
+	for len(frac) < 2 {
+		frac += "0"
+	}
+	f, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q: %w", ErrBadMoney, s, err)
+	}
+	m := Money(w*100 + f)
+	if m > MaxMoney {
+		return 0, fmt.Errorf("%w: %q is more than the largest amount, %s", ErrBadMoney, s, MaxMoney)
+	}
+	return m, nil
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// String returns m as a decimal with two fraction digits: 1998 is "19.98".
+func (m Money) String() string {
+	sign := ""
+	if m < 0 {
+		sign, m = "-", -m
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, m/100, m%100)
+}

@@ -1,0 +1,72 @@
+package projection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/domain"
+	"github.com/strata-es/strata/internal/domain/order"
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// Orders is the orders read model: one row per order, as the Order aggregate's Apply leaves it.
+type Orders struct{}
+
+// Name implements Projector.
+func (Orders) Name() string { return "orders" }
+
+// Category implements Projector.
+func (Orders) Category() string { return order.Category }
+
+// Apply implements Projector, as Users.Apply does.
+func (Orders) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.RecordedEvent) error {
+	id, err := aggregateID(e.StreamID, order.Category)
+	if err != nil {
+		return err
+	}
+	ev, err := order.Decode(e.Type, e.Data)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSkip, err)
+	}
+	t := pgx.Identifier{table}.Sanitize()
+	var (
+		s      order.State
+		status string
+		items  []byte
+		total  int64
+	)
+	err = tx.QueryRow(ctx, `SELECT id::text, customer_id::text, status, items, total, carrier, tracking_number, cancel_reason, version FROM `+t+` WHERE id = $1`, id).
+		Scan(&s.ID, &s.CustomerID, &status, &items, &total, &s.Carrier, &s.TrackingNumber, &s.CancelReason, &s.Version)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return err
+	default:
+		s.Status, s.Total = order.Status(status), domain.Money(total)
+		if err := json.Unmarshal(items, &s.Items); err != nil {
+			return fmt.Errorf("read items of order %s: %w", id, err)
+		}
+	}
+	if err := inOrder(s.Version, e); err != nil {
+		return err
+	}
+	s = s.Apply(ev)
+	s.Version = e.Version // the stream's version, also after a skipped event
+	if s.CustomerID == "" {
+		return fmt.Errorf("%w: order %s has no OrderCreated event first", ErrSkip, id)
+	}
+	items, err = json.Marshal(s.Items)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO `+t+` AS o (id, customer_id, status, items, total, carrier, tracking_number, cancel_reason, version, position, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+ON CONFLICT (id) DO UPDATE SET status = $3, items = $4, total = $5, carrier = $6, tracking_number = $7,
+	cancel_reason = $8, version = $9, position = $10, updated_at = $11`,
+		id, s.CustomerID, string(s.Status), items, int64(s.Total), s.Carrier, s.TrackingNumber, s.CancelReason, s.Version, e.Position.String(), e.RecordedAt)
+	return err
+}

@@ -1,0 +1,256 @@
+// Package projection keeps read models: tables derived from the event log by projectors that
+// follow the global order, each with a checkpoint, asynchronously (outside the append path).
+//
+// A projector applies a batch of events and moves its checkpoint in one transaction, so every
+// event is applied exactly once, across restarts and crashes. Projectors of one name take turns
+// on a transaction-scoped advisory lock, so several server processes may run the same
+// projectors. A rebuild fills a fresh copy of the table from the first event while the old one
+// keeps serving, then swaps the two in one transaction.
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// Projector is one read model: how an event changes its table.
+type Projector interface {
+	// Name identifies the projector and its checkpoint; it is also its table's name.
+	Name() string
+	// Category is the stream category whose events the projector reads.
+	Category() string
+	// Apply applies one event of its category to table (the live table or a rebuild's copy),
+	// inside tx. An error that wraps ErrSkip makes the projector log the event and go on;
+	// any other error stops the batch, which is tried again.
+	Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.RecordedEvent) error
+}
+
+// ErrSkip marks an event a projector cannot use (undecodable data, a stream id that is not an
+// aggregate's). Such events are counted in the checkpoint's skipped column and logged.
+var ErrSkip = errors.New("event skipped")
+
+// Options configures a Runner.
+type Options struct {
+	// Batch is the most events one transaction applies; 0 means 500.
+	Batch int
+	// Poll is how often an idle projector looks for new events when nothing wakes it; 0 means
+	// 200ms. Appends made through this process wake it at once (Runner.Wake).
+	Poll time.Duration
+	// Retry is how long a projector waits after a failed batch; 0 means 1s.
+	Retry time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Batch <= 0 {
+		o.Batch = 500
+	}
+	if o.Poll <= 0 {
+		o.Poll = 200 * time.Millisecond
+	}
+	if o.Retry <= 0 {
+		o.Retry = time.Second
+	}
+	return o
+}
+
+// Runner runs projectors and answers for them: status, waits, rebuilds.
+type Runner struct {
+	pool       *pgxpool.Pool
+	store      *eventstore.Store
+	projectors []Projector
+	opts       Options
+	logger     *slog.Logger
+	wake       map[string]chan struct{}
+}
+
+// NewRunner returns a Runner for projectors on pool.
+func NewRunner(pool *pgxpool.Pool, store *eventstore.Store, projectors []Projector, opts Options, logger *slog.Logger) *Runner {
+	r := &Runner{pool: pool, store: store, projectors: projectors, opts: opts.withDefaults(), logger: logger, wake: map[string]chan struct{}{}}
+	for _, p := range projectors {
+		r.wake[p.Name()] = make(chan struct{}, 1)
+	}
+	return r
+}
+
+// Default returns the seed domain's projectors: users and orders.
+func Default() []Projector { return []Projector{Users{}, Orders{}} }
+
+// Projector returns the projector called name.
+func (r *Runner) Projector(name string) (Projector, error) {
+	for _, p := range r.projectors {
+		if p.Name() == name {
+			return p, nil
+		}
+	}
+	names := make([]string, len(r.projectors))
+	for i, p := range r.projectors {
+		names[i] = p.Name()
+	}
+	return nil, &eventstore.ValidationError{Field: "name", Reason: fmt.Sprintf("no projection %q; there are %s", name, strings.Join(names, ", "))}
+}
+
+// Wake tells every projector that there may be new events. It never blocks.
+func (r *Runner) Wake() {
+	for _, ch := range r.wake {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run runs every projector until ctx ends; it returns nil then. Failed batches are logged and
+// tried again, so a database that goes away and comes back does not stop the server.
+func (r *Runner) Run(ctx context.Context) error {
+	done := make(chan struct{}, len(r.projectors))
+	for _, p := range r.projectors {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			r.follow(ctx, p)
+		}()
+	}
+	for range r.projectors {
+		<-done
+	}
+	return nil
+}
+
+func (r *Runner) follow(ctx context.Context, p Projector) {
+	wait := time.NewTimer(0)
+	defer wait.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake[p.Name()]:
+		case <-wait.C:
+		}
+		for {
+			n, caughtUp, err := r.step(ctx, p, p.Name(), p.Name())
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				r.logger.ErrorContext(ctx, "projection batch failed; trying again", "projection", p.Name(), "err", err)
+				wait.Reset(r.opts.Retry)
+				break
+			}
+			if n > 0 {
+				r.logger.DebugContext(ctx, "projection applied events", "projection", p.Name(), "events", n)
+			}
+			if caughtUp {
+				wait.Reset(r.opts.Poll)
+				break
+			}
+		}
+	}
+}
+
+// Advisory locks of class 1398031426 are projectors': one per checkpoint name.
+const (
+	lockCheckpointSQL = `SELECT pg_advisory_xact_lock(1398031426, hashtext($1))`
+	readCheckpointSQL = `SELECT position FROM projection_checkpoints WHERE name = $1`
+	moveCheckpointSQL = `UPDATE projection_checkpoints SET position = $2, skipped = skipped + $3, updated_at = now() WHERE name = $1`
+)
+
+// step applies the next batch of events to table and moves the checkpoint called checkpoint,
+// in one transaction. caughtUp says the batch reached the end of the log as it stood.
+func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string) (applied int, caughtUp bool, err error) {
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		applied, caughtUp, err = r.stepInTx(ctx, tx, p, checkpoint, table)
+		return err
+	})
+	return applied, caughtUp, err
+}
+
+func (r *Runner) stepInTx(ctx context.Context, tx pgx.Tx, p Projector, checkpoint, table string) (int, bool, error) {
+	// The lock takes no transaction id, so waiting on it holds back no reader of the log.
+	if _, err := tx.Exec(ctx, lockCheckpointSQL, checkpoint); err != nil {
+		return 0, false, fmt.Errorf("lock checkpoint %s: %w", checkpoint, err)
+	}
+	var at string
+	if err := tx.QueryRow(ctx, readCheckpointSQL, checkpoint).Scan(&at); err != nil {
+		return 0, false, fmt.Errorf("read checkpoint %s: %w", checkpoint, err)
+	}
+	after, err := eventstore.ParsePosition(at)
+	if err != nil {
+		return 0, false, fmt.Errorf("checkpoint %s: %w", checkpoint, err)
+	}
+	// The horizon is read before the events: everything of the category before it is in this
+	// read, or in an earlier one, when the read comes back short.
+	horizon, err := r.store.Horizon(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	events, err := r.store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Max: r.opts.Batch, Category: p.Category()})
+	if err != nil {
+		return 0, false, err
+	}
+	next := after
+	skipped := 0
+	for _, e := range events {
+		if err := p.Apply(ctx, tx, table, e); err != nil {
+			if !errors.Is(err, ErrSkip) {
+				return 0, false, fmt.Errorf("%s: apply %s %s@%d: %w", p.Name(), e.Type, e.StreamID, e.Version, err)
+			}
+			skipped++
+			r.logger.WarnContext(ctx, "projection skipped an event", "projection", p.Name(), "stream_id", e.StreamID, "version", e.Version, "type", e.Type, "err", err)
+		}
+		next = e.Position
+	}
+	caughtUp := len(events) < r.opts.Batch
+	if caughtUp && horizon.Compare(next) > 0 {
+		next = horizon
+	}
+	if next.Compare(after) > 0 {
+		if _, err := tx.Exec(ctx, moveCheckpointSQL, checkpoint, next.String(), skipped); err != nil {
+			return 0, false, fmt.Errorf("move checkpoint %s: %w", checkpoint, err)
+		}
+	}
+	return len(events), caughtUp, nil
+}
+
+// ErrConsistencyTimeout is returned by WaitFor when a projection did not reach a position in
+// time.
+var ErrConsistencyTimeout = errors.New("projection did not catch up in time")
+
+// WaitFor waits until projection name has applied every event up to and including pos, or
+// until timeout. It is read-your-writes for a client holding the position its write returned.
+func (r *Runner) WaitFor(ctx context.Context, name string, pos eventstore.Position, timeout time.Duration) error {
+	if pos.IsZero() {
+		return nil
+	}
+	want := pos.String()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var at string
+		err := r.pool.QueryRow(ctx, readCheckpointSQL, name).Scan(&at)
+		if err == nil && at >= want {
+			return nil
+		}
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("read checkpoint %s: %w", name, err)
+		}
+		r.Wake()
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w: %s had not reached position %s after %s", ErrConsistencyTimeout, name, want, timeout)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrRebuildRunning is returned by Rebuild when the projection is being rebuilt already.
+var ErrRebuildRunning = errors.New("a rebuild of this projection is already running")
+
+// Progress reports a rebuild's progress: events applied so far and the position reached.
+type Progress func(applied int64, position string)
+
+// Session advisory locks of class 1398031427 mark running rebuilds, one per projection.
+const (
+	tryRebuildLockSQL = `SELECT pg_try_advisory_lock(1398031427, hashtext($1))`
+	rebuildUnlockSQL  = `SELECT pg_advisory_unlock(1398031427, hashtext($1))`
+)
+
+// Rebuild rebuilds projection name from the first event into a fresh copy of its table while
+// the live table keeps serving (and its projector keeps following the log), then swaps the copy
+// in, together with its checkpoint, in one transaction. Queries see the old table until that
+// commit and the new one after it.
+func (r *Runner) Rebuild(ctx context.Context, name string, progress Progress) error {
+	p, err := r.Projector(name)
+	if err != nil {
+		return err
+	}
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, tryRebuildLockSQL, name).Scan(&locked); err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	if !locked {
+		return fmt.Errorf("rebuild %s: %w", name, ErrRebuildRunning)
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), rebuildUnlockSQL, name) }()
+
+	live := pgx.Identifier{name}.Sanitize()
+	copyName := name + "_rebuild"
+	copyTable := pgx.Identifier{copyName}.Sanitize()
+	checkpoint := name + ".rebuild"
+	// A rebuild that died left its copy behind; this one starts over.
+	if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS `+copyTable); err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE `+copyTable+` (LIKE `+live+` INCLUDING ALL)`); err != nil {
+		return fmt.Errorf("rebuild %s: make the copy: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1)
+ON CONFLICT (name) DO UPDATE SET position = '', skipped = 0, updated_at = now()`, checkpoint); err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	r.logger.InfoContext(ctx, "projection rebuild started", "projection", name)
+	started := time.Now()
+
+	var applied int64
+	report := func() {
+		if progress == nil {
+			return
+		}
+		var at string
+		_ = r.pool.QueryRow(ctx, readCheckpointSQL, checkpoint).Scan(&at)
+		progress(applied, at)
+	}
+	for {
+		n, caughtUp, err := r.step(ctx, p, checkpoint, copyName)
+		if err != nil {
+			return fmt.Errorf("rebuild %s: %w", name, err)
+		}
+		applied += int64(n)
+		report()
+		if caughtUp {
+			break
+		}
+	}
+
+	// The swap: the live projector waits on its lock while the copy takes the last events and
+	// its place.
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockCheckpointSQL, name); err != nil {
+			return err
+		}
+		for {
+			n, caughtUp, err := r.stepInTx(ctx, tx, p, checkpoint, copyName)
+			if err != nil {
+				return err
+			}
+			applied += int64(n)
+			if caughtUp {
+				break
+			}
+		}
+		old := pgx.Identifier{name + "_old"}.Sanitize()
+		for _, stmt := range []string{
+			`ALTER TABLE ` + live + ` RENAME TO ` + pgx.Identifier{name + "_old"}.Sanitize(),
+			`ALTER TABLE ` + copyTable + ` RENAME TO ` + live,
+			`DROP TABLE ` + old,
+		} {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints AS l SET position = c.position, skipped = c.skipped, updated_at = now()
+FROM projection_checkpoints AS c WHERE l.name = $1 AND c.name = $2`, name, checkpoint)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, checkpoint)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild %s: swap: %w", name, err)
+	}
+	report()
+	r.logger.InfoContext(ctx, "projection rebuilt", "projection", name, "events", applied, "duration", time.Since(started))
+	r.Wake()
+	return nil
+}

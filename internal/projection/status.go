@@ -1,0 +1,61 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// Statuses of a projection.
+const (
+	StatusLive       = "LIVE"        // it has applied every event readers can see
+	StatusCatchingUp = "CATCHING_UP" // events wait for it
+	StatusRebuilding = "REBUILDING"  // a rebuild is filling a fresh copy; the live table serves
+)
+
+// LagCap bounds the count of events a status reports as lag; a larger lag shows as LagCap.
+const LagCap = 1_000_000
+
+// Info is a projection's state.
+type Info struct {
+	Name      string
+	Position  string // the checkpoint: the last position applied, "" before the first event
+	Lag       int64  // events of its category readers can see that it has not applied, at most LagCap
+	Skipped   int64  // events it could not use
+	Status    string
+	UpdatedAt time.Time
+}
+
+// Status returns every projection's state, in the order the runner was given them.
+func (r *Runner) Status(ctx context.Context) ([]Info, error) {
+	out := make([]Info, 0, len(r.projectors))
+	for _, p := range r.projectors {
+		info := Info{Name: p.Name()}
+		var rebuilding bool
+		err := r.pool.QueryRow(ctx, `SELECT position, skipped, updated_at,
+	EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 1398031427 AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)
+FROM projection_checkpoints WHERE name = $1`, p.Name()).Scan(&info.Position, &info.Skipped, &info.UpdatedAt, &rebuilding)
+		if err != nil {
+			return nil, fmt.Errorf("status of %s: %w", p.Name(), err)
+		}
+		at, err := eventstore.ParsePosition(info.Position)
+		if err != nil {
+			return nil, fmt.Errorf("status of %s: %w", p.Name(), err)
+		}
+		if info.Lag, err = r.store.CountAfter(ctx, at, p.Category(), LagCap); err != nil {
+			return nil, fmt.Errorf("status of %s: %w", p.Name(), err)
+		}
+		switch {
+		case rebuilding:
+			info.Status = StatusRebuilding
+		case info.Lag > 0:
+			info.Status = StatusCatchingUp
+		default:
+			info.Status = StatusLive
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}

@@ -1,0 +1,74 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/domain/user"
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// Users is the users read model: one row per user, as the User aggregate's Apply leaves it.
+type Users struct{}
+
+// Name implements Projector.
+func (Users) Name() string { return "users" }
+
+// Category implements Projector.
+func (Users) Category() string { return user.Category }
+
+// Apply implements Projector: the row is read, the domain's Apply gives the new state, and the
+// row is written back. The projection has no logic of its own to drift from the aggregate's.
+func (Users) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.RecordedEvent) error {
+	id, err := aggregateID(e.StreamID, user.Category)
+	if err != nil {
+		return err
+	}
+	ev, err := user.Decode(e.Type, e.Data)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSkip, err)
+	}
+	t := pgx.Identifier{table}.Sanitize()
+	var s user.State
+	var status string
+	err = tx.QueryRow(ctx, `SELECT id::text, name, email, status, version FROM `+t+` WHERE id = $1`, id).Scan(&s.ID, &s.Name, &s.Email, &status, &s.Version)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	s.Status = user.Status(status)
+	if err := inOrder(s.Version, e); err != nil {
+		return err
+	}
+	s = s.Apply(ev)
+	s.Version = e.Version // the stream's version, also after a skipped event
+	_, err = tx.Exec(ctx, `INSERT INTO `+t+` AS u (id, name, email, status, version, position, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+ON CONFLICT (id) DO UPDATE SET name = $2, email = $3, status = $4, version = $5, position = $6, updated_at = $7`,
+		id, s.Name, s.Email, string(s.Status), s.Version, e.Position.String(), e.RecordedAt)
+	return err
+}
+
+// aggregateID takes the aggregate id out of a stream id "<category>-<uuid>". Streams of the
+// category that are not an aggregate's (written with appendEvents) are skipped.
+func aggregateID(streamID, category string) (string, error) {
+	id, ok := strings.CutPrefix(streamID, category+"-")
+	if u, err := uuid.Parse(id); !ok || err != nil || u.String() != id {
+		return "", fmt.Errorf("%w: stream %s is not a %s aggregate's", ErrSkip, streamID, category)
+	}
+	return id, nil
+}
+
+// inOrder checks that e comes after the version a row is at: anything else would mean an event
+// applied twice, which the checkpoint rules out; it stops the projector rather than let the read
+// model drift. (A later version than the next one follows an event that was skipped.)
+func inOrder(rowVersion int64, e eventstore.RecordedEvent) error {
+	if e.Version <= rowVersion {
+		return fmt.Errorf("read model is at version %d of %s, event is version %d", rowVersion, e.StreamID, e.Version)
+	}
+	return nil
+}
