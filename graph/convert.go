@@ -41,11 +41,16 @@ func connection(events []eventstore.RecordedEvent, first int, empty *string) *mo
 // pageSize checks a connection's first argument against the cap. The schema's default for
 // first is lowered to the cap when the server is configured below it.
 func (r *Resolver) pageSize(ctx context.Context, first *int) (int, error) {
+	return r.pageSizeDefault(ctx, first, 100)
+}
+
+// pageSizeDefault is pageSize for a connection whose schema default for first is def.
+func (r *Resolver) pageSizeDefault(ctx context.Context, first *int, def int) (int, error) {
 	limit := r.MaxPageSize
 	if limit <= 0 {
 		limit = DefaultMaxPageSize
 	}
-	n := min(100, limit)
+	n := min(def, limit)
 	if first != nil && argGiven(ctx, "first") {
 		n = *first
 	}

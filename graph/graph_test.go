@@ -137,7 +137,7 @@ func TestAppendEventsAndReadThemBack(t *testing.T) {
 			"metadata": map[string]any{"actor": "ann", "correlationId": "c-1"}},
 		map[string]any{"type": "OrderPaid", "data": map[string]any{"amount": "19.98"}, "schemaVersion": 2},
 	}
-	vars := map[string]any{"s": "order-7", "e": events, "v": 0}
+	vars := map[string]any{"s": "invoice-7", "e": events, "v": 0}
 	r := post(t, srv.URL, appendMutation, vars)
 	if len(r.Errors) > 0 {
 		t.Fatalf("append: %+v", r.Errors)
@@ -159,7 +159,7 @@ func TestAppendEventsAndReadThemBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := got.AppendEvents
-	if a.StreamID != "order-7" || a.NextExpectedVersion != 2 || a.Repeated || len(a.Events) != 2 || a.Position != a.Events[1].Position {
+	if a.StreamID != "invoice-7" || a.NextExpectedVersion != 2 || a.Repeated || len(a.Events) != 2 || a.Position != a.Events[1].Position {
 		t.Fatalf("append result = %+v", a)
 	}
 	if a.Events[0].ID != "0b7e4f3e-8a51-4b8e-9d2f-3f1c2d4e5f60" || a.Events[1].SchemaVersion != 2 || a.Events[0].Version != 1 || a.Events[0].RecordedAt == "" {
@@ -175,8 +175,8 @@ func TestAppendEventsAndReadThemBack(t *testing.T) {
 	})
 
 	t.Run("read back through the stream, numbers exact", func(t *testing.T) {
-		r := post(t, srv.URL, `{ stream(id: "order-7") { id version events { edges { cursor node { version type data metadata } } pageInfo { hasNextPage endCursor } } } }`, nil)
-		want := `{"stream":{"id":"order-7","version":2,"events":{"edges":[` +
+		r := post(t, srv.URL, `{ stream(id: "invoice-7") { id version events { edges { cursor node { version type data metadata } } pageInfo { hasNextPage endCursor } } } }`, nil)
+		want := `{"stream":{"id":"invoice-7","version":2,"events":{"edges":[` +
 			`{"cursor":"` + a.Events[0].Position + `","node":{"version":1,"type":"OrderCreated","data":{"big": 12345678901234567890, "items": [{"qty": 2, "sku": "A"}]},"metadata":{"actor": "ann", "correlationId": "c-1"}}},` +
 			`{"cursor":"` + a.Events[1].Position + `","node":{"version":2,"type":"OrderPaid","data":{"amount": "19.98"},"metadata":{}}}],` +
 			`"pageInfo":{"hasNextPage":false,"endCursor":"` + a.Events[1].Position + `"}}}}`
@@ -198,7 +198,7 @@ func TestAppendEventsAndReadThemBack(t *testing.T) {
 	}
 	for _, p := range pages {
 		t.Run("stream events "+p.args, func(t *testing.T) {
-			r := post(t, srv.URL, `{ stream(id: "order-7") { events(`+p.args+`) { edges { node { version } } pageInfo { hasNextPage } } } }`, nil)
+			r := post(t, srv.URL, `{ stream(id: "invoice-7") { events(`+p.args+`) { edges { node { version } } pageInfo { hasNextPage } } } }`, nil)
 			var page struct {
 				Stream struct {
 					Events struct {
@@ -221,7 +221,7 @@ func TestAppendEventsAndReadThemBack(t *testing.T) {
 	}
 
 	t.Run("wrong expected version", func(t *testing.T) {
-		r := post(t, srv.URL, appendMutation, map[string]any{"s": "order-7", "e": []any{map[string]any{"type": "X", "data": map[string]any{}}}, "v": 1})
+		r := post(t, srv.URL, appendMutation, map[string]any{"s": "invoice-7", "e": []any{map[string]any{"type": "X", "data": map[string]any{}}}, "v": 1})
 		code, ext, msg := gqlErr(t, r)
 		if code != graph.CodeWrongExpectedVersion || ext["actualVersion"] != float64(2) || ext["expectedVersion"] != float64(1) || !strings.Contains(msg, "version 2") {
 			t.Errorf("code %s, extensions %v, message %q", code, ext, msg)
@@ -233,14 +233,14 @@ func TestAppendEventsAndReadThemBack(t *testing.T) {
 		vars        map[string]any
 		mention     string
 	}{
-		{"data not an object", appendMutation, map[string]any{"s": "order-8", "e": []any{map[string]any{"type": "X", "data": []any{1}}}}, "events[0].data"},
-		{"id not a uuid", appendMutation, map[string]any{"s": "order-8", "e": []any{map[string]any{"id": "nope", "type": "X", "data": map[string]any{}}}}, "events[0].id"},
+		{"data not an object", appendMutation, map[string]any{"s": "invoice-8", "e": []any{map[string]any{"type": "X", "data": []any{1}}}}, "events[0].data"},
+		{"id not a uuid", appendMutation, map[string]any{"s": "invoice-8", "e": []any{map[string]any{"id": "nope", "type": "X", "data": map[string]any{}}}}, "events[0].id"},
 		{"empty stream id", appendMutation, map[string]any{"s": "", "e": []any{map[string]any{"type": "X", "data": map[string]any{}}}}, "streamId"},
-		{"schema version 0", appendMutation, map[string]any{"s": "order-8", "e": []any{map[string]any{"type": "X", "data": map[string]any{}, "schemaVersion": 0}}}, "schemaVersion"},
-		{"an id reused with other content", appendMutation, map[string]any{"s": "order-9", "e": []any{map[string]any{"id": a.Events[0].ID, "type": "X", "data": map[string]any{}}}}, a.Events[0].ID},
+		{"schema version 0", appendMutation, map[string]any{"s": "invoice-8", "e": []any{map[string]any{"type": "X", "data": map[string]any{}, "schemaVersion": 0}}}, "schemaVersion"},
+		{"an id reused with other content", appendMutation, map[string]any{"s": "invoice-9", "e": []any{map[string]any{"id": a.Events[0].ID, "type": "X", "data": map[string]any{}}}}, a.Events[0].ID},
 		{"first over the cap", `{ allEvents(first: 51) { edges { cursor } } }`, nil, "1..50"},
 		{"first zero", `{ allEvents(first: 0) { edges { cursor } } }`, nil, "first"},
-		{"stream page over the cap", `{ stream(id: "order-7") { events(first: 51) { edges { cursor } } } }`, nil, "1..50"},
+		{"stream page over the cap", `{ stream(id: "invoice-7") { events(first: 51) { edges { cursor } } } }`, nil, "1..50"},
 		{"a cursor the server never gave", `{ allEvents(after: "bogus") { edges { cursor } } }`, nil, "position"},
 	}
 	for _, tt := range refusals {
@@ -251,7 +251,7 @@ func TestAppendEventsAndReadThemBack(t *testing.T) {
 			}
 		})
 	}
-	r = post(t, srv.URL, `{ a: stream(id: "order-8") { id } b: stream(id: "order-9") { id } }`, nil)
+	r = post(t, srv.URL, `{ a: stream(id: "invoice-8") { id } b: stream(id: "invoice-9") { id } }`, nil)
 	if string(r.Data) != `{"a":null,"b":null}` {
 		t.Errorf("refused appends left streams behind: %s", r.Data)
 	}

@@ -13,7 +13,9 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/strata-es/strata/graph/generated"
+	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/projection"
 )
 
 // Error codes in a GraphQL error's extensions.code: a stable contract (schema.graphql).
@@ -21,6 +23,9 @@ const (
 	CodeBadUserInput         = "BAD_USER_INPUT"
 	CodeNotFound             = "NOT_FOUND"
 	CodeWrongExpectedVersion = "WRONG_EXPECTED_VERSION"
+	CodeInvariantViolation   = "INVARIANT_VIOLATION"
+	CodeConsistencyTimeout   = "CONSISTENCY_TIMEOUT"
+	CodeRebuildInProgress    = "REBUILD_IN_PROGRESS"
 	CodeInternal             = "INTERNAL"
 )
 
@@ -36,7 +41,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 		logger.ErrorContext(ctx, "resolver panicked", "panic", p)
 		return errors.New("internal error")
 	})
-	return srv
+	return r.withLoaders(srv)
 }
 
 // presentError is the one place where Go errors become GraphQL error codes. Errors the client
@@ -52,7 +57,19 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 		presented.Extensions = map[string]any{}
 	}
 	var wrong *eventstore.WrongExpectedVersionError
+	var broken *domain.InvariantError
 	switch {
+	case errors.As(err, &broken):
+		presented.Extensions["code"] = CodeInvariantViolation
+		presented.Extensions["rule"] = broken.Rule
+	case errors.Is(err, domain.ErrNotFound):
+		presented.Extensions["code"] = CodeNotFound
+	case errors.Is(err, domain.ErrBadMoney):
+		presented.Extensions["code"] = CodeBadUserInput
+	case errors.Is(err, projection.ErrConsistencyTimeout):
+		presented.Extensions["code"] = CodeConsistencyTimeout
+	case errors.Is(err, projection.ErrRebuildRunning):
+		presented.Extensions["code"] = CodeRebuildInProgress
 	case errors.As(err, &wrong):
 		presented.Extensions["code"] = CodeWrongExpectedVersion
 		presented.Extensions["actualVersion"] = wrong.Actual

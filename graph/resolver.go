@@ -1,15 +1,31 @@
 // Package graph holds Strata's GraphQL resolvers: thin translations between the schema in
 // schema.graphql and the packages under internal/. The code gqlgen generates lives apart, in
-// graph/generated and graph/model, and is never edited by hand.
+// graph/generated and graph/model, and is never edited by hand (but for graph/model/domain.go,
+// the hand-written User and Order models gqlgen.yml binds).
 package graph
 
 //go:generate go tool gqlgen generate
 
-import "github.com/strata-es/strata/internal/eventstore"
+import (
+	"time"
+
+	"github.com/strata-es/strata/internal/command"
+	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/projection"
+	"github.com/strata-es/strata/internal/query"
+)
+
+// DefaultConsistencyTimeout bounds how long consistentWith waits unless configured otherwise.
+const DefaultConsistencyTimeout = 5 * time.Second
 
 // Resolver carries what the resolvers need; app builds it.
 type Resolver struct {
-	Store *eventstore.Store
+	Store      *eventstore.Store
+	Commands   *command.Handler
+	Reader     *query.Reader
+	Projectors *projection.Runner
 	// MaxPageSize caps first on every connection; 0 means DefaultMaxPageSize.
 	MaxPageSize int
+	// ConsistencyTimeout bounds the wait of consistentWith; 0 means DefaultConsistencyTimeout.
+	ConsistencyTimeout time.Duration
 }

@@ -8,14 +8,23 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/strata-es/strata/graph/generated"
 	"github.com/strata-es/strata/graph/model"
+	"github.com/strata-es/strata/internal/command"
+	"github.com/strata-es/strata/internal/domain"
+	"github.com/strata-es/strata/internal/domain/order"
+	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/query"
 )
 
 // AppendEvents is the resolver for the appendEvents field.
 func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error) {
+	if err := checkNotOwned(streamID); err != nil {
+		return nil, err
+	}
 	data, err := toEventData(events)
 	if err != nil {
 		return nil, err
@@ -36,6 +45,97 @@ func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, ev
 		out.Events[i] = toEvent(e)
 	}
 	return out, nil
+}
+
+// RegisterUser is the resolver for the registerUser field.
+func (r *mutationResolver) RegisterUser(ctx context.Context, name string, email string) (*model.UserResult, error) {
+	return userResult(r.Commands.RegisterUser(ctx, name, email))
+}
+
+// ChangeUserEmail is the resolver for the changeUserEmail field.
+func (r *mutationResolver) ChangeUserEmail(ctx context.Context, id string, email string, expectedVersion *int) (*model.UserResult, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	return userResult(r.Commands.ChangeUserEmail(ctx, id, email, optionalExpected(expectedVersion)))
+}
+
+// RenameUser is the resolver for the renameUser field.
+func (r *mutationResolver) RenameUser(ctx context.Context, id string, name string, expectedVersion *int) (*model.UserResult, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	return userResult(r.Commands.RenameUser(ctx, id, name, optionalExpected(expectedVersion)))
+}
+
+// DeactivateUser is the resolver for the deactivateUser field.
+func (r *mutationResolver) DeactivateUser(ctx context.Context, id string, expectedVersion *int) (*model.UserResult, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	return userResult(r.Commands.DeactivateUser(ctx, id, optionalExpected(expectedVersion)))
+}
+
+// CreateOrder is the resolver for the createOrder field.
+func (r *mutationResolver) CreateOrder(ctx context.Context, customerID string, items []*model.OrderItemInput) (*model.OrderResult, error) {
+	if _, err := command.ParseID("customerId", customerID); err != nil {
+		return nil, err
+	}
+	lines := make([]order.Item, len(items))
+	for i, it := range items {
+		lines[i] = order.Item{SKU: it.Sku, Quantity: int64(it.Quantity), UnitPrice: it.UnitPrice}
+	}
+	return orderResult(r.Commands.CreateOrder(ctx, customerID, lines))
+}
+
+// PayOrder is the resolver for the payOrder field.
+func (r *mutationResolver) PayOrder(ctx context.Context, id string, amount domain.Money, expectedVersion *int) (*model.OrderResult, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	return orderResult(r.Commands.PayOrder(ctx, id, amount, optionalExpected(expectedVersion)))
+}
+
+// ShipOrder is the resolver for the shipOrder field.
+func (r *mutationResolver) ShipOrder(ctx context.Context, id string, carrier string, trackingNumber string, expectedVersion *int) (*model.OrderResult, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	return orderResult(r.Commands.ShipOrder(ctx, id, carrier, trackingNumber, optionalExpected(expectedVersion)))
+}
+
+// CancelOrder is the resolver for the cancelOrder field.
+func (r *mutationResolver) CancelOrder(ctx context.Context, id string, reason string, expectedVersion *int) (*model.OrderResult, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	return orderResult(r.Commands.CancelOrder(ctx, id, reason, optionalExpected(expectedVersion)))
+}
+
+// RebuildProjection is the resolver for the rebuildProjection field.
+func (r *mutationResolver) RebuildProjection(ctx context.Context, name string) (*model.Projection, error) {
+	if err := r.Projectors.Rebuild(ctx, name, nil); err != nil {
+		return nil, err
+	}
+	infos, err := r.Projectors.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range infos {
+		if in.Name == name {
+			return toProjection(in), nil
+		}
+	}
+	return nil, fmt.Errorf("projection %s rebuilt but missing from the status", name)
+}
+
+// Customer is the resolver for the customer field.
+func (r *orderResolver) Customer(ctx context.Context, obj *model.Order) (*model.User, error) {
+	u, err := loadersFrom(ctx).users.Load(ctx, obj.CustomerID)()
+	if err == nil && u == nil {
+		err = fmt.Errorf("customer %s of order %s: %w", obj.CustomerID, obj.ID, domain.ErrNotFound)
+	}
+	return u, err
 }
 
 // Stream is the resolver for the stream field.
@@ -72,6 +172,102 @@ func (r *queryResolver) AllEvents(ctx context.Context, first *int, after *string
 	return connection(events, n, after), nil
 }
 
+// User is the resolver for the user field.
+func (r *queryResolver) User(ctx context.Context, id string, consistentWith *string) (*model.User, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	if err := r.consistent(ctx, "users", consistentWith); err != nil {
+		return nil, err
+	}
+	found, err := r.Reader.UsersByID(ctx, []string{id})
+	if s, ok := found[id]; ok && err == nil {
+		return toUser(s), nil
+	}
+	return nil, err
+}
+
+// Users is the resolver for the users field.
+func (r *queryResolver) Users(ctx context.Context, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string) (*model.UserConnection, error) {
+	p, err := r.page(ctx, first, 20, after)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.consistent(ctx, "users", consistentWith); err != nil {
+		return nil, err
+	}
+	f := query.UserFilter{}
+	if status != nil {
+		f.Status = user.Status(*status)
+	}
+	if emailContains != nil {
+		f.EmailContains = *emailContains
+	}
+	list, more, err := r.Reader.Users(ctx, f, p)
+	if err != nil {
+		return nil, err
+	}
+	c := &model.UserConnection{Edges: make([]*model.UserEdge, len(list)), PageInfo: &model.PageInfo{HasNextPage: more, EndCursor: after}}
+	for i, s := range list {
+		c.Edges[i] = &model.UserEdge{Cursor: s.ID, Node: toUser(s)}
+		c.PageInfo.EndCursor = &c.Edges[i].Cursor
+	}
+	return c, nil
+}
+
+// Order is the resolver for the order field.
+func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *string) (*model.Order, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	if err := r.consistent(ctx, "orders", consistentWith); err != nil {
+		return nil, err
+	}
+	found, err := r.Reader.OrdersByID(ctx, []string{id})
+	if s, ok := found[id]; ok && err == nil {
+		return toOrder(s), nil
+	}
+	return nil, err
+}
+
+// Orders is the resolver for the orders field.
+func (r *queryResolver) Orders(ctx context.Context, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string) (*model.OrderConnection, error) {
+	p, err := r.page(ctx, first, 20, after)
+	if err != nil {
+		return nil, err
+	}
+	f := query.OrderFilter{}
+	if status != nil {
+		f.Status = order.Status(*status)
+	}
+	if customerID != nil {
+		if f.CustomerID, err = command.ParseID("customerId", *customerID); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.consistent(ctx, "orders", consistentWith); err != nil {
+		return nil, err
+	}
+	list, more, err := r.Reader.Orders(ctx, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return orderConnection(list, more, after), nil
+}
+
+// Projections is the resolver for the projections field.
+func (r *queryResolver) Projections(ctx context.Context) ([]*model.Projection, error) {
+	infos, err := r.Projectors.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.Projection, len(infos))
+	for i, in := range infos {
+		out[i] = toProjection(in)
+	}
+	return out, nil
+}
+
 // Events is the resolver for the events field.
 func (r *streamResolver) Events(ctx context.Context, obj *model.Stream, fromVersion *int, first *int, backward *bool) (*model.EventConnection, error) {
 	n, err := r.pageSize(ctx, first)
@@ -95,8 +291,28 @@ func (r *streamResolver) Events(ctx context.Context, obj *model.Stream, fromVers
 	return connection(slice.Events, n, nil), nil
 }
 
+// Orders is the resolver for the orders field.
+func (r *userResolver) Orders(ctx context.Context, obj *model.User, first *int, after *string) (*model.OrderConnection, error) {
+	p, err := r.page(ctx, first, 20, after)
+	if err != nil {
+		return nil, err
+	}
+	list, err := loadersFrom(ctx).orders.Load(ctx, ordersKey{customerID: obj.ID, page: p})()
+	if err != nil {
+		return nil, err
+	}
+	more := len(list) > p.First
+	if more {
+		list = list[:p.First]
+	}
+	return orderConnection(list, more, after), nil
+}
+
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
+
+// Order returns generated.OrderResolver implementation.
+func (r *Resolver) Order() generated.OrderResolver { return &orderResolver{r} }
 
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
@@ -104,8 +320,13 @@ func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 // Stream returns generated.StreamResolver implementation.
 func (r *Resolver) Stream() generated.StreamResolver { return &streamResolver{r} }
 
+// User returns generated.UserResolver implementation.
+func (r *Resolver) User() generated.UserResolver { return &userResolver{r} }
+
 type (
 	mutationResolver struct{ *Resolver }
+	orderResolver    struct{ *Resolver }
 	queryResolver    struct{ *Resolver }
 	streamResolver   struct{ *Resolver }
+	userResolver     struct{ *Resolver }
 )

@@ -3,8 +3,14 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
+
+	"github.com/strata-es/strata/internal/domain"
 )
 
 type AppendResult struct {
@@ -65,11 +71,51 @@ type EventInput struct {
 type Mutation struct {
 }
 
+type OrderConnection struct {
+	Edges    []*OrderEdge `json:"edges"`
+	PageInfo *PageInfo    `json:"pageInfo"`
+}
+
+type OrderEdge struct {
+	Cursor string `json:"cursor"`
+	Node   *Order `json:"node"`
+}
+
+type OrderItem struct {
+	Sku       string       `json:"sku"`
+	Quantity  int          `json:"quantity"`
+	UnitPrice domain.Money `json:"unitPrice"`
+}
+
+type OrderItemInput struct {
+	Sku       string       `json:"sku"`
+	Quantity  int          `json:"quantity"`
+	UnitPrice domain.Money `json:"unitPrice"`
+}
+
+type OrderResult struct {
+	Order *Order `json:"order"`
+	// The position of the event written: consistentWith for a later query.
+	Position string `json:"position"`
+}
+
 type PageInfo struct {
 	HasNextPage bool `json:"hasNextPage"`
 	// The cursor of the last edge. On an empty page of allEvents it is the after argument, so that a
 	// client polling for new events keeps its place.
 	EndCursor *string `json:"endCursor,omitempty"`
+}
+
+// A read model kept from the log.
+type Projection struct {
+	Name string `json:"name"`
+	// The last position it has applied (its checkpoint); empty before the first event.
+	Position string `json:"position"`
+	// Events of its category that readers can see and it has not applied yet (counted up to 1,000,000).
+	Lag int `json:"lag"`
+	// Events it could not use (logged by the server).
+	Skipped int              `json:"skipped"`
+	Status  ProjectionStatus `json:"status"`
 }
 
 type Query struct {
@@ -85,4 +131,194 @@ type Stream struct {
 	// backward (fromVersion then defaults to the last event). first is at most the server's page cap
 	// (1,000 unless configured).
 	Events *EventConnection `json:"events"`
+}
+
+type UserConnection struct {
+	Edges    []*UserEdge `json:"edges"`
+	PageInfo *PageInfo   `json:"pageInfo"`
+}
+
+type UserEdge struct {
+	Cursor string `json:"cursor"`
+	Node   *User  `json:"node"`
+}
+
+type UserResult struct {
+	User *User `json:"user"`
+	// The position of the event written: consistentWith for a later query.
+	Position string `json:"position"`
+}
+
+type OrderStatus string
+
+const (
+	OrderStatusPending   OrderStatus = "PENDING"
+	OrderStatusPaid      OrderStatus = "PAID"
+	OrderStatusShipped   OrderStatus = "SHIPPED"
+	OrderStatusCancelled OrderStatus = "CANCELLED"
+)
+
+var AllOrderStatus = []OrderStatus{
+	OrderStatusPending,
+	OrderStatusPaid,
+	OrderStatusShipped,
+	OrderStatusCancelled,
+}
+
+func (e OrderStatus) IsValid() bool {
+	switch e {
+	case OrderStatusPending, OrderStatusPaid, OrderStatusShipped, OrderStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func (e OrderStatus) String() string {
+	return string(e)
+}
+
+func (e *OrderStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = OrderStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid OrderStatus", str)
+	}
+	return nil
+}
+
+func (e OrderStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *OrderStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e OrderStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ProjectionStatus string
+
+const (
+	// It has applied every event readers can see.
+	ProjectionStatusLive ProjectionStatus = "LIVE"
+	// Events wait for it.
+	ProjectionStatusCatchingUp ProjectionStatus = "CATCHING_UP"
+	// A rebuild is filling a fresh copy; the live table keeps serving.
+	ProjectionStatusRebuilding ProjectionStatus = "REBUILDING"
+)
+
+var AllProjectionStatus = []ProjectionStatus{
+	ProjectionStatusLive,
+	ProjectionStatusCatchingUp,
+	ProjectionStatusRebuilding,
+}
+
+func (e ProjectionStatus) IsValid() bool {
+	switch e {
+	case ProjectionStatusLive, ProjectionStatusCatchingUp, ProjectionStatusRebuilding:
+		return true
+	}
+	return false
+}
+
+func (e ProjectionStatus) String() string {
+	return string(e)
+}
+
+func (e *ProjectionStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ProjectionStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ProjectionStatus", str)
+	}
+	return nil
+}
+
+func (e ProjectionStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ProjectionStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ProjectionStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type UserStatus string
+
+const (
+	UserStatusActive      UserStatus = "ACTIVE"
+	UserStatusDeactivated UserStatus = "DEACTIVATED"
+)
+
+var AllUserStatus = []UserStatus{
+	UserStatusActive,
+	UserStatusDeactivated,
+}
+
+func (e UserStatus) IsValid() bool {
+	switch e {
+	case UserStatusActive, UserStatusDeactivated:
+		return true
+	}
+	return false
+}
+
+func (e UserStatus) String() string {
+	return string(e)
+}
+
+func (e *UserStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UserStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UserStatus", str)
+	}
+	return nil
+}
+
+func (e UserStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UserStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UserStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

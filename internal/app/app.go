@@ -31,9 +31,10 @@ type environment struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   {"run the server (starts a private PostgreSQL when DATABASE_URL is unset)", serveCmd},
-		"migrate": {"apply the database migrations and exit", migrateCmd},
-		"bench":   {"benchmarks: `strata bench append` measures appends", benchCmd},
+		"serve":       {"run the server (starts a private PostgreSQL when DATABASE_URL is unset)", serveCmd},
+		"migrate":     {"apply the database migrations and exit", migrateCmd},
+		"bench":       {"benchmarks: `strata bench append` measures appends", benchCmd},
+		"projections": {"`status` shows the read models' checkpoints; `rebuild NAME` rebuilds one", projectionsCmd},
 	}
 }
 
@@ -82,7 +83,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "\nusage: strata <command> [flags]; strata <command> --help lists a command's flags")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/migrations"
 )
 
@@ -34,14 +33,17 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	resolver, projectors := newResolver(db.pool, cfg, logger)
 	srv := &http.Server{
-		Handler:           routes(db, &graph.Resolver{Store: eventstore.New(db.pool, cfg.StoreOptions()), MaxPageSize: cfg.MaxPageSize}, logger),
+		Handler:           routes(db, resolver, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url))
 
 	g, gctx := errgroup.WithContext(ctx)
+	// Projectors stop with the rest; each batch is one transaction, so stopping loses nothing.
+	g.Go(func() error { return projectors.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)

@@ -26,6 +26,8 @@ type Config struct {
 	Addr string
 	// MaxPageSize caps first on GraphQL connections.
 	MaxPageSize int
+	// ConsistencyTimeout bounds how long a query's consistentWith waits for a projection.
+	ConsistencyTimeout time.Duration
 	// DBMaxConns bounds the connection pool.
 	DBMaxConns int
 	// MaxEventsPerAppend and MaxEventSize bound one append.
@@ -120,6 +122,7 @@ func (c *Config) Register(f *FlagSet) {
 func (c *Config) RegisterServe(f *FlagSet) {
 	f.String(&c.Addr, "addr", "STRATA_ADDR", "127.0.0.1:8080", "HTTP listen address")
 	f.Int(&c.MaxPageSize, "max-page-size", "STRATA_MAX_PAGE_SIZE", 1000, "most items one GraphQL page (first) may ask for")
+	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
 }
 
 // Validate checks the settings once, after parsing.
@@ -133,6 +136,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxEventSize < 2 {
 		errs = append(errs, fmt.Errorf("--max-event-size must be at least 2 bytes, not %d", c.MaxEventSize))
+	}
+	if c.Addr != "" && c.ConsistencyTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--consistency-timeout must be positive, not %s", c.ConsistencyTimeout))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, not %s", c.ShutdownTimeout))

@@ -1,0 +1,95 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/strata-es/strata/graph/model"
+	"github.com/strata-es/strata/internal/command"
+	"github.com/strata-es/strata/internal/domain/order"
+	"github.com/strata-es/strata/internal/domain/user"
+	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/projection"
+	"github.com/strata-es/strata/internal/query"
+)
+
+// ownedCategories are the stream categories the domain's aggregates write. appendEvents refuses
+// them: an event written around an aggregate would skip its invariants.
+var ownedCategories = map[string]string{ //nolint:gochecknoglobals // read-only
+	user.Category:      "User",
+	user.ClaimCategory: "User (email claims)",
+	order.Category:     "Order",
+}
+
+func checkNotOwned(streamID string) error {
+	if owner, ok := ownedCategories[eventstore.Category(streamID)]; ok {
+		return &eventstore.ValidationError{Field: "streamId", Reason: fmt.Sprintf("streams of category %s belong to the %s aggregate; change them with its mutations", eventstore.Category(streamID), owner)}
+	}
+	return nil
+}
+
+// consistent waits until projection name has applied position consistentWith, when given.
+func (r *Resolver) consistent(ctx context.Context, name string, consistentWith *string) error {
+	if consistentWith == nil || *consistentWith == "" {
+		return nil
+	}
+	pos, err := eventstore.ParsePosition(*consistentWith)
+	if err != nil {
+		return &eventstore.ValidationError{Field: "consistentWith", Reason: fmt.Sprintf("%q is not a position a mutation returned", *consistentWith)}
+	}
+	timeout := r.ConsistencyTimeout
+	if timeout <= 0 {
+		timeout = DefaultConsistencyTimeout
+	}
+	return r.Projectors.WaitFor(ctx, name, pos, timeout)
+}
+
+func optionalExpected(v *int) *int64 {
+	if v == nil {
+		return nil
+	}
+	x := int64(*v)
+	return &x
+}
+
+func userResult(res command.UserResult, err error) (*model.UserResult, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &model.UserResult{User: toUser(res.User), Position: res.Position.String()}, nil
+}
+
+func orderResult(res command.OrderResult, err error) (*model.OrderResult, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &model.OrderResult{Order: toOrder(res.Order), Position: res.Position.String()}, nil
+}
+
+// page checks a page's arguments: first against the cap (default def), after as an id.
+func (r *Resolver) page(ctx context.Context, first *int, def int, after *string) (query.Page, error) {
+	n, err := r.pageSizeDefault(ctx, first, def)
+	if err != nil {
+		return query.Page{}, err
+	}
+	p := query.Page{First: n}
+	if after != nil && *after != "" {
+		if p.After, err = command.ParseID("after", *after); err != nil {
+			return query.Page{}, err
+		}
+	}
+	return p, nil
+}
+
+func toProjection(in projection.Info) *model.Projection {
+	return &model.Projection{Name: in.Name, Position: in.Position, Lag: int(in.Lag), Skipped: int(in.Skipped), Status: model.ProjectionStatus(in.Status)}
+}
+
+func orderConnection(list []order.State, more bool, after *string) *model.OrderConnection {
+	c := &model.OrderConnection{Edges: make([]*model.OrderEdge, len(list)), PageInfo: &model.PageInfo{HasNextPage: more, EndCursor: after}}
+	for i, s := range list {
+		c.Edges[i] = &model.OrderEdge{Cursor: s.ID, Node: toOrder(s)}
+		c.PageInfo.EndCursor = &c.Edges[i].Cursor
+	}
+	return c
+}

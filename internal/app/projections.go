@@ -1,0 +1,66 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// projectionsCmd is `strata projections status` and `strata projections rebuild NAME`.
+func projectionsCmd(ctx context.Context, env *environment, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(env.stderr, "usage: strata projections status | strata projections rebuild NAME [flags]")
+		return errUsage
+	}
+	sub, rest := args[0], args[1:]
+	var name string
+	switch sub {
+	case "status":
+	case "rebuild":
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			fmt.Fprintln(env.stderr, "usage: strata projections rebuild NAME [flags]; NAME is one of users, orders")
+			return errUsage
+		}
+		name, rest = rest[0], rest[1:]
+	default:
+		fmt.Fprintf(env.stderr, "strata projections: unknown subcommand %q (status, rebuild)\n", sub)
+		return errUsage
+	}
+	cfg, _, err := parse(env, "projections "+sub, rest, nil)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, env.stderr)
+	db, err := openDatabase(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.close(context.WithoutCancel(ctx), cfg, logger)
+	_, runner := newResolver(db.pool, cfg, logger)
+
+	if sub == "rebuild" {
+		started, last := time.Now(), time.Time{}
+		err := runner.Rebuild(ctx, name, func(applied int64, position string) {
+			if time.Since(last) >= time.Second {
+				last = time.Now()
+				fmt.Fprintf(env.stderr, "rebuilding %s: %d events applied, at position %s, %s\n", name, applied, position, time.Since(started).Round(time.Millisecond))
+			}
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stderr, "rebuilt %s in %s\n", name, time.Since(started).Round(time.Millisecond))
+	}
+	infos, err := runner.Status(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "%-10s %-12s %10s %8s  %s\n", "NAME", "STATUS", "LAG", "SKIPPED", "POSITION")
+	for _, in := range infos {
+		if name == "" || in.Name == name {
+			fmt.Fprintf(env.stdout, "%-10s %-12s %10d %8d  %s\n", in.Name, in.Status, in.Lag, in.Skipped, in.Position)
+		}
+	}
+	return nil
+}
