@@ -24,7 +24,9 @@ func startServeOn(t *testing.T, url string) *serveRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &serveRun{addr: freeAddr(t), stderr: &syncBuffer{}, cancel: cancel, result: make(chan error, 1)}
 	args := []string{"serve", "--addr", r.addr, "--consistency-timeout", "20s"}
-	go func() { r.result <- Run(ctx, args, &syncBuffer{}, r.stderr, envOf(map[string]string{"DATABASE_URL": url})) }()
+	go func() {
+		r.result <- Run(ctx, args, &syncBuffer{}, r.stderr, envOf(map[string]string{"DATABASE_URL": url}))
+	}()
 	t.Cleanup(func() { _ = r.stop(t) })
 	r.waitReady(t)
 	return r
