@@ -56,7 +56,7 @@ func (f *fixture) run(t *testing.T) {
 }
 
 // writeDomain drives the seed domain: users, and orders in every state.
-func writeDomain(t *testing.T, ctx context.Context, h *command.Handler, users int) eventstore.Position {
+func writeDomain(ctx context.Context, t *testing.T, h *command.Handler, users int) eventstore.Position {
 	t.Helper()
 	var last eventstore.Position
 	note := func(p eventstore.Position) {
@@ -200,7 +200,7 @@ func TestProjectorsFollowTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.run(t)
-	last := writeDomain(t, ctx, f.cmd, 12)
+	last := writeDomain(ctx, t, f.cmd, 12)
 	other, err := f.store.Append(ctx, "audit-1", eventstore.Any(), []eventstore.EventData{{Type: "Noted", Data: []byte(`{}`)}})
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func TestProjectorsStoppedMidBatchLoseAndDoubleNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, projection.Options{Batch: 5, Poll: 5 * time.Millisecond})
 	ctx := context.Background()
-	last := writeDomain(t, ctx, f.cmd, 40)
+	last := writeDomain(ctx, t, f.cmd, 40)
 	for range 25 {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -269,7 +269,7 @@ func TestRebuildGivesTheSameReadModelWhileWritersRun(t *testing.T) {
 	f := newFixture(t, projection.Options{Batch: 10, Poll: 10 * time.Millisecond})
 	ctx := context.Background()
 	f.run(t)
-	writeDomain(t, ctx, f.cmd, 20)
+	writeDomain(ctx, t, f.cmd, 20)
 
 	// Writers keep going during the rebuild; queries keep being answered from the live table.
 	stop := make(chan struct{})
