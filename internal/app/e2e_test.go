@@ -438,12 +438,22 @@ func TestServerStoppedMidProjectionResumes(t *testing.T) {
 			t.Errorf("order %+v, want PAID at version 2", e.Node)
 		}
 	}
-	var users int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM users WHERE version = 1 AND status = 'ACTIVE'`).Scan(&users); err != nil {
-		t.Fatal(err)
+	var uc struct {
+		Edges []struct {
+			Node struct {
+				Status  string
+				Version int
+			}
+		}
 	}
-	if users != len(ids) {
-		t.Errorf("%d users at version 1, want %d", users, len(ids))
+	ok(t, gql(t, srv.addr, `query($p: String) { users(first: 1000, consistentWith: $p) { edges { node { status version } } } }`, map[string]any{"p": mustLastPosition(t, store)}), "users", &uc)
+	if len(uc.Edges) != len(ids) {
+		t.Fatalf("%d users in the read model, want %d", len(uc.Edges), len(ids))
+	}
+	for _, e := range uc.Edges {
+		if e.Node.Status != "ACTIVE" || e.Node.Version != 1 {
+			t.Errorf("user %+v, want ACTIVE at version 1", e.Node)
+		}
 	}
 }
 
