@@ -40,6 +40,7 @@ await writeFile(
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Strata Playground</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/playground/app.css">
 </head>
 <body>
