@@ -144,28 +144,35 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 		t.Errorf("the first tab holds %q, want the RegisterUser example", firstTab)
 	}
 
-	// Type a query of our own and run it. GraphiQL takes an edit in after a short debounce;
-	// the tab's title turning to the operation's name shows it has.
+	// Type a query of our own and run it. GraphiQL takes an edit in after a 100 ms debounce,
+	// and until then would send the operation name of the text before: wait for the editor's
+	// operationName, which is what GraphiQL sends, to turn to the new one.
 	const query = `query Ping { allEvents(first: 1) { edges { cursor node { streamId type } } pageInfo { hasNextPage } } }`
 	if _, err := chromedp.Run(browserCtx, chromedp.Evaluate[any](editor+`.setValue(`+jsString(query)+`)`)); err != nil {
 		fail("set the query", err)
 	}
 	if _, err := chromedp.Run(browserCtx, chromedp.Poll[bool](
-		`document.querySelector('.graphiql-tab-active .graphiql-tab-button')?.textContent.trim() === 'Ping'`,
+		editor+`.operationName === 'Ping'`,
 		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		fail("wait for GraphiQL to take the query in", err)
 	}
 	if err := chromedp.Do(browserCtx, chromedp.Click(chromedp.CSS(`.graphiql-execute-button`))); err != nil {
 		fail("click run", err)
 	}
-	result, err := chromedp.Run(browserCtx, chromedp.Poll[string](`(() => {
-		const r = document.querySelector('.graphiql-response .CodeMirror');
-		const text = r ? r.CodeMirror.getValue() : '';
-		return text.includes('playground-1') ? text : false;
-	})()`, chromedp.WithPollingTimeout(30*time.Second)))
-	if err != nil {
-		fail("wait for the result", err)
+	// resultShowing waits for the result pane to show the appended event, and returns its text.
+	resultShowing := func(step string) string {
+		t.Helper()
+		text, err := chromedp.Run(browserCtx, chromedp.Poll[string](`(() => {
+			const r = document.querySelector('.graphiql-response .CodeMirror');
+			const text = r ? r.CodeMirror.getValue() : '';
+			return text.includes('playground-1') ? text : false;
+		})()`, chromedp.WithPollingTimeout(30*time.Second)))
+		if err != nil {
+			fail(step, err)
+		}
+		return text
 	}
+	result := resultShowing("wait for the result")
 
 	var answer struct {
 		Data struct {
@@ -182,6 +189,24 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 	}
 	if edges := answer.Data.AllEvents.Edges; len(edges) != 1 || edges[0].Node.StreamID != "playground-1" || edges[0].Node.Type != "Pinged" {
 		t.Errorf("the result pane shows %s, want the one event Pinged in playground-1", result)
+	}
+
+	// The AllEvents example runs as it opens, with its variables.
+	if _, err := chromedp.Run(browserCtx, chromedp.Evaluate[any](
+		`[...document.querySelectorAll('.graphiql-tab-button')].find(b => b.textContent.trim() === 'AllEvents').click()`)); err != nil {
+		fail("open the AllEvents tab", err)
+	}
+	if _, err := chromedp.Run(browserCtx, chromedp.Poll[bool](
+		editor+`.operationName === 'AllEvents' && `+
+			`document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror')?.CodeMirror.getValue().includes('"after"')`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		fail("wait for the AllEvents tab and its variables", err)
+	}
+	if err := chromedp.Do(browserCtx, chromedp.Click(chromedp.CSS(`.graphiql-execute-button`))); err != nil {
+		fail("click run on AllEvents", err)
+	}
+	if example := resultShowing("wait for the AllEvents result"); !strings.Contains(example, `"endCursor"`) {
+		t.Errorf("the AllEvents example answered %s, want a page with pageInfo.endCursor", example)
 	}
 
 	mu.Lock()
