@@ -2,12 +2,14 @@
 GOLANGCI_LINT_VERSION := v2.15.0
 BASELINE ?= ../shared/tools/pg-baseline.sh
 
-.PHONY: run test generate lint bench build
+.PHONY: run test generate lint bench build playground
 
-run: ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
+PLAYGROUND := internal/playground/dist/index.html
+
+run: $(PLAYGROUND) ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
 	go run ./cmd/strata serve
 
-test: ## the whole test suite, against real PostgreSQL
+test: $(PLAYGROUND) ## the whole test suite, against real PostgreSQL
 	go test -race -count=1 -timeout 30m ./...
 
 generate: ## regenerate generated code (CI fails if this changes anything)
@@ -18,7 +20,13 @@ lint: ## gofmt, go vet and golangci-lint (pinned)
 	go vet ./...
 	go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
 
-build:
+playground: $(PLAYGROUND) ## build the Playground's assets (npm), embedded by internal/playground
+
+# npm ci installs exactly what package-lock.json pins; the build script bundles with esbuild.
+$(PLAYGROUND): web/playground/package-lock.json web/playground/package.json web/playground/build.mjs $(wildcard web/playground/src/*) internal/playground/examples.graphql
+	cd web/playground && npm ci --no-audit --no-fund && npm run build
+
+build: $(PLAYGROUND)
 	go build -o bin/strata ./cmd/strata
 
 bench: build ## append benchmark next to the raw PostgreSQL baseline (needs DATABASE_URL)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/playground"
 	"github.com/strata-es/strata/migrations"
 )
 
@@ -77,6 +78,8 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 func routes(db *database, resolver *graph.Resolver, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /query", graph.NewHandler(resolver, logger))
+	mux.Handle("GET /{$}", playground.Handler())
+	mux.Handle("GET "+playground.AssetPrefix, playground.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

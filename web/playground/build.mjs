@@ -1,0 +1,52 @@
+// Builds the Playground into internal/playground/dist, which the Go binary embeds. Everything the
+// page loads is in that directory: the script, the stylesheet (GraphiQL's fonts and icons are
+// inlined in it as data: URLs) and index.html. Nothing comes from another origin.
+import { build } from 'esbuild';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const out = path.resolve(here, '../../internal/playground/dist');
+
+// Only the built files go: the committed placeholder that lets the Go package compile before
+// the first build stays.
+for (const name of ['index.html', 'app.js', 'app.css']) {
+  await rm(path.join(out, name), { force: true });
+}
+await mkdir(out, { recursive: true });
+
+await build({
+  entryPoints: [path.join(here, 'src/index.jsx')],
+  outfile: path.join(out, 'app.js'), // its CSS imports become app.css beside it
+  bundle: true,
+  minify: true,
+  format: 'iife',
+  target: ['es2020'],
+  jsx: 'automatic',
+  legalComments: 'none',
+  define: { 'process.env.NODE_ENV': '"production"' },
+  loader: { '.graphql': 'text' },
+  // Only loaded when a subscriptionUrl is given; the package joins when subscriptions land.
+  external: ['graphql-ws'],
+  logLevel: 'warning',
+});
+
+await writeFile(
+  path.join(out, 'index.html'),
+  `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Strata Playground</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/playground/app.css">
+</head>
+<body>
+<div id="playground"></div>
+<script src="/playground/app.js"></script>
+</body>
+</html>
+`,
+);
