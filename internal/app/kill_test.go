@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +23,10 @@ import (
 func buildStrata(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "strata")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build strata: %v", err)
+	}
 	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/strata-es/strata/cmd/strata")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
