@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -16,6 +17,7 @@ import (
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/projection"
+	"github.com/strata-es/strata/internal/wsconn"
 )
 
 // Error codes in a GraphQL error's extensions.code: a stable contract (schema.graphql).
@@ -31,7 +33,34 @@ const (
 
 // NewHandler returns the GraphQL endpoint (POST, application/json) for the resolver r.
 func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
+	if r.Logger == nil {
+		r.Logger = logger
+	}
 	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: r}))
+	srv.AddTransport(transport.Websocket{
+		Implementation: wsconn.Implementation{AllowedOrigins: r.AllowedOrigins, WriteTimeout: 10 * time.Second},
+		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			if r.Authenticate == nil {
+				return ctx, nil, nil
+			}
+			ctx, err := r.Authenticate(ctx, payload)
+			return ctx, nil, err
+		},
+		InitTimeout:           10 * time.Second,
+		KeepAlivePingInterval: 10 * time.Second, // graphql-ws: "ka" messages
+		PingPongInterval:      10 * time.Second, // graphql-transport-ws: ping, and a pong due within 20s
+		ErrorFunc: func(ctx context.Context, err error) {
+			// A failed write (a deadline passed: the client stopped reading) leaves the socket
+			// unusable; closing it ends the connection's operations.
+			var wsErr transport.WebsocketError
+			if errors.As(err, &wsErr) && !wsErr.IsReadError {
+				if c := wsconn.FromContext(ctx); c != nil {
+					c.CloseWithReason(CloseSlowConsumer, "write timed out: the client stopped reading")
+				}
+			}
+			logger.DebugContext(ctx, "websocket error", "err", err)
+		},
+	})
 	srv.AddTransport(transport.POST{})
 	srv.Use(extension.Introspection{})
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
@@ -41,7 +70,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 		logger.ErrorContext(ctx, "resolver panicked", "panic", p)
 		return errors.New("internal error")
 	})
-	return r.withLoaders(srv)
+	return wsconn.WithHolder(r.withLoaders(srv))
 }
 
 // presentError is the one place where Go errors become GraphQL error codes. Errors the client

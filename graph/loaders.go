@@ -32,20 +32,32 @@ type loadersKey struct{}
 // response run within it.
 const loaderWait = 2 * time.Millisecond
 
-// withLoaders gives every request its own loaders, so nothing is cached across requests.
+// withLoaders gives every request its own loaders, so nothing is cached across requests. A
+// WebSocket connection lives long and its data changes: it gets none here, and each of its
+// fields gets fresh loaders (loadersFor).
 func (r *Resolver) withLoaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		l := &loaders{
-			users:  dataloader.NewBatchedLoader(r.loadUsers, dataloader.WithWait[string, *model.User](loaderWait)),
-			orders: dataloader.NewBatchedLoader(r.loadOrders, dataloader.WithWait[ordersKey, []order.State](loaderWait)),
+		if req.Header.Get("Upgrade") != "" {
+			next.ServeHTTP(w, req)
+			return
 		}
-		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), loadersKey{}, l)))
+		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), loadersKey{}, r.newLoaders())))
 	})
 }
 
-func loadersFrom(ctx context.Context) *loaders {
-	l, _ := ctx.Value(loadersKey{}).(*loaders)
-	return l
+func (r *Resolver) newLoaders() *loaders {
+	return &loaders{
+		users:  dataloader.NewBatchedLoader(r.loadUsers, dataloader.WithWait[string, *model.User](loaderWait)),
+		orders: dataloader.NewBatchedLoader(r.loadOrders, dataloader.WithWait[ordersKey, []order.State](loaderWait)),
+	}
+}
+
+// loadersFor returns the request's loaders, or fresh ones where there are none.
+func (r *Resolver) loadersFor(ctx context.Context) *loaders {
+	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok {
+		return l
+	}
+	return r.newLoaders()
 }
 
 // loadUsers reads users from the projection in one statement. A user the projection has not

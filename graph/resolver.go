@@ -7,10 +7,15 @@ package graph
 //go:generate go tool gqlgen generate
 
 import (
+	"context"
+	"log/slog"
 	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 
 	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/hub"
 	"github.com/strata-es/strata/internal/projection"
 	"github.com/strata-es/strata/internal/query"
 )
@@ -28,4 +33,13 @@ type Resolver struct {
 	MaxPageSize int
 	// ConsistencyTimeout bounds the wait of consistentWith; 0 means DefaultConsistencyTimeout.
 	ConsistencyTimeout time.Duration
+	// Hub feeds subscriptions.
+	Hub *hub.Hub
+	// AllowedOrigins may open WebSocket connections besides the server's own origin.
+	AllowedOrigins []string
+	// Authenticate sees every WebSocket connection_init payload; an error refuses the
+	// connection. nil accepts every connection (until the hardening work wires real auth).
+	Authenticate func(ctx context.Context, payload transport.InitPayload) (context.Context, error)
+	// Logger logs what the resolvers handle; nil discards.
+	Logger *slog.Logger
 }

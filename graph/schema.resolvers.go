@@ -131,7 +131,7 @@ func (r *mutationResolver) RebuildProjection(ctx context.Context, name string) (
 
 // Customer is the resolver for the customer field.
 func (r *orderResolver) Customer(ctx context.Context, obj *model.Order) (*model.User, error) {
-	u, err := loadersFrom(ctx).users.Load(ctx, obj.CustomerID)()
+	u, err := r.loadersFor(ctx).users.Load(ctx, obj.CustomerID)()
 	if err == nil && u == nil {
 		err = fmt.Errorf("customer %s of order %s: %w", obj.CustomerID, obj.ID, domain.ErrNotFound)
 	}
@@ -291,13 +291,28 @@ func (r *streamResolver) Events(ctx context.Context, obj *model.Stream, fromVers
 	return connection(slice.Events, n, nil), nil
 }
 
+// Events is the resolver for the events field.
+func (r *subscriptionResolver) Events(ctx context.Context, after *string, streamID *string, category *string, types []string) (<-chan *model.Event, error) {
+	return r.subscribeEvents(ctx, after, streamID, category, types)
+}
+
+// Order is the resolver for the order field.
+func (r *subscriptionResolver) Order(ctx context.Context, id string) (<-chan *model.Order, error) {
+	return r.subscribeOrder(ctx, id)
+}
+
+// User is the resolver for the user field.
+func (r *subscriptionResolver) User(ctx context.Context, id string) (<-chan *model.User, error) {
+	return r.subscribeUser(ctx, id)
+}
+
 // Orders is the resolver for the orders field.
 func (r *userResolver) Orders(ctx context.Context, obj *model.User, first *int, after *string) (*model.OrderConnection, error) {
 	p, err := r.page(ctx, first, 20, after)
 	if err != nil {
 		return nil, err
 	}
-	list, err := loadersFrom(ctx).orders.Load(ctx, ordersKey{customerID: obj.ID, page: p})()
+	list, err := r.loadersFor(ctx).orders.Load(ctx, ordersKey{customerID: obj.ID, page: p})()
 	if err != nil {
 		return nil, err
 	}
@@ -320,13 +335,17 @@ func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 // Stream returns generated.StreamResolver implementation.
 func (r *Resolver) Stream() generated.StreamResolver { return &streamResolver{r} }
 
+// Subscription returns generated.SubscriptionResolver implementation.
+func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subscriptionResolver{r} }
+
 // User returns generated.UserResolver implementation.
 func (r *Resolver) User() generated.UserResolver { return &userResolver{r} }
 
 type (
-	mutationResolver struct{ *Resolver }
-	orderResolver    struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
-	streamResolver   struct{ *Resolver }
-	userResolver     struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	orderResolver        struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	streamResolver       struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
+	userResolver         struct{ *Resolver }
 )

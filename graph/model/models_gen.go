@@ -133,6 +133,9 @@ type Stream struct {
 	Events *EventConnection `json:"events"`
 }
 
+type Subscription struct {
+}
+
 type UserConnection struct {
 	Edges    []*UserEdge `json:"edges"`
 	PageInfo *PageInfo   `json:"pageInfo"`

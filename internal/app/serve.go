@@ -34,17 +34,24 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	resolver, projectors := newResolver(db.pool, cfg, logger)
+	parts := newResolver(db.pool, cfg, logger)
+	// Requests' contexts derive from base; cancelling it at shutdown ends WebSocket connections,
+	// which http.Server.Shutdown leaves alone (they are hijacked).
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
 	srv := &http.Server{
-		Handler:           routes(db, resolver, logger),
+		Handler:           routes(db, parts.resolver, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url))
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Projectors stop with the rest; each batch is one transaction, so stopping loses nothing.
-	g.Go(func() error { return projectors.Run(gctx) })
+	g.Go(func() error { return parts.projectors.Run(gctx) })
+	// The subscription feed: one LISTEN connection, fan-out to every subscriber.
+	g.Go(func() error { return parts.hub.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -65,6 +72,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.InfoContext(ctx, "shutting down")
+		cancelBase()
 		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(shutCtx); err != nil {
@@ -77,7 +85,9 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 
 func routes(db *database, resolver *graph.Resolver, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /query", graph.NewHandler(resolver, logger))
+	api := graph.NewHandler(resolver, logger)
+	mux.Handle("POST /query", api)
+	mux.Handle("GET /query", api) // WebSocket upgrades only: GET carries no queries or mutations
 	mux.Handle("GET /{$}", playground.Handler())
 	mux.Handle("GET "+playground.AssetPrefix, playground.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -9,21 +9,41 @@ import (
 	cmdhandler "github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/hub"
 	"github.com/strata-es/strata/internal/projection"
 	"github.com/strata-es/strata/internal/query"
 )
 
-// newResolver builds the GraphQL resolver and the projectors it reads, on one pool. Appends made
-// through the resolver's commands wake the projectors at once.
-func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) (*graph.Resolver, *projection.Runner) {
-	store := eventstore.New(pool, cfg.StoreOptions())
-	runner := projection.NewRunner(pool, store, projection.Default(), projection.Options{}, logger)
-	return &graph.Resolver{
+// parts are what the server runs, built on one pool.
+type parts struct {
+	resolver   *graph.Resolver
+	projectors *projection.Runner
+	hub        *hub.Hub
+}
+
+// newResolver builds the GraphQL resolver, the projectors and the subscription feed. Every
+// append made in this process wakes the projectors and the feed at once, and has the other
+// processes told (a coalesced NOTIFY).
+func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) parts {
+	var p parts
+	opts := cfg.StoreOptions()
+	opts.Appended = func() {
+		p.projectors.Wake()
+		p.hub.Appended()
+	}
+	store := eventstore.New(pool, opts)
+	p.projectors = projection.NewRunner(pool, store, projection.Default(), projection.Options{}, logger)
+	p.hub = hub.New(pool, store, hub.Options{Buffer: cfg.SubscriberBuffer}, logger)
+	p.resolver = &graph.Resolver{
 		Store:              store,
-		Commands:           cmdhandler.New(store, cmdhandler.Options{Appended: runner.Wake}),
+		Commands:           cmdhandler.New(store, cmdhandler.Options{}),
 		Reader:             query.New(pool),
-		Projectors:         runner,
+		Projectors:         p.projectors,
 		MaxPageSize:        cfg.MaxPageSize,
 		ConsistencyTimeout: cfg.ConsistencyTimeout,
-	}, runner
+		Hub:                p.hub,
+		AllowedOrigins:     cfg.AllowedOrigins,
+		Logger:             logger,
+	}
+	return p
 }

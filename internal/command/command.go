@@ -27,9 +27,6 @@ type Options struct {
 	// MaxAttempts bounds the tries of one command under version conflicts; 0 means
 	// DefaultMaxAttempts.
 	MaxAttempts int
-	// Appended, when set, is called after every successful append (projectors use it to wake
-	// up at once instead of at their next poll). It must not block.
-	Appended func()
 }
 
 // Handler runs commands against the event store. It is safe for concurrent use.
@@ -57,9 +54,6 @@ func (h *Handler) retry(ctx context.Context, own string, callerExpected bool, tr
 		err := try()
 		var wrong *eventstore.WrongExpectedVersionError
 		if !errors.As(err, &wrong) || callerExpected && wrong.StreamID == own || attempt >= h.opts.MaxAttempts {
-			if err == nil && h.opts.Appended != nil {
-				h.opts.Appended()
-			}
 			return err
 		}
 		// Back off a little, with jitter, so that writers who collided do not collide again.

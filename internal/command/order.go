@@ -18,16 +18,23 @@ type OrderResult struct {
 
 // LoadOrder replays an order's events. An order that does not exist is the zero State.
 func (h *Handler) LoadOrder(ctx context.Context, id string) (order.State, error) {
+	s, _, err := h.LoadOrderAt(ctx, id)
+	return s, err
+}
+
+// LoadOrderAt is LoadOrder that also returns the position of the order's last event.
+func (h *Handler) LoadOrderAt(ctx context.Context, id string) (order.State, eventstore.Position, error) {
 	var s order.State
+	var at eventstore.Position
 	err := h.readAll(ctx, order.StreamID(id), func(e eventstore.RecordedEvent) error {
 		ev, err := order.Decode(e.Type, e.Data)
 		if err != nil {
 			return err
 		}
-		s = s.Apply(ev)
+		s, at = s.Apply(ev), e.Position
 		return nil
 	})
-	return s, err
+	return s, at, err
 }
 
 // CreateOrder creates an order with a fresh id for an active customer. The customer's stream

@@ -17,16 +17,23 @@ type UserResult struct {
 
 // LoadUser replays a user's events. A user that does not exist is the zero State.
 func (h *Handler) LoadUser(ctx context.Context, id string) (user.State, error) {
+	s, _, err := h.LoadUserAt(ctx, id)
+	return s, err
+}
+
+// LoadUserAt is LoadUser that also returns the position of the user's last event.
+func (h *Handler) LoadUserAt(ctx context.Context, id string) (user.State, eventstore.Position, error) {
 	var s user.State
+	var at eventstore.Position
 	err := h.readAll(ctx, user.StreamID(id), func(e eventstore.RecordedEvent) error {
 		ev, err := user.Decode(e.Type, e.Data)
 		if err != nil {
 			return err
 		}
-		s = s.Apply(ev)
+		s, at = s.Apply(ev), e.Position
 		return nil
 	})
-	return s, err
+	return s, at, err
 }
 
 // loadClaim replays an address's claim stream.

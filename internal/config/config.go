@@ -28,6 +28,10 @@ type Config struct {
 	MaxPageSize int
 	// ConsistencyTimeout bounds how long a query's consistentWith waits for a projection.
 	ConsistencyTimeout time.Duration
+	// AllowedOrigins may open WebSocket connections besides the server's own origin.
+	AllowedOrigins []string
+	// SubscriberBuffer is how many events may wait for one subscriber before it is dropped.
+	SubscriberBuffer int
 	// DBMaxConns bounds the connection pool.
 	DBMaxConns int
 	// MaxEventsPerAppend and MaxEventSize bound one append.
@@ -92,6 +96,26 @@ func (f *FlagSet) Duration(p *time.Duration, name, env string, def time.Duration
 	f.register((*durationValue)(p), name, env, usage)
 }
 
+// StringList registers a comma-separated list setting; empty by default.
+func (f *FlagSet) StringList(p *[]string, name, env, usage string) {
+	*p = nil
+	f.register((*listValue)(p), name, env, usage)
+}
+
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+
+func (l *listValue) Set(s string) error {
+	*l = nil
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*l = append(*l, item)
+		}
+	}
+	return nil
+}
+
 // Parse parses args; environment values were applied when the flags were registered, so a flag
 // given on the command line wins over its variable.
 func (f *FlagSet) Parse(args []string) error {
@@ -122,6 +146,8 @@ func (c *Config) Register(f *FlagSet) {
 func (c *Config) RegisterServe(f *FlagSet) {
 	f.String(&c.Addr, "addr", "STRATA_ADDR", "127.0.0.1:8080", "HTTP listen address")
 	f.Int(&c.MaxPageSize, "max-page-size", "STRATA_MAX_PAGE_SIZE", 1000, "most items one GraphQL page (first) may ask for")
+	f.StringList(&c.AllowedOrigins, "allowed-origins", "STRATA_ALLOWED_ORIGINS", "origins (scheme://host:port, comma-separated) that may open WebSocket connections besides the server's own")
+	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it is dropped as too slow")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
 }
 
@@ -136,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxEventSize < 2 {
 		errs = append(errs, fmt.Errorf("--max-event-size must be at least 2 bytes, not %d", c.MaxEventSize))
+	}
+	if c.Addr != "" && c.SubscriberBuffer < 1 {
+		errs = append(errs, fmt.Errorf("--subscriber-buffer must be at least 1, not %d", c.SubscriberBuffer))
 	}
 	if c.Addr != "" && c.ConsistencyTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--consistency-timeout must be positive, not %s", c.ConsistencyTimeout))

@@ -162,6 +162,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVe
 			return AppendResult{}, fmt.Errorf("append to %s: %w", streamID, err)
 		}
 		if found {
+			s.appended()
 			return res, nil
 		}
 		var actual int64
@@ -173,6 +174,12 @@ func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVe
 		}
 		conflict := &WrongExpectedVersionError{StreamID: streamID, Expected: expected.version, Actual: actual}
 		return s.repeated(ctx, streamID, expected, in, conflict)
+	}
+}
+
+func (s *Store) appended() {
+	if s.opts.Appended != nil {
+		s.opts.Appended()
 	}
 }
 

@@ -110,6 +110,7 @@ func (s *Store) AppendMulti(ctx context.Context, parts []StreamAppend) ([]Append
 		return nil
 	})
 	if err == nil {
+		s.appended()
 		return results, nil
 	}
 	var pgErr *pgconn.PgError

@@ -27,6 +27,10 @@ type Options struct {
 	MaxEventsPerAppend int // events in one Append call
 	MaxEventSize       int // bytes of one event's data plus metadata
 	MaxReadCount       int // events returned by one read
+	// Appended, when set, is called after every append that wrote events, once its
+	// transaction has committed. It must not block: it exists to wake readers (projectors, the
+	// subscription feed), never to extend the append.
+	Appended func()
 }
 
 func (o Options) withDefaults() Options {

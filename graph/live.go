@@ -1,0 +1,184 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/strata-es/strata/graph/model"
+	"github.com/strata-es/strata/internal/command"
+	"github.com/strata-es/strata/internal/domain"
+	"github.com/strata-es/strata/internal/domain/order"
+	"github.com/strata-es/strata/internal/domain/user"
+	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/hub"
+	"github.com/strata-es/strata/internal/wsconn"
+)
+
+// WebSocket close codes Strata sends besides the standard ones.
+const (
+	// CloseSlowConsumer: the client read too slowly and its buffer overflowed; it resumes from
+	// the position of the last event it received.
+	CloseSlowConsumer = 4008
+	closeGoingAway    = 1001
+)
+
+// subscribeEvents is Subscription.events.
+func (r *Resolver) subscribeEvents(ctx context.Context, after, streamID, category *string, types []string) (<-chan *model.Event, error) {
+	var f hub.Filter
+	if streamID != nil {
+		f.StreamID = *streamID
+	}
+	if category != nil {
+		f.Category = *category
+	}
+	f.Types = types
+	if err := checkFilter(f); err != nil {
+		return nil, err
+	}
+	var from *eventstore.Position
+	if after != nil && *after != "" {
+		p, err := eventstore.ParsePosition(*after)
+		if err != nil {
+			return nil, err
+		}
+		from = &p
+	}
+	sub, err := r.Hub.Subscribe(ctx, from, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *model.Event)
+	go func() {
+		defer close(out)
+		for e := range sub.C {
+			select {
+			case out <- toEvent(e):
+			case <-ctx.Done():
+				return
+			}
+		}
+		r.ended(ctx, sub.Err())
+	}()
+	return out, nil
+}
+
+func checkFilter(f hub.Filter) error {
+	names := map[string]string{"streamId": f.StreamID, "category": f.Category}
+	for i, t := range f.Types {
+		names[fmt.Sprintf("types[%d]", i)] = t
+		if t == "" {
+			return &eventstore.ValidationError{Field: fmt.Sprintf("types[%d]", i), Reason: "must not be empty"}
+		}
+	}
+	for field, v := range names {
+		if len(v) > eventstore.MaxStreamIDLen {
+			return &eventstore.ValidationError{Field: field, Reason: fmt.Sprintf("is %d bytes long, the limit is %d", len(v), eventstore.MaxStreamIDLen)}
+		}
+	}
+	return nil
+}
+
+// subscribeOrder is Subscription.order: the current state, then the state after each event.
+func (r *Resolver) subscribeOrder(ctx context.Context, id string) (<-chan *model.Order, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	s, at, err := r.Commands.LoadOrderAt(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.Exists() {
+		return nil, fmt.Errorf("order %s: %w", id, domain.ErrNotFound)
+	}
+	sub, err := r.Hub.Subscribe(ctx, &at, hub.Filter{StreamID: order.StreamID(id)})
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *model.Order, 1)
+	out <- toOrder(s)
+	go func() {
+		defer close(out)
+		for e := range sub.C {
+			ev, err := order.Decode(e.Type, e.Data)
+			if err != nil {
+				r.logger().ErrorContext(ctx, "order subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
+				return
+			}
+			s = s.Apply(ev)
+			s.Version = e.Version
+			select {
+			case out <- toOrder(s):
+			case <-ctx.Done():
+				return
+			}
+		}
+		r.ended(ctx, sub.Err())
+	}()
+	return out, nil
+}
+
+// subscribeUser is Subscription.user, as subscribeOrder.
+func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.User, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	s, at, err := r.Commands.LoadUserAt(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.Exists() {
+		return nil, fmt.Errorf("user %s: %w", id, domain.ErrNotFound)
+	}
+	sub, err := r.Hub.Subscribe(ctx, &at, hub.Filter{StreamID: user.StreamID(id)})
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *model.User, 1)
+	out <- toUser(s)
+	go func() {
+		defer close(out)
+		for e := range sub.C {
+			ev, err := user.Decode(e.Type, e.Data)
+			if err != nil {
+				r.logger().ErrorContext(ctx, "user subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
+				return
+			}
+			s = s.Apply(ev)
+			s.Version = e.Version
+			select {
+			case out <- toUser(s):
+			case <-ctx.Done():
+				return
+			}
+		}
+		r.ended(ctx, sub.Err())
+	}()
+	return out, nil
+}
+
+// ended closes the connection of a subscription the hub ended: a slow consumer with 4008 and a
+// reason that says how to resume, a stopping server with 1001.
+func (r *Resolver) ended(ctx context.Context, err error) {
+	conn := wsconn.FromContext(ctx)
+	switch {
+	case err == nil || conn == nil:
+	case errors.Is(err, hub.ErrSlowConsumer):
+		r.logger().WarnContext(ctx, "subscriber dropped", "err", err)
+		conn.CloseWithReason(CloseSlowConsumer, "slow consumer: resubscribe with after set to the last position received")
+	case errors.Is(err, hub.ErrStopped):
+		conn.CloseWithReason(closeGoingAway, "server shutting down")
+	default:
+		r.logger().ErrorContext(ctx, "subscription ended", "err", err)
+		conn.CloseWithReason(1011, "internal error")
+	}
+}
+
+// logger returns r.Logger, or a logger that discards.
+func (r *Resolver) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}

@@ -1,0 +1,222 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// subscriber is a subscription as the feed sees it.
+type subscriber struct {
+	filter Filter
+	ch     chan eventstore.RecordedEvent
+	once   sync.Once
+	err    error // why ch was closed; set before closing
+}
+
+// Subscription is a live subscription: C yields its events in the global order; once C is
+// closed, Err says why (nil when the caller's context ended).
+type Subscription struct {
+	C   <-chan eventstore.RecordedEvent
+	mu  sync.Mutex
+	err error
+}
+
+// Err returns why the subscription ended, once C is closed.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (h *Hub) registerLocked(s *subscriber) {
+	var set map[*subscriber]struct{}
+	switch {
+	case s.filter.StreamID != "":
+		if set = h.byStrm[s.filter.StreamID]; set == nil {
+			set = map[*subscriber]struct{}{}
+			h.byStrm[s.filter.StreamID] = set
+		}
+	case s.filter.Category != "":
+		if set = h.byCat[s.filter.Category]; set == nil {
+			set = map[*subscriber]struct{}{}
+			h.byCat[s.filter.Category] = set
+		}
+	default:
+		set = h.all
+	}
+	set[s] = struct{}{}
+	h.count++
+}
+
+// removeLocked takes s out of the feed; it reports whether s was in it.
+func (h *Hub) removeLocked(s *subscriber) bool {
+	var set map[*subscriber]struct{}
+	switch {
+	case s.filter.StreamID != "":
+		set = h.byStrm[s.filter.StreamID]
+	case s.filter.Category != "":
+		set = h.byCat[s.filter.Category]
+	default:
+		set = h.all
+	}
+	if _, ok := set[s]; !ok {
+		return false
+	}
+	delete(set, s)
+	if len(set) == 0 && s.filter.StreamID != "" {
+		delete(h.byStrm, s.filter.StreamID)
+	} else if len(set) == 0 && s.filter.Category != "" {
+		delete(h.byCat, s.filter.Category)
+	}
+	h.count--
+	return true
+}
+
+// dropLocked ends s with err: it takes it out of the feed and closes its buffer, whose events
+// are still delivered first.
+func (h *Hub) dropLocked(s *subscriber, err error) {
+	if !h.removeLocked(s) {
+		return
+	}
+	if errors.Is(err, ErrSlowConsumer) {
+		h.dropped++
+	}
+	s.once.Do(func() {
+		s.err = err
+		close(s.ch)
+	})
+}
+
+// Subscribe starts a subscription to the events f selects. With after set, it first delivers
+// every matching event after that position from the table, then goes live; without, it
+// delivers only events the feed reads from now on. The subscription ends when ctx ends, when
+// the subscriber is too slow (ErrSlowConsumer), or when the hub stops (ErrStopped).
+func (h *Hub) Subscribe(ctx context.Context, after *eventstore.Position, f Filter) (*Subscription, error) {
+	select {
+	case <-h.started:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	s := &subscriber{filter: f, ch: make(chan eventstore.RecordedEvent, h.opts.Buffer)}
+	out := make(chan eventstore.RecordedEvent)
+	sub := &Subscription{C: out}
+	end := func(err error) {
+		sub.mu.Lock()
+		sub.err = err
+		sub.mu.Unlock()
+		close(out)
+	}
+
+	if after == nil {
+		h.mu.Lock()
+		if h.stopped {
+			h.mu.Unlock()
+			return nil, ErrStopped
+		}
+		h.registerLocked(s)
+		h.mu.Unlock()
+		go h.deliver(ctx, s, nil, eventstore.Position{}, out, end)
+		return sub, nil
+	}
+	go h.deliver(ctx, s, after, *after, out, end)
+	return sub, nil
+}
+
+// deliver runs one subscription: catch-up from the table when from is set, then the live
+// buffer, skipping what catch-up already delivered.
+func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Position, delivered eventstore.Position, out chan<- eventstore.RecordedEvent, end func(error)) {
+	defer func() {
+		h.mu.Lock()
+		h.removeLocked(s)
+		h.mu.Unlock()
+	}()
+	send := func(e eventstore.RecordedEvent) bool {
+		select {
+		case out <- e:
+			delivered = e.Position
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if from != nil {
+		var err error
+		if delivered, err = h.catchUp(ctx, s, *from, send); err != nil {
+			if ctx.Err() != nil {
+				err = nil
+			}
+			end(err)
+			return
+		}
+	}
+	for {
+		select {
+		case e, ok := <-s.ch:
+			if !ok {
+				end(s.err)
+				return
+			}
+			if e.Position.Compare(delivered) <= 0 {
+				continue // catch-up delivered it already
+			}
+			if !send(e) {
+				end(nil)
+				return
+			}
+		case <-ctx.Done():
+			end(nil)
+			return
+		}
+	}
+}
+
+// catchUp reads matching events after from out of the table and sends them, until it has read
+// up to where the feed is; then it registers s with the feed, under the feed's lock, so the
+// feed's next event is one catch-up has not read. It returns the last position sent.
+func (h *Hub) catchUp(ctx context.Context, s *subscriber, from eventstore.Position, send func(eventstore.RecordedEvent) bool) (eventstore.Position, error) {
+	delivered, readTo := from, from
+	category := s.filter.Category
+	if s.filter.StreamID != "" {
+		category = eventstore.Category(s.filter.StreamID)
+	}
+	for {
+		horizon, err := h.store.Horizon(ctx)
+		if err != nil {
+			return delivered, err
+		}
+		events, err := h.store.ReadAll(ctx, eventstore.ReadAllOptions{After: readTo, Max: h.opts.Batch, Category: category, Types: s.filter.Types})
+		if err != nil {
+			return delivered, err
+		}
+		for _, e := range events {
+			readTo = e.Position
+			if !s.filter.match(e) {
+				continue
+			}
+			if !send(e) {
+				return delivered, ctx.Err()
+			}
+			delivered = e.Position
+		}
+		if len(events) == h.opts.Batch {
+			continue
+		}
+		if horizon.Compare(readTo) > 0 {
+			readTo = horizon
+		}
+		h.mu.Lock()
+		if h.stopped {
+			h.mu.Unlock()
+			return delivered, ErrStopped
+		}
+		if h.last.Compare(readTo) <= 0 {
+			h.registerLocked(s)
+			h.mu.Unlock()
+			return delivered, nil
+		}
+		h.mu.Unlock()
+	}
+}

@@ -1,0 +1,164 @@
+// Package wsconn adapts github.com/gorilla/websocket to gqlgen's WebSocket transport
+// (transport.WebsocketImplementation), with what gqlgen's optional interfaces ask for: a read
+// limit (message size), read deadlines (pong timeouts), and a deadline on every write, so that
+// a client that stops reading cannot hold a server goroutine for ever.
+package wsconn
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/gorilla/websocket"
+)
+
+// Implementation accepts WebSocket connections for gqlgen.
+type Implementation struct {
+	// AllowedOrigins lists the origins (scheme://host[:port]) that may open a connection besides
+	// the server's own. A request without an Origin header (not from a browser) is accepted.
+	AllowedOrigins []string
+	// WriteTimeout bounds every write; 0 means 10s.
+	WriteTimeout time.Duration
+}
+
+var _ transport.WebsocketImplementation = Implementation{}
+
+// Accept upgrades the request to a WebSocket connection speaking one of options.Subprotocols.
+func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, options transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	up := websocket.Upgrader{
+		Subprotocols:    options.Subprotocols,
+		CheckOrigin:     i.checkOrigin,
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+	}
+	c, err := up.Upgrade(w, r, options.ResponseHeader)
+	if err != nil {
+		return nil, err
+	}
+	timeout := i.WriteTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	conn := &Conn{c: c, writeTimeout: timeout}
+	if h, ok := r.Context().Value(holderKey{}).(*holder); ok {
+		h.set(conn)
+	}
+	return conn, nil
+}
+
+// checkOrigin accepts the server's own origin, the allowed ones, and requests without Origin.
+func (i Implementation) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return slices.ContainsFunc(i.AllowedOrigins, func(o string) bool { return strings.EqualFold(strings.TrimSuffix(o, "/"), origin) })
+}
+
+// Conn is one WebSocket connection.
+type Conn struct {
+	c            *websocket.Conn
+	writeTimeout time.Duration
+	closeOnce    sync.Once
+}
+
+// NextReader returns the next message; a normal close by the peer is transport.ErrWebsocketClosed.
+func (c *Conn) NextReader() (int, io.Reader, error) {
+	t, r, err := c.c.NextReader()
+	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+		return t, r, transport.ErrWebsocketClosed
+	}
+	return t, r, err
+}
+
+// WriteJSON writes one message, within the write timeout.
+func (c *Conn) WriteJSON(v any) error {
+	if err := c.c.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+		return err
+	}
+	return c.c.WriteJSON(v)
+}
+
+// WriteClose sends a close frame with a code and a reason.
+func (c *Conn) WriteClose(code int, message string) error {
+	return c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncateReason(message)), time.Now().Add(c.writeTimeout))
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.c.Close() }
+
+// Subprotocol is the negotiated subprotocol.
+func (c *Conn) Subprotocol() string { return c.c.Subprotocol() }
+
+// SetReadLimit bounds the size of a message from the client (gqlgen's PayloadReadLimit).
+func (c *Conn) SetReadLimit(limit int64) { c.c.SetReadLimit(limit) }
+
+// SetReadDeadline makes a missing pong end the connection (gqlgen's PingPongInterval).
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.c.SetReadDeadline(t) }
+
+// CloseWithReason ends the connection from the server's side: a close frame with code and
+// reason, then the socket. gqlgen's read loop sees the socket closed and cleans up.
+func (c *Conn) CloseWithReason(code int, reason string) {
+	c.closeOnce.Do(func() {
+		_ = c.WriteClose(code, reason)
+		_ = c.c.Close()
+	})
+}
+
+// truncateReason keeps a close reason within the 123 bytes a close frame allows.
+func truncateReason(s string) string {
+	if len(s) <= 123 {
+		return s
+	}
+	return s[:120] + "..."
+}
+
+// holder carries a request's connection to the resolvers of its operations.
+type holder struct {
+	mu   sync.Mutex
+	conn *Conn
+}
+
+func (h *holder) set(c *Conn) {
+	h.mu.Lock()
+	h.conn = c
+	h.mu.Unlock()
+}
+
+type holderKey struct{}
+
+// WithHolder prepares a request's context to carry the connection Accept makes, so that
+// FromContext finds it in the resolvers of the connection's operations.
+func WithHolder(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), holderKey{}, &holder{})))
+	})
+}
+
+// FromContext returns the WebSocket connection an operation runs on, or nil.
+func FromContext(ctx context.Context) *Conn {
+	h, ok := ctx.Value(holderKey{}).(*holder)
+	if !ok {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conn
+}
