@@ -1,0 +1,193 @@
+// Package wsclient is a small GraphQL-over-WebSocket client speaking both subprotocols gqlgen
+// serves: graphql-transport-ws (the graphql-ws library) and the legacy graphql-ws
+// (subscriptions-transport-ws). Strata's tests and `strata bench subscribe` use it.
+package wsclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Subprotocols.
+const (
+	TransportWS = "graphql-transport-ws"
+	GraphQLWS   = "graphql-ws"
+)
+
+// Message is a protocol message from the server.
+type Message struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Client is one connection. Next must be called from one goroutine at a time; the other
+// methods are safe for concurrent use.
+type Client struct {
+	conn  *websocket.Conn
+	proto string
+	wmu   sync.Mutex
+}
+
+// Dial connects to url (ws://host/query) with the subprotocol proto and completes
+// connection_init with payload (nil for none).
+func Dial(ctx context.Context, url, proto string, header http.Header, payload map[string]any) (*Client, error) {
+	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: 10 * time.Second}
+	conn, resp, err := d.DialContext(ctx, url, header)
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", url, err)
+	}
+	if conn.Subprotocol() != proto {
+		_ = conn.Close()
+		return nil, fmt.Errorf("dial %s: server chose subprotocol %q, not %q", url, conn.Subprotocol(), proto)
+	}
+	c := &Client{conn: conn, proto: proto}
+	init := map[string]any{"type": "connection_init"}
+	if payload != nil {
+		init["payload"] = payload
+	}
+	if err := c.write(init); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	for {
+		m, err := c.read(10 * time.Second)
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("connection_init: %w", err)
+		}
+		switch m.Type {
+		case "connection_ack":
+			return c, nil
+		case "ka", "ping", "pong":
+			continue
+		default:
+			_ = conn.Close()
+			return nil, fmt.Errorf("connection_init: got %s %s", m.Type, m.Payload)
+		}
+	}
+}
+
+// Subprotocol is the connection's subprotocol.
+func (c *Client) Subprotocol() string { return c.proto }
+
+func (c *Client) write(v any) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
+	return c.conn.WriteJSON(v)
+}
+
+func (c *Client) read(timeout time.Duration) (Message, error) {
+	var m Message
+	if timeout > 0 {
+		if err := c.conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+			return m, err
+		}
+	}
+	_, b, err := c.conn.ReadMessage()
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decode %s: %w", b, err)
+	}
+	return m, nil
+}
+
+// Subscribe starts the operation id.
+func (c *Client) Subscribe(id, query string, vars map[string]any) error {
+	typ := "subscribe"
+	if c.proto == GraphQLWS {
+		typ = "start"
+	}
+	return c.write(map[string]any{"type": typ, "id": id, "payload": map[string]any{"query": query, "variables": vars}})
+}
+
+// Stop ends the operation id.
+func (c *Client) Stop(id string) error {
+	typ := "complete"
+	if c.proto == GraphQLWS {
+		typ = "stop"
+	}
+	return c.write(map[string]any{"type": typ, "id": id})
+}
+
+// Result is one result of an operation: Data for "next"/"data", Errors for "error" or errors
+// in a result, Done for "complete".
+type Result struct {
+	ID     string
+	Data   json.RawMessage
+	Errors json.RawMessage
+	Done   bool
+}
+
+// ErrClosed wraps the server's close frame: Code and Text say why.
+type ErrClosed struct {
+	Code int
+	Text string
+}
+
+func (e *ErrClosed) Error() string { return fmt.Sprintf("closed by the server: %d %s", e.Code, e.Text) }
+
+// Next returns the next result of any operation, answering pings and skipping keep-alives.
+// timeout bounds the wait (0: none). A close by the server is *ErrClosed.
+func (c *Client) Next(timeout time.Duration) (Result, error) {
+	for {
+		m, err := c.read(timeout)
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return Result{}, &ErrClosed{Code: ce.Code, Text: ce.Text}
+			}
+			return Result{}, err
+		}
+		switch m.Type {
+		case "ping":
+			if err := c.write(map[string]any{"type": "pong"}); err != nil {
+				return Result{}, err
+			}
+		case "pong", "ka":
+		case "next", "data":
+			var p struct {
+				Data   json.RawMessage `json:"data"`
+				Errors json.RawMessage `json:"errors"`
+			}
+			if err := json.Unmarshal(m.Payload, &p); err != nil {
+				return Result{}, err
+			}
+			return Result{ID: m.ID, Data: p.Data, Errors: p.Errors}, nil
+		case "error":
+			return Result{ID: m.ID, Errors: m.Payload}, nil
+		case "complete":
+			return Result{ID: m.ID, Done: true}, nil
+		case "connection_error":
+			return Result{Errors: m.Payload}, nil
+		default:
+			return Result{}, fmt.Errorf("unexpected message %s", m.Type)
+		}
+	}
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	c.wmu.Lock()
+	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	c.wmu.Unlock()
+	return c.conn.Close()
+}
+
+// NetConn gives tests the underlying connection (to stop reading it, say).
+func (c *Client) NetConn() *websocket.Conn { return c.conn }
