@@ -289,4 +289,3 @@ func TestOrderSubscriptionPushesEachState(t *testing.T) {
 		t.Fatalf("unknown order: %+v %v", r, err)
 	}
 }
-
