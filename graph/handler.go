@@ -55,8 +55,12 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 			var wsErr transport.WebsocketError
 			if errors.As(err, &wsErr) && !wsErr.IsReadError {
 				if c := wsconn.FromContext(ctx); c != nil {
-					c.CloseWithReason(CloseSlowConsumer, "write timed out: the client stopped reading")
+					c.CloseWithReason(CloseSlowConsumer, "slow consumer: write timed out; resubscribe with after set to the last position received")
 				}
+			}
+			if errors.As(err, &wsErr) && !wsErr.IsReadError {
+				logger.WarnContext(ctx, "subscriber dropped: websocket write failed; connection closed", "err", err)
+				return
 			}
 			logger.DebugContext(ctx, "websocket error", "err", err)
 		},

@@ -18,8 +18,8 @@ import (
 
 // WebSocket close codes Strata sends besides the standard ones.
 const (
-	// CloseSlowConsumer: the client read too slowly and its buffer overflowed; it resumes from
-	// the position of the last event it received.
+	// CloseSlowConsumer: the client did not take a message within the write timeout; it
+	// resumes from the position of the last event it received.
 	CloseSlowConsumer = 4008
 	closeGoingAway    = 1001
 )
@@ -56,6 +56,9 @@ func (r *Resolver) subscribeEvents(ctx context.Context, after, streamID, categor
 			select {
 			case out <- toEvent(e):
 			case <-ctx.Done():
+				return
+			case <-sub.Dropped(): // the server is stopping: do not wait for the client
+				r.ended(ctx, sub.Err())
 				return
 			}
 		}
@@ -112,6 +115,9 @@ func (r *Resolver) subscribeOrder(ctx context.Context, id string) (<-chan *model
 			case out <- toOrder(s):
 			case <-ctx.Done():
 				return
+			case <-sub.Dropped(): // the server is stopping: do not wait for the client
+				r.ended(ctx, sub.Err())
+				return
 			}
 		}
 		r.ended(ctx, sub.Err())
@@ -151,6 +157,9 @@ func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.
 			case out <- toUser(s):
 			case <-ctx.Done():
 				return
+			case <-sub.Dropped(): // the server is stopping: do not wait for the client
+				r.ended(ctx, sub.Err())
+				return
 			}
 		}
 		r.ended(ctx, sub.Err())
@@ -158,15 +167,12 @@ func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.
 	return out, nil
 }
 
-// ended closes the connection of a subscription the hub ended: a slow consumer with 4008 and a
-// reason that says how to resume, a stopping server with 1001.
+// ended closes the connection of a subscription the hub ended: a stopping server with 1001,
+// anything else with 1011.
 func (r *Resolver) ended(ctx context.Context, err error) {
 	conn := wsconn.FromContext(ctx)
 	switch {
 	case err == nil || conn == nil:
-	case errors.Is(err, hub.ErrSlowConsumer):
-		r.logger().WarnContext(ctx, "subscriber dropped", "err", err)
-		conn.CloseWithReason(CloseSlowConsumer, "slow consumer: resubscribe with after set to the last position received")
 	case errors.Is(err, hub.ErrStopped):
 		conn.CloseWithReason(closeGoingAway, "server shutting down")
 	default:

@@ -99,7 +99,9 @@ func TestLoadersReadOncePerBatch(t *testing.T) {
 	if got := strings.Count(string(r.Data), `"orders":{"edges":[{`); got != 31 { // the top-level list and 30 customers'
 		t.Fatalf("%d order lists in the answer, want 31", got)
 	}
-	if n := tracer.n.Load(); n != 3 {
-		t.Errorf("%d statements for 30 orders with customers and their orders, want 3:\n%s", n, strings.Join(tracer.sql, "\n"))
+	// One statement per batch: 3 when each level's resolvers all run within the loaders' wait
+	// (2ms). On a loaded machine a level can split into two batches; one per row would be 61.
+	if n := tracer.n.Load(); n < 3 || n > 6 {
+		t.Errorf("%d statements for 30 orders with customers and their orders, want 3 (at most 6):\n%s", n, strings.Join(tracer.sql, "\n"))
 	}
 }

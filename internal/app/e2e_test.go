@@ -19,11 +19,11 @@ import (
 )
 
 // startServeOn runs `strata serve` on the database at url; the test's end stops it.
-func startServeOn(t *testing.T, url string) *serveRun {
+func startServeOn(t *testing.T, url string, extra ...string) *serveRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &serveRun{addr: freeAddr(t), stderr: &syncBuffer{}, cancel: cancel, result: make(chan error, 1)}
-	args := []string{"serve", "--addr", r.addr, "--consistency-timeout", "20s"}
+	args := append([]string{"serve", "--addr", r.addr, "--consistency-timeout", "20s"}, extra...)
 	go func() {
 		r.result <- Run(ctx, args, &syncBuffer{}, r.stderr, envOf(map[string]string{"DATABASE_URL": url}))
 	}()

@@ -2,7 +2,8 @@
 // global order from the events table, woken by PostgreSQL NOTIFY (sent after commit, coalesced)
 // on one dedicated LISTEN connection, by appends made in this process, and by a periodic poll
 // that covers a lost notification. It fans each event out to every matching subscriber's
-// bounded buffer; a subscriber whose buffer is full is dropped, never waited on.
+// bounded buffer; a subscriber whose buffer is full is never waited on: it reads on from the
+// table by itself and rejoins the feed when caught up.
 //
 // A subscription that starts from a position first reads the table (catch-up) and joins the
 // live feed only once it has read up to where the feed is: no gap, and positions it has already
@@ -12,7 +13,6 @@ package hub
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -54,10 +54,6 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
-
-// ErrSlowConsumer ends a subscription whose buffer overflowed: it read too slowly. The client
-// resumes from the position of the last event it received.
-var ErrSlowConsumer = errors.New("subscriber too slow")
 
 // ErrStopped ends subscriptions when the hub stops (the server is shutting down).
 var ErrStopped = errors.New("server shutting down")
@@ -101,7 +97,7 @@ type Hub struct {
 	count   int
 
 	// Counters, for tests and the benchmark.
-	dropped   int64
+	lagged    int64
 	delivered int64
 }
 
@@ -209,7 +205,7 @@ func (h *Hub) fanOut(events []eventstore.RecordedEvent) {
 				case s.ch <- e:
 					h.delivered++
 				default:
-					h.dropLocked(s, fmt.Errorf("%w: more than %d events waiting", ErrSlowConsumer, cap(s.ch)))
+					h.behindLocked(s)
 				}
 			}
 		}
@@ -294,14 +290,14 @@ func (h *Hub) notifier(ctx context.Context) {
 
 // Stats are the hub's counters.
 type Stats struct {
-	Subscribers int
+	Subscribers int   // in the feed now (not counting those catching up from the table)
 	Delivered   int64 // events handed to subscribers' buffers
-	Dropped     int64 // subscribers dropped as too slow
+	Lagged      int64 // times a subscriber's full buffer sent it to read from the table
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Subscribers: h.count, Delivered: h.delivered, Dropped: h.dropped}
+	return Stats{Subscribers: h.count, Delivered: h.delivered, Lagged: h.lagged}
 }

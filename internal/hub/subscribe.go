@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"github.com/strata-es/strata/internal/eventstore"
@@ -10,26 +9,38 @@ import (
 
 // subscriber is a subscription as the feed sees it.
 type subscriber struct {
-	filter Filter
-	ch     chan eventstore.RecordedEvent
-	once   sync.Once
-	err    error // why ch was closed; set before closing
+	filter  Filter
+	ch      chan eventstore.RecordedEvent
+	behind  chan struct{} // poked when the feed took it out because its buffer was full
+	once    sync.Once
+	err     error         // why the feed dropped it; set before dropped is closed
+	dropped chan struct{} // closed when the feed drops it
 }
 
 // Subscription is a live subscription: C yields its events in the global order; once C is
 // closed, Err says why (nil when the caller's context ended).
 type Subscription struct {
 	C   <-chan eventstore.RecordedEvent
+	s   *subscriber
 	mu  sync.Mutex
 	err error
 }
 
-// Err returns why the subscription ended, once C is closed.
+// Err returns why the subscription ended, once C is closed or Dropped is.
 func (s *Subscription) Err() error {
+	select {
+	case <-s.s.dropped:
+		return s.s.err
+	default:
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
 }
+
+// Dropped is closed as soon as the feed drops the subscription (the hub stopped), before C
+// ends: a consumer blocked on its client can stop at once.
+func (s *Subscription) Dropped() <-chan struct{} { return s.s.dropped }
 
 func (h *Hub) registerLocked(s *subscriber) {
 	var set map[*subscriber]struct{}
@@ -75,34 +86,46 @@ func (h *Hub) removeLocked(s *subscriber) bool {
 	return true
 }
 
-// dropLocked ends s with err: it takes it out of the feed and closes its buffer, whose events
-// are still delivered first.
+// behindLocked takes s out of the feed because its buffer is full: rather than wait for it, or
+// hold more of its events, the feed lets it read on from the table by itself (deliver).
+func (h *Hub) behindLocked(s *subscriber) {
+	if h.removeLocked(s) {
+		h.lagged++
+		select {
+		case s.behind <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dropLocked ends s with err: it takes it out of the feed and closes dropped; what is still
+// in its buffer is not delivered (the client resumes from the last position it received).
 func (h *Hub) dropLocked(s *subscriber, err error) {
 	if !h.removeLocked(s) {
 		return
 	}
-	if errors.Is(err, ErrSlowConsumer) {
-		h.dropped++
-	}
 	s.once.Do(func() {
 		s.err = err
-		close(s.ch)
+		close(s.dropped)
 	})
 }
 
 // Subscribe starts a subscription to the events f selects. With after set, it first delivers
 // every matching event after that position from the table, then goes live; without, it
-// delivers only events the feed reads from now on. The subscription ends when ctx ends, when
-// the subscriber is too slow (ErrSlowConsumer), or when the hub stops (ErrStopped).
+// delivers only events the feed reads from now on. A subscriber that falls a buffer behind
+// reads on from the table by itself and rejoins the feed when caught up: it holds at most its
+// buffer and one page of events, and slows no one. The subscription ends when ctx ends or when
+// the hub stops (ErrStopped); a client that stops reading is ended by its connection's write
+// timeout.
 func (h *Hub) Subscribe(ctx context.Context, after *eventstore.Position, f Filter) (*Subscription, error) {
 	select {
 	case <-h.started:
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
-	s := &subscriber{filter: f, ch: make(chan eventstore.RecordedEvent, h.opts.Buffer)}
+	s := &subscriber{filter: f, ch: make(chan eventstore.RecordedEvent, h.opts.Buffer), behind: make(chan struct{}, 1), dropped: make(chan struct{})}
 	out := make(chan eventstore.RecordedEvent)
-	sub := &Subscription{C: out}
+	sub := &Subscription{C: out, s: s}
 	end := func(err error) {
 		sub.mu.Lock()
 		sub.err = err
@@ -140,6 +163,8 @@ func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Posit
 			return true
 		case <-ctx.Done():
 			return false
+		case <-s.dropped:
+			return false
 		}
 	}
 	if from != nil {
@@ -154,11 +179,7 @@ func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Posit
 	}
 	for {
 		select {
-		case e, ok := <-s.ch:
-			if !ok {
-				end(s.err)
-				return
-			}
+		case e := <-s.ch:
 			if e.Position.Compare(delivered) <= 0 {
 				continue // catch-up delivered it already
 			}
@@ -166,6 +187,31 @@ func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Posit
 				end(nil)
 				return
 			}
+		case <-s.behind:
+			// The feed let go of it (its buffer was full): deliver what is buffered, then read
+			// the rest from the table, and join the feed again once caught up.
+			for drained := false; !drained; {
+				select {
+				case e := <-s.ch:
+					if e.Position.Compare(delivered) > 0 && !send(e) {
+						end(nil)
+						return
+					}
+				default:
+					drained = true
+				}
+			}
+			var err error
+			if delivered, err = h.catchUp(ctx, s, delivered, send); err != nil {
+				if ctx.Err() != nil {
+					err = nil
+				}
+				end(err)
+				return
+			}
+		case <-s.dropped:
+			end(s.err)
+			return
 		case <-ctx.Done():
 			end(nil)
 			return

@@ -67,6 +67,9 @@ type Options struct {
 	// fsync=off also makes initdb skip its fsyncs. listen_addresses, port and
 	// unix_socket_directories are managed by Start and refused here.
 	Settings map[string]string
+	// Port, when not 0, is the port to listen on, so that a cluster started again keeps its
+	// address (tests restart one under a running server); 0 picks a free port.
+	Port int
 }
 
 // Server is a running private cluster, started by Start and stopped by Stop.
@@ -130,9 +133,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		s, err := r.start(ctx, logger, logFile, opts.Settings)
+		s, err := r.start(ctx, logger, logFile, opts.Settings, opts.Port)
 		var bindErr *portTakenError
-		if errors.As(err, &bindErr) && attempt < bindAttempts {
+		if errors.As(err, &bindErr) && attempt < bindAttempts && opts.Port == 0 {
 			logger.DebugContext(ctx, "port taken before postgres could bind it, retrying", "port", bindErr.port)
 			continue
 		}
@@ -309,10 +312,12 @@ func (e *portTakenError) Error() string { return e.err.Error() }
 func (e *portTakenError) Unwrap() error { return e.err }
 
 // start runs postgres on a fresh free port and waits until it accepts connections.
-func (r runner) start(ctx context.Context, logger *slog.Logger, logFile string, settings map[string]string) (*Server, error) {
-	port, err := freePort(ctx)
-	if err != nil {
-		return nil, err
+func (r runner) start(ctx context.Context, logger *slog.Logger, logFile string, settings map[string]string, port int) (*Server, error) {
+	if port == 0 {
+		var err error
+		if port, err = freePort(ctx); err != nil {
+			return nil, err
+		}
 	}
 	args := []string{
 		"-D", r.dir,

@@ -39,7 +39,12 @@ type Client struct {
 // Dial connects to url (ws://host/query) with the subprotocol proto and completes
 // connection_init with payload (nil for none).
 func Dial(ctx context.Context, url, proto string, header http.Header, payload map[string]any) (*Client, error) {
-	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: 10 * time.Second}
+	return DialWith(ctx, websocket.Dialer{HandshakeTimeout: 10 * time.Second}, url, proto, header, payload)
+}
+
+// DialWith is Dial with a dialer of the caller's (tests shrink socket buffers with it).
+func DialWith(ctx context.Context, d websocket.Dialer, url, proto string, header http.Header, payload map[string]any) (*Client, error) {
+	d.Subprotocols = []string{proto}
 	conn, resp, err := d.DialContext(ctx, url, header)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()

@@ -1,0 +1,160 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/hub"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+type fixture struct {
+	store *eventstore.Store
+	hub   *hub.Hub
+}
+
+func start(t *testing.T, opts hub.Options) *fixture {
+	t.Helper()
+	pool := dbtest.PoolFor(t, dbtest.URL(t), 10)
+	var h *hub.Hub
+	store := eventstore.New(pool, eventstore.Options{Appended: func() { h.Appended() }})
+	h = hub.New(pool, store, opts, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &fixture{store: store, hub: h}
+}
+
+func (f *fixture) append(t *testing.T, stream string, n int) []eventstore.Position {
+	t.Helper()
+	var out []eventstore.Position
+	for range n {
+		res, err := f.store.Append(context.Background(), stream, eventstore.Any(), []eventstore.EventData{{Type: "T", Data: json.RawMessage(`{}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res.Position)
+	}
+	return out
+}
+
+func receive(t *testing.T, sub *hub.Subscription, n int) []eventstore.Position {
+	t.Helper()
+	var got []eventstore.Position
+	timeout := time.After(20 * time.Second)
+	for len(got) < n {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				t.Fatalf("subscription ended after %d of %d: %v", len(got), n, sub.Err())
+			}
+			got = append(got, e.Position)
+		case <-timeout:
+			t.Fatalf("%d of %d events after 20s", len(got), n)
+		}
+	}
+	return got
+}
+
+func TestLiveSubscriberGetsNewEvents(t *testing.T) {
+	t.Parallel()
+	f := start(t, hub.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := f.hub.Subscribe(ctx, nil, hub.Filter{Category: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := f.append(t, "x-1", 5)
+	f.append(t, "y-1", 2)
+	got := receive(t, sub, 5)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// A subscriber that falls a whole buffer behind is not waited for and not dropped: it reads on
+// from the table, and gets every event once, in order; a fast one is not held up.
+func TestSlowSubscriberReadsOnFromTheTable(t *testing.T) {
+	t.Parallel()
+	f := start(t, hub.Options{Buffer: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, err := f.hub.Subscribe(ctx, nil, hub.Filter{Category: "x"}) // not read until the end
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := f.hub.Subscribe(ctx, nil, hub.Filter{Category: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []eventstore.Position)
+	go func() { done <- receiveQuiet(fast, 60) }()
+	want := f.append(t, "x-1", 60)
+	if got := <-done; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("fast subscriber got %v, want %v", got, want)
+	}
+	if got := receive(t, slow, 60); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("slow subscriber got %v, want %v", got, want)
+	}
+	if st := f.hub.Stats(); st.Lagged < 1 {
+		t.Errorf("stats %+v: the slow subscriber never fell behind; the test proves nothing", st)
+	}
+	// Caught up, it is live again.
+	more := f.append(t, "x-2", 3)
+	if got := receive(t, slow, 3); fmt.Sprint(got) != fmt.Sprint(more) {
+		t.Errorf("slow subscriber then got %v, want %v", got, more)
+	}
+}
+
+// Subscriptions end when the hub stops.
+func TestSubscriptionsEndWhenTheHubStops(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.PoolFor(t, dbtest.URL(t), 4)
+	store := eventstore.New(pool, eventstore.Options{})
+	h := hub.New(pool, store, hub.Options{}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Run(ctx) }()
+	sub, err := h.Subscribe(context.Background(), nil, hub.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	select {
+	case <-sub.Dropped():
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscription not ended by the hub's stop")
+	}
+	for range sub.C {
+	}
+	if !errors.Is(sub.Err(), hub.ErrStopped) {
+		t.Errorf("ended with %v, want ErrStopped", sub.Err())
+	}
+}
+
+func receiveQuiet(sub *hub.Subscription, n int) []eventstore.Position {
+	var got []eventstore.Position
+	for len(got) < n {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				return got
+			}
+			got = append(got, e.Position)
+		case <-time.After(20 * time.Second):
+			return got
+		}
+	}
+	return got
+}
