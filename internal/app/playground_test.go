@@ -21,7 +21,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/strata-es/strata/graph"
+	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/eventstore"
 )
@@ -30,18 +30,28 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // The Playground is opened in a real headless Chromium, runs a query against the server's
-// own routes and shows the answer; every request the page makes goes to that server, so the
-// page works on a machine without internet.
+// own routes and shows the answer, then runs a subscription over a WebSocket to the same
+// /query and shows an event appended while it runs; every request the page makes (the
+// WebSocket too) goes to that server, so the page works on a machine without internet, and
+// its Content-Security-Policy lets it open that WebSocket.
 //
 // Sequential, so that its leak check sees only what the browser and the server start.
-func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
+func TestPlaygroundRunsAQueryAndASubscriptionAndTalksOnlyToItsServer(t *testing.T) {
 	verifyNoLeaks(t)
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("the Playground test drives headless Chromium at %s: %v; install Debian's chromium package (apt-get install -y chromium; .ci/run does)", chromiumPath, err)
 	}
 
 	pool := dbtest.Pool(t)
-	store := eventstore.New(pool, eventstore.Options{})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The server's own parts, subscription feed and projectors included: the Appended hook
+	// of their store wakes the feed at once.
+	parts := newResolver(pool, config.Config{MaxPageSize: 100, ConsistencyTimeout: 5 * time.Second, SubscriberBuffer: 256}, logger)
+	store := parts.resolver.Store
+	runCtx, stopRunning := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	running.Go(func() { _ = parts.hub.Run(runCtx) })
+	running.Go(func() { _ = parts.projectors.Run(runCtx) })
 	if _, err := store.Append(t.Context(), "playground-1", eventstore.NoStream(),
 		[]eventstore.EventData{{Type: "Pinged", Data: json.RawMessage(`{"n": 1}`)}}); err != nil {
 		t.Fatal(err)
@@ -50,9 +60,16 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 	// and tests share the cluster: wait for it rather than assume it.
 	waitVisibleInAll(t, store)
 
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewServer(routes(&database{pool: pool}, &graph.Resolver{Store: store, MaxPageSize: 100}, logger))
-	defer srv.Close() // after the browser is gone (deferred below, so run first)
+	srv := httptest.NewServer(routes(&database{pool: pool}, parts.resolver, logger))
+	// After the browser is gone (deferred below, so run first): stopping the hub ends the
+	// subscriptions, and so the WebSocket connections, which srv.Close leaves alone (they are
+	// hijacked); then the server closes.
+	defer func() {
+		stopRunning()
+		running.Wait()
+		srv.Close()
+	}()
+	defer stopRunning() // also when a step below fails before the browser starts
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -79,6 +96,7 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		requests []string
+		sockets  []string // WebSocket URLs, which are no requests to the network domain
 		problems []string // thrown exceptions, console errors, failed loads, policy violations
 	)
 	// The listener is in place before the tab's first command, so it sees every request.
@@ -88,6 +106,8 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 		switch ev := ev.(type) {
 		case *network.EventRequestWillBeSent:
 			requests = append(requests, ev.Request.URL)
+		case *network.EventWebSocketCreated:
+			sockets = append(sockets, ev.URL)
 		case *runtime.EventExceptionThrown:
 			problems = append(problems, "exception: "+ev.ExceptionDetails.Text+" "+describe(ev.ExceptionDetails.Exception))
 		case *runtime.EventConsoleAPICalled:
@@ -112,7 +132,10 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 	fail := func(step string, err error) {
 		t.Helper()
 		body, _ := chromedp.Run(browserCtx, chromedp.Text(chromedp.CSS("body")))
-		t.Fatalf("in the Playground, %s: %v\npage text:\n%.2000s", step, err, body)
+		mu.Lock()
+		reported := strings.Join(problems, "\n")
+		mu.Unlock()
+		t.Fatalf("in the Playground, %s: %v\nthe page reported:\n%.2000s\npage text:\n%.2000s", step, err, reported, body)
 	}
 	const editor = `document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror`
 	if err := chromedp.Do(browserCtx,
@@ -135,7 +158,7 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 	if err != nil {
 		fail("read the tabs", err)
 	}
-	if want := []string{"RegisterUser", "CreateOrder", "PayOrder", "OrderHistory", "AllEvents"}; !slices.Equal(tabs, want) {
+	if want := []string{"RegisterUser", "CreateOrder", "PayOrder", "OrderHistory", "AllEvents", "LiveEvents"}; !slices.Equal(tabs, want) {
 		t.Errorf("the Playground opens with tabs %q, want %q", tabs, want)
 	}
 	firstTab, err := chromedp.Run(browserCtx, chromedp.Evaluate[string](editor+`.getValue()`))
@@ -161,20 +184,20 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 	if err := chromedp.Do(browserCtx, chromedp.Click(chromedp.CSS(`.graphiql-execute-button`))); err != nil {
 		fail("click run", err)
 	}
-	// resultShowing waits for the result pane to show the appended event, and returns its text.
-	resultShowing := func(step string) string {
+	// resultShowing waits for the result pane to show want, and returns its text.
+	resultShowing := func(step, want string) string {
 		t.Helper()
 		text, err := chromedp.Run(browserCtx, chromedp.Poll[string](`(() => {
 			const r = document.querySelector('.graphiql-response .CodeMirror');
 			const text = r ? r.CodeMirror.getValue() : '';
-			return text.includes('playground-1') ? text : false;
+			return text.includes(`+jsString(want)+`) ? text : false;
 		})()`, chromedp.WithPollingTimeout(30*time.Second)))
 		if err != nil {
 			fail(step, err)
 		}
 		return text
 	}
-	result := resultShowing("wait for the result")
+	result := resultShowing("wait for the result", "playground-1")
 
 	var answer struct {
 		Data struct {
@@ -207,8 +230,44 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 	if err := chromedp.Do(browserCtx, chromedp.Click(chromedp.CSS(`.graphiql-execute-button`))); err != nil {
 		fail("click run on AllEvents", err)
 	}
-	if example := resultShowing("wait for the AllEvents result"); !strings.Contains(example, `"endCursor"`) {
+	if example := resultShowing("wait for the AllEvents result", "playground-1"); !strings.Contains(example, `"endCursor"`) {
 		t.Errorf("the AllEvents example answered %s, want a page with pageInfo.endCursor", example)
+	}
+
+	// A subscription: GraphiQL runs it over a WebSocket to /query. The hub delivers only
+	// events appended after it registered the subscriber (no after:), so append once it has.
+	const subscription = `subscription Live { events(category: "live") { streamId type } }`
+	if _, err := chromedp.Run(browserCtx, chromedp.Evaluate[any](editor+`.setValue(`+jsString(subscription)+`)`)); err != nil {
+		fail("set the subscription", err)
+	}
+	if _, err := chromedp.Run(browserCtx, chromedp.Poll[bool](
+		editor+`.operationName === 'Live'`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		fail("wait for GraphiQL to take the subscription in", err)
+	}
+	if err := chromedp.Do(browserCtx, chromedp.Click(chromedp.CSS(`.graphiql-execute-button`))); err != nil {
+		fail("click run on the subscription", err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); parts.hub.Stats().Subscribers == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail("wait for the subscription to reach the server", fmt.Errorf("the hub has no subscriber after 30s"))
+		}
+	}
+	if _, err := store.Append(t.Context(), "live-1", eventstore.NoStream(),
+		[]eventstore.EventData{{Type: "WentLive", Data: json.RawMessage(`{"n": 1}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	live := resultShowing("wait for the subscription's event", "live-1")
+	var event struct {
+		Data struct {
+			Events struct{ StreamID, Type string }
+		}
+	}
+	if err := json.Unmarshal([]byte(live), &event); err != nil {
+		t.Fatalf("the result pane does not hold JSON: %v\n%s", err, live)
+	}
+	if got := event.Data.Events; got.StreamID != "live-1" || got.Type != "WentLive" {
+		t.Errorf("the subscription shows %s, want the event WentLive of live-1", live)
 	}
 
 	mu.Lock()
@@ -242,7 +301,19 @@ func TestPlaygroundRunsAQueryAndTalksOnlyToItsServer(t *testing.T) {
 	if !queried {
 		t.Errorf("the page never requested /query; its requests: %v", requests)
 	}
-	t.Logf("the page made %d requests: %s", len(requests), strings.Join(seen, " "))
+	for _, s := range sockets {
+		u, err := url.Parse(s)
+		switch {
+		case err != nil:
+			t.Errorf("the page opened a WebSocket to %q, which does not parse: %v", s, err)
+		case u.Scheme != "ws" || u.Host != server.Host || u.Path != "/query":
+			t.Errorf("the page opened a WebSocket to %s, want ws://%s/query", s, server.Host)
+		}
+	}
+	if len(sockets) == 0 {
+		t.Errorf("the page opened no WebSocket, yet showed the subscription's event")
+	}
+	t.Logf("the page made %d requests: %s; and opened WebSockets: %s", len(requests), strings.Join(seen, " "), strings.Join(sockets, " "))
 }
 
 // waitVisibleInAll waits until the store's global order shows at least one event.

@@ -20,7 +20,10 @@ import (
 const AssetPrefix = "/playground/"
 
 // contentSecurityPolicy lets the page load and talk to nothing but its own origin. GraphiQL's
-// stylesheet inlines its fonts and icons as data: URLs.
+// stylesheet inlines its fonts and icons as data: URLs. connect-src 'self' also covers the
+// subscriptions' WebSocket to ws://<host>/query (wss: behind https): CSP Level 3 matches
+// 'self' against ws: and wss: on the page's own host and port; the browser test in
+// internal/app opens one under this policy.
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
 	"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

@@ -138,7 +138,7 @@ func TestExamplesAreOneDocumentOfNamedOperations(t *testing.T) {
 	for _, op := range doc.Operations {
 		names = append(names, op.Name)
 	}
-	want := []string{"RegisterUser", "CreateOrder", "PayOrder", "OrderHistory", "AllEvents"}
+	want := []string{"RegisterUser", "CreateOrder", "PayOrder", "OrderHistory", "AllEvents", "LiveEvents"}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Errorf("examples.graphql has operations %v, want %v", names, want)
 	}

@@ -27,8 +27,6 @@ await build({
   legalComments: 'none',
   define: { 'process.env.NODE_ENV': '"production"' },
   loader: { '.graphql': 'text' },
-  // Only loaded when a subscriptionUrl is given; the package joins when subscriptions land.
-  external: ['graphql-ws'],
   logLevel: 'warning',
 });
 

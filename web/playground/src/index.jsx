@@ -7,8 +7,11 @@ import 'graphiql/style.css';
 import './index.css';
 import { exampleTabs } from './examples.js';
 
-// Same origin only. Subscriptions will add a subscriptionUrl here once the server has them.
-const fetcher = createGraphiQLFetcher({ url: '/query' });
+// Same origin only: queries and mutations are POSTed to /query, subscriptions run over a
+// WebSocket to the same /query (graphql-ws, so the graphql-transport-ws subprotocol), wss: when
+// the page came over https.
+const subscriptionUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/query`;
+const fetcher = createGraphiQLFetcher({ url: '/query', subscriptionUrl });
 
 createRoot(document.getElementById('playground')).render(
   <GraphiQL fetcher={fetcher} defaultTabs={exampleTabs()} />,

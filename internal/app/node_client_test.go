@@ -1,0 +1,159 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-es/strata/internal/dbtest"
+)
+
+// playgroundDir is web/playground, where the Node test client and its node_modules live.
+const playgroundDir = "../../web/playground"
+
+// nodeClient returns node's path and the test client script's, failing t (never skipping) when
+// node or the npm packages are missing: make test installs them, as `make playground` does.
+func nodeClient(t *testing.T) (node, script string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("the graphql-ws client test runs Node.js: %v; install Node.js and npm (.ci/run does) and run `make playground`", err)
+	}
+	for _, pkg := range []string{"graphql-ws", "ws"} {
+		if _, err := os.Stat(filepath.Join(playgroundDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("the npm package %s is not installed in web/playground (%v): run `make playground` (make test does), which runs npm ci", pkg, err)
+		}
+	}
+	script, err = filepath.Abs(filepath.Join(playgroundDir, "test", "graphql-ws-client.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node, script
+}
+
+type nodeEvent struct {
+	StreamID string `json:"streamId"`
+	Version  int    `json:"version"`
+	Type     string `json:"type"`
+	Position string `json:"position"`
+}
+
+// The npm graphql-ws client (what GraphiQL and most JavaScript apps use, speaking
+// graphql-transport-ws), run by Node against the real `strata serve`, receives every event of
+// its subscription exactly once and in order: the ones appended before it subscribed through
+// catch-up from after:, the ones appended while it runs live.
+func TestNodeGraphQLWSClientReceivesEvents(t *testing.T) {
+	node, script := nodeClient(t)
+	srv := startServeOn(t, dbtest.URL(t))
+
+	const appendM = `mutation($s: String!, $t: String!, $v: Int!) {
+		appendEvents(streamId: $s, events: [{type: $t, data: {}}], expectedVersion: $v) { position }
+	}`
+	version := 0
+	appendOne := func(typ string) string {
+		t.Helper()
+		var out struct{ Position string }
+		ok(t, gql(t, srv.addr, appendM, map[string]any{"s": "nodetest-1", "t": typ, "v": version}), "appendEvents", &out)
+		version++
+		return out.Position
+	}
+	// The marker's position is where the subscription starts: everything after it, and nothing
+	// before, whenever Node gets to subscribing.
+	after := appendOne("Marker")
+	const before, live = 2, 3
+	for i := range before {
+		appendOne(fmt.Sprintf("Before%d", i+1))
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script, "ws://"+srv.addr+"/query", strconv.Itoa(before+live), after)
+	cmd.Dir = filepath.Dir(script)
+	cmd.WaitDelay = 5 * time.Second
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	// Should the test end early, Node is killed and its output drained, so nothing is left.
+	waited := false
+	defer func() {
+		if !waited {
+			cancel()
+			for range lines {
+			}
+			_ = cmd.Wait()
+		}
+	}()
+	var got []nodeEvent
+	read := func(line string) {
+		t.Helper()
+		var e nodeEvent
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Errorf("the client printed %q, not an event: %v", line, err)
+			return
+		}
+		got = append(got, e)
+	}
+
+	// Once the first event is in, the subscription is running: append the rest one by one.
+	first, more := <-lines
+	if !more {
+		waited = true
+		_ = cmd.Wait()
+		t.Fatalf("the client ended before any event (%v); stderr:\n%s", context.Cause(ctx), stderr.String())
+	}
+	read(first)
+	for i := range live {
+		appendOne(fmt.Sprintf("Live%d", i+1))
+	}
+	for line := range lines {
+		read(line)
+	}
+	waited = true
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the client failed: %v (context: %v); stderr:\n%s", err, context.Cause(ctx), stderr.String())
+	}
+
+	var want []string
+	for i := range before {
+		want = append(want, fmt.Sprintf("%d Before%d", i+2, i+1))
+	}
+	for i := range live {
+		want = append(want, fmt.Sprintf("%d Live%d", before+i+2, i+1))
+	}
+	var have []string
+	for i, e := range got {
+		have = append(have, fmt.Sprintf("%d %s", e.Version, e.Type))
+		if e.StreamID != "nodetest-1" {
+			t.Errorf("event %d is of stream %q, want nodetest-1", i, e.StreamID)
+		}
+		if i > 0 && e.Position <= got[i-1].Position {
+			t.Errorf("event %d's position %s does not follow %s", i, e.Position, got[i-1].Position)
+		}
+	}
+	if strings.Join(have, ", ") != strings.Join(want, ", ") {
+		t.Errorf("the client received [%s], want each event after the marker once, in order: [%s]\nstderr:\n%s",
+			strings.Join(have, ", "), strings.Join(want, ", "), stderr.String())
+	}
+}
