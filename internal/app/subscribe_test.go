@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -304,5 +305,70 @@ func TestOrderSubscriptionPushesEachState(t *testing.T) {
 	r, err := c.Next(20 * time.Second)
 	if err != nil || r.ID != "x" || !strings.Contains(string(r.Errors), "NOT_FOUND") {
 		t.Fatalf("unknown order: %+v %v", r, err)
+	}
+}
+
+// Subscriptions that end — stopped by the client, cut by a disconnect, or open when the server
+// shuts down — leave no goroutine behind.
+func TestSubscriptionsLeaveNothingBehind(t *testing.T) {
+	verifyNoLeaks(t) // checked after the server below has stopped
+	srv := startServeOn(t, dbtest.URL(t))
+	a := srv.addr
+	start := appendVia(t, a, "leak-1", "Start")
+	time.Sleep(200 * time.Millisecond) // let the server's start-up goroutines settle
+	base := runtime.NumGoroutine()
+
+	stopped, err := wsclient.Dial(t.Context(), "ws://"+a+"/query", wsclient.TransportWS, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := wsclient.Dial(t.Context(), "ws://"+a+"/query", wsclient.GraphQLWS, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		vars := map[string]any{"after": start, "category": "leak"}
+		if err := stopped.Subscribe(fmt.Sprint(i), eventsSub, vars); err != nil {
+			t.Fatal(err)
+		}
+		if err := cut.Subscribe(fmt.Sprint(i), eventsSub, vars); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendVia(t, a, "leak-1", "Tick")
+	for _, c := range []*wsclient.Client{stopped, cut} {
+		for range 10 {
+			if r, err := c.Next(20 * time.Second); err != nil || r.Data == nil {
+				t.Fatalf("%s: %+v %v", c.Subprotocol(), r, err)
+			}
+		}
+	}
+	if n := runtime.NumGoroutine(); n < base+40 {
+		t.Fatalf("%d goroutines with 20 subscriptions open, %d before: the check below would prove nothing", n, base)
+	}
+	for i := range 10 {
+		if err := stopped.Stop(fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = cut.NetConn().NetConn().Close() // no close frame: the connection just ends
+	_ = stopped.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for runtime.NumGoroutine() > base+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines 20s after every subscription ended, %d before they began", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// One left open when the server stops: the shutdown ends it (verifyNoLeaks checks).
+	open := subscribe(t, a, wsclient.TransportWS, map[string]any{"category": "leak"})
+	if err := srv.stop(t); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	select {
+	case <-open.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a subscription was still open 10s after the server stopped")
 	}
 }
