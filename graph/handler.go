@@ -36,6 +36,10 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	if r.Logger == nil {
 		r.Logger = logger
 	}
+	keepAlive := r.KeepAlive
+	if keepAlive <= 0 {
+		keepAlive = 10 * time.Second
+	}
 	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: r}))
 	srv.AddTransport(transport.Websocket{
 		Implementation: wsconn.Implementation{AllowedOrigins: r.AllowedOrigins, WriteTimeout: 10 * time.Second},
@@ -47,8 +51,8 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 			return ctx, nil, err
 		},
 		InitTimeout:           10 * time.Second,
-		KeepAlivePingInterval: 10 * time.Second, // graphql-ws: "ka" messages
-		PingPongInterval:      10 * time.Second, // graphql-transport-ws: ping, and a pong due within 20s
+		KeepAlivePingInterval: keepAlive, // graphql-ws: "ka" messages
+		PingPongInterval:      keepAlive, // graphql-transport-ws: ping, and a pong due within twice it
 		ErrorFunc: func(ctx context.Context, err error) {
 			// A failed write (a deadline passed: the client stopped reading) leaves the socket
 			// unusable; closing it ends the connection's operations.

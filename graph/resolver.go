@@ -35,6 +35,8 @@ type Resolver struct {
 	ConsistencyTimeout time.Duration
 	// Hub feeds subscriptions.
 	Hub *hub.Hub
+	// KeepAlive is the WebSocket keep-alive interval; 0 means 10s.
+	KeepAlive time.Duration
 	// AllowedOrigins may open WebSocket connections besides the server's own origin.
 	AllowedOrigins []string
 	// Authenticate sees every WebSocket connection_init payload; an error refuses the

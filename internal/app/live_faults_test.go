@@ -217,3 +217,47 @@ func TestStalledSubscriberIsDroppedFastOneKeepsUp(t *testing.T) {
 	}
 	t.Logf("the stalled subscriber had %d of %d events buffered when it was dropped", got, n)
 }
+
+// Keep-alives: graphql-ws gets "ka" messages; graphql-transport-ws gets pings, and a client that
+// never answers with a pong is disconnected.
+func TestWebSocketKeepAlives(t *testing.T) {
+	srv := startServeOn(t, dbtest.URL(t), "--ws-keepalive", "200ms")
+	for _, proto := range []string{wsclient.GraphQLWS, wsclient.TransportWS} {
+		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{proto}}
+		conn, resp, err := d.Dial("ws://"+srv.addr+"/query", nil)
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.WriteJSON(map[string]any{"type": "connection_init"}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{wsclient.GraphQLWS: "ka", wsclient.TransportWS: "ping"}[proto]
+		seen := 0
+		var endErr error
+		for start := time.Now(); time.Since(start) < 5*time.Second; {
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var m struct{ Type string }
+			if endErr = conn.ReadJSON(&m); endErr != nil {
+				break
+			}
+			if m.Type == want {
+				seen++
+			}
+		}
+		_ = conn.Close()
+		if seen < 2 {
+			t.Errorf("%s: %d %q messages, want keep-alives every 200ms", proto, seen, want)
+		}
+		// graphql-transport-ws: the pings went unanswered, so the server ended the connection
+		// (after 400ms); graphql-ws has no pong to miss and stays up until the client leaves.
+		if proto == wsclient.TransportWS && endErr == nil {
+			t.Errorf("%s: a client that never answers pings was not disconnected", proto)
+		}
+		if proto == wsclient.GraphQLWS && endErr != nil {
+			t.Errorf("%s: connection ended: %v", proto, endErr)
+		}
+	}
+}

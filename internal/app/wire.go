@@ -43,6 +43,7 @@ func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) par
 		ConsistencyTimeout: cfg.ConsistencyTimeout,
 		Hub:                p.hub,
 		AllowedOrigins:     cfg.AllowedOrigins,
+		KeepAlive:          cfg.KeepAlive,
 		Logger:             logger,
 	}
 	return p

@@ -30,8 +30,11 @@ type Config struct {
 	ConsistencyTimeout time.Duration
 	// AllowedOrigins may open WebSocket connections besides the server's own origin.
 	AllowedOrigins []string
-	// SubscriberBuffer is how many events may wait for one subscriber before it is dropped.
+	// SubscriberBuffer is how many events may wait for one subscriber before it reads on from
+	// the table.
 	SubscriberBuffer int
+	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
+	KeepAlive time.Duration
 	// DBMaxConns bounds the connection pool.
 	DBMaxConns int
 	// MaxEventsPerAppend and MaxEventSize bound one append.
@@ -147,7 +150,8 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.String(&c.Addr, "addr", "STRATA_ADDR", "127.0.0.1:8080", "HTTP listen address")
 	f.Int(&c.MaxPageSize, "max-page-size", "STRATA_MAX_PAGE_SIZE", 1000, "most items one GraphQL page (first) may ask for")
 	f.StringList(&c.AllowedOrigins, "allowed-origins", "STRATA_ALLOWED_ORIGINS", "origins (scheme://host:port, comma-separated) that may open WebSocket connections besides the server's own")
-	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it is dropped as too slow")
+	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
+	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it)")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
 }
 
@@ -162,6 +166,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxEventSize < 2 {
 		errs = append(errs, fmt.Errorf("--max-event-size must be at least 2 bytes, not %d", c.MaxEventSize))
+	}
+	if c.Addr != "" && c.KeepAlive <= 0 {
+		errs = append(errs, fmt.Errorf("--ws-keepalive must be positive, not %s", c.KeepAlive))
 	}
 	if c.Addr != "" && c.SubscriberBuffer < 1 {
 		errs = append(errs, fmt.Errorf("--subscriber-buffer must be at least 1, not %d", c.SubscriberBuffer))
