@@ -218,11 +218,12 @@ func TestStalledSubscriberIsDroppedFastOneKeepsUp(t *testing.T) {
 	t.Logf("the stalled subscriber had %d of %d events buffered when it was dropped", got, n)
 }
 
-// Keep-alives: graphql-ws gets "ka" messages; graphql-transport-ws gets pings, and a client that
-// never answers with a pong is disconnected.
+// Keep-alives: graphql-ws gets "ka" messages; graphql-transport-ws gets pings, stays up while
+// it answers them with pongs, and is disconnected once it stops.
 func TestWebSocketKeepAlives(t *testing.T) {
 	srv := startServeOn(t, dbtest.URL(t), "--ws-keepalive", "200ms")
-	for _, proto := range []string{wsclient.GraphQLWS, wsclient.TransportWS} {
+	dial := func(proto string) *websocket.Conn {
+		t.Helper()
 		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{proto}}
 		conn, resp, err := d.Dial("ws://"+srv.addr+"/query", nil)
 		if resp != nil {
@@ -234,30 +235,42 @@ func TestWebSocketKeepAlives(t *testing.T) {
 		if err := conn.WriteJSON(map[string]any{"type": "connection_init"}); err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]string{wsclient.GraphQLWS: "ka", wsclient.TransportWS: "ping"}[proto]
+		return conn
+	}
+	// read reads messages for d, answering pings when pong is set; it returns how many of type
+	// want it saw and the error that ended the connection, if any.
+	read := func(conn *websocket.Conn, want string, d time.Duration, pong bool) (int, error) {
 		seen := 0
-		var endErr error
-		for start := time.Now(); time.Since(start) < 5*time.Second; {
-			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for start := time.Now(); time.Since(start) < d; {
+			_ = conn.SetReadDeadline(time.Now().Add(d))
 			var m struct{ Type string }
-			if endErr = conn.ReadJSON(&m); endErr != nil {
-				break
+			if err := conn.ReadJSON(&m); err != nil {
+				return seen, err
 			}
 			if m.Type == want {
 				seen++
 			}
+			if m.Type == "ping" && pong {
+				if err := conn.WriteJSON(map[string]any{"type": "pong"}); err != nil {
+					return seen, err
+				}
+			}
 		}
-		_ = conn.Close()
-		if seen < 2 {
-			t.Errorf("%s: %d %q messages, want keep-alives every 200ms", proto, seen, want)
-		}
-		// graphql-transport-ws: the pings went unanswered, so the server ended the connection
-		// (after 400ms); graphql-ws has no pong to miss and stays up until the client leaves.
-		if proto == wsclient.TransportWS && endErr == nil {
-			t.Errorf("%s: a client that never answers pings was not disconnected", proto)
-		}
-		if proto == wsclient.GraphQLWS && endErr != nil {
-			t.Errorf("%s: connection ended: %v", proto, endErr)
-		}
+		return seen, nil
+	}
+
+	ws := dial(wsclient.GraphQLWS)
+	defer func() { _ = ws.Close() }()
+	if seen, err := read(ws, "ka", 1500*time.Millisecond, false); seen < 3 || err != nil {
+		t.Errorf("graphql-ws: %d ka messages in 1.5s (%v), want one every 200ms", seen, err)
+	}
+
+	tws := dial(wsclient.TransportWS)
+	defer func() { _ = tws.Close() }()
+	if seen, err := read(tws, "ping", 1500*time.Millisecond, true); seen < 3 || err != nil {
+		t.Errorf("graphql-transport-ws: %d pings in 1.5s while answering them (%v), want one every 200ms and the connection up", seen, err)
+	}
+	if _, err := read(tws, "ping", 3*time.Second, false); err == nil {
+		t.Errorf("graphql-transport-ws: a client that stopped answering pings was not disconnected")
 	}
 }
