@@ -139,8 +139,8 @@ func (s *subscriber) failure() error {
 
 // appendRecord is what the appender knows of one event.
 type appendRecord struct {
-	stream     int32
-	ok         bool
+	stream      int32
+	ok          bool
 	sent, acked time.Duration // since the epoch
 }
 
