@@ -153,6 +153,7 @@ type subscribeRun struct {
 
 	warmups    atomic.Int64
 	deliveries atomic.Int64
+	closing    atomic.Bool // the benchmark is closing the connections
 }
 
 const subscriptionQuery = `subscription Bench($after: String, $streamId: String, $category: String) {
@@ -212,6 +213,7 @@ func Subscribe(ctx context.Context, opts SubscribeOptions) (SubscribeResult, err
 		readers.Go(func() { r.read(s) })
 	}
 	closeAll := func() {
+		r.closing.Store(true)
 		for _, s := range subs {
 			_ = s.client.Close()
 		}
@@ -336,11 +338,10 @@ func (r *subscribeRun) read(s *subscriber) {
 		res, err := s.client.Next(0)
 		at := time.Since(r.epoch)
 		if err != nil {
-			var closed *wsclient.ErrClosed
-			if errors.As(err, &closed) && closed.Code != 1000 {
-				s.fail(err)
+			if !r.closing.Load() {
+				s.fail(err) // the server closed it, or it broke
 			}
-			return // closed by us at the end, or by the server (then s.err says why)
+			return
 		}
 		if res.Done || len(res.Errors) > 0 {
 			s.fail(fmt.Errorf("subscription ended: done=%v errors=%s", res.Done, res.Errors))
