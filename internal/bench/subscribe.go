@@ -386,7 +386,12 @@ func (r *subscribeRun) warmUp(ctx context.Context, subs []*subscriber) error {
 	time.Sleep(time.Second)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Writers)
+	// At the benchmark's rate: a burst would overflow the whole-category subscribers' buffers.
+	start, interval := time.Now(), time.Second/time.Duration(r.opts.Rate)
 	for i := range r.streams {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
 		g.Go(func() error {
 			_, err := r.append(gctx, r.streamID(i), typeWarmUp, -1)
 			return err
