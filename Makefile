@@ -29,8 +29,9 @@ $(PLAYGROUND): web/playground/package-lock.json web/playground/package.json web/
 build: $(PLAYGROUND)
 	go build -o bin/strata ./cmd/strata
 
-bench: build ## append benchmark next to the raw PostgreSQL baseline (needs DATABASE_URL)
+bench: build ## append benchmark next to the raw PostgreSQL baseline, then subscriptions (needs DATABASE_URL)
 	$(BASELINE) "$$DATABASE_URL"
 	./bin/strata bench append --writers 8 --batch 1 --duration 10s
 	./bin/strata bench append --writers 8 --batch 100 --duration 10s
 	./bin/strata bench append --writers 8 --batch 1 --hot 4 --duration 10s
+	./bin/strata bench subscribe --stream-subscribers 2000 --all-subscribers 20 --rate 500 --duration 30s

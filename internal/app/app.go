@@ -33,7 +33,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":       {"run the server (starts a private PostgreSQL when DATABASE_URL is unset)", serveCmd},
 		"migrate":     {"apply the database migrations and exit", migrateCmd},
-		"bench":       {"benchmarks: `strata bench append` measures appends", benchCmd},
+		"bench":       {"benchmarks: `strata bench append` measures appends, `strata bench subscribe` live subscriptions", benchCmd},
 		"projections": {"`status` shows the read models' checkpoints; `rebuild NAME` rebuilds one", projectionsCmd},
 	}
 }

@@ -87,11 +87,12 @@ func TestCommandLine(t *testing.T) {
 		{"bad log format from environment", []string{"serve", "--addr", "127.0.0.1:0"},
 			map[string]string{"DATABASE_URL": unreachableURL, "STRATA_LOG_FORMAT": "xml"}, 1, []string{"--log-format", "xml"}},
 		{"unknown flag", []string{"migrate", "--frobnicate"}, map[string]string{"DATABASE_URL": unreachableURL}, 2, []string{"frobnicate"}},
-		{"bench without subcommand", []string{"bench"}, nil, 2, []string{"bench append"}},
-		{"bench with unknown subcommand", []string{"bench", "read"}, nil, 2, []string{"bench append"}},
+		{"bench without subcommand", []string{"bench"}, nil, 2, []string{"bench append", "bench subscribe"}},
+		{"bench with unknown subcommand", []string{"bench", "read"}, nil, 2, []string{"bench append", "bench subscribe"}},
 		{"extra arguments", []string{"migrate", "now"}, map[string]string{"DATABASE_URL": unreachableURL}, 2, []string{"unexpected arguments: now"}},
 		{"bad environment value", []string{"migrate"}, map[string]string{"DATABASE_URL": unreachableURL, "STRATA_DB_MAX_CONNS": "abc"}, 2, []string{"STRATA_DB_MAX_CONNS"}},
 		{"bad bench options", []string{"bench", "append", "--writers", "0", "--batch", "0"}, map[string]string{"DATABASE_URL": unreachableURL}, 2, []string{"--writers", "--batch"}},
+		{"bad bench subscribe options", []string{"bench", "subscribe", "--rate", "0", "--protocol", "sse"}, map[string]string{"DATABASE_URL": unreachableURL}, 2, []string{"--rate", "--protocol"}},
 		{"port out of range", []string{"serve", "--addr", "127.0.0.1:99999"}, map[string]string{"DATABASE_URL": unreachableURL}, 1, []string{"--addr", "65535"}},
 		// --help shows the built-in default, not the value the environment supplied
 		{"help with environment", []string{"serve", "--help"}, map[string]string{"STRATA_ADDR": "10.9.8.7:1234"}, 0, []string{"(default 127.0.0.1:8080)", "(default info)"}},
@@ -506,5 +507,100 @@ func TestServeStopsWhenItsClusterDies(t *testing.T) {
 		run.once.Do(func() {}) // already returned: nothing for stop to wait for
 	case <-time.After(30 * time.Second):
 		t.Fatalf("serve still runs 30s after its cluster was killed; stderr:\n%s", run.stderr.String())
+	}
+}
+
+// subscribeResult is the JSON line `strata bench subscribe` prints (docs/benchmarks.md).
+type subscribeResult struct {
+	Subscribers int   `json:"subscribers"`
+	Events      int64 `json:"events"`
+	Expected    int64 `json:"expected_deliveries"`
+	Deliveries  int64 `json:"deliveries"`
+	Lost        int64 `json:"lost"`
+	Duplicated  int64 `json:"duplicated"`
+	OutOfOrder  int64 `json:"out_of_order"`
+	Errors      int64 `json:"errors"`
+}
+
+// The subscription benchmark, small: it starts a strata server as a child process on a scratch
+// database, and every event reaches every subscriber that should have it, exactly once. No
+// timing is asserted. Sequential, so that its leak check sees only its own goroutines.
+func TestBenchSubscribe(t *testing.T) {
+	bin := buildStrata(t)
+	verifyNoLeaks(t)
+	for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
+		t.Run(proto, func(t *testing.T) {
+			admin := dbtest.AdminURL(t)
+			scratch := fmt.Sprintf("strata_bench_test_%016x", rand.Uint64())
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			t.Cleanup(func() { // only matters when the command failed to drop it
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if c, err := pgx.Connect(ctx, admin); err == nil {
+					_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{scratch}.Sanitize()+" WITH (FORCE)")
+					_ = c.Close(ctx)
+				}
+			})
+			var stdout, stderr syncBuffer
+			args := []string{"bench", "subscribe", "--scratch-db", scratch, "--server-bin", bin, "--protocol", proto,
+				"--stream-subscribers", "20", "--all-subscribers", "2", "--rate", "50", "--duration", "2s", "--writers", "2"}
+			if err := Run(ctx, args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
+				t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
+			}
+			lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("stdout has %d lines, want one JSON line:\n%s", len(lines), stdout.String())
+			}
+			var res subscribeResult
+			var fields map[string]json.RawMessage
+			for _, v := range []any{&res, &fields} {
+				if err := json.Unmarshal([]byte(lines[0]), v); err != nil {
+					t.Fatalf("stdout %q is not a JSON object: %v", lines[0], err)
+				}
+			}
+			for _, name := range []string{"subscribers", "events_per_sec", "deliveries_per_sec", "latency_ms", "lost", "duplicated", "server_memory_mb"} {
+				if _, ok := fields[name]; !ok {
+					t.Errorf("result %s has no field %q", lines[0], name)
+				}
+			}
+			var latency map[string]float64
+			if err := json.Unmarshal(fields["latency_ms"], &latency); err != nil {
+				t.Errorf("latency_ms %s: %v", fields["latency_ms"], err)
+			}
+			for _, q := range []string{"p50", "p99", "max"} {
+				if _, ok := latency[q]; !ok {
+					t.Errorf("latency_ms %s has no %q", fields["latency_ms"], q)
+				}
+			}
+			if string(fields["server_memory_mb"]) == "null" {
+				t.Errorf("server_memory_mb is null; the bench started the server, so it knows its memory")
+			}
+			if res.Subscribers != 22 {
+				t.Errorf("subscribers = %d, want 22", res.Subscribers)
+			}
+			if res.Events != 100 {
+				t.Errorf("events = %d, want rate × duration = 100", res.Events)
+			}
+			// Each event is on one stream subscriber's stream and in the two category subscribers' feeds.
+			if res.Expected != 3*res.Events || res.Deliveries != res.Expected {
+				t.Errorf("deliveries = %d, expected = %d, want both 3 × %d events", res.Deliveries, res.Expected, res.Events)
+			}
+			if res.Lost != 0 || res.Duplicated != 0 || res.OutOfOrder != 0 || res.Errors != 0 {
+				t.Errorf("lost %d, duplicated %d, out of order %d, errors %d: want all 0", res.Lost, res.Duplicated, res.OutOfOrder, res.Errors)
+			}
+			conn, err := pgx.Connect(ctx, admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+			var exists bool
+			if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", scratch).Scan(&exists); err != nil {
+				t.Fatal(err)
+			}
+			if exists {
+				t.Errorf("scratch database %s still exists after the benchmark", scratch)
+			}
+		})
 	}
 }

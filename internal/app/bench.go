@@ -14,16 +14,28 @@ import (
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
-// benchCmd runs `strata bench append`: it makes a scratch database on the server, migrates it,
-// appends for a while, prints one JSON line on stdout and drops the scratch database again.
+const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N]
+       strata bench subscribe [--url URL] [--stream-subscribers N] [--all-subscribers M] [--rate R] [--duration T]
+(strata bench append --help, strata bench subscribe --help list every flag)`
+
+// benchCmd runs `strata bench append` or `strata bench subscribe`.
 func benchCmd(ctx context.Context, env *environment, args []string) error {
-	if len(args) == 0 || args[0] != "append" {
-		fmt.Fprintln(env.stderr, "usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N] (strata bench append --help lists every flag)")
-		return errUsage
+	switch {
+	case len(args) > 0 && args[0] == "append":
+		return benchAppendCmd(ctx, env, args[1:])
+	case len(args) > 0 && args[0] == "subscribe":
+		return benchSubscribeCmd(ctx, env, args[1:])
 	}
+	fmt.Fprintln(env.stderr, benchUsage)
+	return errUsage
+}
+
+// benchAppendCmd runs `strata bench append`: it makes a scratch database on the server, migrates
+// it, appends for a while, prints one JSON line on stdout and drops the scratch database again.
+func benchAppendCmd(ctx context.Context, env *environment, args []string) error {
 	var opts bench.AppendOptions
 	var scratch string
-	cfg, _, err := parse(env, "bench append", args[1:], func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := parse(env, "bench append", args, func(_ *config.Config, f *config.FlagSet) {
 		f.Int(&opts.Writers, "writers", "STRATA_BENCH_WRITERS", 8, "concurrent writers")
 		f.Int(&opts.Batch, "batch", "STRATA_BENCH_BATCH", 1, "events per append")
 		f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure")

@@ -97,10 +97,14 @@ func (c *Client) write(v any) error {
 
 func (c *Client) read(timeout time.Duration) (Message, error) {
 	var m Message
+	// No timeout clears the deadline an earlier read set (Dial's connection_init wait): left in
+	// place, it would end Next(0) ten seconds after Dial.
+	var deadline time.Time
 	if timeout > 0 {
-		if err := c.conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-			return m, err
-		}
+		deadline = time.Now().Add(timeout)
+	}
+	if err := c.conn.SetReadDeadline(deadline); err != nil {
+		return m, err
 	}
 	_, b, err := c.conn.ReadMessage()
 	if err != nil {
