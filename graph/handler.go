@@ -10,7 +10,9 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/strata-es/strata/graph/generated"
@@ -70,6 +72,9 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 		},
 	})
 	srv.AddTransport(transport.POST{})
+	// Parsed and validated documents are kept by query text: clients send the same few
+	// operations again and again, and thousands of subscriptions to one query share one tree.
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(extension.Introspection{})
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return presentError(ctx, err, logger)

@@ -45,26 +45,29 @@ func (r *Resolver) subscribeEvents(ctx context.Context, after, streamID, categor
 		}
 		from = &p
 	}
-	sub, err := r.Hub.Subscribe(ctx, from, f)
+	out := make(chan *model.Event)
+	err := r.Hub.Follow(ctx, from, f, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+		return offer(ctx, out, toEvent(e), stop)
+	}, func(err error) {
+		close(out)
+		r.ended(ctx, err)
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *model.Event)
-	go func() {
-		defer close(out)
-		for e := range sub.C {
-			select {
-			case out <- toEvent(e):
-			case <-ctx.Done():
-				return
-			case <-sub.Dropped(): // the server is stopping: do not wait for the client
-				r.ended(ctx, sub.Err())
-				return
-			}
-		}
-		r.ended(ctx, sub.Err())
-	}()
 	return out, nil
+}
+
+// offer hands v to gqlgen's channel, unless the subscription ends first.
+func offer[T any](ctx context.Context, out chan<- T, v T, stop <-chan struct{}) bool {
+	select {
+	case out <- v:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-stop: // the server is stopping: do not wait for the client
+		return false
+	}
 }
 
 func checkFilter(f hub.Filter) error {
@@ -95,33 +98,24 @@ func (r *Resolver) subscribeOrder(ctx context.Context, id string) (<-chan *model
 	if !s.Exists() {
 		return nil, fmt.Errorf("order %s: %w", id, domain.ErrNotFound)
 	}
-	sub, err := r.Hub.Subscribe(ctx, &at, hub.Filter{StreamID: order.StreamID(id)})
+	out := make(chan *model.Order, 1)
+	out <- toOrder(s)
+	err = r.Hub.Follow(ctx, &at, hub.Filter{StreamID: order.StreamID(id)}, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+		ev, err := order.Decode(e.Type, e.Data)
+		if err != nil {
+			r.logger().ErrorContext(ctx, "order subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
+			return false
+		}
+		s = s.Apply(ev)
+		s.Version = e.Version
+		return offer(ctx, out, toOrder(s), stop)
+	}, func(err error) {
+		close(out)
+		r.ended(ctx, err)
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *model.Order, 1)
-	out <- toOrder(s)
-	go func() {
-		defer close(out)
-		for e := range sub.C {
-			ev, err := order.Decode(e.Type, e.Data)
-			if err != nil {
-				r.logger().ErrorContext(ctx, "order subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
-				return
-			}
-			s = s.Apply(ev)
-			s.Version = e.Version
-			select {
-			case out <- toOrder(s):
-			case <-ctx.Done():
-				return
-			case <-sub.Dropped(): // the server is stopping: do not wait for the client
-				r.ended(ctx, sub.Err())
-				return
-			}
-		}
-		r.ended(ctx, sub.Err())
-	}()
 	return out, nil
 }
 
@@ -137,33 +131,24 @@ func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.
 	if !s.Exists() {
 		return nil, fmt.Errorf("user %s: %w", id, domain.ErrNotFound)
 	}
-	sub, err := r.Hub.Subscribe(ctx, &at, hub.Filter{StreamID: user.StreamID(id)})
+	out := make(chan *model.User, 1)
+	out <- toUser(s)
+	err = r.Hub.Follow(ctx, &at, hub.Filter{StreamID: user.StreamID(id)}, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+		ev, err := user.Decode(e.Type, e.Data)
+		if err != nil {
+			r.logger().ErrorContext(ctx, "user subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
+			return false
+		}
+		s = s.Apply(ev)
+		s.Version = e.Version
+		return offer(ctx, out, toUser(s), stop)
+	}, func(err error) {
+		close(out)
+		r.ended(ctx, err)
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *model.User, 1)
-	out <- toUser(s)
-	go func() {
-		defer close(out)
-		for e := range sub.C {
-			ev, err := user.Decode(e.Type, e.Data)
-			if err != nil {
-				r.logger().ErrorContext(ctx, "user subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
-				return
-			}
-			s = s.Apply(ev)
-			s.Version = e.Version
-			select {
-			case out <- toUser(s):
-			case <-ctx.Done():
-				return
-			case <-sub.Dropped(): // the server is stopping: do not wait for the client
-				r.ended(ctx, sub.Err())
-				return
-			}
-		}
-		r.ended(ctx, sub.Err())
-	}()
 	return out, nil
 }
 

@@ -195,10 +195,11 @@ func (h *Hub) feed(ctx context.Context) {
 func (h *Hub) fanOut(events []eventstore.RecordedEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, e := range events {
+	for i := range events {
+		e := &events[i] // shared by every subscriber it goes to; events are immutable
 		for _, set := range []map[*subscriber]struct{}{h.all, h.byStrm[e.StreamID], h.byCat[eventstore.Category(e.StreamID)]} {
 			for s := range set {
-				if !s.filter.match(e) {
+				if !s.filter.match(*e) {
 					continue
 				}
 				select {

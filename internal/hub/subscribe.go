@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/strata-es/strata/internal/eventstore"
@@ -10,7 +11,7 @@ import (
 // subscriber is a subscription as the feed sees it.
 type subscriber struct {
 	filter  Filter
-	ch      chan eventstore.RecordedEvent
+	ch      chan *eventstore.RecordedEvent // pointers: a buffer costs 8 bytes a slot until used
 	behind  chan struct{} // poked when the feed took it out because its buffer was full
 	once    sync.Once
 	err     error         // why the feed dropped it; set before dropped is closed
@@ -118,21 +119,49 @@ func (h *Hub) dropLocked(s *subscriber, err error) {
 // the hub stops (ErrStopped); a client that stops reading is ended by its connection's write
 // timeout.
 func (h *Hub) Subscribe(ctx context.Context, after *eventstore.Position, f Filter) (*Subscription, error) {
-	select {
-	case <-h.started:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-	s := &subscriber{filter: f, ch: make(chan eventstore.RecordedEvent, h.opts.Buffer), behind: make(chan struct{}, 1), dropped: make(chan struct{})}
 	out := make(chan eventstore.RecordedEvent)
-	sub := &Subscription{C: out, s: s}
+	sub := &Subscription{C: out}
+	emit := func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+		select {
+		case out <- e:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-stop:
+			return false
+		}
+	}
 	end := func(err error) {
 		sub.mu.Lock()
 		sub.err = err
 		sub.mu.Unlock()
 		close(out)
 	}
+	s, err := h.follow(ctx, after, f, emit, end)
+	if err != nil {
+		return nil, err
+	}
+	sub.s = s
+	return sub, nil
+}
 
+// Follow is Subscribe without a channel in between, for a consumer that has its own (the
+// GraphQL layer): emit is called with each event in turn, from the subscription's one
+// goroutine, and returns false to stop; stop is closed when the hub drops the subscription, so
+// an emit blocked on a slow client can give up. end is called once, last, with why the
+// subscription ended: nil when ctx ended or emit stopped, else ErrStopped or a read error.
+func (h *Hub) Follow(ctx context.Context, after *eventstore.Position, f Filter, emit func(e eventstore.RecordedEvent, stop <-chan struct{}) bool, end func(error)) error {
+	_, err := h.follow(ctx, after, f, emit, end)
+	return err
+}
+
+func (h *Hub) follow(ctx context.Context, after *eventstore.Position, f Filter, emit func(eventstore.RecordedEvent, <-chan struct{}) bool, end func(error)) (*subscriber, error) {
+	select {
+	case <-h.started:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	s := &subscriber{filter: f, ch: make(chan *eventstore.RecordedEvent, h.opts.Buffer), behind: make(chan struct{}, 1), dropped: make(chan struct{})}
 	if after == nil {
 		h.mu.Lock()
 		if h.stopped {
@@ -141,37 +170,33 @@ func (h *Hub) Subscribe(ctx context.Context, after *eventstore.Position, f Filte
 		}
 		h.registerLocked(s)
 		h.mu.Unlock()
-		go h.deliver(ctx, s, nil, eventstore.Position{}, out, end)
-		return sub, nil
+		go h.deliver(ctx, s, nil, eventstore.Position{}, emit, end)
+		return s, nil
 	}
-	go h.deliver(ctx, s, after, *after, out, end)
-	return sub, nil
+	go h.deliver(ctx, s, after, *after, emit, end)
+	return s, nil
 }
 
 // deliver runs one subscription: catch-up from the table when from is set, then the live
 // buffer, skipping what catch-up already delivered.
-func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Position, delivered eventstore.Position, out chan<- eventstore.RecordedEvent, end func(error)) {
+func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Position, delivered eventstore.Position, emit func(eventstore.RecordedEvent, <-chan struct{}) bool, end func(error)) {
 	defer func() {
 		h.mu.Lock()
 		h.removeLocked(s)
 		h.mu.Unlock()
 	}()
 	send := func(e eventstore.RecordedEvent) bool {
-		select {
-		case out <- e:
-			delivered = e.Position
-			return true
-		case <-ctx.Done():
-			return false
-		case <-s.dropped:
+		if !emit(e, s.dropped) {
 			return false
 		}
+		delivered = e.Position
+		return true
 	}
 	if from != nil {
 		var err error
 		if delivered, err = h.catchUp(ctx, s, *from, send); err != nil {
-			if ctx.Err() != nil {
-				err = nil
+			if ctx.Err() != nil || errors.Is(err, errConsumerStopped) {
+				err = dropErr(s)
 			}
 			end(err)
 			return
@@ -183,8 +208,8 @@ func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Posit
 			if e.Position.Compare(delivered) <= 0 {
 				continue // catch-up delivered it already
 			}
-			if !send(e) {
-				end(nil)
+			if !send(*e) {
+				end(dropErr(s))
 				return
 			}
 		case <-s.behind:
@@ -193,8 +218,8 @@ func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Posit
 			for drained := false; !drained; {
 				select {
 				case e := <-s.ch:
-					if e.Position.Compare(delivered) > 0 && !send(e) {
-						end(nil)
+					if e.Position.Compare(delivered) > 0 && !send(*e) {
+						end(dropErr(s))
 						return
 					}
 				default:
@@ -203,8 +228,8 @@ func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Posit
 			}
 			var err error
 			if delivered, err = h.catchUp(ctx, s, delivered, send); err != nil {
-				if ctx.Err() != nil {
-					err = nil
+				if ctx.Err() != nil || errors.Is(err, errConsumerStopped) {
+					err = dropErr(s)
 				}
 				end(err)
 				return
@@ -213,9 +238,22 @@ func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Posit
 			end(s.err)
 			return
 		case <-ctx.Done():
-			end(nil)
+			end(dropErr(s))
 			return
 		}
+	}
+}
+
+// errConsumerStopped: emit returned false during catch-up.
+var errConsumerStopped = errors.New("consumer stopped")
+
+// dropErr is why s ended: the hub's reason when it dropped s, else nil (the consumer stopped).
+func dropErr(s *subscriber) error {
+	select {
+	case <-s.dropped:
+		return s.err
+	default:
+		return nil
 	}
 }
 
@@ -243,7 +281,7 @@ func (h *Hub) catchUp(ctx context.Context, s *subscriber, from eventstore.Positi
 				continue
 			}
 			if !send(e) {
-				return delivered, ctx.Err()
+				return delivered, errConsumerStopped
 			}
 			delivered = e.Position
 		}

@@ -32,10 +32,13 @@ var _ transport.WebsocketImplementation = Implementation{}
 // Accept upgrades the request to a WebSocket connection speaking one of options.Subprotocols.
 func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, options transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
 	up := websocket.Upgrader{
-		Subprotocols:    options.Subprotocols,
-		CheckOrigin:     i.checkOrigin,
-		ReadBufferSize:  4096,
+		Subprotocols: options.Subprotocols,
+		CheckOrigin:  i.checkOrigin,
+		// Clients send little after subscribing; write buffers are lent from a pool while a
+		// message is written, so thousands of quiet connections do not each hold one.
+		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
+		WriteBufferPool: writeBuffers,
 	}
 	c, err := up.Upgrade(w, r, options.ResponseHeader)
 	if err != nil {
@@ -51,6 +54,8 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, options t
 	}
 	return conn, nil
 }
+
+var writeBuffers = &sync.Pool{} //nolint:gochecknoglobals // shared by every connection, as gorilla intends
 
 // checkOrigin accepts the server's own origin, the allowed ones, and requests without Origin.
 func (i Implementation) checkOrigin(r *http.Request) bool {
