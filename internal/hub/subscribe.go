@@ -12,7 +12,7 @@ import (
 type subscriber struct {
 	filter  Filter
 	ch      chan *eventstore.RecordedEvent // pointers: a buffer costs 8 bytes a slot until used
-	behind  chan struct{} // poked when the feed took it out because its buffer was full
+	behind  chan struct{}                  // poked when the feed took it out because its buffer was full
 	once    sync.Once
 	err     error         // why the feed dropped it; set before dropped is closed
 	dropped chan struct{} // closed when the feed drops it
