@@ -1173,8 +1173,9 @@ extend type Mutation {
 # ---------------------------------------------------------------------------------------------
 # Live events over WebSocket at /query, with the graphql-transport-ws protocol (the graphql-ws
 # library, GraphiQL) or the legacy graphql-ws one (subscriptions-transport-ws). A subscriber
-# that reads too slowly is disconnected with close code 4008 and a reason; it resumes with the
-# position of the last event it received.
+# that falls behind is served from the log until it catches up; one that stops reading is
+# disconnected after the write timeout (close code 4008), and resumes with after: the position
+# of the last event it received.
 
 type Subscription {
   """
