@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/eventstore"
@@ -17,13 +20,15 @@ import (
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
 type fixture struct {
+	url   string
 	store *eventstore.Store
 	hub   *hub.Hub
 }
 
 func start(t *testing.T, opts hub.Options) *fixture {
 	t.Helper()
-	pool := dbtest.PoolFor(t, dbtest.URL(t), 10)
+	url := dbtest.URL(t)
+	pool := dbtest.PoolFor(t, url, 10)
 	var h *hub.Hub
 	store := eventstore.New(pool, eventstore.Options{Appended: func() { h.Appended() }})
 	h = hub.New(pool, store, opts, slog.New(slog.DiscardHandler))
@@ -31,7 +36,7 @@ func start(t *testing.T, opts hub.Options) *fixture {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = h.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &fixture{store: store, hub: h}
+	return &fixture{url: url, store: store, hub: h}
 }
 
 func (f *fixture) append(t *testing.T, stream string, n int) []eventstore.Position {
@@ -157,4 +162,41 @@ func receiveQuiet(sub *hub.Subscription, n int) []eventstore.Position {
 		}
 	}
 	return got
+}
+
+// Appends announce themselves with NOTIFY, coalesced: at most one per NotifyEvery, however many
+// appends commit in between.
+func TestNotificationsAreCoalesced(t *testing.T) {
+	t.Parallel()
+	f := start(t, hub.Options{NotifyEvery: 20 * time.Millisecond})
+	listener, err := pgx.Connect(context.Background(), f.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = listener.Close(context.Background()) }()
+	if _, err := listener.Exec(context.Background(), "LISTEN "+hub.Channel); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() { f.append(t, fmt.Sprintf("n-%d", w), 25) })
+	}
+	wg.Wait()
+	elapsed := time.Since(started)
+	notes := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := listener.WaitForNotification(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		notes++
+	}
+	limit := int(elapsed/(20*time.Millisecond)) + 2
+	if notes == 0 || notes > limit {
+		t.Errorf("%d notifications for 200 appends in %s, want 1 to %d", notes, elapsed, limit)
+	}
+	t.Logf("%d notifications for 200 appends in %s", notes, elapsed)
 }
