@@ -52,18 +52,34 @@ func optionalExpected(v *int) *int64 {
 	return &x
 }
 
+// commands is the command handler, or its dry-run twin when dryRun is true.
+func (r *Resolver) commands(dryRun *bool) *command.Handler {
+	if dryRun != nil && *dryRun {
+		return r.Commands.DryRun()
+	}
+	return r.Commands
+}
+
 func userResult(res command.UserResult, err error) (*model.UserResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &model.UserResult{User: toUser(res.User), Position: res.Position.String()}, nil
+	return &model.UserResult{User: toUser(res.User), Position: res.Position.String(), Events: toCommandEvents(res.Events), DryRun: res.DryRun}, nil
 }
 
 func orderResult(res command.OrderResult, err error) (*model.OrderResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &model.OrderResult{Order: toOrder(res.Order), Position: res.Position.String()}, nil
+	return &model.OrderResult{Order: toOrder(res.Order), Position: res.Position.String(), Events: toCommandEvents(res.Events), DryRun: res.DryRun}, nil
+}
+
+func toCommandEvents(in []command.Planned) []*model.CommandEvent {
+	out := make([]*model.CommandEvent, len(in))
+	for i, e := range in {
+		out[i] = &model.CommandEvent{StreamID: e.StreamID, Version: int(e.Version), Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data}
+	}
+	return out
 }
 
 // page checks a page's arguments: first against the cap (default def), after as an id.

@@ -48,36 +48,36 @@ func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, ev
 }
 
 // RegisterUser is the resolver for the registerUser field.
-func (r *mutationResolver) RegisterUser(ctx context.Context, name string, email string) (*model.UserResult, error) {
-	return userResult(r.Commands.RegisterUser(ctx, name, email))
+func (r *mutationResolver) RegisterUser(ctx context.Context, name string, email string, dryRun *bool) (*model.UserResult, error) {
+	return userResult(r.commands(dryRun).RegisterUser(ctx, name, email))
 }
 
 // ChangeUserEmail is the resolver for the changeUserEmail field.
-func (r *mutationResolver) ChangeUserEmail(ctx context.Context, id string, email string, expectedVersion *int) (*model.UserResult, error) {
+func (r *mutationResolver) ChangeUserEmail(ctx context.Context, id string, email string, expectedVersion *int, dryRun *bool) (*model.UserResult, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
 	}
-	return userResult(r.Commands.ChangeUserEmail(ctx, id, email, optionalExpected(expectedVersion)))
+	return userResult(r.commands(dryRun).ChangeUserEmail(ctx, id, email, optionalExpected(expectedVersion)))
 }
 
 // RenameUser is the resolver for the renameUser field.
-func (r *mutationResolver) RenameUser(ctx context.Context, id string, name string, expectedVersion *int) (*model.UserResult, error) {
+func (r *mutationResolver) RenameUser(ctx context.Context, id string, name string, expectedVersion *int, dryRun *bool) (*model.UserResult, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
 	}
-	return userResult(r.Commands.RenameUser(ctx, id, name, optionalExpected(expectedVersion)))
+	return userResult(r.commands(dryRun).RenameUser(ctx, id, name, optionalExpected(expectedVersion)))
 }
 
 // DeactivateUser is the resolver for the deactivateUser field.
-func (r *mutationResolver) DeactivateUser(ctx context.Context, id string, expectedVersion *int) (*model.UserResult, error) {
+func (r *mutationResolver) DeactivateUser(ctx context.Context, id string, expectedVersion *int, dryRun *bool) (*model.UserResult, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
 	}
-	return userResult(r.Commands.DeactivateUser(ctx, id, optionalExpected(expectedVersion)))
+	return userResult(r.commands(dryRun).DeactivateUser(ctx, id, optionalExpected(expectedVersion)))
 }
 
 // CreateOrder is the resolver for the createOrder field.
-func (r *mutationResolver) CreateOrder(ctx context.Context, customerID string, items []*model.OrderItemInput) (*model.OrderResult, error) {
+func (r *mutationResolver) CreateOrder(ctx context.Context, customerID string, items []*model.OrderItemInput, dryRun *bool) (*model.OrderResult, error) {
 	if _, err := command.ParseID("customerId", customerID); err != nil {
 		return nil, err
 	}
@@ -85,31 +85,31 @@ func (r *mutationResolver) CreateOrder(ctx context.Context, customerID string, i
 	for i, it := range items {
 		lines[i] = order.Item{SKU: it.Sku, Quantity: int64(it.Quantity), UnitPrice: it.UnitPrice}
 	}
-	return orderResult(r.Commands.CreateOrder(ctx, customerID, lines))
+	return orderResult(r.commands(dryRun).CreateOrder(ctx, customerID, lines))
 }
 
 // PayOrder is the resolver for the payOrder field.
-func (r *mutationResolver) PayOrder(ctx context.Context, id string, amount domain.Money, expectedVersion *int) (*model.OrderResult, error) {
+func (r *mutationResolver) PayOrder(ctx context.Context, id string, amount domain.Money, expectedVersion *int, dryRun *bool) (*model.OrderResult, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
 	}
-	return orderResult(r.Commands.PayOrder(ctx, id, amount, optionalExpected(expectedVersion)))
+	return orderResult(r.commands(dryRun).PayOrder(ctx, id, amount, optionalExpected(expectedVersion)))
 }
 
 // ShipOrder is the resolver for the shipOrder field.
-func (r *mutationResolver) ShipOrder(ctx context.Context, id string, carrier string, trackingNumber string, expectedVersion *int) (*model.OrderResult, error) {
+func (r *mutationResolver) ShipOrder(ctx context.Context, id string, carrier string, trackingNumber string, expectedVersion *int, dryRun *bool) (*model.OrderResult, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
 	}
-	return orderResult(r.Commands.ShipOrder(ctx, id, carrier, trackingNumber, optionalExpected(expectedVersion)))
+	return orderResult(r.commands(dryRun).ShipOrder(ctx, id, carrier, trackingNumber, optionalExpected(expectedVersion)))
 }
 
 // CancelOrder is the resolver for the cancelOrder field.
-func (r *mutationResolver) CancelOrder(ctx context.Context, id string, reason string, expectedVersion *int) (*model.OrderResult, error) {
+func (r *mutationResolver) CancelOrder(ctx context.Context, id string, reason string, expectedVersion *int, dryRun *bool) (*model.OrderResult, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
 	}
-	return orderResult(r.Commands.CancelOrder(ctx, id, reason, optionalExpected(expectedVersion)))
+	return orderResult(r.commands(dryRun).CancelOrder(ctx, id, reason, optionalExpected(expectedVersion)))
 }
 
 // RebuildProjection is the resolver for the rebuildProjection field.

@@ -51,6 +51,14 @@ type ComplexityRoot struct {
 		StreamID            func(childComplexity int) int
 	}
 
+	CommandEvent struct {
+		Data          func(childComplexity int) int
+		SchemaVersion func(childComplexity int) int
+		StreamID      func(childComplexity int) int
+		Type          func(childComplexity int) int
+		Version       func(childComplexity int) int
+	}
+
 	Event struct {
 		Data          func(childComplexity int) int
 		ID            func(childComplexity int) int
@@ -75,15 +83,15 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AppendEvents      func(childComplexity int, streamID string, events []*model.EventInput, expectedVersion *int) int
-		CancelOrder       func(childComplexity int, id string, reason string, expectedVersion *int) int
-		ChangeUserEmail   func(childComplexity int, id string, email string, expectedVersion *int) int
-		CreateOrder       func(childComplexity int, customerID string, items []*model.OrderItemInput) int
-		DeactivateUser    func(childComplexity int, id string, expectedVersion *int) int
-		PayOrder          func(childComplexity int, id string, amount domain.Money, expectedVersion *int) int
+		CancelOrder       func(childComplexity int, id string, reason string, expectedVersion *int, dryRun *bool) int
+		ChangeUserEmail   func(childComplexity int, id string, email string, expectedVersion *int, dryRun *bool) int
+		CreateOrder       func(childComplexity int, customerID string, items []*model.OrderItemInput, dryRun *bool) int
+		DeactivateUser    func(childComplexity int, id string, expectedVersion *int, dryRun *bool) int
+		PayOrder          func(childComplexity int, id string, amount domain.Money, expectedVersion *int, dryRun *bool) int
 		RebuildProjection func(childComplexity int, name string) int
-		RegisterUser      func(childComplexity int, name string, email string) int
-		RenameUser        func(childComplexity int, id string, name string, expectedVersion *int) int
-		ShipOrder         func(childComplexity int, id string, carrier string, trackingNumber string, expectedVersion *int) int
+		RegisterUser      func(childComplexity int, name string, email string, dryRun *bool) int
+		RenameUser        func(childComplexity int, id string, name string, expectedVersion *int, dryRun *bool) int
+		ShipOrder         func(childComplexity int, id string, carrier string, trackingNumber string, expectedVersion *int, dryRun *bool) int
 	}
 
 	Order struct {
@@ -115,6 +123,8 @@ type ComplexityRoot struct {
 	}
 
 	OrderResult struct {
+		DryRun   func(childComplexity int) int
+		Events   func(childComplexity int) int
 		Order    func(childComplexity int) int
 		Position func(childComplexity int) int
 	}
@@ -174,6 +184,8 @@ type ComplexityRoot struct {
 	}
 
 	UserResult struct {
+		DryRun   func(childComplexity int) int
+		Events   func(childComplexity int) int
 		Position func(childComplexity int) int
 		User     func(childComplexity int) int
 	}
@@ -185,14 +197,14 @@ type ComplexityRoot struct {
 
 type MutationResolver interface {
 	AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error)
-	RegisterUser(ctx context.Context, name string, email string) (*model.UserResult, error)
-	ChangeUserEmail(ctx context.Context, id string, email string, expectedVersion *int) (*model.UserResult, error)
-	RenameUser(ctx context.Context, id string, name string, expectedVersion *int) (*model.UserResult, error)
-	DeactivateUser(ctx context.Context, id string, expectedVersion *int) (*model.UserResult, error)
-	CreateOrder(ctx context.Context, customerID string, items []*model.OrderItemInput) (*model.OrderResult, error)
-	PayOrder(ctx context.Context, id string, amount domain.Money, expectedVersion *int) (*model.OrderResult, error)
-	ShipOrder(ctx context.Context, id string, carrier string, trackingNumber string, expectedVersion *int) (*model.OrderResult, error)
-	CancelOrder(ctx context.Context, id string, reason string, expectedVersion *int) (*model.OrderResult, error)
+	RegisterUser(ctx context.Context, name string, email string, dryRun *bool) (*model.UserResult, error)
+	ChangeUserEmail(ctx context.Context, id string, email string, expectedVersion *int, dryRun *bool) (*model.UserResult, error)
+	RenameUser(ctx context.Context, id string, name string, expectedVersion *int, dryRun *bool) (*model.UserResult, error)
+	DeactivateUser(ctx context.Context, id string, expectedVersion *int, dryRun *bool) (*model.UserResult, error)
+	CreateOrder(ctx context.Context, customerID string, items []*model.OrderItemInput, dryRun *bool) (*model.OrderResult, error)
+	PayOrder(ctx context.Context, id string, amount domain.Money, expectedVersion *int, dryRun *bool) (*model.OrderResult, error)
+	ShipOrder(ctx context.Context, id string, carrier string, trackingNumber string, expectedVersion *int, dryRun *bool) (*model.OrderResult, error)
+	CancelOrder(ctx context.Context, id string, reason string, expectedVersion *int, dryRun *bool) (*model.OrderResult, error)
 	RebuildProjection(ctx context.Context, name string) (*model.Projection, error)
 }
 type OrderResolver interface {
@@ -267,6 +279,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AppendResult.StreamID(childComplexity), true
+
+	case "CommandEvent.data":
+		if e.ComplexityRoot.CommandEvent.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommandEvent.Data(childComplexity), true
+	case "CommandEvent.schemaVersion":
+		if e.ComplexityRoot.CommandEvent.SchemaVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommandEvent.SchemaVersion(childComplexity), true
+	case "CommandEvent.streamId":
+		if e.ComplexityRoot.CommandEvent.StreamID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommandEvent.StreamID(childComplexity), true
+	case "CommandEvent.type":
+		if e.ComplexityRoot.CommandEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommandEvent.Type(childComplexity), true
+	case "CommandEvent.version":
+		if e.ComplexityRoot.CommandEvent.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommandEvent.Version(childComplexity), true
 
 	case "Event.data":
 		if e.ComplexityRoot.Event.Data == nil {
@@ -370,7 +413,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CancelOrder(childComplexity, args["id"].(string), args["reason"].(string), args["expectedVersion"].(*int)), true
+		return e.ComplexityRoot.Mutation.CancelOrder(childComplexity, args["id"].(string), args["reason"].(string), args["expectedVersion"].(*int), args["dryRun"].(*bool)), true
 	case "Mutation.changeUserEmail":
 		if e.ComplexityRoot.Mutation.ChangeUserEmail == nil {
 			break
@@ -381,7 +424,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ChangeUserEmail(childComplexity, args["id"].(string), args["email"].(string), args["expectedVersion"].(*int)), true
+		return e.ComplexityRoot.Mutation.ChangeUserEmail(childComplexity, args["id"].(string), args["email"].(string), args["expectedVersion"].(*int), args["dryRun"].(*bool)), true
 	case "Mutation.createOrder":
 		if e.ComplexityRoot.Mutation.CreateOrder == nil {
 			break
@@ -392,7 +435,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateOrder(childComplexity, args["customerId"].(string), args["items"].([]*model.OrderItemInput)), true
+		return e.ComplexityRoot.Mutation.CreateOrder(childComplexity, args["customerId"].(string), args["items"].([]*model.OrderItemInput), args["dryRun"].(*bool)), true
 	case "Mutation.deactivateUser":
 		if e.ComplexityRoot.Mutation.DeactivateUser == nil {
 			break
@@ -403,7 +446,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.DeactivateUser(childComplexity, args["id"].(string), args["expectedVersion"].(*int)), true
+		return e.ComplexityRoot.Mutation.DeactivateUser(childComplexity, args["id"].(string), args["expectedVersion"].(*int), args["dryRun"].(*bool)), true
 	case "Mutation.payOrder":
 		if e.ComplexityRoot.Mutation.PayOrder == nil {
 			break
@@ -414,7 +457,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.PayOrder(childComplexity, args["id"].(string), args["amount"].(domain.Money), args["expectedVersion"].(*int)), true
+		return e.ComplexityRoot.Mutation.PayOrder(childComplexity, args["id"].(string), args["amount"].(domain.Money), args["expectedVersion"].(*int), args["dryRun"].(*bool)), true
 	case "Mutation.rebuildProjection":
 		if e.ComplexityRoot.Mutation.RebuildProjection == nil {
 			break
@@ -436,7 +479,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RegisterUser(childComplexity, args["name"].(string), args["email"].(string)), true
+		return e.ComplexityRoot.Mutation.RegisterUser(childComplexity, args["name"].(string), args["email"].(string), args["dryRun"].(*bool)), true
 	case "Mutation.renameUser":
 		if e.ComplexityRoot.Mutation.RenameUser == nil {
 			break
@@ -447,7 +490,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RenameUser(childComplexity, args["id"].(string), args["name"].(string), args["expectedVersion"].(*int)), true
+		return e.ComplexityRoot.Mutation.RenameUser(childComplexity, args["id"].(string), args["name"].(string), args["expectedVersion"].(*int), args["dryRun"].(*bool)), true
 	case "Mutation.shipOrder":
 		if e.ComplexityRoot.Mutation.ShipOrder == nil {
 			break
@@ -458,7 +501,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ShipOrder(childComplexity, args["id"].(string), args["carrier"].(string), args["trackingNumber"].(string), args["expectedVersion"].(*int)), true
+		return e.ComplexityRoot.Mutation.ShipOrder(childComplexity, args["id"].(string), args["carrier"].(string), args["trackingNumber"].(string), args["expectedVersion"].(*int), args["dryRun"].(*bool)), true
 
 	case "Order.cancelReason":
 		if e.ComplexityRoot.Order.CancelReason == nil {
@@ -560,6 +603,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.OrderItem.UnitPrice(childComplexity), true
 
+	case "OrderResult.dryRun":
+		if e.ComplexityRoot.OrderResult.DryRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderResult.DryRun(childComplexity), true
+	case "OrderResult.events":
+		if e.ComplexityRoot.OrderResult.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderResult.Events(childComplexity), true
 	case "OrderResult.order":
 		if e.ComplexityRoot.OrderResult.Order == nil {
 			break
@@ -817,6 +872,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UserEdge.Node(childComplexity), true
 
+	case "UserResult.dryRun":
+		if e.ComplexityRoot.UserResult.DryRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserResult.DryRun(childComplexity), true
+	case "UserResult.events":
+		if e.ComplexityRoot.UserResult.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserResult.Events(childComplexity), true
 	case "UserResult.position":
 		if e.ComplexityRoot.UserResult.Position == nil {
 			break
@@ -1097,16 +1164,35 @@ type Order {
   cancelReason: String
 }
 
+"An event a command appended, or would append in a dry run."
+type CommandEvent {
+  streamId: String!
+  version: Int!
+  type: String!
+  schemaVersion: Int!
+  data: JSON!
+}
+
 type UserResult {
+  "The user after the command (in a dry run: as it would be)."
   user: User!
-  "The position of the event written: consistentWith for a later query."
+  "The position of the event written: consistentWith for a later query. Empty in a dry run."
   position: String!
+  "The events appended, in every stream the command wrote (the user's, and email claims), or that a dry run would append."
+  events: [CommandEvent!]!
+  "True when nothing was written: the mutation was asked with dryRun: true."
+  dryRun: Boolean!
 }
 
 type OrderResult {
+  "The order after the command (in a dry run: as it would be)."
   order: Order!
-  "The position of the event written: consistentWith for a later query."
+  "The position of the event written: consistentWith for a later query. Empty in a dry run."
   position: String!
+  "The events appended, or that a dry run would append."
+  events: [CommandEvent!]!
+  "True when nothing was written: the mutation was asked with dryRun: true."
+  dryRun: Boolean!
 }
 
 input OrderItemInput { sku: String!, quantity: Int!, unitPrice: Money! }
@@ -1155,14 +1241,17 @@ extend type Query {
 }
 
 extend type Mutation {
-  registerUser(name: String!, email: String!): UserResult!
-  changeUserEmail(id: ID!, email: String!, expectedVersion: Int): UserResult!
-  renameUser(id: ID!, name: String!, expectedVersion: Int): UserResult!
-  deactivateUser(id: ID!, expectedVersion: Int): UserResult!
-  createOrder(customerId: ID!, items: [OrderItemInput!]!): OrderResult!
-  payOrder(id: ID!, amount: Money!, expectedVersion: Int): OrderResult!
-  shipOrder(id: ID!, carrier: String!, trackingNumber: String!, expectedVersion: Int): OrderResult!
-  cancelOrder(id: ID!, reason: String!, expectedVersion: Int): OrderResult!
+  # Every domain mutation takes dryRun: with true, the command loads the current state, checks
+  # its rules and returns the events it would append and the state that would result, and writes
+  # nothing: a way to try a scenario against real history first.
+  registerUser(name: String!, email: String!, dryRun: Boolean = false): UserResult!
+  changeUserEmail(id: ID!, email: String!, expectedVersion: Int, dryRun: Boolean = false): UserResult!
+  renameUser(id: ID!, name: String!, expectedVersion: Int, dryRun: Boolean = false): UserResult!
+  deactivateUser(id: ID!, expectedVersion: Int, dryRun: Boolean = false): UserResult!
+  createOrder(customerId: ID!, items: [OrderItemInput!]!, dryRun: Boolean = false): OrderResult!
+  payOrder(id: ID!, amount: Money!, expectedVersion: Int, dryRun: Boolean = false): OrderResult!
+  shipOrder(id: ID!, carrier: String!, trackingNumber: String!, expectedVersion: Int, dryRun: Boolean = false): OrderResult!
+  cancelOrder(id: ID!, reason: String!, expectedVersion: Int, dryRun: Boolean = false): OrderResult!
   """
   Rebuilds a projection from the first event into a fresh table while the old one keeps serving,
   then swaps them atomically; returns once swapped. (Admin only, once roles exist.)
@@ -1212,6 +1301,22 @@ func (ec *executionContext) childFields_AppendResult(ctx context.Context, field 
 		return ec.fieldContext_AppendResult_repeated(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AppendResult", field.Name)
+}
+
+func (ec *executionContext) childFields_CommandEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "streamId":
+		return ec.fieldContext_CommandEvent_streamId(ctx, field)
+	case "version":
+		return ec.fieldContext_CommandEvent_version(ctx, field)
+	case "type":
+		return ec.fieldContext_CommandEvent_type(ctx, field)
+	case "schemaVersion":
+		return ec.fieldContext_CommandEvent_schemaVersion(ctx, field)
+	case "data":
+		return ec.fieldContext_CommandEvent_data(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CommandEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1320,6 +1425,10 @@ func (ec *executionContext) childFields_OrderResult(ctx context.Context, field g
 		return ec.fieldContext_OrderResult_order(ctx, field)
 	case "position":
 		return ec.fieldContext_OrderResult_position(ctx, field)
+	case "events":
+		return ec.fieldContext_OrderResult_events(ctx, field)
+	case "dryRun":
+		return ec.fieldContext_OrderResult_dryRun(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrderResult", field.Name)
 }
@@ -1406,6 +1515,10 @@ func (ec *executionContext) childFields_UserResult(ctx context.Context, field gr
 		return ec.fieldContext_UserResult_user(ctx, field)
 	case "position":
 		return ec.fieldContext_UserResult_position(ctx, field)
+	case "events":
+		return ec.fieldContext_UserResult_events(ctx, field)
+	case "dryRun":
+		return ec.fieldContext_UserResult_dryRun(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserResult", field.Name)
 }
@@ -1583,6 +1696,14 @@ func (ec *executionContext) field_Mutation_cancelOrder_args(ctx context.Context,
 		return nil, err
 	}
 	args["expectedVersion"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg3
 	return args, nil
 }
 
@@ -1613,6 +1734,14 @@ func (ec *executionContext) field_Mutation_changeUserEmail_args(ctx context.Cont
 		return nil, err
 	}
 	args["expectedVersion"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg3
 	return args, nil
 }
 
@@ -1635,6 +1764,14 @@ func (ec *executionContext) field_Mutation_createOrder_args(ctx context.Context,
 		return nil, err
 	}
 	args["items"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg2
 	return args, nil
 }
 
@@ -1657,6 +1794,14 @@ func (ec *executionContext) field_Mutation_deactivateUser_args(ctx context.Conte
 		return nil, err
 	}
 	args["expectedVersion"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg2
 	return args, nil
 }
 
@@ -1687,6 +1832,14 @@ func (ec *executionContext) field_Mutation_payOrder_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["expectedVersion"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg3
 	return args, nil
 }
 
@@ -1723,6 +1876,14 @@ func (ec *executionContext) field_Mutation_registerUser_args(ctx context.Context
 		return nil, err
 	}
 	args["email"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg2
 	return args, nil
 }
 
@@ -1753,6 +1914,14 @@ func (ec *executionContext) field_Mutation_renameUser_args(ctx context.Context, 
 		return nil, err
 	}
 	args["expectedVersion"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg3
 	return args, nil
 }
 
@@ -1791,6 +1960,14 @@ func (ec *executionContext) field_Mutation_shipOrder_args(ctx context.Context, r
 		return nil, err
 	}
 	args["expectedVersion"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg4
 	return args, nil
 }
 
@@ -2312,6 +2489,121 @@ func (ec *executionContext) fieldContext_AppendResult_repeated(_ context.Context
 	return graphql.NewScalarFieldContext("AppendResult", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _CommandEvent_streamId(ctx context.Context, field graphql.CollectedField, obj *model.CommandEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommandEvent_streamId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StreamID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommandEvent_streamId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommandEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _CommandEvent_version(ctx context.Context, field graphql.CollectedField, obj *model.CommandEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommandEvent_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommandEvent_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommandEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CommandEvent_type(ctx context.Context, field graphql.CollectedField, obj *model.CommandEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommandEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommandEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommandEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _CommandEvent_schemaVersion(ctx context.Context, field graphql.CollectedField, obj *model.CommandEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommandEvent_schemaVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SchemaVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommandEvent_schemaVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommandEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CommandEvent_data(ctx context.Context, field graphql.CollectedField, obj *model.CommandEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommandEvent_data(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Data, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalNJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommandEvent_data(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommandEvent", field, false, false, "JSON")
+}
+
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2692,7 +2984,7 @@ func (ec *executionContext) _Mutation_registerUser(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RegisterUser(ctx, fc.Args["name"].(string), fc.Args["email"].(string))
+			return ec.Resolvers.Mutation().RegisterUser(ctx, fc.Args["name"].(string), fc.Args["email"].(string), fc.Args["dryRun"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserResult) graphql.Marshaler {
@@ -2736,7 +3028,7 @@ func (ec *executionContext) _Mutation_changeUserEmail(ctx context.Context, field
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ChangeUserEmail(ctx, fc.Args["id"].(string), fc.Args["email"].(string), fc.Args["expectedVersion"].(*int))
+			return ec.Resolvers.Mutation().ChangeUserEmail(ctx, fc.Args["id"].(string), fc.Args["email"].(string), fc.Args["expectedVersion"].(*int), fc.Args["dryRun"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserResult) graphql.Marshaler {
@@ -2780,7 +3072,7 @@ func (ec *executionContext) _Mutation_renameUser(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RenameUser(ctx, fc.Args["id"].(string), fc.Args["name"].(string), fc.Args["expectedVersion"].(*int))
+			return ec.Resolvers.Mutation().RenameUser(ctx, fc.Args["id"].(string), fc.Args["name"].(string), fc.Args["expectedVersion"].(*int), fc.Args["dryRun"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserResult) graphql.Marshaler {
@@ -2824,7 +3116,7 @@ func (ec *executionContext) _Mutation_deactivateUser(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().DeactivateUser(ctx, fc.Args["id"].(string), fc.Args["expectedVersion"].(*int))
+			return ec.Resolvers.Mutation().DeactivateUser(ctx, fc.Args["id"].(string), fc.Args["expectedVersion"].(*int), fc.Args["dryRun"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserResult) graphql.Marshaler {
@@ -2868,7 +3160,7 @@ func (ec *executionContext) _Mutation_createOrder(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateOrder(ctx, fc.Args["customerId"].(string), fc.Args["items"].([]*model.OrderItemInput))
+			return ec.Resolvers.Mutation().CreateOrder(ctx, fc.Args["customerId"].(string), fc.Args["items"].([]*model.OrderItemInput), fc.Args["dryRun"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderResult) graphql.Marshaler {
@@ -2912,7 +3204,7 @@ func (ec *executionContext) _Mutation_payOrder(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().PayOrder(ctx, fc.Args["id"].(string), fc.Args["amount"].(domain.Money), fc.Args["expectedVersion"].(*int))
+			return ec.Resolvers.Mutation().PayOrder(ctx, fc.Args["id"].(string), fc.Args["amount"].(domain.Money), fc.Args["expectedVersion"].(*int), fc.Args["dryRun"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderResult) graphql.Marshaler {
@@ -2956,7 +3248,7 @@ func (ec *executionContext) _Mutation_shipOrder(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ShipOrder(ctx, fc.Args["id"].(string), fc.Args["carrier"].(string), fc.Args["trackingNumber"].(string), fc.Args["expectedVersion"].(*int))
+			return ec.Resolvers.Mutation().ShipOrder(ctx, fc.Args["id"].(string), fc.Args["carrier"].(string), fc.Args["trackingNumber"].(string), fc.Args["expectedVersion"].(*int), fc.Args["dryRun"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderResult) graphql.Marshaler {
@@ -3000,7 +3292,7 @@ func (ec *executionContext) _Mutation_cancelOrder(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CancelOrder(ctx, fc.Args["id"].(string), fc.Args["reason"].(string), fc.Args["expectedVersion"].(*int))
+			return ec.Resolvers.Mutation().CancelOrder(ctx, fc.Args["id"].(string), fc.Args["reason"].(string), fc.Args["expectedVersion"].(*int), fc.Args["dryRun"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderResult) graphql.Marshaler {
@@ -3544,6 +3836,61 @@ func (ec *executionContext) _OrderResult_position(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_OrderResult_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrderResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderResult_events(ctx context.Context, field graphql.CollectedField, obj *model.OrderResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderResult_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CommandEvent) graphql.Marshaler {
+			return ec.marshalNCommandEvent2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐCommandEventᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderResult_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderResult_dryRun(ctx context.Context, field graphql.CollectedField, obj *model.OrderResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderResult_dryRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DryRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderResult_dryRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderResult", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
@@ -4632,6 +4979,61 @@ func (ec *executionContext) _UserResult_position(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_UserResult_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _UserResult_events(ctx context.Context, field graphql.CollectedField, obj *model.UserResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserResult_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CommandEvent) graphql.Marshaler {
+			return ec.marshalNCommandEvent2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐCommandEventᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserResult_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UserResult_dryRun(ctx context.Context, field graphql.CollectedField, obj *model.UserResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserResult_dryRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DryRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserResult_dryRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserResult", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -5894,6 +6296,59 @@ func (ec *executionContext) _AppendResult(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var commandEventImplementors = []string{"CommandEvent"}
+
+func (ec *executionContext) _CommandEvent(ctx context.Context, sel ast.SelectionSet, obj *model.CommandEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, commandEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CommandEvent")
+		case "streamId":
+			out.Values[i] = ec._CommandEvent_streamId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._CommandEvent_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._CommandEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "schemaVersion":
+			out.Values[i] = ec._CommandEvent_schemaVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "data":
+			out.Values[i] = ec._CommandEvent_data(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var eventImplementors = []string{"Event"}
 
 func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, obj *model.Event) graphql.Marshaler {
@@ -6363,6 +6818,16 @@ func (ec *executionContext) _OrderResult(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "events":
+			out.Values[i] = ec._OrderResult_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dryRun":
+			out.Values[i] = ec._OrderResult_dryRun(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6787,6 +7252,16 @@ func (ec *executionContext) _UserResult(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "events":
+			out.Values[i] = ec._UserResult_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dryRun":
+			out.Values[i] = ec._UserResult_dryRun(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7186,6 +7661,30 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 		graphql.AddInvalidNullFromMarshaler(ctx, "Boolean!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNCommandEvent2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐCommandEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CommandEvent) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCommandEvent2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐCommandEvent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCommandEvent2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐCommandEvent(ctx context.Context, sel ast.SelectionSet, v *model.CommandEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CommandEvent!")
+		return graphql.Null
+	}
+	return ec._CommandEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNEvent2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Event) graphql.Marshaler {

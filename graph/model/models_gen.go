@@ -24,6 +24,15 @@ type AppendResult struct {
 	Repeated bool `json:"repeated"`
 }
 
+// An event a command appended, or would append in a dry run.
+type CommandEvent struct {
+	StreamID      string          `json:"streamId"`
+	Version       int             `json:"version"`
+	Type          string          `json:"type"`
+	SchemaVersion int             `json:"schemaVersion"`
+	Data          json.RawMessage `json:"data"`
+}
+
 // An event as stored: immutable.
 type Event struct {
 	// The event id (a uuid), given by the client or made by Strata.
@@ -94,9 +103,14 @@ type OrderItemInput struct {
 }
 
 type OrderResult struct {
+	// The order after the command (in a dry run: as it would be).
 	Order *Order `json:"order"`
-	// The position of the event written: consistentWith for a later query.
+	// The position of the event written: consistentWith for a later query. Empty in a dry run.
 	Position string `json:"position"`
+	// The events appended, or that a dry run would append.
+	Events []*CommandEvent `json:"events"`
+	// True when nothing was written: the mutation was asked with dryRun: true.
+	DryRun bool `json:"dryRun"`
 }
 
 type PageInfo struct {
@@ -147,9 +161,14 @@ type UserEdge struct {
 }
 
 type UserResult struct {
+	// The user after the command (in a dry run: as it would be).
 	User *User `json:"user"`
-	// The position of the event written: consistentWith for a later query.
+	// The position of the event written: consistentWith for a later query. Empty in a dry run.
 	Position string `json:"position"`
+	// The events appended, in every stream the command wrote (the user's, and email claims), or that a dry run would append.
+	Events []*CommandEvent `json:"events"`
+	// True when nothing was written: the mutation was asked with dryRun: true.
+	DryRun bool `json:"dryRun"`
 }
 
 type OrderStatus string

@@ -479,3 +479,80 @@ func mustLastPosition(t *testing.T, store *eventstore.Store) string {
 		last = events[len(events)-1].Position
 	}
 }
+
+// Dry runs check and decide against the current state, return the events and the resulting
+// state, and write nothing.
+func TestDryRunsWriteNothing(t *testing.T) {
+	srv := startServeOn(t, dbtest.URL(t))
+	a := srv.addr
+	var ada userOut
+	ok(t, gql(t, a, registerM, map[string]any{"n": "Ada", "e": "ada@example.com"}), "registerUser", &ada)
+	var o orderOut
+	ok(t, gql(t, a, createM, map[string]any{"c": ada.User.ID, "items": items("A", 2, "5.00")}), "createOrder", &o)
+	countAll := func() int { return len(positionsAfter(t, a, "", "")) }
+	before := len(positionsAtLeast(t, a, "", "", 3)) // UserRegistered, EmailClaimed, OrderCreated
+
+	type dry struct {
+		Position string
+		DryRun   bool
+		Events   []struct {
+			StreamID string
+			Version  int
+			Type     string
+			Data     json.RawMessage
+		}
+	}
+	var reg struct {
+		dry
+		User struct{ ID, Email, Status string }
+	}
+	ok(t, gql(t, a, `mutation { registerUser(name: "Bob", email: "bob@example.com", dryRun: true) {
+		user { id email status } position dryRun events { streamId version type data } } }`, nil), "registerUser", &reg)
+	if !reg.DryRun || reg.Position != "" || reg.User.Status != "ACTIVE" || len(reg.Events) != 2 ||
+		reg.Events[0].StreamID != "user-"+reg.User.ID || reg.Events[0].Type != "UserRegistered" || reg.Events[0].Version != 1 ||
+		reg.Events[1].Type != "EmailClaimed" {
+		t.Errorf("dry registration: %+v", reg)
+	}
+	var pay struct {
+		dry
+		Order struct {
+			Status  string
+			Version int
+		}
+	}
+	ok(t, gql(t, a, `mutation($id: ID!) { payOrder(id: $id, amount: "10.00", expectedVersion: 1, dryRun: true) {
+		order { status version } position dryRun events { streamId version type data } } }`, map[string]any{"id": o.Order.ID}), "payOrder", &pay)
+	if !pay.DryRun || pay.Order.Status != "PAID" || pay.Order.Version != 2 || len(pay.Events) != 1 ||
+		pay.Events[0].Type != "OrderPaid" || pay.Events[0].Version != 2 || string(pay.Events[0].Data) != `{"amount":1000}` {
+		t.Errorf("dry payment: %+v", pay)
+	}
+	// Rules still apply in a dry run.
+	wantRule(t, "dry payment of the wrong amount", gql(t, a, `mutation($id: ID!) { payOrder(id: $id, amount: "9.99", dryRun: true) { dryRun } }`, map[string]any{"id": o.Order.ID}), "amount-equals-total")
+	wantRule(t, "dry registration of a taken email", gql(t, a, `mutation { registerUser(name: "Eve", email: "ada@example.com", dryRun: true) { dryRun } }`, nil), "email-unique")
+
+	if after := countAll(); after != before {
+		t.Errorf("dry runs wrote %d events", after-before)
+	}
+	var st struct{ Version int }
+	ok(t, gql(t, a, `query($s: String!) { stream(id: $s) { version } }`, map[string]any{"s": "order-" + o.Order.ID}), "stream", &st)
+	if st.Version != 1 {
+		t.Errorf("order stream at version %d after a dry payment, want 1", st.Version)
+	}
+	// The address a dry run "registered" is still free, and the real payment still works at
+	// the version the dry run saw.
+	ok(t, gql(t, a, registerM, map[string]any{"n": "Bob", "e": "bob@example.com"}), "registerUser", &reg)
+	var real orderOut
+	ok(t, gql(t, a, payM, map[string]any{"id": o.Order.ID, "a": "10.00", "v": 1}), "payOrder", &real)
+	if real.Order.Status != "PAID" || real.Order.Version != 2 {
+		t.Errorf("real payment after the dry one: %+v", real)
+	}
+	var realEvents struct {
+		Position string
+		DryRun   bool
+		Events   []struct{ Type string }
+	}
+	ok(t, gql(t, a, `mutation($id: ID!) { shipOrder(id: $id, carrier: "DHL", trackingNumber: "T") { position dryRun events { type } } }`, map[string]any{"id": o.Order.ID}), "shipOrder", &realEvents)
+	if realEvents.DryRun || realEvents.Position == "" || len(realEvents.Events) != 1 || realEvents.Events[0].Type != "OrderShipped" {
+		t.Errorf("a real command's result: %+v", realEvents)
+	}
+}

@@ -31,8 +31,60 @@ type Options struct {
 
 // Handler runs commands against the event store. It is safe for concurrent use.
 type Handler struct {
-	store *eventstore.Store
-	opts  Options
+	store  *eventstore.Store
+	opts   Options
+	dryRun bool
+}
+
+// DryRun returns a Handler whose commands load, check and decide as usual, and return the events
+// they would append and the state that would result, but write nothing.
+func (h *Handler) DryRun() *Handler {
+	d := *h
+	d.dryRun = true
+	return &d
+}
+
+// Planned is an event a command appended, or would append in a dry run.
+type Planned struct {
+	StreamID      string
+	Version       int64
+	Type          string
+	SchemaVersion int
+	Data          json.RawMessage
+}
+
+// commit appends parts, or in a dry run only lists what it would append. It returns the events
+// and the position of the first part's last event (zero in a dry run).
+func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend) ([]Planned, eventstore.Position, error) {
+	var planned []Planned
+	if h.dryRun {
+		for _, p := range parts {
+			v, _ := p.Expected.Value()
+			for i, e := range p.Events {
+				planned = append(planned, Planned{StreamID: p.StreamID, Version: v + int64(i) + 1, Type: e.Type, SchemaVersion: max(e.SchemaVersion, 1), Data: e.Data})
+			}
+		}
+		return planned, eventstore.Position{}, nil
+	}
+	var res []eventstore.AppendResult
+	if len(parts) == 1 {
+		r, err := h.store.Append(ctx, parts[0].StreamID, parts[0].Expected, parts[0].Events)
+		if err != nil {
+			return nil, eventstore.Position{}, err
+		}
+		res = []eventstore.AppendResult{r}
+	} else {
+		var err error
+		if res, err = h.store.AppendMulti(ctx, parts); err != nil {
+			return nil, eventstore.Position{}, err
+		}
+	}
+	for _, r := range res {
+		for _, e := range r.Events {
+			planned = append(planned, Planned{StreamID: e.StreamID, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data})
+		}
+	}
+	return planned, res[0].Position, nil
 }
 
 // New returns a Handler on store.

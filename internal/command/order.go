@@ -10,10 +10,13 @@ import (
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
-// OrderResult is an order after a command, and the position of the command's last event.
+// OrderResult is an order after a command, the position of its last event (zero in a dry run),
+// and the events the command appended (or would append).
 type OrderResult struct {
 	Order    order.State
 	Position eventstore.Position
+	Events   []Planned
+	DryRun   bool
 }
 
 // LoadOrder replays an order's events. An order that does not exist is the zero State.
@@ -60,7 +63,7 @@ func (h *Handler) CreateOrder(ctx context.Context, customerID string, items []or
 		if err != nil {
 			return err
 		}
-		res, err := h.store.AppendMulti(ctx, []eventstore.StreamAppend{
+		planned, pos, err := h.commit(ctx, []eventstore.StreamAppend{
 			{StreamID: streamID, Expected: eventstore.NoStream(), Events: data},
 			{StreamID: user.StreamID(customerID), Expected: eventstore.Exactly(customer.Version)},
 		})
@@ -71,7 +74,7 @@ func (h *Handler) CreateOrder(ctx context.Context, customerID string, items []or
 		for _, e := range events {
 			s = s.Apply(e)
 		}
-		out = OrderResult{Order: s, Position: res[0].Position}
+		out = OrderResult{Order: s, Position: pos, Events: planned, DryRun: h.dryRun}
 		return nil
 	})
 	return out, err
@@ -111,14 +114,14 @@ func (h *Handler) orderCommand(ctx context.Context, name, id string, expected *i
 		if err != nil {
 			return err
 		}
-		res, err := h.store.Append(ctx, streamID, expectedOf(s.Version), data)
+		planned, pos, err := h.commit(ctx, []eventstore.StreamAppend{{StreamID: streamID, Expected: expectedOf(s.Version), Events: data}})
 		if err != nil {
 			return err
 		}
 		for _, e := range events {
 			s = s.Apply(e)
 		}
-		out = OrderResult{Order: s, Position: res.Position}
+		out = OrderResult{Order: s, Position: pos, Events: planned, DryRun: h.dryRun}
 		return nil
 	})
 	if errors.Is(err, domain.ErrNotFound) {

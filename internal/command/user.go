@@ -9,10 +9,13 @@ import (
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
-// UserResult is a user after a command, and the position of the command's last event.
+// UserResult is a user after a command, the position of the user's last event (zero in a dry
+// run), and the events the command appended (or would append).
 type UserResult struct {
 	User     user.State
 	Position eventstore.Position
+	Events   []Planned
+	DryRun   bool
 }
 
 // LoadUser replays a user's events. A user that does not exist is the zero State.
@@ -144,14 +147,14 @@ func (h *Handler) userCommand(ctx context.Context, name, id string, expected *in
 			}
 			parts = append(parts, eventstore.StreamAppend{StreamID: user.ClaimStreamID(c.email), Expected: expectedOf(state.Version), Events: claimData})
 		}
-		res, err := h.store.AppendMulti(ctx, parts)
+		planned, pos, err := h.commit(ctx, parts)
 		if err != nil {
 			return err
 		}
 		for _, e := range events {
 			s = s.Apply(e)
 		}
-		out = UserResult{User: s, Position: res[0].Position}
+		out = UserResult{User: s, Position: pos, Events: planned, DryRun: h.dryRun}
 		return nil
 	})
 	if errors.Is(err, domain.ErrNotFound) {
