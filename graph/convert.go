@@ -15,10 +15,19 @@ import (
 const DefaultMaxPageSize = 1000
 
 func toEvent(e eventstore.RecordedEvent) *model.Event {
-	return &model.Event{
+	out := &model.Event{
 		ID: e.ID.String(), StreamID: e.StreamID, Version: int(e.Version), Position: e.Position.String(),
 		Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: e.Metadata, RecordedAt: e.RecordedAt,
+		Raw: &model.StoredPayload{SchemaVersion: e.SchemaVersion, Data: e.Data},
 	}
+	if e.Stored != nil {
+		out.Raw = &model.StoredPayload{SchemaVersion: e.Stored.SchemaVersion, Data: e.Stored.Data}
+	}
+	if e.UpcastErr != nil {
+		msg := e.UpcastErr.Error()
+		out.UpcastError = &msg
+	}
+	return out
 }
 
 // connection makes a page of events. The caller read one event more than first: its presence

@@ -64,10 +64,12 @@ type ComplexityRoot struct {
 		ID            func(childComplexity int) int
 		Metadata      func(childComplexity int) int
 		Position      func(childComplexity int) int
+		Raw           func(childComplexity int) int
 		RecordedAt    func(childComplexity int) int
 		SchemaVersion func(childComplexity int) int
 		StreamID      func(childComplexity int) int
 		Type          func(childComplexity int) int
+		UpcastError   func(childComplexity int) int
 		Version       func(childComplexity int) int
 	}
 
@@ -150,6 +152,11 @@ type ComplexityRoot struct {
 		Stream      func(childComplexity int, id string) int
 		User        func(childComplexity int, id string, consistentWith *string) int
 		Users       func(childComplexity int, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string) int
+	}
+
+	StoredPayload struct {
+		Data          func(childComplexity int) int
+		SchemaVersion func(childComplexity int) int
 	}
 
 	Stream struct {
@@ -335,6 +342,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.Position(childComplexity), true
+	case "Event.raw":
+		if e.ComplexityRoot.Event.Raw == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Raw(childComplexity), true
 	case "Event.recordedAt":
 		if e.ComplexityRoot.Event.RecordedAt == nil {
 			break
@@ -359,6 +372,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.Type(childComplexity), true
+	case "Event.upcastError":
+		if e.ComplexityRoot.Event.UpcastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.UpcastError(childComplexity), true
 	case "Event.version":
 		if e.ComplexityRoot.Event.Version == nil {
 			break
@@ -746,6 +765,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*model.UserStatus), args["emailContains"].(*string), args["consistentWith"].(*string)), true
 
+	case "StoredPayload.data":
+		if e.ComplexityRoot.StoredPayload.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StoredPayload.Data(childComplexity), true
+	case "StoredPayload.schemaVersion":
+		if e.ComplexityRoot.StoredPayload.SchemaVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StoredPayload.SchemaVersion(childComplexity), true
+
 	case "Stream.events":
 		if e.ComplexityRoot.Stream.Events == nil {
 			break
@@ -1033,6 +1065,19 @@ type Event {
   metadata: JSON!
   "When the appending transaction began; events of one append share it."
   recordedAt: Time!
+  """
+  The payload as stored, for audit. data and schemaVersion above are the current shape: reads
+  bring old payloads up to date with upcasters, and the stored bytes never change.
+  """
+  raw: StoredPayload!
+  "Why an upcaster refused the stored payload (data is then the stored payload); null normally."
+  upcastError: String
+}
+
+"An event's payload as stored."
+type StoredPayload {
+  schemaVersion: Int!
+  data: JSON!
 }
 
 "An event to append."
@@ -1339,6 +1384,10 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_metadata(ctx, field)
 	case "recordedAt":
 		return ec.fieldContext_Event_recordedAt(ctx, field)
+	case "raw":
+		return ec.fieldContext_Event_raw(ctx, field)
+	case "upcastError":
+		return ec.fieldContext_Event_upcastError(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Event", field.Name)
 }
@@ -1457,6 +1506,16 @@ func (ec *executionContext) childFields_Projection(ctx context.Context, field gr
 		return ec.fieldContext_Projection_status(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Projection", field.Name)
+}
+
+func (ec *executionContext) childFields_StoredPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "schemaVersion":
+		return ec.fieldContext_StoredPayload_schemaVersion(ctx, field)
+	case "data":
+		return ec.fieldContext_StoredPayload_data(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StoredPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Stream(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2809,6 +2868,61 @@ func (ec *executionContext) _Event_recordedAt(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Event_recordedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Event", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Event_raw(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_raw(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Raw, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StoredPayload) graphql.Marshaler {
+			return ec.marshalNStoredPayload2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStoredPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_raw(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Event",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StoredPayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Event_upcastError(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_upcastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpcastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Event_upcastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "String")
 }
 
 func (ec *executionContext) _EventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.EventConnection) (ret graphql.Marshaler) {
@@ -4424,6 +4538,52 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _StoredPayload_schemaVersion(ctx context.Context, field graphql.CollectedField, obj *model.StoredPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StoredPayload_schemaVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SchemaVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StoredPayload_schemaVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StoredPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StoredPayload_data(ctx context.Context, field graphql.CollectedField, obj *model.StoredPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StoredPayload_data(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Data, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalNJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StoredPayload_data(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StoredPayload", field, false, false, "JSON")
 }
 
 func (ec *executionContext) _Stream_id(ctx context.Context, field graphql.CollectedField, obj *model.Stream) (ret graphql.Marshaler) {
@@ -6405,6 +6565,16 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "raw":
+			out.Values[i] = ec._Event_raw(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upcastError":
+			out.Values[i] = ec._Event_upcastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7010,6 +7180,44 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var storedPayloadImplementors = []string{"StoredPayload"}
+
+func (ec *executionContext) _StoredPayload(ctx context.Context, sel ast.SelectionSet, obj *model.StoredPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, storedPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StoredPayload")
+		case "schemaVersion":
+			out.Values[i] = ec._StoredPayload_schemaVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "data":
+			out.Values[i] = ec._StoredPayload_data(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -7963,6 +8171,14 @@ func (ec *executionContext) unmarshalNProjectionStatus2githubᚗcomᚋstrataᚑe
 
 func (ec *executionContext) marshalNProjectionStatus2githubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐProjectionStatus(ctx context.Context, sel ast.SelectionSet, v model.ProjectionStatus) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNStoredPayload2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStoredPayload(ctx context.Context, sel ast.SelectionSet, v *model.StoredPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StoredPayload!")
+		return graphql.Null
+	}
+	return ec._StoredPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {

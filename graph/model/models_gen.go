@@ -50,6 +50,11 @@ type Event struct {
 	Metadata json.RawMessage `json:"metadata"`
 	// When the appending transaction began; events of one append share it.
 	RecordedAt time.Time `json:"recordedAt"`
+	// The payload as stored, for audit. data and schemaVersion above are the current shape: reads
+	// bring old payloads up to date with upcasters, and the stored bytes never change.
+	Raw *StoredPayload `json:"raw"`
+	// Why an upcaster refused the stored payload (data is then the stored payload); null normally.
+	UpcastError *string `json:"upcastError,omitempty"`
 }
 
 // A page of events (a Relay connection).
@@ -133,6 +138,12 @@ type Projection struct {
 }
 
 type Query struct {
+}
+
+// An event's payload as stored.
+type StoredPayload struct {
+	SchemaVersion int             `json:"schemaVersion"`
+	Data          json.RawMessage `json:"data"`
 }
 
 // A stream: the events of one aggregate or topic, numbered from version 1. Its id's part before

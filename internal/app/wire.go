@@ -27,6 +27,7 @@ type parts struct {
 func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) parts {
 	var p parts
 	opts := cfg.StoreOptions()
+	opts.Upcasters = cmdhandler.Upcasters()
 	opts.Appended = func() {
 		p.projectors.Wake()
 		p.hub.Appended()

@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/strata-es/strata/internal/domain"
+	"github.com/strata-es/strata/internal/domain/order"
+	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
@@ -161,6 +163,31 @@ func newID() (string, error) {
 // typed is a domain event as stored: its type name and JSON.
 type typed interface{ EventType() string }
 
+// decode decodes a stored event with an aggregate's Decode. An event type the aggregate does not
+// know gives (nil, nil): it is ignored, but still counts for the stream's version. A payload an
+// upcaster refused is an error.
+func decode[E any](e eventstore.RecordedEvent, dec func(string, []byte) (E, error)) (E, error) {
+	var zero E
+	if e.UpcastErr != nil {
+		return zero, e.UpcastErr
+	}
+	ev, err := dec(e.Type, e.Data)
+	if errors.Is(err, domain.ErrUnknownEvent) {
+		return zero, nil
+	}
+	return ev, err
+}
+
+// Upcasters are the domain's upcasters, for the store's Options.
+func Upcasters() []eventstore.Upcaster {
+	var out []eventstore.Upcaster
+	for _, u := range append(user.Upcasters(), order.Upcasters()...) {
+		up := u.Up
+		out = append(out, eventstore.Upcaster{Type: u.Type, From: u.From, Up: func(data json.RawMessage) (json.RawMessage, error) { return up(data) }})
+	}
+	return out
+}
+
 // eventData encodes domain events for the store, with metadata naming the command.
 func eventData[E typed](command string, events []E) ([]eventstore.EventData, error) {
 	md, err := json.Marshal(map[string]string{"command": command})
@@ -174,6 +201,9 @@ func eventData[E typed](command string, events []E) ([]eventstore.EventData, err
 			return nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
 		}
 		out[i] = eventstore.EventData{Type: e.EventType(), Data: data, Metadata: md}
+		if v, ok := any(e).(interface{ SchemaVersion() int }); ok {
+			out[i].SchemaVersion = v.SchemaVersion()
+		}
 	}
 	return out, nil
 }

@@ -30,12 +30,12 @@ func (h *Handler) LoadOrderAt(ctx context.Context, id string) (order.State, even
 	var s order.State
 	var at eventstore.Position
 	err := h.readAll(ctx, order.StreamID(id), func(e eventstore.RecordedEvent) error {
-		ev, err := order.Decode(e.Type, e.Data)
-		if err != nil {
-			return err
+		ev, err := decode(e, order.Decode)
+		if ev != nil {
+			s = s.Apply(ev)
 		}
-		s, at = s.Apply(ev), e.Position
-		return nil
+		s.Version, at = e.Version, e.Position
+		return err
 	})
 	return s, at, err
 }

@@ -29,12 +29,12 @@ func (h *Handler) LoadUserAt(ctx context.Context, id string) (user.State, events
 	var s user.State
 	var at eventstore.Position
 	err := h.readAll(ctx, user.StreamID(id), func(e eventstore.RecordedEvent) error {
-		ev, err := user.Decode(e.Type, e.Data)
-		if err != nil {
-			return err
+		ev, err := decode(e, user.Decode)
+		if ev != nil {
+			s = s.Apply(ev)
 		}
-		s, at = s.Apply(ev), e.Position
-		return nil
+		s.Version, at = e.Version, e.Position
+		return err
 	})
 	return s, at, err
 }

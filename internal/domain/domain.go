@@ -13,6 +13,11 @@ import (
 // ErrInvariant is matched (errors.Is) by every *InvariantError.
 var ErrInvariant = errors.New("invariant violated")
 
+// ErrUnknownEvent is returned by an aggregate's Decode for an event type it does not know (a
+// type added by newer code, or written by an integration through appendEvents): aggregates and
+// projections ignore such events.
+var ErrUnknownEvent = errors.New("unknown event type")
+
 // ErrNotFound means the aggregate a command names has no events.
 var ErrNotFound = errors.New("not found")
 
@@ -86,4 +91,44 @@ func (m Money) String() string {
 		sign, m = "-", -m
 	}
 	return fmt.Sprintf("%s%d.%02d", sign, m/100, m%100)
+}
+
+// Upcaster turns the payload of events of Type at schema version From into the shape of From+1.
+// Upcasters are pure; the event store applies them when events are read, so aggregates,
+// projections and clients only see current shapes, and stored bytes never change.
+type Upcaster struct {
+	Type string
+	From int
+	Up   func(data []byte) ([]byte, error)
+}
+
+// MoneyFromJSONNumber converts a JSON number written as a decimal amount of whole units (a float
+// in an old payload, e.g. 9.99) into minor units, reading its decimal text, never a float64:
+// more than two fraction digits round half away from zero.
+func MoneyFromJSONNumber(n string) (Money, error) {
+	neg := strings.HasPrefix(n, "-")
+	whole, frac, _ := strings.Cut(strings.TrimPrefix(n, "-"), ".")
+	if whole == "" || !digits(whole) || !digits(frac) || len(whole) > 14 {
+		return 0, fmt.Errorf("%w: %q is not a plain decimal amount", ErrBadMoney, n)
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q: %w", ErrBadMoney, n, err)
+	}
+	frac += "000"
+	cents, err := strconv.ParseInt(frac[:2], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q: %w", ErrBadMoney, n, err)
+	}
+	m := Money(w*100 + cents)
+	if frac[2] >= '5' {
+		m++
+	}
+	if m > MaxMoney {
+		return 0, fmt.Errorf("%w: %q is more than the largest amount", ErrBadMoney, n)
+	}
+	if neg {
+		m = -m
+	}
+	return m, nil
 }

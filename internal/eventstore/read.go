@@ -87,6 +87,7 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 		}
 		slice.Version = version
 		if ev, ok := e.event(); ok {
+			s.upcast(&ev)
 			slice.Events = append(slice.Events, ev)
 		}
 	}
@@ -181,6 +182,7 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEve
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RecordedEvent, error) {
 		var e RecordedEvent
 		err := r.Scan(&e.Position.tx, &e.Position.seq, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, &e.Data, &e.Metadata, &e.RecordedAt)
+		s.upcast(&e)
 		return e, err
 	})
 	if err != nil {

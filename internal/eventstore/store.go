@@ -27,6 +27,8 @@ type Options struct {
 	MaxEventsPerAppend int // events in one Append call
 	MaxEventSize       int // bytes of one event's data plus metadata
 	MaxReadCount       int // events returned by one read
+	// Upcasters bring old payloads to current shapes when events are read (upcast.go).
+	Upcasters []Upcaster
 	// Appended, when set, is called after every append that wrote events, once its
 	// transaction has committed. It must not block: it exists to wake readers (projectors, the
 	// subscription feed), never to extend the append.
@@ -48,8 +50,9 @@ func (o Options) withDefaults() Options {
 
 // Store is the event store on one PostgreSQL database. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	opts Options
+	pool      *pgxpool.Pool
+	opts      Options
+	upcasters map[upcastKey]Upcaster
 }
 
 // ConfigurePool sets what the store relies on in every connection of a pool it will be given:
@@ -63,7 +66,7 @@ func ConfigurePool(cfg *pgxpool.Config) {
 // New returns a Store on pool, whose database must be migrated (package migrations) and whose
 // configuration went through ConfigurePool.
 func New(pool *pgxpool.Pool, opts Options) *Store {
-	return &Store{pool: pool, opts: opts.withDefaults()}
+	return &Store{pool: pool, opts: opts.withDefaults(), upcasters: indexUpcasters(opts.Upcasters)}
 }
 
 // EventData is an event to append.
@@ -95,6 +98,11 @@ type RecordedEvent struct {
 	// RecordedAt is the start time of the transaction that appended the event (PostgreSQL's
 	// now()): events of one append share it, and it is not necessarily in global order.
 	RecordedAt time.Time
+	// Stored is the payload as stored when reads upcast it (Data and SchemaVersion are then
+	// the current shape); nil when the stored payload is current.
+	Stored *Stored
+	// UpcastErr says why an upcaster refused the stored payload, which Data then still holds.
+	UpcastErr error
 }
 
 // Category returns the part of a stream id before its first '-': "order-123" is in "order".

@@ -28,7 +28,13 @@ func (Orders) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.R
 	if err != nil {
 		return err
 	}
+	if e.UpcastErr != nil {
+		return fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
+	}
 	ev, err := order.Decode(e.Type, e.Data)
+	if errors.Is(err, domain.ErrUnknownEvent) {
+		return nil // a type this projection does not handle: ignored
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSkip, err)
 	}

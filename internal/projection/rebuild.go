@@ -15,6 +15,15 @@ var ErrRebuildRunning = errors.New("a rebuild of this projection is already runn
 // Progress reports a rebuild's progress: events applied so far and the position reached.
 type Progress func(applied int64, position string)
 
+// behindLive reports whether the checkpoint copy is before the live checkpoint name.
+func (r *Runner) behindLive(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, name, copy string) (bool, error) {
+	var live, rebuilt string
+	err := q.QueryRow(ctx, `SELECT (SELECT position FROM projection_checkpoints WHERE name = $1), (SELECT position FROM projection_checkpoints WHERE name = $2)`, name, copy).Scan(&live, &rebuilt)
+	return rebuilt < live, err
+}
+
 // Session advisory locks of class 1398031427 mark running rebuilds, one per projection.
 const (
 	tryRebuildLockSQL = `SELECT pg_try_advisory_lock(1398031427, hashtext($1))`
@@ -71,6 +80,9 @@ ON CONFLICT (name) DO UPDATE SET position = '', skipped = 0, updated_at = now()`
 		_ = r.pool.QueryRow(ctx, readCheckpointSQL, checkpoint).Scan(&at)
 		progress(applied, at)
 	}
+	// Caught up means at or past the live table's checkpoint, not merely at the end of what
+	// the log shows now: while a long transaction elsewhere holds the horizon back, the copy
+	// could otherwise be swapped in behind the table it replaces.
 	for {
 		n, caughtUp, err := r.step(ctx, p, checkpoint, copyName)
 		if err != nil {
@@ -79,7 +91,18 @@ ON CONFLICT (name) DO UPDATE SET position = '', skipped = 0, updated_at = now()`
 		applied += int64(n)
 		report()
 		if caughtUp {
-			break
+			behind, err := r.behindLive(ctx, r.pool, name, checkpoint)
+			if err != nil {
+				return fmt.Errorf("rebuild %s: %w", name, err)
+			}
+			if !behind {
+				break
+			}
+			select { // the horizon moves when the transaction holding it ends
+			case <-ctx.Done():
+				return fmt.Errorf("rebuild %s: %w", name, context.Cause(ctx))
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	}
 
@@ -89,14 +112,26 @@ ON CONFLICT (name) DO UPDATE SET position = '', skipped = 0, updated_at = now()`
 		if _, err := tx.Exec(ctx, lockCheckpointSQL, name); err != nil {
 			return err
 		}
-		for {
+		for rounds := 0; ; rounds++ {
 			n, caughtUp, err := r.stepInTx(ctx, tx, p, checkpoint, copyName)
 			if err != nil {
 				return err
 			}
 			applied += int64(n)
-			if caughtUp {
+			if !caughtUp {
+				continue
+			}
+			// The live checkpoint cannot move now (its lock is held), and everything up to it
+			// was visible to its projector, so the copy reaches it.
+			behind, err := r.behindLive(ctx, tx, name, checkpoint)
+			if err != nil {
+				return err
+			}
+			if !behind {
 				break
+			}
+			if rounds > 1000 {
+				return errors.New("the copy cannot reach the live table's checkpoint")
 			}
 		}
 		old := pgx.Identifier{name + "_old"}.Sanitize()

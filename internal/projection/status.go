@@ -35,7 +35,7 @@ func (r *Runner) Status(ctx context.Context) ([]Info, error) {
 		info := Info{Name: p.Name()}
 		var rebuilding bool
 		err := r.pool.QueryRow(ctx, `SELECT position, skipped, updated_at,
-	EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 1398031427 AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)
+	EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = 1398031427 AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)
 FROM projection_checkpoints WHERE name = $1`, p.Name()).Scan(&info.Position, &info.Skipped, &info.UpdatedAt, &rebuilding)
 		if err != nil {
 			return nil, fmt.Errorf("status of %s: %w", p.Name(), err)

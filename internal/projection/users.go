@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
 )
@@ -29,7 +30,13 @@ func (Users) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.Re
 	if err != nil {
 		return err
 	}
+	if e.UpcastErr != nil {
+		return fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
+	}
 	ev, err := user.Decode(e.Type, e.Data)
+	if errors.Is(err, domain.ErrUnknownEvent) {
+		return nil // a type this projection does not handle: ignored
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSkip, err)
 	}

@@ -5,6 +5,7 @@ package order
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -98,6 +99,62 @@ type CancelledEvent struct {
 // EventType implements Event.
 func (Created) EventType() string { return TypeCreated }
 
+// SchemaVersion is the version of OrderCreated's shape: 2 since item prices (and the total)
+// became integer minor units instead of float numbers of whole units (Upcasters).
+func (Created) SchemaVersion() int { return 2 }
+
+// Upcasters bring the order's old payloads to current shapes.
+func Upcasters() []domain.Upcaster {
+	return []domain.Upcaster{{Type: TypeCreated, From: 1, Up: createdV1}}
+}
+
+// createdV1 turns version 1's float prices ({"sku", "quantity", "price": 9.99}) into minor
+// units ({"unitPrice": 999}), reading the numbers' decimal text, and recomputes the total the
+// same way. Items already in the new shape pass unchanged.
+func createdV1(data []byte) ([]byte, error) {
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	for old, current := range map[string]string{"order_id": "orderId", "customer_id": "customerId"} {
+		if x, ok := v[old]; ok {
+			v[current] = x
+			delete(v, old)
+		}
+	}
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(v["items"], &items); err != nil {
+		return nil, fmt.Errorf("items: %w", err)
+	}
+	var total domain.Money
+	for i, it := range items {
+		if price, ok := it["price"]; ok {
+			m, err := domain.MoneyFromJSONNumber(string(price))
+			if err != nil {
+				return nil, fmt.Errorf("items[%d].price: %w", i, err)
+			}
+			it["unitPrice"] = json.RawMessage(strconv.FormatInt(int64(m), 10))
+			delete(it, "price")
+		}
+		var line Item
+		b, _ := json.Marshal(it)
+		if err := json.Unmarshal(b, &line); err != nil {
+			return nil, fmt.Errorf("items[%d]: %w", i, err)
+		}
+		if line.UnitPrice > 0 && domain.Money(line.Quantity) > domain.MaxMoney/line.UnitPrice {
+			return nil, fmt.Errorf("items[%d]: the line is more than %s", i, domain.MaxMoney)
+		}
+		total += domain.Money(line.Quantity) * line.UnitPrice
+	}
+	b, err := json.Marshal(items)
+	if err != nil {
+		return nil, err
+	}
+	v["items"] = b
+	v["total"] = json.RawMessage(strconv.FormatInt(int64(total), 10))
+	return json.Marshal(v)
+}
+
 // EventType implements Event.
 func (PaidEvent) EventType() string { return TypePaid }
 
@@ -125,7 +182,7 @@ func Decode(typ string, data []byte) (Event, error) {
 		var v CancelledEvent
 		err, e = json.Unmarshal(data, &v), v
 	default:
-		return nil, fmt.Errorf("order: unknown event type %q", typ)
+		return nil, fmt.Errorf("order: %w %q", domain.ErrUnknownEvent, typ)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("order: decode %s: %w", typ, err)

@@ -93,6 +93,31 @@ func (Registered) EventType() string { return TypeRegistered }
 // EventType implements Event.
 func (EmailChanged) EventType() string { return TypeEmailChanged }
 
+// SchemaVersion is the version of EmailChanged's shape: 2 since the seed's {old_email,
+// new_email} became {oldEmail, newEmail} (Upcasters).
+func (EmailChanged) SchemaVersion() int { return 2 }
+
+// Upcasters bring the user's old payloads to current shapes.
+func Upcasters() []domain.Upcaster {
+	return []domain.Upcaster{{Type: TypeEmailChanged, From: 1, Up: emailChangedV1}}
+}
+
+// emailChangedV1 renames the seed's snake_case fields. A payload already in the new shape
+// (written as version 1 before versions were tracked) passes unchanged.
+func emailChangedV1(data []byte) ([]byte, error) {
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	for old, current := range map[string]string{"old_email": "oldEmail", "new_email": "newEmail"} {
+		if x, ok := v[old]; ok {
+			v[current] = x
+			delete(v, old)
+		}
+	}
+	return json.Marshal(v)
+}
+
 // EventType implements Event.
 func (Renamed) EventType() string { return TypeRenamed }
 
@@ -117,7 +142,7 @@ func Decode(typ string, data []byte) (Event, error) {
 		var v DeactivatedEvent
 		err, e = json.Unmarshal(data, &v), v
 	default:
-		return nil, fmt.Errorf("user: unknown event type %q", typ)
+		return nil, fmt.Errorf("user: %w %q", domain.ErrUnknownEvent, typ)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("user: decode %s: %w", typ, err)
