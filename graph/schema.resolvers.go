@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/strata-es/strata/graph/generated"
 	"github.com/strata-es/strata/graph/model"
@@ -138,6 +139,11 @@ func (r *orderResolver) Customer(ctx context.Context, obj *model.Order) (*model.
 	return u, err
 }
 
+// History is the resolver for the history field.
+func (r *orderResolver) History(ctx context.Context, obj *model.Order, first *int, after *string) (*model.OrderHistoryConnection, error) {
+	return r.orderHistory(ctx, obj.ID, first, after)
+}
+
 // Stream is the resolver for the stream field.
 func (r *queryResolver) Stream(ctx context.Context, id string) (*model.Stream, error) {
 	info, err := r.Store.Stream(ctx, id)
@@ -173,9 +179,15 @@ func (r *queryResolver) AllEvents(ctx context.Context, first *int, after *string
 }
 
 // User is the resolver for the user field.
-func (r *queryResolver) User(ctx context.Context, id string, consistentWith *string) (*model.User, error) {
+func (r *queryResolver) User(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.User, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
+	}
+	if u, ok, err := r.until(ctx, asOf, atVersion); ok || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return r.userAt(ctx, id, u)
 	}
 	if err := r.consistent(ctx, "users", consistentWith); err != nil {
 		return nil, err
@@ -216,9 +228,15 @@ func (r *queryResolver) Users(ctx context.Context, first *int, after *string, st
 }
 
 // Order is the resolver for the order field.
-func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *string) (*model.Order, error) {
+func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.Order, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
+	}
+	if u, ok, err := r.until(ctx, asOf, atVersion); ok || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return r.orderAt(ctx, id, u)
 	}
 	if err := r.consistent(ctx, "orders", consistentWith); err != nil {
 		return nil, err
@@ -321,6 +339,11 @@ func (r *userResolver) Orders(ctx context.Context, obj *model.User, first *int, 
 		list = list[:p.First]
 	}
 	return orderConnection(list, more, after), nil
+}
+
+// History is the resolver for the history field.
+func (r *userResolver) History(ctx context.Context, obj *model.User, first *int, after *string) (*model.UserHistoryConnection, error) {
+	return r.userHistory(ctx, obj.ID, first, after)
 }
 
 // Mutation returns generated.MutationResolver implementation.

@@ -83,6 +83,12 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	FieldChange struct {
+		After  func(childComplexity int) int
+		Before func(childComplexity int) int
+		Field  func(childComplexity int) int
+	}
+
 	Mutation struct {
 		AppendEvents      func(childComplexity int, streamID string, events []*model.EventInput, expectedVersion *int) int
 		CancelOrder       func(childComplexity int, id string, reason string, expectedVersion *int, dryRun *bool) int
@@ -100,6 +106,7 @@ type ComplexityRoot struct {
 		CancelReason   func(childComplexity int) int
 		Carrier        func(childComplexity int) int
 		Customer       func(childComplexity int) int
+		History        func(childComplexity int, first *int, after *string) int
 		ID             func(childComplexity int) int
 		Items          func(childComplexity int) int
 		Status         func(childComplexity int) int
@@ -116,6 +123,22 @@ type ComplexityRoot struct {
 	OrderEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	OrderHistoryConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	OrderHistoryEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	OrderHistoryEntry struct {
+		Changes func(childComplexity int) int
+		Event   func(childComplexity int) int
+		State   func(childComplexity int) int
 	}
 
 	OrderItem struct {
@@ -146,11 +169,11 @@ type ComplexityRoot struct {
 
 	Query struct {
 		AllEvents   func(childComplexity int, first *int, after *string, category *string, types []string) int
-		Order       func(childComplexity int, id string, consistentWith *string) int
+		Order       func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
 		Orders      func(childComplexity int, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string) int
 		Projections func(childComplexity int) int
 		Stream      func(childComplexity int, id string) int
-		User        func(childComplexity int, id string, consistentWith *string) int
+		User        func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
 		Users       func(childComplexity int, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string) int
 	}
 
@@ -173,6 +196,7 @@ type ComplexityRoot struct {
 
 	User struct {
 		Email   func(childComplexity int) int
+		History func(childComplexity int, first *int, after *string) int
 		ID      func(childComplexity int) int
 		Name    func(childComplexity int) int
 		Orders  func(childComplexity int, first *int, after *string) int
@@ -188,6 +212,22 @@ type ComplexityRoot struct {
 	UserEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	UserHistoryConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	UserHistoryEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	UserHistoryEntry struct {
+		Changes func(childComplexity int) int
+		Event   func(childComplexity int) int
+		State   func(childComplexity int) int
 	}
 
 	UserResult struct {
@@ -216,13 +256,15 @@ type MutationResolver interface {
 }
 type OrderResolver interface {
 	Customer(ctx context.Context, obj *model.Order) (*model.User, error)
+
+	History(ctx context.Context, obj *model.Order, first *int, after *string) (*model.OrderHistoryConnection, error)
 }
 type QueryResolver interface {
 	Stream(ctx context.Context, id string) (*model.Stream, error)
 	AllEvents(ctx context.Context, first *int, after *string, category *string, types []string) (*model.EventConnection, error)
-	User(ctx context.Context, id string, consistentWith *string) (*model.User, error)
+	User(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.User, error)
 	Users(ctx context.Context, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string) (*model.UserConnection, error)
-	Order(ctx context.Context, id string, consistentWith *string) (*model.Order, error)
+	Order(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.Order, error)
 	Orders(ctx context.Context, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string) (*model.OrderConnection, error)
 	Projections(ctx context.Context) ([]*model.Projection, error)
 }
@@ -236,6 +278,7 @@ type SubscriptionResolver interface {
 }
 type UserResolver interface {
 	Orders(ctx context.Context, obj *model.User, first *int, after *string) (*model.OrderConnection, error)
+	History(ctx context.Context, obj *model.User, first *int, after *string) (*model.UserHistoryConnection, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -411,6 +454,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
 
+	case "FieldChange.after":
+		if e.ComplexityRoot.FieldChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldChange.After(childComplexity), true
+	case "FieldChange.before":
+		if e.ComplexityRoot.FieldChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldChange.Before(childComplexity), true
+	case "FieldChange.field":
+		if e.ComplexityRoot.FieldChange.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldChange.Field(childComplexity), true
+
 	case "Mutation.appendEvents":
 		if e.ComplexityRoot.Mutation.AppendEvents == nil {
 			break
@@ -540,6 +602,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Order.Customer(childComplexity), true
+	case "Order.history":
+		if e.ComplexityRoot.Order.History == nil {
+			break
+		}
+
+		args, err := ec.field_Order_history_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Order.History(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Order.id":
 		if e.ComplexityRoot.Order.ID == nil {
 			break
@@ -602,6 +675,51 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrderEdge.Node(childComplexity), true
+
+	case "OrderHistoryConnection.edges":
+		if e.ComplexityRoot.OrderHistoryConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderHistoryConnection.Edges(childComplexity), true
+	case "OrderHistoryConnection.pageInfo":
+		if e.ComplexityRoot.OrderHistoryConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderHistoryConnection.PageInfo(childComplexity), true
+
+	case "OrderHistoryEdge.cursor":
+		if e.ComplexityRoot.OrderHistoryEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderHistoryEdge.Cursor(childComplexity), true
+	case "OrderHistoryEdge.node":
+		if e.ComplexityRoot.OrderHistoryEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderHistoryEdge.Node(childComplexity), true
+
+	case "OrderHistoryEntry.changes":
+		if e.ComplexityRoot.OrderHistoryEntry.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderHistoryEntry.Changes(childComplexity), true
+	case "OrderHistoryEntry.event":
+		if e.ComplexityRoot.OrderHistoryEntry.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderHistoryEntry.Event(childComplexity), true
+	case "OrderHistoryEntry.state":
+		if e.ComplexityRoot.OrderHistoryEntry.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderHistoryEntry.State(childComplexity), true
 
 	case "OrderItem.quantity":
 		if e.ComplexityRoot.OrderItem.Quantity == nil {
@@ -713,7 +831,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Order(childComplexity, args["id"].(string), args["consistentWith"].(*string)), true
+		return e.ComplexityRoot.Query.Order(childComplexity, args["id"].(string), args["consistentWith"].(*string), args["asOf"].(*time.Time), args["atVersion"].(*int)), true
 	case "Query.orders":
 		if e.ComplexityRoot.Query.Orders == nil {
 			break
@@ -752,7 +870,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.User(childComplexity, args["id"].(string), args["consistentWith"].(*string)), true
+		return e.ComplexityRoot.Query.User(childComplexity, args["id"].(string), args["consistentWith"].(*string), args["asOf"].(*time.Time), args["atVersion"].(*int)), true
 	case "Query.users":
 		if e.ComplexityRoot.Query.Users == nil {
 			break
@@ -842,6 +960,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Email(childComplexity), true
+	case "User.history":
+		if e.ComplexityRoot.User.History == nil {
+			break
+		}
+
+		args, err := ec.field_User_history_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.History(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "User.id":
 		if e.ComplexityRoot.User.ID == nil {
 			break
@@ -903,6 +1032,51 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserEdge.Node(childComplexity), true
+
+	case "UserHistoryConnection.edges":
+		if e.ComplexityRoot.UserHistoryConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserHistoryConnection.Edges(childComplexity), true
+	case "UserHistoryConnection.pageInfo":
+		if e.ComplexityRoot.UserHistoryConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserHistoryConnection.PageInfo(childComplexity), true
+
+	case "UserHistoryEdge.cursor":
+		if e.ComplexityRoot.UserHistoryEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserHistoryEdge.Cursor(childComplexity), true
+	case "UserHistoryEdge.node":
+		if e.ComplexityRoot.UserHistoryEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserHistoryEdge.Node(childComplexity), true
+
+	case "UserHistoryEntry.changes":
+		if e.ComplexityRoot.UserHistoryEntry.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserHistoryEntry.Changes(childComplexity), true
+	case "UserHistoryEntry.event":
+		if e.ComplexityRoot.UserHistoryEntry.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserHistoryEntry.Event(childComplexity), true
+	case "UserHistoryEntry.state":
+		if e.ComplexityRoot.UserHistoryEntry.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserHistoryEntry.State(childComplexity), true
 
 	case "UserResult.dryRun":
 		if e.ComplexityRoot.UserResult.DryRun == nil {
@@ -1189,6 +1363,8 @@ type User {
   version: Int!
   "The user's orders, oldest first."
   orders(first: Int = 20, after: String): OrderConnection!
+  "The user's events, oldest first, each with the state after it and what it changed: the debugging view."
+  history(first: Int = 20, after: String): UserHistoryConnection!
 }
 
 type OrderItem { sku: String! quantity: Int! unitPrice: Money! }
@@ -1207,7 +1383,36 @@ type Order {
   trackingNumber: String
   "Set once CANCELLED."
   cancelReason: String
+  "The order's events, oldest first, each with the state after it and what it changed: the debugging view."
+  history(first: Int = 20, after: String): OrderHistoryConnection!
 }
+
+"A field an event changed, with its values before and after (JSON, as the field reads in the state)."
+type FieldChange {
+  field: String!
+  before: JSON
+  after: JSON
+}
+
+type UserHistoryEntry {
+  "The event; its metadata says who or what caused it."
+  event: Event!
+  "The user right after the event."
+  state: User!
+  changes: [FieldChange!]!
+}
+type UserHistoryEdge { cursor: String!, node: UserHistoryEntry! }
+type UserHistoryConnection { edges: [UserHistoryEdge!]!, pageInfo: PageInfo! }
+
+type OrderHistoryEntry {
+  "The event; its metadata says who or what caused it."
+  event: Event!
+  "The order right after the event."
+  state: Order!
+  changes: [FieldChange!]!
+}
+type OrderHistoryEdge { cursor: String!, node: OrderHistoryEntry! }
+type OrderHistoryConnection { edges: [OrderHistoryEdge!]!, pageInfo: PageInfo! }
 
 "An event a command appended, or would append in a dry run."
 type CommandEvent {
@@ -1272,13 +1477,15 @@ extend type Query {
   """
   The user, from the users projection; null when unknown. consistentWith: a position a mutation
   returned; the query first waits (bounded, else CONSISTENCY_TIMEOUT) until the projection has
-  applied it.
+  applied it. With asOf or atVersion (not both) the user is instead rebuilt by replaying their
+  events up to that point: null when they did not exist yet. asOf is the log as of that time,
+  a prefix of the global order (docs/time-travel.md).
   """
-  user(id: ID!, consistentWith: String): User
+  user(id: ID!, consistentWith: String, asOf: Time, atVersion: Int): User
   "Users in id order (ids grow with registration time)."
   users(first: Int = 20, after: String, status: UserStatus, emailContains: String, consistentWith: String): UserConnection!
-  "The order, from the orders projection; null when unknown. consistentWith as for user."
-  order(id: ID!, consistentWith: String): Order
+  "The order, from the orders projection; null when unknown. consistentWith, asOf and atVersion as for user."
+  order(id: ID!, consistentWith: String, asOf: Time, atVersion: Int): Order
   "Orders in id order (ids grow with creation time)."
   orders(first: Int = 20, after: String, status: OrderStatus, customerId: ID, consistentWith: String): OrderConnection!
   "Every projection, with its checkpoint and lag."
@@ -1412,6 +1619,18 @@ func (ec *executionContext) childFields_EventEdge(ctx context.Context, field gra
 	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_FieldChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "field":
+		return ec.fieldContext_FieldChange_field(ctx, field)
+	case "before":
+		return ec.fieldContext_FieldChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_FieldChange_after(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FieldChange", field.Name)
+}
+
 func (ec *executionContext) childFields_Order(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1432,6 +1651,8 @@ func (ec *executionContext) childFields_Order(ctx context.Context, field graphql
 		return ec.fieldContext_Order_trackingNumber(ctx, field)
 	case "cancelReason":
 		return ec.fieldContext_Order_cancelReason(ctx, field)
+	case "history":
+		return ec.fieldContext_Order_history(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Order", field.Name)
 }
@@ -1454,6 +1675,38 @@ func (ec *executionContext) childFields_OrderEdge(ctx context.Context, field gra
 		return ec.fieldContext_OrderEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrderEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderHistoryConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_OrderHistoryConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_OrderHistoryConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderHistoryConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderHistoryEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_OrderHistoryEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_OrderHistoryEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderHistoryEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderHistoryEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "event":
+		return ec.fieldContext_OrderHistoryEntry_event(ctx, field)
+	case "state":
+		return ec.fieldContext_OrderHistoryEntry_state(ctx, field)
+	case "changes":
+		return ec.fieldContext_OrderHistoryEntry_changes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderHistoryEntry", field.Name)
 }
 
 func (ec *executionContext) childFields_OrderItem(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1544,6 +1797,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_version(ctx, field)
 	case "orders":
 		return ec.fieldContext_User_orders(ctx, field)
+	case "history":
+		return ec.fieldContext_User_history(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -1566,6 +1821,38 @@ func (ec *executionContext) childFields_UserEdge(ctx context.Context, field grap
 		return ec.fieldContext_UserEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_UserHistoryConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_UserHistoryConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_UserHistoryConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UserHistoryConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_UserHistoryEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_UserHistoryEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_UserHistoryEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UserHistoryEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_UserHistoryEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "event":
+		return ec.fieldContext_UserHistoryEntry_event(ctx, field)
+	case "state":
+		return ec.fieldContext_UserHistoryEntry_state(ctx, field)
+	case "changes":
+		return ec.fieldContext_UserHistoryEntry_changes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UserHistoryEntry", field.Name)
 }
 
 func (ec *executionContext) childFields_UserResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2030,6 +2317,28 @@ func (ec *executionContext) field_Mutation_shipOrder_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Order_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2101,6 +2410,22 @@ func (ec *executionContext) field_Query_order_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["consistentWith"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "asOf",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["asOf"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "atVersion",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["atVersion"] = arg3
 	return args, nil
 }
 
@@ -2183,6 +2508,22 @@ func (ec *executionContext) field_Query_user_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["consistentWith"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "asOf",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["asOf"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "atVersion",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["atVersion"] = arg3
 	return args, nil
 }
 
@@ -2325,6 +2666,28 @@ func (ec *executionContext) field_Subscription_user_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_User_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -3044,6 +3407,75 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _FieldChange_field(ctx context.Context, field graphql.CollectedField, obj *model.FieldChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldChange_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FieldChange_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _FieldChange_before(ctx context.Context, field graphql.CollectedField, obj *model.FieldChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalOJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FieldChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldChange", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _FieldChange_after(ctx context.Context, field graphql.CollectedField, obj *model.FieldChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalOJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FieldChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldChange", field, false, false, "JSON")
+}
+
 func (ec *executionContext) _Mutation_appendEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3709,6 +4141,50 @@ func (ec *executionContext) fieldContext_Order_cancelReason(_ context.Context, f
 	return graphql.NewScalarFieldContext("Order", field, false, false, "String")
 }
 
+func (ec *executionContext) _Order_history(ctx context.Context, field graphql.CollectedField, obj *model.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Order().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderHistoryConnection) graphql.Marshaler {
+			return ec.marshalNOrderHistoryConnection2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderHistoryConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderHistoryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Order_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _OrderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.OrderConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3823,6 +4299,221 @@ func (ec *executionContext) fieldContext_OrderEdge_node(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderHistoryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.OrderHistoryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderHistoryConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.OrderHistoryEdge) graphql.Marshaler {
+			return ec.marshalNOrderHistoryEdge2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderHistoryEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderHistoryConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderHistoryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderHistoryEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderHistoryConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.OrderHistoryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderHistoryConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderHistoryConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderHistoryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderHistoryEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderHistoryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderHistoryEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderHistoryEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderHistoryEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderHistoryEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.OrderHistoryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderHistoryEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderHistoryEntry) graphql.Marshaler {
+			return ec.marshalNOrderHistoryEntry2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderHistoryEntry(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderHistoryEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderHistoryEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderHistoryEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderHistoryEntry_event(ctx context.Context, field graphql.CollectedField, obj *model.OrderHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderHistoryEntry_event(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Event, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Event) graphql.Marshaler {
+			return ec.marshalNEvent2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderHistoryEntry_event(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderHistoryEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Event(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderHistoryEntry_state(ctx context.Context, field graphql.CollectedField, obj *model.OrderHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderHistoryEntry_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Order) graphql.Marshaler {
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderHistoryEntry_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderHistoryEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderHistoryEntry_changes(ctx context.Context, field graphql.CollectedField, obj *model.OrderHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderHistoryEntry_changes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Changes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FieldChange) graphql.Marshaler {
+			return ec.marshalNFieldChange2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐFieldChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderHistoryEntry_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderHistoryEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FieldChange(ctx, field)
 		},
 	}
 	return fc, nil
@@ -4266,7 +4957,7 @@ func (ec *executionContext) _Query_user(ctx context.Context, field graphql.Colle
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().User(ctx, fc.Args["id"].(string), fc.Args["consistentWith"].(*string))
+			return ec.Resolvers.Query().User(ctx, fc.Args["id"].(string), fc.Args["consistentWith"].(*string), fc.Args["asOf"].(*time.Time), fc.Args["atVersion"].(*int))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
@@ -4354,7 +5045,7 @@ func (ec *executionContext) _Query_order(ctx context.Context, field graphql.Coll
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Order(ctx, fc.Args["id"].(string), fc.Args["consistentWith"].(*string))
+			return ec.Resolvers.Query().Order(ctx, fc.Args["id"].(string), fc.Args["consistentWith"].(*string), fc.Args["asOf"].(*time.Time), fc.Args["atVersion"].(*int))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Order) graphql.Marshaler {
@@ -4967,6 +5658,50 @@ func (ec *executionContext) fieldContext_User_orders(ctx context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _User_history(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UserHistoryConnection) graphql.Marshaler {
+			return ec.marshalNUserHistoryConnection2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserHistoryConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserHistoryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _UserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.UserConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5081,6 +5816,221 @@ func (ec *executionContext) fieldContext_UserEdge_node(_ context.Context, field 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UserHistoryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.UserHistoryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserHistoryConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserHistoryEdge) graphql.Marshaler {
+			return ec.marshalNUserHistoryEdge2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserHistoryEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserHistoryConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserHistoryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserHistoryEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UserHistoryConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.UserHistoryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserHistoryConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserHistoryConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserHistoryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UserHistoryEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.UserHistoryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserHistoryEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserHistoryEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserHistoryEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _UserHistoryEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.UserHistoryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserHistoryEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UserHistoryEntry) graphql.Marshaler {
+			return ec.marshalNUserHistoryEntry2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserHistoryEntry(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserHistoryEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserHistoryEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserHistoryEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UserHistoryEntry_event(ctx context.Context, field graphql.CollectedField, obj *model.UserHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserHistoryEntry_event(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Event, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Event) graphql.Marshaler {
+			return ec.marshalNEvent2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserHistoryEntry_event(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserHistoryEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Event(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UserHistoryEntry_state(ctx context.Context, field graphql.CollectedField, obj *model.UserHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserHistoryEntry_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserHistoryEntry_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserHistoryEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UserHistoryEntry_changes(ctx context.Context, field graphql.CollectedField, obj *model.UserHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserHistoryEntry_changes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Changes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FieldChange) graphql.Marshaler {
+			return ec.marshalNFieldChange2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐFieldChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserHistoryEntry_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserHistoryEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FieldChange(ctx, field)
 		},
 	}
 	return fc, nil
@@ -6668,6 +7618,49 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var fieldChangeImplementors = []string{"FieldChange"}
+
+func (ec *executionContext) _FieldChange(ctx context.Context, sel ast.SelectionSet, obj *model.FieldChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, fieldChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FieldChange")
+		case "field":
+			out.Values[i] = ec._FieldChange_field(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._FieldChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._FieldChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -6831,6 +7824,12 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Order_history(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6904,6 +7903,125 @@ func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet
 			}
 		case "node":
 			out.Values[i] = ec._OrderEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderHistoryConnectionImplementors = []string{"OrderHistoryConnection"}
+
+func (ec *executionContext) _OrderHistoryConnection(ctx context.Context, sel ast.SelectionSet, obj *model.OrderHistoryConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderHistoryConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderHistoryConnection")
+		case "edges":
+			out.Values[i] = ec._OrderHistoryConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._OrderHistoryConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderHistoryEdgeImplementors = []string{"OrderHistoryEdge"}
+
+func (ec *executionContext) _OrderHistoryEdge(ctx context.Context, sel ast.SelectionSet, obj *model.OrderHistoryEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderHistoryEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderHistoryEdge")
+		case "cursor":
+			out.Values[i] = ec._OrderHistoryEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._OrderHistoryEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderHistoryEntryImplementors = []string{"OrderHistoryEntry"}
+
+func (ec *executionContext) _OrderHistoryEntry(ctx context.Context, sel ast.SelectionSet, obj *model.OrderHistoryEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderHistoryEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderHistoryEntry")
+		case "event":
+			out.Values[i] = ec._OrderHistoryEntry_event(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "state":
+			out.Values[i] = ec._OrderHistoryEntry_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changes":
+			out.Values[i] = ec._OrderHistoryEntry_changes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7346,6 +8464,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_orders(ctx, field, obj)
 				})
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_history(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7419,6 +8543,125 @@ func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "node":
 			out.Values[i] = ec._UserEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var userHistoryConnectionImplementors = []string{"UserHistoryConnection"}
+
+func (ec *executionContext) _UserHistoryConnection(ctx context.Context, sel ast.SelectionSet, obj *model.UserHistoryConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, userHistoryConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UserHistoryConnection")
+		case "edges":
+			out.Values[i] = ec._UserHistoryConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._UserHistoryConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var userHistoryEdgeImplementors = []string{"UserHistoryEdge"}
+
+func (ec *executionContext) _UserHistoryEdge(ctx context.Context, sel ast.SelectionSet, obj *model.UserHistoryEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, userHistoryEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UserHistoryEdge")
+		case "cursor":
+			out.Values[i] = ec._UserHistoryEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._UserHistoryEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var userHistoryEntryImplementors = []string{"UserHistoryEntry"}
+
+func (ec *executionContext) _UserHistoryEntry(ctx context.Context, sel ast.SelectionSet, obj *model.UserHistoryEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, userHistoryEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UserHistoryEntry")
+		case "event":
+			out.Values[i] = ec._UserHistoryEntry_event(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "state":
+			out.Values[i] = ec._UserHistoryEntry_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changes":
+			out.Values[i] = ec._UserHistoryEntry_changes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7970,6 +9213,30 @@ func (ec *executionContext) unmarshalNEventInput2ᚖgithubᚗcomᚋstrataᚑes�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNFieldChange2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐFieldChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FieldChange) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFieldChange2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐFieldChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFieldChange2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐFieldChange(ctx context.Context, sel ast.SelectionSet, v *model.FieldChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FieldChange!")
+		return graphql.Null
+	}
+	return ec._FieldChange(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -8068,6 +9335,46 @@ func (ec *executionContext) marshalNOrderEdge2ᚖgithubᚗcomᚋstrataᚑesᚋst
 		return graphql.Null
 	}
 	return ec._OrderEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNOrderHistoryConnection2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderHistoryConnection(ctx context.Context, sel ast.SelectionSet, v *model.OrderHistoryConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderHistoryConnection!")
+		return graphql.Null
+	}
+	return ec._OrderHistoryConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNOrderHistoryEdge2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderHistoryEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.OrderHistoryEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrderHistoryEdge2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderHistoryEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNOrderHistoryEdge2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderHistoryEdge(ctx context.Context, sel ast.SelectionSet, v *model.OrderHistoryEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderHistoryEdge!")
+		return graphql.Null
+	}
+	return ec._OrderHistoryEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNOrderHistoryEntry2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderHistoryEntry(ctx context.Context, sel ast.SelectionSet, v *model.OrderHistoryEntry) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderHistoryEntry!")
+		return graphql.Null
+	}
+	return ec._OrderHistoryEntry(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNOrderItem2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderItemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.OrderItem) graphql.Marshaler {
@@ -8247,6 +9554,46 @@ func (ec *executionContext) marshalNUserEdge2ᚖgithubᚗcomᚋstrataᚑesᚋstr
 		return graphql.Null
 	}
 	return ec._UserEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUserHistoryConnection2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserHistoryConnection(ctx context.Context, sel ast.SelectionSet, v *model.UserHistoryConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UserHistoryConnection!")
+		return graphql.Null
+	}
+	return ec._UserHistoryConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUserHistoryEdge2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserHistoryEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UserHistoryEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUserHistoryEdge2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserHistoryEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUserHistoryEdge2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserHistoryEdge(ctx context.Context, sel ast.SelectionSet, v *model.UserHistoryEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UserHistoryEdge!")
+		return graphql.Null
+	}
+	return ec._UserHistoryEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUserHistoryEntry2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserHistoryEntry(ctx context.Context, sel ast.SelectionSet, v *model.UserHistoryEntry) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UserHistoryEntry!")
+		return graphql.Null
+	}
+	return ec._UserHistoryEntry(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNUserResult2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserResult(ctx context.Context, sel ast.SelectionSet, v *model.UserResult) graphql.Marshaler {
@@ -8573,6 +9920,24 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalString(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalTime(*v)
 	return res
 }
 

@@ -82,6 +82,13 @@ type EventInput struct {
 	SchemaVersion *int `json:"schemaVersion,omitempty"`
 }
 
+// A field an event changed, with its values before and after (JSON, as the field reads in the state).
+type FieldChange struct {
+	Field  string          `json:"field"`
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
+}
+
 type Mutation struct {
 }
 
@@ -93,6 +100,24 @@ type OrderConnection struct {
 type OrderEdge struct {
 	Cursor string `json:"cursor"`
 	Node   *Order `json:"node"`
+}
+
+type OrderHistoryConnection struct {
+	Edges    []*OrderHistoryEdge `json:"edges"`
+	PageInfo *PageInfo           `json:"pageInfo"`
+}
+
+type OrderHistoryEdge struct {
+	Cursor string             `json:"cursor"`
+	Node   *OrderHistoryEntry `json:"node"`
+}
+
+type OrderHistoryEntry struct {
+	// The event; its metadata says who or what caused it.
+	Event *Event `json:"event"`
+	// The order right after the event.
+	State   *Order         `json:"state"`
+	Changes []*FieldChange `json:"changes"`
 }
 
 type OrderItem struct {
@@ -169,6 +194,24 @@ type UserConnection struct {
 type UserEdge struct {
 	Cursor string `json:"cursor"`
 	Node   *User  `json:"node"`
+}
+
+type UserHistoryConnection struct {
+	Edges    []*UserHistoryEdge `json:"edges"`
+	PageInfo *PageInfo          `json:"pageInfo"`
+}
+
+type UserHistoryEdge struct {
+	Cursor string            `json:"cursor"`
+	Node   *UserHistoryEntry `json:"node"`
+}
+
+type UserHistoryEntry struct {
+	// The event; its metadata says who or what caused it.
+	Event *Event `json:"event"`
+	// The user right after the event.
+	State   *User          `json:"state"`
+	Changes []*FieldChange `json:"changes"`
 }
 
 type UserResult struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -215,4 +216,35 @@ func (s *Store) CountAfter(ctx context.Context, after Position, category string,
 		return 0, fmt.Errorf("count events: %w", err)
 	}
 	return n, nil
+}
+
+// asOfSQL finds the first visible event, in the global order, whose transaction began after
+// the given time.
+const asOfSQL = `SELECT e.transaction_id, e.position, pg_snapshot_xmin(pg_current_snapshot())
+FROM (SELECT 1) one LEFT JOIN LATERAL (
+	SELECT transaction_id, position FROM events
+	WHERE recorded_at > $1 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+	ORDER BY transaction_id, position LIMIT 1
+) e ON true`
+
+// AsOf returns the end of the prefix of the global order that is the log "as of" t: every event
+// before the first one (in the global order) whose transaction began after t. The prefix is
+// exclusive of the returned position: an event belongs to the log as of t when its position is
+// before it. Events carry their transaction's start time (RecordedAt), and transactions commit
+// out of start order, so an event that began before t but follows, in the global order, one that
+// began after t is not in the prefix: the log as of t is always a prefix, and every reader of
+// it, whatever its filter, sees the same one. docs/time-travel.md has the reasoning.
+func (s *Store) AsOf(ctx context.Context, t time.Time) (Position, error) {
+	var (
+		tx   *uint64
+		seq  *int64
+		xmin uint64
+	)
+	if err := s.pool.QueryRow(ctx, asOfSQL, t).Scan(&tx, &seq, &xmin); err != nil {
+		return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	if tx == nil {
+		return Position{tx: xmin}, nil // everything visible is as of t: every position is before this one
+	}
+	return Position{tx: *tx, seq: *seq}, nil
 }
