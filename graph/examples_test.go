@@ -1,6 +1,8 @@
 package graph_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/vektah/gqlparser/v2"
@@ -20,5 +22,25 @@ func TestPlaygroundExamplesValidateAgainstTheSchema(t *testing.T) {
 	}
 	if len(doc.Operations) < 5 {
 		t.Errorf("%d example operations, want at least 5", len(doc.Operations))
+	}
+}
+
+// The queries docs/time-travel.md tells people to paste into the Playground must work.
+func TestTimeTravelDocQueriesValidate(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/time-travel.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := generated.NewExecutableSchema(generated.Config{Resolvers: &graph.Resolver{}}).Schema()
+	blocks := strings.Split(string(doc), "```graphql\n")[1:]
+	if len(blocks) < 4 {
+		t.Fatalf("%d graphql blocks in docs/time-travel.md, want at least 4", len(blocks))
+	}
+	for i, b := range blocks {
+		q, _, _ := strings.Cut(b, "```")
+		if _, errs := gqlparser.LoadQueryWithRules(schema, q, nil); len(errs) > 0 {
+			t.Errorf("block %d of docs/time-travel.md: %v\n%s", i+1, errs, q)
+		}
 	}
 }
