@@ -110,6 +110,8 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 		presented.Extensions["code"] = CodeBadUserInput
 	case errors.Is(err, projection.ErrConsistencyTimeout):
 		presented.Extensions["code"] = CodeConsistencyTimeout
+	case errors.Is(err, projection.ErrTooManyEvents):
+		presented.Extensions["code"] = CodeBadUserInput
 	case errors.Is(err, projection.ErrRebuildRunning):
 		presented.Extensions["code"] = CodeRebuildInProgress
 	case errors.As(err, &wrong):

@@ -33,6 +33,9 @@ type Resolver struct {
 	MaxPageSize int
 	// ConsistencyTimeout bounds the wait of consistentWith; 0 means DefaultConsistencyTimeout.
 	ConsistencyTimeout time.Duration
+	// MaxReplayEvents bounds the events replayed for a list as of a time; 0 means
+	// DefaultMaxReplayEvents.
+	MaxReplayEvents int
 	// Hub feeds subscriptions.
 	Hub *hub.Hub
 	// KeepAlive is the WebSocket keep-alive interval; 0 means 10s.

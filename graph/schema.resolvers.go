@@ -200,7 +200,7 @@ func (r *queryResolver) User(ctx context.Context, id string, consistentWith *str
 }
 
 // Users is the resolver for the users field.
-func (r *queryResolver) Users(ctx context.Context, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string) (*model.UserConnection, error) {
+func (r *queryResolver) Users(ctx context.Context, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string, asOf *time.Time) (*model.UserConnection, error) {
 	p, err := r.page(ctx, first, 20, after)
 	if err != nil {
 		return nil, err
@@ -215,7 +215,13 @@ func (r *queryResolver) Users(ctx context.Context, first *int, after *string, st
 	if emailContains != nil {
 		f.EmailContains = *emailContains
 	}
-	list, more, err := r.Reader.Users(ctx, f, p)
+	var list []user.State
+	var more bool
+	if asOf != nil {
+		list, more, err = r.usersAsOf(ctx, *asOf, f, p)
+	} else {
+		list, more, err = r.Reader.Users(ctx, f, p)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +255,7 @@ func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *st
 }
 
 // Orders is the resolver for the orders field.
-func (r *queryResolver) Orders(ctx context.Context, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string) (*model.OrderConnection, error) {
+func (r *queryResolver) Orders(ctx context.Context, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) (*model.OrderConnection, error) {
 	p, err := r.page(ctx, first, 20, after)
 	if err != nil {
 		return nil, err
@@ -266,7 +272,13 @@ func (r *queryResolver) Orders(ctx context.Context, first *int, after *string, s
 	if err := r.consistent(ctx, "orders", consistentWith); err != nil {
 		return nil, err
 	}
-	list, more, err := r.Reader.Orders(ctx, f, p)
+	var list []order.State
+	var more bool
+	if asOf != nil {
+		list, more, err = r.ordersAsOf(ctx, *asOf, f, p)
+	} else {
+		list, more, err = r.Reader.Orders(ctx, f, p)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/strata-es/strata/graph/model"
@@ -12,6 +14,8 @@ import (
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/projection"
+	"github.com/strata-es/strata/internal/query"
 )
 
 // until turns asOf / atVersion into a replay bound; ok is false when neither is given.
@@ -177,4 +181,61 @@ func fieldNames(maps ...map[string]any) []string {
 		}
 	}
 	return out
+}
+
+// usersAsOf lists users as of t from an in-memory read model built by the live projection's code.
+func (r *Resolver) usersAsOf(ctx context.Context, t time.Time, f query.UserFilter, p query.Page) ([]user.State, bool, error) {
+	before, err := r.Store.AsOf(ctx, t)
+	if err != nil {
+		return nil, false, err
+	}
+	rows, err := projection.UsersAsOf(ctx, r.Store, before, r.maxReplay())
+	if err != nil {
+		return nil, false, err
+	}
+	var list []user.State
+	for _, s := range rows {
+		if (f.Status == "" || s.Status == f.Status) && (f.EmailContains == "" || strings.Contains(strings.ToLower(s.Email), strings.ToLower(f.EmailContains))) && s.ID > p.After {
+			list = append(list, s)
+		}
+	}
+	slices.SortFunc(list, func(a, b user.State) int { return strings.Compare(a.ID, b.ID) })
+	return pageOf(list, p.First)
+}
+
+// ordersAsOf lists orders as of t, as usersAsOf.
+func (r *Resolver) ordersAsOf(ctx context.Context, t time.Time, f query.OrderFilter, p query.Page) ([]order.State, bool, error) {
+	before, err := r.Store.AsOf(ctx, t)
+	if err != nil {
+		return nil, false, err
+	}
+	rows, err := projection.OrdersAsOf(ctx, r.Store, before, r.maxReplay())
+	if err != nil {
+		return nil, false, err
+	}
+	var list []order.State
+	for _, s := range rows {
+		if (f.Status == "" || s.Status == f.Status) && (f.CustomerID == "" || s.CustomerID == f.CustomerID) && s.ID > p.After {
+			list = append(list, s)
+		}
+	}
+	slices.SortFunc(list, func(a, b order.State) int { return strings.Compare(a.ID, b.ID) })
+	return pageOf(list, p.First)
+}
+
+func pageOf[S any](list []S, first int) ([]S, bool, error) {
+	if len(list) > first {
+		return list[:first], true, nil
+	}
+	return list, false, nil
+}
+
+// DefaultMaxReplayEvents bounds the replay behind a list as of a time unless configured.
+const DefaultMaxReplayEvents = 100_000
+
+func (r *Resolver) maxReplay() int {
+	if r.MaxReplayEvents > 0 {
+		return r.MaxReplayEvents
+	}
+	return DefaultMaxReplayEvents
 }

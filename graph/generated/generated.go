@@ -170,11 +170,11 @@ type ComplexityRoot struct {
 	Query struct {
 		AllEvents   func(childComplexity int, first *int, after *string, category *string, types []string) int
 		Order       func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
-		Orders      func(childComplexity int, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string) int
+		Orders      func(childComplexity int, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) int
 		Projections func(childComplexity int) int
 		Stream      func(childComplexity int, id string) int
 		User        func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
-		Users       func(childComplexity int, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string) int
+		Users       func(childComplexity int, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string, asOf *time.Time) int
 	}
 
 	StoredPayload struct {
@@ -263,9 +263,9 @@ type QueryResolver interface {
 	Stream(ctx context.Context, id string) (*model.Stream, error)
 	AllEvents(ctx context.Context, first *int, after *string, category *string, types []string) (*model.EventConnection, error)
 	User(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.User, error)
-	Users(ctx context.Context, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string) (*model.UserConnection, error)
+	Users(ctx context.Context, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string, asOf *time.Time) (*model.UserConnection, error)
 	Order(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.Order, error)
-	Orders(ctx context.Context, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string) (*model.OrderConnection, error)
+	Orders(ctx context.Context, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) (*model.OrderConnection, error)
 	Projections(ctx context.Context) ([]*model.Projection, error)
 }
 type StreamResolver interface {
@@ -842,7 +842,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Orders(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*model.OrderStatus), args["customerId"].(*string), args["consistentWith"].(*string)), true
+		return e.ComplexityRoot.Query.Orders(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*model.OrderStatus), args["customerId"].(*string), args["consistentWith"].(*string), args["asOf"].(*time.Time)), true
 	case "Query.projections":
 		if e.ComplexityRoot.Query.Projections == nil {
 			break
@@ -881,7 +881,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Users(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*model.UserStatus), args["emailContains"].(*string), args["consistentWith"].(*string)), true
+		return e.ComplexityRoot.Query.Users(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*model.UserStatus), args["emailContains"].(*string), args["consistentWith"].(*string), args["asOf"].(*time.Time)), true
 
 	case "StoredPayload.data":
 		if e.ComplexityRoot.StoredPayload.Data == nil {
@@ -1482,12 +1482,16 @@ extend type Query {
   a prefix of the global order (docs/time-travel.md).
   """
   user(id: ID!, consistentWith: String, asOf: Time, atVersion: Int): User
-  "Users in id order (ids grow with registration time)."
-  users(first: Int = 20, after: String, status: UserStatus, emailContains: String, consistentWith: String): UserConnection!
+  """
+  Users in id order (ids grow with registration time). With asOf, the users as of that time:
+  the log as of then replayed into an in-memory read model by the live projection's own code
+  (at most the server's --max-replay-events events, else BAD_USER_INPUT).
+  """
+  users(first: Int = 20, after: String, status: UserStatus, emailContains: String, consistentWith: String, asOf: Time): UserConnection!
   "The order, from the orders projection; null when unknown. consistentWith, asOf and atVersion as for user."
   order(id: ID!, consistentWith: String, asOf: Time, atVersion: Int): Order
-  "Orders in id order (ids grow with creation time)."
-  orders(first: Int = 20, after: String, status: OrderStatus, customerId: ID, consistentWith: String): OrderConnection!
+  "Orders in id order (ids grow with creation time). asOf as for users."
+  orders(first: Int = 20, after: String, status: OrderStatus, customerId: ID, consistentWith: String, asOf: Time): OrderConnection!
   "Every projection, with its checkpoint and lag."
   projections: [Projection!]!
 }
@@ -2472,6 +2476,14 @@ func (ec *executionContext) field_Query_orders_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["consistentWith"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "asOf",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["asOf"] = arg5
 	return args, nil
 }
 
@@ -2570,6 +2582,14 @@ func (ec *executionContext) field_Query_users_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["consistentWith"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "asOf",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["asOf"] = arg5
 	return args, nil
 }
 
@@ -5001,7 +5021,7 @@ func (ec *executionContext) _Query_users(ctx context.Context, field graphql.Coll
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Users(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*model.UserStatus), fc.Args["emailContains"].(*string), fc.Args["consistentWith"].(*string))
+			return ec.Resolvers.Query().Users(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*model.UserStatus), fc.Args["emailContains"].(*string), fc.Args["consistentWith"].(*string), fc.Args["asOf"].(*time.Time))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserConnection) graphql.Marshaler {
@@ -5089,7 +5109,7 @@ func (ec *executionContext) _Query_orders(ctx context.Context, field graphql.Col
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Orders(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*model.OrderStatus), fc.Args["customerId"].(*string), fc.Args["consistentWith"].(*string))
+			return ec.Resolvers.Query().Orders(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*model.OrderStatus), fc.Args["customerId"].(*string), fc.Args["consistentWith"].(*string), fc.Args["asOf"].(*time.Time))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderConnection) graphql.Marshaler {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,6 +96,13 @@ func TestOrderAtVersionAndTimeAndItsHistory(t *testing.T) {
 		}
 	}
 	paidAt, createdAt := paidEntry.Event.RecordedAt, created.Event.RecordedAt
+	var listed struct {
+		Edges []struct{ Node struct{ ID, Status string } }
+	}
+	ok(t, gql(t, a, `query($t: Time) { orders(asOf: $t) { edges { node { id status } } } }`, map[string]any{"t": paidAt.Format(time.RFC3339Nano)}), "orders", &listed)
+	if len(listed.Edges) != 1 || listed.Edges[0].Node.ID != o.Order.ID || listed.Edges[0].Node.Status != "PAID" {
+		t.Errorf("orders as of the payment: %+v, want the order, PAID", listed)
+	}
 	for name, tc := range map[string]struct {
 		t    time.Time
 		want string
@@ -188,5 +196,44 @@ VALUES ($1, $2, 2, 'UserRenamed', 1, '{"oldName": "Y", "newName": "Y2"}', '{}')`
 	}
 	if got := name(x.User.ID, startB); got != "X2" {
 		t.Errorf("X as of B's start: %q, want X2", got)
+	}
+	// The list as of a time is built from the same prefix, by the live projection's code: it
+	// agrees with the single users.
+	names := func(t0 time.Time) map[string]string {
+		t.Helper()
+		var c struct {
+			Edges []struct{ Node struct{ ID, Name string } }
+		}
+		ok(t, gql(t, a, `query($t: Time) { users(asOf: $t) { edges { node { id name } } } }`, map[string]any{"t": t0.Format(time.RFC3339Nano)}), "users", &c)
+		out := map[string]string{}
+		for _, e := range c.Edges {
+			out[e.Node.ID] = e.Node.Name
+		}
+		return out
+	}
+	for label, t0 := range map[string]time.Time{"between": between, "B's start": startB} {
+		list := names(t0)
+		for _, id := range []string{x.User.ID, y.User.ID} {
+			if list[id] != name(id, t0) {
+				t.Errorf("as of %s: the list says %q, the user says %q", label, list[id], name(id, t0))
+			}
+		}
+	}
+	if got := names(startA.Add(-time.Hour)); len(got) != 0 {
+		t.Errorf("users as of an hour before: %v, want none", got)
+	}
+}
+
+// The replay behind a list as of a time is bounded.
+func TestListsAsOfAreBounded(t *testing.T) {
+	srv := startServeOn(t, dbtest.URL(t), "--max-replay-events", "2")
+	a := srv.addr
+	for _, e := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+		ok(t, gql(t, a, registerM, map[string]any{"n": "N", "e": e}), "registerUser", &userOut{})
+	}
+	r := gql(t, a, `query($t: Time) { users(asOf: $t) { edges { node { id } } } }`, map[string]any{"t": time.Now().Add(time.Hour).Format(time.RFC3339Nano)})
+	wantCode(t, "users as of now with 3 events and a bound of 2", r, "BAD_USER_INPUT")
+	if len(r.Errors) > 0 && !strings.Contains(r.Errors[0].Message, "--max-replay-events") {
+		t.Errorf("message %q does not say which setting bounds it", r.Errors[0].Message)
 	}
 }

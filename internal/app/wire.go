@@ -45,6 +45,7 @@ func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) par
 		Hub:                p.hub,
 		AllowedOrigins:     cfg.AllowedOrigins,
 		KeepAlive:          cfg.KeepAlive,
+		MaxReplayEvents:    cfg.MaxReplayEvents,
 		Logger:             logger,
 	}
 	return p

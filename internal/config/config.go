@@ -33,6 +33,8 @@ type Config struct {
 	// SubscriberBuffer is how many events may wait for one subscriber before it reads on from
 	// the table.
 	SubscriberBuffer int
+	// MaxReplayEvents bounds the events replayed for a list as of a past time.
+	MaxReplayEvents int
 	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
 	KeepAlive time.Duration
 	// DBMaxConns bounds the connection pool.
@@ -151,6 +153,7 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.MaxPageSize, "max-page-size", "STRATA_MAX_PAGE_SIZE", 1000, "most items one GraphQL page (first) may ask for")
 	f.StringList(&c.AllowedOrigins, "allowed-origins", "STRATA_ALLOWED_ORIGINS", "origins (scheme://host:port, comma-separated) that may open WebSocket connections besides the server's own")
 	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
+	f.Int(&c.MaxReplayEvents, "max-replay-events", "STRATA_MAX_REPLAY_EVENTS", 100000, "most events replayed to answer users or orders as of a past time")
 	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it)")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
 }
@@ -166,6 +169,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxEventSize < 2 {
 		errs = append(errs, fmt.Errorf("--max-event-size must be at least 2 bytes, not %d", c.MaxEventSize))
+	}
+	if c.Addr != "" && c.MaxReplayEvents < 1 {
+		errs = append(errs, fmt.Errorf("--max-replay-events must be at least 1, not %d", c.MaxReplayEvents))
 	}
 	if c.Addr != "" && c.KeepAlive <= 0 {
 		errs = append(errs, fmt.Errorf("--ws-keepalive must be positive, not %s", c.KeepAlive))

@@ -23,9 +23,23 @@ func (Users) Name() string { return "users" }
 // Category implements Projector.
 func (Users) Category() string { return user.Category }
 
-// Apply implements Projector: the row is read, the domain's Apply gives the new state, and the
-// row is written back. The projection has no logic of its own to drift from the aggregate's.
+// Apply implements Projector on the users table (or a rebuild's copy of it).
 func (Users) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.RecordedEvent) error {
+	return projectUser(ctx, sqlUsers{tx: tx, table: pgx.Identifier{table}.Sanitize()}, e)
+}
+
+// userRows is where the users read model keeps its rows: a table in the projector's
+// transaction, or memory for the read model as of a past time (AsOf). projectUser is the one
+// projection logic for both.
+type userRows interface {
+	get(ctx context.Context, id string) (user.State, error) // the zero State when absent
+	put(ctx context.Context, s user.State, e eventstore.RecordedEvent) error
+}
+
+// projectUser applies e to its user's row: the row is read as a state, the domain's Apply gives
+// the new state, and the row is written back. The projection has no logic of its own to drift
+// from the aggregate's.
+func projectUser(ctx context.Context, rows userRows, e eventstore.RecordedEvent) error {
 	id, err := aggregateID(e.StreamID, user.Category)
 	if err != nil {
 		return err
@@ -40,23 +54,40 @@ func (Users) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.Re
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSkip, err)
 	}
-	t := pgx.Identifier{table}.Sanitize()
-	var s user.State
-	var status string
-	err = tx.QueryRow(ctx, `SELECT id::text, name, email, status, version FROM `+t+` WHERE id = $1`, id).Scan(&s.ID, &s.Name, &s.Email, &status, &s.Version)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	s, err := rows.get(ctx, id)
+	if err != nil {
 		return err
 	}
-	s.Status = user.Status(status)
 	if err := inOrder(s.Version, e); err != nil {
 		return err
 	}
 	s = s.Apply(ev)
+	s.ID = id
 	s.Version = e.Version // the stream's version, also after a skipped event
-	_, err = tx.Exec(ctx, `INSERT INTO `+t+` AS u (id, name, email, status, version, position, created_at, updated_at)
+	return rows.put(ctx, s, e)
+}
+
+type sqlUsers struct {
+	tx    pgx.Tx
+	table string // quoted
+}
+
+func (r sqlUsers) get(ctx context.Context, id string) (user.State, error) {
+	var s user.State
+	var status string
+	err := r.tx.QueryRow(ctx, `SELECT id::text, name, email, status, version FROM `+r.table+` WHERE id = $1`, id).Scan(&s.ID, &s.Name, &s.Email, &status, &s.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return user.State{}, nil
+	}
+	s.Status = user.Status(status)
+	return s, err
+}
+
+func (r sqlUsers) put(ctx context.Context, s user.State, e eventstore.RecordedEvent) error {
+	_, err := r.tx.Exec(ctx, `INSERT INTO `+r.table+` AS u (id, name, email, status, version, position, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 ON CONFLICT (id) DO UPDATE SET name = $2, email = $3, status = $4, version = $5, position = $6, updated_at = $7`,
-		id, s.Name, s.Email, string(s.Status), s.Version, e.Position.String(), e.RecordedAt)
+		s.ID, s.Name, s.Email, string(s.Status), s.Version, e.Position.String(), e.RecordedAt)
 	return err
 }
 
