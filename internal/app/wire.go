@@ -26,6 +26,7 @@ type parts struct {
 // processes told (a coalesced NOTIFY).
 func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) parts {
 	var p parts
+	snapshots, _ := cfg.Snapshots() // checked by Validate
 	opts := cfg.StoreOptions()
 	opts.Upcasters = cmdhandler.Upcasters()
 	opts.Appended = func() {
@@ -37,7 +38,7 @@ func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) par
 	p.hub = hub.New(pool, store, hub.Options{Buffer: cfg.SubscriberBuffer}, logger)
 	p.resolver = &graph.Resolver{
 		Store:              store,
-		Commands:           cmdhandler.New(store, cmdhandler.Options{}),
+		Commands:           cmdhandler.New(store, cmdhandler.Options{SnapshotEvery: snapshots}),
 		Reader:             query.New(pool),
 		Projectors:         p.projectors,
 		MaxPageSize:        cfg.MaxPageSize,

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/strata-es/strata/internal/domain/order"
@@ -31,12 +32,38 @@ type Step[S any] struct {
 	State S
 }
 
-// replay reads a stream in version order up to u, applying each event with apply, and calls
-// visit with each event and the state after it (visit may be nil).
-func replay[S any](ctx context.Context, h *Handler, streamID string, u Until, apply func(S, eventstore.RecordedEvent) (S, error), visit func(Step[S])) (S, error) {
+// replay rebuilds an aggregate from its stream up to u, applying each event with apply, and
+// calls visit with each event and the state after it. Without visit it starts from the newest
+// snapshot at or before the target version (asOf resolves to a version first), and when it
+// replayed the whole current state it leaves a snapshot every SnapshotEvery events.
+func replay[S any](ctx context.Context, h *Handler, streamID string, shape int, u Until, apply func(S, eventstore.RecordedEvent) (S, error), version func(S) int64, visit func(Step[S])) (S, error) {
 	var s S
-	err := h.readAll(ctx, streamID, func(e eventstore.RecordedEvent) error {
-		if !u.includes(e) {
+	target := u.Version
+	if !u.Before.IsZero() {
+		v, err := h.store.StreamVersionBefore(ctx, streamID, u.Before)
+		if err != nil || v == 0 {
+			return s, err
+		}
+		if target == 0 || v < target {
+			target = v
+		}
+	}
+	every := h.opts.SnapshotEvery[eventstore.Category(streamID)]
+	from, snapped := int64(1), int64(0)
+	if visit == nil && every > 0 {
+		snap, ok, err := h.store.LatestSnapshot(ctx, streamID, shape, target)
+		if err != nil {
+			return s, err
+		}
+		if ok && json.Unmarshal(snap.State, &s) == nil {
+			from, snapped = snap.Version+1, snap.Version
+		} else {
+			var zero S
+			s = zero
+		}
+	}
+	err := h.readFrom(ctx, streamID, from, func(e eventstore.RecordedEvent) error {
+		if target > 0 && e.Version > target {
 			return errStop
 		}
 		var err error
@@ -51,8 +78,17 @@ func replay[S any](ctx context.Context, h *Handler, streamID string, u Until, ap
 	if errors.Is(err, errStop) {
 		err = nil
 	}
+	if err == nil && visit == nil && every > 0 && u == (Until{}) && version(s)-snapped >= int64(every) {
+		// Outside any append; a failure only costs the next load a longer replay.
+		if state, merr := json.Marshal(s); merr == nil {
+			_ = h.store.SaveSnapshot(context.WithoutCancel(ctx), eventstore.Snapshot{StreamID: streamID, Version: version(s), Shape: shape, State: state})
+		}
+	}
 	return s, err
 }
+
+func userVersion(s user.State) int64   { return s.Version }
+func orderVersion(s order.State) int64 { return s.Version }
 
 func applyUser(s user.State, e eventstore.RecordedEvent) (user.State, error) {
 	ev, err := decode(e, user.Decode)
@@ -74,24 +110,24 @@ func applyOrder(s order.State, e eventstore.RecordedEvent) (order.State, error) 
 
 // UserUntil replays a user's events up to u; a user that did not exist then is the zero State.
 func (h *Handler) UserUntil(ctx context.Context, id string, u Until) (user.State, error) {
-	return replay(ctx, h, user.StreamID(id), u, applyUser, nil)
+	return replay(ctx, h, user.StreamID(id), user.StateShape, u, applyUser, userVersion, nil)
 }
 
 // OrderUntil replays an order's events up to u.
 func (h *Handler) OrderUntil(ctx context.Context, id string, u Until) (order.State, error) {
-	return replay(ctx, h, order.StreamID(id), u, applyOrder, nil)
+	return replay(ctx, h, order.StreamID(id), order.StateShape, u, applyOrder, orderVersion, nil)
 }
 
 // UserHistory returns every event of a user with the state after it, in version order.
 func (h *Handler) UserHistory(ctx context.Context, id string) ([]Step[user.State], error) {
 	var steps []Step[user.State]
-	_, err := replay(ctx, h, user.StreamID(id), Until{}, applyUser, func(s Step[user.State]) { steps = append(steps, s) })
+	_, err := replay(ctx, h, user.StreamID(id), user.StateShape, Until{}, applyUser, userVersion, func(s Step[user.State]) { steps = append(steps, s) })
 	return steps, err
 }
 
 // OrderHistory returns every event of an order with the state after it, in version order.
 func (h *Handler) OrderHistory(ctx context.Context, id string) ([]Step[order.State], error) {
 	var steps []Step[order.State]
-	_, err := replay(ctx, h, order.StreamID(id), Until{}, applyOrder, func(s Step[order.State]) { steps = append(steps, s) })
+	_, err := replay(ctx, h, order.StreamID(id), order.StateShape, Until{}, applyOrder, orderVersion, func(s Step[order.State]) { steps = append(steps, s) })
 	return steps, err
 }

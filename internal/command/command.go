@@ -29,6 +29,9 @@ type Options struct {
 	// MaxAttempts bounds the tries of one command under version conflicts; 0 means
 	// DefaultMaxAttempts.
 	MaxAttempts int
+	// SnapshotEvery is, per stream category ("user", "order"), how many events a load may
+	// replay past the newest snapshot before it leaves a new one; absent or 0: no snapshots.
+	SnapshotEvery map[string]int
 }
 
 // Handler runs commands against the event store. It is safe for concurrent use.
@@ -210,7 +213,11 @@ func eventData[E typed](command string, events []E) ([]eventstore.EventData, err
 
 // readAll reads a whole stream in version order; a stream that does not exist is empty.
 func (h *Handler) readAll(ctx context.Context, streamID string, fn func(eventstore.RecordedEvent) error) error {
-	from := int64(1)
+	return h.readFrom(ctx, streamID, 1, fn)
+}
+
+// readFrom reads a stream in version order from version from.
+func (h *Handler) readFrom(ctx context.Context, streamID string, from int64, fn func(eventstore.RecordedEvent) error) error {
 	for {
 		slice, err := h.store.ReadStream(ctx, streamID, eventstore.ReadStreamOptions{From: from, Max: readPage})
 		if errors.Is(err, eventstore.ErrStreamNotFound) {

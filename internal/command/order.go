@@ -21,8 +21,7 @@ type OrderResult struct {
 
 // LoadOrder replays an order's events. An order that does not exist is the zero State.
 func (h *Handler) LoadOrder(ctx context.Context, id string) (order.State, error) {
-	s, _, err := h.LoadOrderAt(ctx, id)
-	return s, err
+	return h.OrderUntil(ctx, id, Until{})
 }
 
 // LoadOrderAt is LoadOrder that also returns the position of the order's last event.

@@ -20,8 +20,7 @@ type UserResult struct {
 
 // LoadUser replays a user's events. A user that does not exist is the zero State.
 func (h *Handler) LoadUser(ctx context.Context, id string) (user.State, error) {
-	s, _, err := h.LoadUserAt(ctx, id)
-	return s, err
+	return h.UserUntil(ctx, id, Until{})
 }
 
 // LoadUserAt is LoadUser that also returns the position of the user's last event.

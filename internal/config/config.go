@@ -35,6 +35,9 @@ type Config struct {
 	SubscriberBuffer int
 	// MaxReplayEvents bounds the events replayed for a list as of a past time.
 	MaxReplayEvents int
+	// SnapshotEvery is "category=N" items: how many events a load replays past an aggregate's
+	// newest snapshot before it leaves a new one (0 turns snapshots off for the category).
+	SnapshotEvery []string
 	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
 	KeepAlive time.Duration
 	// DBMaxConns bounds the connection pool.
@@ -153,6 +156,7 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.MaxPageSize, "max-page-size", "STRATA_MAX_PAGE_SIZE", 1000, "most items one GraphQL page (first) may ask for")
 	f.StringList(&c.AllowedOrigins, "allowed-origins", "STRATA_ALLOWED_ORIGINS", "origins (scheme://host:port, comma-separated) that may open WebSocket connections besides the server's own")
 	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
+	f.StringList(&c.SnapshotEvery, "snapshot-every", "STRATA_SNAPSHOT_EVERY", "snapshot an aggregate every N events, per category: user=100,order=100 (0 turns it off)")
 	f.Int(&c.MaxReplayEvents, "max-replay-events", "STRATA_MAX_REPLAY_EVENTS", 100000, "most events replayed to answer users or orders as of a past time")
 	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it)")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
@@ -169,6 +173,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxEventSize < 2 {
 		errs = append(errs, fmt.Errorf("--max-event-size must be at least 2 bytes, not %d", c.MaxEventSize))
+	}
+	if _, err := c.Snapshots(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Addr != "" && c.MaxReplayEvents < 1 {
 		errs = append(errs, fmt.Errorf("--max-replay-events must be at least 1, not %d", c.MaxReplayEvents))
@@ -202,6 +209,24 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DefaultSnapshotEvery applies to the seed's aggregates unless --snapshot-every says otherwise.
+const DefaultSnapshotEvery = 100
+
+// Snapshots returns --snapshot-every as a map from category to N, with the defaults for the
+// seed's aggregates.
+func (c *Config) Snapshots() (map[string]int, error) {
+	m := map[string]int{"user": DefaultSnapshotEvery, "order": DefaultSnapshotEvery}
+	for _, item := range c.SnapshotEvery {
+		cat, n, ok := strings.Cut(item, "=")
+		v, err := strconv.Atoi(strings.TrimSpace(n))
+		if !ok || cat == "" || err != nil || v < 0 {
+			return nil, fmt.Errorf("--snapshot-every: %q is not category=N with N at least 0", item)
+		}
+		m[strings.TrimSpace(cat)] = v
+	}
+	return m, nil
 }
 
 // StoreOptions returns the event store's limits.

@@ -45,6 +45,9 @@ type Item struct {
 	UnitPrice domain.Money `json:"unitPrice"`
 }
 
+// StateShape is the version of State's shape in snapshots, as user.StateShape.
+const StateShape = 1
+
 // State is an order as its events leave it. The zero State is an order that does not exist.
 type State struct {
 	ID             string

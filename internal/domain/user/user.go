@@ -40,6 +40,10 @@ const (
 	MaxEmailLen = 254 // bytes, as RFC 5321 allows
 )
 
+// StateShape is the version of State's shape in snapshots: change it when State's fields change,
+// and snapshots of the old shape are ignored.
+const StateShape = 1
+
 // State is a user as its events leave it. The zero State is a user that does not exist.
 type State struct {
 	ID      string

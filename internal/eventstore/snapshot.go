@@ -1,0 +1,62 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Snapshot is a stream's folded state at a version, as the aggregate that wrote it encoded it.
+// The store keeps snapshots for the aggregate layer and knows nothing of what they hold.
+type Snapshot struct {
+	StreamID string
+	Version  int64
+	Shape    int // the version of the state's shape
+	State    json.RawMessage
+}
+
+// SaveSnapshot stores s, replacing a snapshot at the same version, and deletes the stream's
+// snapshots of other shapes. It is its own statement, never part of an append.
+func (s *Store) SaveSnapshot(ctx context.Context, snap Snapshot) error {
+	_, err := s.pool.Exec(ctx, `WITH old AS (DELETE FROM snapshots WHERE stream_id = $1 AND shape <> $3)
+INSERT INTO snapshots (stream_id, version, shape, state) VALUES ($1, $2, $3, $4)
+ON CONFLICT (stream_id, version) DO UPDATE SET shape = $3, state = $4, created_at = now()`,
+		snap.StreamID, snap.Version, snap.Shape, snap.State)
+	if err != nil {
+		return fmt.Errorf("save snapshot of %s at %d: %w", snap.StreamID, snap.Version, err)
+	}
+	return nil
+}
+
+// LatestSnapshot returns the stream's newest snapshot of shape at or before version maxVersion
+// (0: any version); ok is false when there is none.
+func (s *Store) LatestSnapshot(ctx context.Context, streamID string, shape int, maxVersion int64) (snap Snapshot, ok bool, err error) {
+	if maxVersion <= 0 {
+		maxVersion = 1<<63 - 1
+	}
+	snap.StreamID, snap.Shape = streamID, shape
+	err = s.pool.QueryRow(ctx, `SELECT version, state FROM snapshots
+WHERE stream_id = $1 AND shape = $2 AND version <= $3 ORDER BY version DESC LIMIT 1`, streamID, shape, maxVersion).Scan(&snap.Version, &snap.State)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Snapshot{}, false, nil
+	}
+	if err != nil {
+		return Snapshot{}, false, fmt.Errorf("read snapshot of %s: %w", streamID, err)
+	}
+	return snap, true, nil
+}
+
+// StreamVersionBefore returns the version of the stream's last event before position before (0
+// when it has none): an aggregate's version in the log as of a time (AsOf).
+func (s *Store) StreamVersionBefore(ctx context.Context, streamID string, before Position) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM events
+WHERE stream_id = $1 AND (transaction_id, position) < ($2::xid8, $3::bigint)`, streamID, before.tx, before.seq).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("version of %s: %w", streamID, err)
+	}
+	return v, nil
+}
