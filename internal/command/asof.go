@@ -17,13 +17,6 @@ type Until struct {
 	Before  eventstore.Position
 }
 
-func (u Until) includes(e eventstore.RecordedEvent) bool {
-	if u.Version > 0 && e.Version > u.Version {
-		return false
-	}
-	return u.Before.IsZero() || e.Position.Compare(u.Before) < 0
-}
-
 var errStop = errors.New("stop")
 
 // Step is one event of an aggregate's history and the state after it.
