@@ -34,4 +34,5 @@ bench: build ## append benchmark next to the raw PostgreSQL baseline, then subsc
 	./bin/strata bench append --writers 8 --batch 1 --duration 10s
 	./bin/strata bench append --writers 8 --batch 100 --duration 10s
 	./bin/strata bench append --writers 8 --batch 1 --hot 4 --duration 10s
+	./bin/strata bench replay
 	./bin/strata bench subscribe --stream-subscribers 2000 --all-subscribers 20 --rate 500 --duration 30s

@@ -16,7 +16,8 @@ import (
 
 const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N]
        strata bench subscribe [--url URL] [--stream-subscribers N] [--all-subscribers M] [--rate R] [--duration T]
-(strata bench append --help, strata bench subscribe --help list every flag)`
+       strata bench replay [--events N] [--rounds R] [--every N]
+(strata bench <name> --help lists every flag)`
 
 // benchCmd runs `strata bench append` or `strata bench subscribe`.
 func benchCmd(ctx context.Context, env *environment, args []string) error {
@@ -25,6 +26,8 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 		return benchAppendCmd(ctx, env, args[1:])
 	case len(args) > 0 && args[0] == "subscribe":
 		return benchSubscribeCmd(ctx, env, args[1:])
+	case len(args) > 0 && args[0] == "replay":
+		return benchReplayCmd(ctx, env, args[1:])
 	}
 	fmt.Fprintln(env.stderr, benchUsage)
 	return errUsage

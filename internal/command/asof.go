@@ -55,7 +55,7 @@ func replay[S any](ctx context.Context, h *Handler, streamID string, shape int, 
 			s = zero
 		}
 	}
-	err := h.readFrom(ctx, streamID, from, func(e eventstore.RecordedEvent) error {
+	err := h.readFrom(ctx, streamID, from, target, func(e eventstore.RecordedEvent) error {
 		if target > 0 && e.Version > target {
 			return errStop
 		}

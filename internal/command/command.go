@@ -213,13 +213,19 @@ func eventData[E typed](command string, events []E) ([]eventstore.EventData, err
 
 // readAll reads a whole stream in version order; a stream that does not exist is empty.
 func (h *Handler) readAll(ctx context.Context, streamID string, fn func(eventstore.RecordedEvent) error) error {
-	return h.readFrom(ctx, streamID, 1, fn)
+	return h.readFrom(ctx, streamID, 1, 0, fn)
 }
 
-// readFrom reads a stream in version order from version from.
-func (h *Handler) readFrom(ctx context.Context, streamID string, from int64, fn func(eventstore.RecordedEvent) error) error {
+// readFrom reads a stream in version order from version from up to version to (0: the end).
+func (h *Handler) readFrom(ctx context.Context, streamID string, from, to int64, fn func(eventstore.RecordedEvent) error) error {
 	for {
-		slice, err := h.store.ReadStream(ctx, streamID, eventstore.ReadStreamOptions{From: from, Max: readPage})
+		n := int64(readPage)
+		if to > 0 {
+			if n = min(n, to-from+1); n <= 0 {
+				return nil
+			}
+		}
+		slice, err := h.store.ReadStream(ctx, streamID, eventstore.ReadStreamOptions{From: from, Max: int(n)})
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
 			return nil
 		}
@@ -231,7 +237,7 @@ func (h *Handler) readFrom(ctx context.Context, streamID string, from int64, fn 
 				return fmt.Errorf("%s version %d: %w", streamID, e.Version, err)
 			}
 		}
-		if len(slice.Events) < readPage {
+		if int64(len(slice.Events)) < n {
 			return nil
 		}
 		from = slice.Events[len(slice.Events)-1].Version + 1

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/dbtest"
+)
+
+// bench replay runs end to end on a scratch database and reports every case.
+func TestBenchReplay(t *testing.T) {
+	admin := dbtest.AdminURL(t)
+	scratch := fmt.Sprintf("strata_bench_test_%016x", rand.Uint64())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{scratch}.Sanitize()+" WITH (FORCE)")
+			_ = c.Close(ctx)
+		}
+	})
+	var stdout, stderr syncBuffer
+	args := []string{"bench", "replay", "--scratch-db", scratch, "--events", "2500", "--rounds", "2", "--every", "100"}
+	if err := Run(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
+		t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	var res map[string]float64
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout.String())), &res); err != nil {
+		t.Fatalf("stdout %q: %v", stdout.String(), err)
+	}
+	for _, k := range []string{"latest_full_replay_ms", "latest_with_snapshots_ms", "middle_full_replay_ms", "middle_with_snapshots_ms", "latest_ratio", "middle_ratio"} {
+		if res[k] <= 0 {
+			t.Errorf("%s = %v in %s", k, res[k], stdout.String())
+		}
+	}
+	if res["events"] != 2500 || res["middle_version"] != 1250 {
+		t.Errorf("result %s", stdout.String())
+	}
+}
