@@ -131,6 +131,36 @@ VALUES ($1, $2, $3, $4, $5, $6, '{}')`, uuid.New(), stream, version, typ, schema
 	}
 	check("rebuilt projections")
 
+	// History shows the upcast payload and what it changed.
+	var hist struct {
+		History struct {
+			Edges []struct {
+				Node struct {
+					Event struct {
+						Type string
+						Data json.RawMessage
+					}
+					Changes []struct {
+						Field         string
+						Before, After json.RawMessage
+					}
+				}
+			}
+		}
+	}
+	ok(t, gql(t, a, `query($u: ID!) { user(id: $u, atVersion: 3) { history { edges { node { event { type data } changes { field before after } } } } } }`, map[string]any{"u": uid}), "user", &hist)
+	if len(hist.History.Edges) != 4 {
+		t.Fatalf("history: %+v", hist)
+	}
+	he := hist.History.Edges[1].Node
+	if he.Event.Type != "EmailChanged" || !strings.Contains(string(he.Event.Data), `"newEmail"`) || len(he.Changes) != 1 ||
+		he.Changes[0].Field != "email" || string(he.Changes[0].Before) != `"old@example.com"` || string(he.Changes[0].After) != `"new@example.com"` {
+		t.Errorf("EmailChanged in the history: %+v", he)
+	}
+	if unknown := hist.History.Edges[2].Node; unknown.Event.Type != "UserPreferencesSet" || len(unknown.Changes) != 0 {
+		t.Errorf("the unknown event in the history: %+v", unknown)
+	}
+
 	// Subscription catch-up.
 	s := subscribe(t, a, wsclient.TransportWS, map[string]any{"after": st.Events.Edges[0].Node.Position, "streamId": "user-" + uid})
 	got := s.waitFor(t, 3, 20*time.Second)
