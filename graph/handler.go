@@ -42,7 +42,10 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	if keepAlive <= 0 {
 		keepAlive = 10 * time.Second
 	}
-	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: r}))
+	limits := r.Limits.withDefaults()
+	cfg := generated.Config{Resolvers: r}
+	complexity(&cfg.Complexity)
+	srv := handler.New(generated.NewExecutableSchema(cfg))
 	srv.AddTransport(transport.Websocket{
 		Implementation: wsconn.Implementation{AllowedOrigins: r.AllowedOrigins, WriteTimeout: 10 * time.Second},
 		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
@@ -53,6 +56,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 			return ctx, nil, err
 		},
 		InitTimeout:           10 * time.Second,
+		PayloadReadLimit:      &limits.MaxBodyBytes,
 		KeepAlivePingInterval: keepAlive, // graphql-ws: "ka" messages
 		PingPongInterval:      keepAlive, // graphql-transport-ws: ping, and a pong due within twice it
 		ErrorFunc: func(ctx context.Context, err error) {
@@ -75,7 +79,13 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	// Parsed and validated documents are kept by query text: clients send the same few
 	// operations again and again, and thousands of subscriptions to one query share one tree.
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.Introspection{})
+	if !limits.Production {
+		srv.Use(extension.Introspection{})
+	}
+	srv.SetDisableSuggestion(limits.Production)
+	srv.SetParserTokenLimit(limits.MaxTokens)
+	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
+	srv.Use(shapeLimits{limits})
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return presentError(ctx, err, logger)
 	})
@@ -83,7 +93,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 		logger.ErrorContext(ctx, "resolver panicked", "panic", p)
 		return errors.New("internal error")
 	})
-	return wsconn.WithHolder(r.withLoaders(srv))
+	return wsconn.WithHolder(limitRequests(limits, r.withLoaders(srv)))
 }
 
 // presentError is the one place where Go errors become GraphQL error codes. Errors the client
@@ -110,6 +120,11 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 		presented.Extensions["code"] = CodeBadUserInput
 	case errors.Is(err, projection.ErrConsistencyTimeout):
 		presented.Extensions["code"] = CodeConsistencyTimeout
+	case errors.Is(err, errLimit):
+		presented.Extensions["code"] = CodeLimitExceeded
+	case errors.Is(err, context.DeadlineExceeded):
+		presented.Message = "the request took longer than the server allows"
+		presented.Extensions["code"] = CodeTimeout
 	case errors.Is(err, projection.ErrTooManyEvents):
 		presented.Extensions["code"] = CodeBadUserInput
 	case errors.Is(err, projection.ErrRebuildRunning):

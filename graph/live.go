@@ -45,17 +45,33 @@ func (r *Resolver) subscribeEvents(ctx context.Context, after, streamID, categor
 		}
 		from = &p
 	}
+	release, err := r.takeSubscription(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make(chan *model.Event)
-	err := r.Hub.Follow(ctx, from, f, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+	err = r.Hub.Follow(ctx, from, f, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
 		return offer(ctx, out, toEvent(e), stop)
 	}, func(err error) {
+		release()
 		close(out)
 		r.ended(ctx, err)
 	})
 	if err != nil {
+		release()
 		return nil, err
 	}
 	return out, nil
+}
+
+// takeSubscription counts a subscription against its connection's cap.
+func (r *Resolver) takeSubscription(ctx context.Context) (func(), error) {
+	limit := r.Limits.withDefaults().MaxSubscriptionsPerConnection
+	release, ok := wsconn.TakeSubscription(ctx, limit)
+	if !ok {
+		return nil, errTooManySubscriptions(limit)
+	}
+	return release, nil
 }
 
 // offer hands v to gqlgen's channel, unless the subscription ends first.
@@ -98,6 +114,10 @@ func (r *Resolver) subscribeOrder(ctx context.Context, id string) (<-chan *model
 	if !s.Exists() {
 		return nil, fmt.Errorf("order %s: %w", id, domain.ErrNotFound)
 	}
+	release, err := r.takeSubscription(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make(chan *model.Order, 1)
 	out <- toOrder(s)
 	err = r.Hub.Follow(ctx, &at, hub.Filter{StreamID: order.StreamID(id)}, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
@@ -117,10 +137,12 @@ func (r *Resolver) subscribeOrder(ctx context.Context, id string) (<-chan *model
 		s.Version = e.Version
 		return offer(ctx, out, toOrder(s), stop)
 	}, func(err error) {
+		release()
 		close(out)
 		r.ended(ctx, err)
 	})
 	if err != nil {
+		release()
 		return nil, err
 	}
 	return out, nil
@@ -137,6 +159,10 @@ func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.
 	}
 	if !s.Exists() {
 		return nil, fmt.Errorf("user %s: %w", id, domain.ErrNotFound)
+	}
+	release, err := r.takeSubscription(ctx)
+	if err != nil {
+		return nil, err
 	}
 	out := make(chan *model.User, 1)
 	out <- toUser(s)
@@ -157,10 +183,12 @@ func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.
 		s.Version = e.Version
 		return offer(ctx, out, toUser(s), stop)
 	}, func(err error) {
+		release()
 		close(out)
 		r.ended(ctx, err)
 	})
 	if err != nil {
+		release()
 		return nil, err
 	}
 	return out, nil

@@ -36,6 +36,8 @@ type Resolver struct {
 	// MaxReplayEvents bounds the events replayed for a list as of a time; 0 means
 	// DefaultMaxReplayEvents.
 	MaxReplayEvents int
+	// Limits bound what one request may ask (limits.go).
+	Limits Limits
 	// Hub feeds subscriptions.
 	Hub *hub.Hub
 	// KeepAlive is the WebSocket keep-alive interval; 0 means 10s.

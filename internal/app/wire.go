@@ -47,7 +47,13 @@ func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) par
 		AllowedOrigins:     cfg.AllowedOrigins,
 		KeepAlive:          cfg.KeepAlive,
 		MaxReplayEvents:    cfg.MaxReplayEvents,
-		Logger:             logger,
+		Limits: graph.Limits{
+			MaxDepth: cfg.MaxDepth, MaxAliases: cfg.MaxAliases, MaxRootFields: cfg.MaxRootFields,
+			MaxComplexity: cfg.MaxComplexity, MaxTokens: cfg.MaxTokens, MaxBodyBytes: int64(cfg.MaxBodyBytes),
+			RequestTimeout: cfg.RequestTimeout, MaxSubscriptionsPerConnection: cfg.MaxSubscriptionsPerConnection,
+			Production: cfg.Mode == "production",
+		},
+		Logger: logger,
 	}
 	return p
 }

@@ -38,6 +38,13 @@ type Config struct {
 	// SnapshotEvery is "category=N" items: how many events a load replays past an aggregate's
 	// newest snapshot before it leaves a new one (0 turns snapshots off for the category).
 	SnapshotEvery []string
+	// Limits against hostile requests (graph.Limits).
+	MaxDepth, MaxAliases, MaxRootFields, MaxComplexity, MaxTokens int
+	MaxBodyBytes                                                  int
+	RequestTimeout                                                time.Duration
+	MaxSubscriptionsPerConnection                                 int
+	// Mode is development (introspection and suggestions on) or production (off).
+	Mode string
 	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
 	KeepAlive time.Duration
 	// DBMaxConns bounds the connection pool.
@@ -158,6 +165,15 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
 	f.StringList(&c.SnapshotEvery, "snapshot-every", "STRATA_SNAPSHOT_EVERY", "snapshot an aggregate every N events, per category: user=100,order=100 (0 turns it off)")
 	f.Int(&c.MaxReplayEvents, "max-replay-events", "STRATA_MAX_REPLAY_EVENTS", 100000, "most events replayed to answer users or orders as of a past time")
+	f.String(&c.Mode, "mode", "STRATA_MODE", "development", "development (schema introspection and field suggestions on) or production (off)")
+	f.Int(&c.MaxDepth, "max-depth", "STRATA_MAX_DEPTH", 15, "deepest nesting of fields one operation may ask for")
+	f.Int(&c.MaxAliases, "max-aliases", "STRATA_MAX_ALIASES", 50, "most aliased fields in one operation")
+	f.Int(&c.MaxRootFields, "max-root-fields", "STRATA_MAX_ROOT_FIELDS", 20, "most top-level fields in one operation")
+	f.Int(&c.MaxComplexity, "max-complexity", "STRATA_MAX_COMPLEXITY", 50000, "most complexity one operation may have (a field costs 1, a page costs its first times its fields)")
+	f.Int(&c.MaxTokens, "max-tokens", "STRATA_MAX_TOKENS", 15000, "most tokens the parser reads in one operation")
+	f.Int(&c.MaxBodyBytes, "max-body-bytes", "STRATA_MAX_BODY_BYTES", 1<<20, "largest request body, and largest WebSocket message, in bytes")
+	f.Duration(&c.RequestTimeout, "request-timeout", "STRATA_REQUEST_TIMEOUT", 30*time.Second, "longest a request may run (its database work is cancelled with it)")
+	f.Int(&c.MaxSubscriptionsPerConnection, "max-subscriptions-per-connection", "STRATA_MAX_SUBSCRIPTIONS_PER_CONNECTION", 100, "most subscriptions one WebSocket connection may run at once")
 	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it)")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
 }
@@ -179,6 +195,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Addr != "" && c.MaxReplayEvents < 1 {
 		errs = append(errs, fmt.Errorf("--max-replay-events must be at least 1, not %d", c.MaxReplayEvents))
+	}
+	if c.Addr != "" && c.Mode != "development" && c.Mode != "production" {
+		errs = append(errs, fmt.Errorf("--mode must be development or production, not %q", c.Mode))
+	}
+	for name, v := range map[string]int{"max-depth": c.MaxDepth, "max-aliases": c.MaxAliases, "max-root-fields": c.MaxRootFields,
+		"max-complexity": c.MaxComplexity, "max-tokens": c.MaxTokens, "max-body-bytes": c.MaxBodyBytes, "max-subscriptions-per-connection": c.MaxSubscriptionsPerConnection} {
+		if c.Addr != "" && v < 1 {
+			errs = append(errs, fmt.Errorf("--%s must be at least 1, not %d", name, v))
+		}
+	}
+	if c.Addr != "" && c.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--request-timeout must be positive, not %s", c.RequestTimeout))
 	}
 	if c.Addr != "" && c.KeepAlive <= 0 {
 		errs = append(errs, fmt.Errorf("--ws-keepalive must be positive, not %s", c.KeepAlive))

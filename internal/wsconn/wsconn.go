@@ -135,6 +135,31 @@ func truncateReason(s string) string {
 type holder struct {
 	mu   sync.Mutex
 	conn *Conn
+	subs int // subscriptions running on the connection
+}
+
+// TakeSubscription counts one more subscription on the connection of ctx, unless it already
+// runs limit of them; release gives the place back. Outside a WebSocket connection every
+// subscription is allowed.
+func TakeSubscription(ctx context.Context, limit int) (release func(), ok bool) {
+	h, isWS := ctx.Value(holderKey{}).(*holder)
+	if !isWS {
+		return func() {}, true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.subs >= limit {
+		return nil, false
+	}
+	h.subs++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			h.subs--
+			h.mu.Unlock()
+		})
+	}, true
 }
 
 func (h *holder) set(c *Conn) {

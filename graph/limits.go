@@ -1,0 +1,245 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/strata-es/strata/graph/generated"
+	"github.com/strata-es/strata/graph/model"
+)
+
+// Limits bound what one request may ask of the server. Zero fields take the defaults.
+type Limits struct {
+	MaxDepth       int   // nesting of fields, fragments followed
+	MaxAliases     int   // fields with an alias, in all
+	MaxRootFields  int   // fields at the operation's top level
+	MaxComplexity  int   // gqlgen complexity: 1 per field, a connection's fields times its first
+	MaxTokens      int   // tokens the parser reads before it gives up
+	MaxBodyBytes   int64 // bytes of a POST body
+	RequestTimeout time.Duration
+	// MaxSubscriptionsPerConnection bounds the operations one WebSocket connection runs at once.
+	MaxSubscriptionsPerConnection int
+	// Production turns off schema introspection and field suggestions in errors, so the
+	// schema is not published; development (the zero value) has both.
+	Production bool
+}
+
+// Default limits.
+const (
+	DefaultMaxDepth                      = 15
+	DefaultMaxAliases                    = 50
+	DefaultMaxRootFields                 = 20
+	DefaultMaxComplexity                 = 50000
+	DefaultMaxTokens                     = 15000
+	DefaultMaxBodyBytes                  = 1 << 20
+	DefaultRequestTimeout                = 30 * time.Second
+	DefaultMaxSubscriptionsPerConnection = 100
+)
+
+func (l Limits) withDefaults() Limits {
+	set := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	set(&l.MaxDepth, DefaultMaxDepth)
+	set(&l.MaxAliases, DefaultMaxAliases)
+	set(&l.MaxRootFields, DefaultMaxRootFields)
+	set(&l.MaxComplexity, DefaultMaxComplexity)
+	set(&l.MaxTokens, DefaultMaxTokens)
+	set(&l.MaxSubscriptionsPerConnection, DefaultMaxSubscriptionsPerConnection)
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.RequestTimeout <= 0 {
+		l.RequestTimeout = DefaultRequestTimeout
+	}
+	return l
+}
+
+// Error codes of the limits (besides gqlgen's COMPLEXITY_LIMIT_EXCEEDED and
+// GRAPHQL_PARSE_FAILED for the token limit).
+const (
+	CodeQueryTooDeep      = "QUERY_TOO_DEEP"
+	CodeTooManyAliases    = "TOO_MANY_ALIASES"
+	CodeTooManyRootFields = "TOO_MANY_ROOT_FIELDS"
+	CodeLimitExceeded     = "LIMIT_EXCEEDED"
+	CodeRequestTooLarge   = "REQUEST_TOO_LARGE"
+	CodeTimeout           = "TIMEOUT"
+	// CodeIntrospectionDisabled: the server runs in production mode and does not publish its
+	// schema.
+	CodeIntrospectionDisabled = "INTROSPECTION_DISABLED"
+)
+
+// shapeLimits checks an operation's depth, aliases and root fields once it is validated.
+type shapeLimits struct{ l Limits }
+
+var (
+	_ graphql.HandlerExtension        = shapeLimits{}
+	_ graphql.OperationContextMutator = shapeLimits{}
+)
+
+func (shapeLimits) ExtensionName() string                   { return "ShapeLimits" }
+func (shapeLimits) Validate(graphql.ExecutableSchema) error { return nil }
+func (s shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	w := walker{doc: oc.Doc, active: map[string]bool{}}
+	roots := w.rootFields(oc.Operation.SelectionSet)
+	depth := w.depth(oc.Operation.SelectionSet)
+	limitErr := func(code, format string, args ...any) *gqlerror.Error {
+		return &gqlerror.Error{Message: fmt.Sprintf(format, args...), Extensions: map[string]any{"code": code}}
+	}
+	switch {
+	case s.l.Production && w.introspects:
+		return limitErr(CodeIntrospectionDisabled, "introspection is off: the server runs in production mode")
+	case depth > s.l.MaxDepth:
+		return limitErr(CodeQueryTooDeep, "the operation nests %d levels deep; the limit is %d", depth, s.l.MaxDepth)
+	case w.aliases > s.l.MaxAliases:
+		return limitErr(CodeTooManyAliases, "the operation has %d aliased fields; the limit is %d", w.aliases, s.l.MaxAliases)
+	case roots > s.l.MaxRootFields:
+		return limitErr(CodeTooManyRootFields, "the operation asks for %d top-level fields; the limit is %d", roots, s.l.MaxRootFields)
+	}
+	return nil
+}
+
+// walker measures a selection set, following fragment spreads (the validator has refused
+// cycles already; active guards anyway) and counting aliases along the way.
+type walker struct {
+	doc         *ast.QueryDocument
+	active      map[string]bool
+	aliases     int
+	introspects bool // asks for __schema or __type
+}
+
+func (w *walker) fragment(s *ast.FragmentSpread) ast.SelectionSet {
+	if s.Definition != nil {
+		return s.Definition.SelectionSet
+	}
+	if f := w.doc.Fragments.ForName(s.Name); f != nil {
+		return f.SelectionSet
+	}
+	return nil
+}
+
+func (w *walker) depth(set ast.SelectionSet) int {
+	deepest := 0
+	for _, sel := range set {
+		d := 0
+		switch sel := sel.(type) {
+		case *ast.Field:
+			if sel.Alias != "" && sel.Alias != sel.Name {
+				w.aliases++
+			}
+			if sel.Name == "__schema" || sel.Name == "__type" {
+				w.introspects = true
+			}
+			d = 1 + w.depth(sel.SelectionSet)
+		case *ast.InlineFragment:
+			d = w.depth(sel.SelectionSet)
+		case *ast.FragmentSpread:
+			if w.active[sel.Name] {
+				continue
+			}
+			w.active[sel.Name] = true
+			d = w.depth(w.fragment(sel))
+			delete(w.active, sel.Name)
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}
+
+func (w *walker) rootFields(set ast.SelectionSet) int {
+	n := 0
+	for _, sel := range set {
+		switch sel := sel.(type) {
+		case *ast.Field:
+			n++
+		case *ast.InlineFragment:
+			n += w.rootFields(sel.SelectionSet)
+		case *ast.FragmentSpread:
+			if !w.active[sel.Name] {
+				w.active[sel.Name] = true
+				n += w.rootFields(w.fragment(sel))
+				delete(w.active, sel.Name)
+			}
+		}
+	}
+	return n
+}
+
+// complexity sets the cost of connection fields: their items times first (the schema's
+// default when not given), so a page of 1,000 costs what it returns.
+func complexity(c *generated.ComplexityRoot) {
+	page := func(first *int, def int) int {
+		if first != nil && *first > 0 {
+			return *first
+		}
+		return def
+	}
+	c.Query.AllEvents = func(child int, first *int, _ *string, _ *string, _ []string) int { return 1 + page(first, 100)*child }
+	c.Stream.Events = func(child int, _ *int, first *int, _ *bool) int { return 1 + page(first, 100)*child }
+	c.Query.Users = func(child int, first *int, _ *string, _ *model.UserStatus, _ *string, _ *string, _ *time.Time) int {
+		return 1 + page(first, 20)*child
+	}
+	c.Query.Orders = func(child int, first *int, _ *string, _ *model.OrderStatus, _ *string, _ *string, _ *time.Time) int {
+		return 1 + page(first, 20)*child
+	}
+	c.User.Orders = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
+	c.User.History = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
+	c.Order.History = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
+}
+
+// limitRequests bounds a plain HTTP request's body and time; WebSocket upgrades have their own
+// limits (message size, keep-alives, subscriptions per connection).
+func limitRequests(l Limits, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength > l.MaxBodyBytes {
+			body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
+				"message":    fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, l.MaxBodyBytes),
+				"extensions": map[string]any{"code": CodeRequestTooLarge},
+			}}})
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			_, _ = w.Write(body)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, l.MaxBodyBytes)
+		ctx, cancel := context.WithTimeout(r.Context(), l.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// errTooManySubscriptions refuses a subscription beyond the per-connection cap.
+func errTooManySubscriptions(limit int) error {
+	return &limitError{what: "subscriptions on one connection", limit: limit}
+}
+
+type limitError struct {
+	what  string
+	limit int
+}
+
+func (e *limitError) Error() string {
+	return "too many " + e.what + "; the limit is " + strconv.Itoa(e.limit)
+}
+
+var errLimit = errors.New("limit")
+
+func (e *limitError) Is(target error) bool { return target == errLimit }
