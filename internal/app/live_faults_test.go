@@ -152,15 +152,26 @@ func TestStalledSubscriberIsDroppedFastOneKeepsUp(t *testing.T) {
 	if err := stalled.Subscribe("1", `subscription { events(category: "stall") { position data } }`, nil); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		appendVia(t, a, "stall-warm", "Warm")
-		r, err := stalled.Next(200 * time.Millisecond)
-		if err == nil && r.Data != nil {
-			break
+	// Warm-up events go out every 50ms until the client has read one (a read that times out
+	// would break the connection, so the client reads once, with a long deadline).
+	warmDone := make(chan struct{})
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		for {
+			appendVia(t, a, "stall-warm", "Warm")
+			select {
+			case <-warmDone:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stalled subscriber never got its warm-up event: %v", err)
-		}
+	}()
+	r, err := stalled.Next(20 * time.Second)
+	close(warmDone)
+	<-warmed
+	if err != nil || r.Data == nil {
+		t.Fatalf("the stalled subscriber never got its warm-up event: %+v %v", r, err)
 	}
 	start := appendVia(t, a, "marker-2", "Start") // after the warm-up events
 	fast := subscribe(t, a, wsclient.GraphQLWS, map[string]any{"after": start, "category": "stall"})
