@@ -29,10 +29,23 @@ func (r *Resolver) until(ctx context.Context, asOf *time.Time, atVersion *int) (
 		}
 		return command.Until{Version: int64(*atVersion)}, true, nil
 	case asOf != nil:
-		before, err := r.Store.AsOf(ctx, *asOf)
+		before, err := r.asOf(ctx, *asOf)
 		return command.Until{Before: before}, true, err
 	}
 	return u, false, nil
+}
+
+// asOf finds the end of the log as of t, waiting (as consistentWith does) for transactions
+// that began by t to end. A time in the future has no settled log yet and is refused.
+func (r *Resolver) asOf(ctx context.Context, t time.Time) (eventstore.Position, error) {
+	if t.After(time.Now()) {
+		return eventstore.Position{}, &eventstore.ValidationError{Field: "asOf", Reason: fmt.Sprintf("%s is in the future", t.Format(time.RFC3339Nano))}
+	}
+	settle := r.ConsistencyTimeout
+	if settle <= 0 {
+		settle = DefaultConsistencyTimeout
+	}
+	return r.Store.AsOf(ctx, t, settle)
 }
 
 // userAt is Query.user with asOf or atVersion: a replay, never the projection.
@@ -185,7 +198,7 @@ func fieldNames(maps ...map[string]any) []string {
 
 // usersAsOf lists users as of t from an in-memory read model built by the live projection's code.
 func (r *Resolver) usersAsOf(ctx context.Context, t time.Time, f query.UserFilter, p query.Page) ([]user.State, bool, error) {
-	before, err := r.Store.AsOf(ctx, t)
+	before, err := r.asOf(ctx, t)
 	if err != nil {
 		return nil, false, err
 	}
@@ -205,7 +218,7 @@ func (r *Resolver) usersAsOf(ctx context.Context, t time.Time, f query.UserFilte
 
 // ordersAsOf lists orders as of t, as usersAsOf.
 func (r *Resolver) ordersAsOf(ctx context.Context, t time.Time, f query.OrderFilter, p query.Page) ([]order.State, bool, error) {
-	before, err := r.Store.AsOf(ctx, t)
+	before, err := r.asOf(ctx, t)
 	if err != nil {
 		return nil, false, err
 	}

@@ -227,6 +227,17 @@ FROM (SELECT 1) one LEFT JOIN LATERAL (
 	ORDER BY transaction_id, position LIMIT 1
 ) e ON true`
 
+// ErrAsOfUnsettled is returned by AsOf when a transaction that began before the time asked for
+// is still open after the wait: the log as of that time may still grow.
+var ErrAsOfUnsettled = errors.New("the log as of that time is not settled yet")
+
+// unsettledSQL says whether a transaction that began at or before $1 is still open anywhere in
+// the cluster (prepared ones included): its events, when it commits, may still belong to the
+// log as of $1.
+const unsettledSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+	WHERE xact_start <= $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend')
+  OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE prepared <= $1)`
+
 // AsOf returns the end of the prefix of the global order that is the log "as of" t: every event
 // before the first one (in the global order) whose transaction began after t. The prefix is
 // exclusive of the returned position: an event belongs to the log as of t when its position is
@@ -234,17 +245,50 @@ FROM (SELECT 1) one LEFT JOIN LATERAL (
 // out of start order, so an event that began before t but follows, in the global order, one that
 // began after t is not in the prefix: the log as of t is always a prefix, and every reader of
 // it, whatever its filter, sees the same one. docs/time-travel.md has the reasoning.
-func (s *Store) AsOf(ctx context.Context, t time.Time) (Position, error) {
-	var (
-		tx   *uint64
-		seq  *int64
-		xmin uint64
-	)
-	if err := s.pool.QueryRow(ctx, asOfSQL, t).Scan(&tx, &seq, &xmin); err != nil {
-		return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
+//
+// When no visible event began after t, the prefix reaches past what readers can see yet, and is
+// only final once every transaction that began by t has ended: AsOf waits for that, up to
+// settle, and returns ErrAsOfUnsettled if it does not happen.
+func (s *Store) AsOf(ctx context.Context, t time.Time, settle time.Duration) (Position, error) {
+	deadline := time.Now().Add(settle)
+	for {
+		var (
+			tx   *uint64
+			seq  *int64
+			xmin uint64
+		)
+		if err := s.pool.QueryRow(ctx, asOfSQL, t).Scan(&tx, &seq, &xmin); err != nil {
+			return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
+		}
+		if tx != nil {
+			return Position{tx: *tx, seq: *seq}, nil
+		}
+		var open bool
+		if err := s.pool.QueryRow(ctx, unsettledSQL, t).Scan(&open); err != nil {
+			return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
+		}
+		if !open {
+			// Everything visible is as of t, and nothing begun by t is still to come. A
+			// transaction that ended between the two queries is visible to the next: look again
+			// once, with the settled answer standing if nothing changed.
+			var tx2 *uint64
+			var seq2 *int64
+			var xmin2 uint64
+			if err := s.pool.QueryRow(ctx, asOfSQL, t).Scan(&tx2, &seq2, &xmin2); err != nil {
+				return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
+			}
+			if tx2 != nil {
+				return Position{tx: *tx2, seq: *seq2}, nil
+			}
+			return Position{tx: xmin2}, nil // every visible position is before this one
+		}
+		if time.Now().After(deadline) {
+			return Position{}, fmt.Errorf("as of %s: %w: a transaction that began by then is still open", t.Format(time.RFC3339Nano), ErrAsOfUnsettled)
+		}
+		select {
+		case <-ctx.Done():
+			return Position{}, context.Cause(ctx)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	if tx == nil {
-		return Position{tx: xmin}, nil // everything visible is as of t: every position is before this one
-	}
-	return Position{tx: *tx, seq: *seq}, nil
 }
