@@ -94,6 +94,9 @@ func TestCommandLine(t *testing.T) {
 		{"bad bench options", []string{"bench", "append", "--writers", "0", "--batch", "0"}, map[string]string{"DATABASE_URL": unreachableURL}, 2, []string{"--writers", "--batch"}},
 		{"bad bench subscribe options", []string{"bench", "subscribe", "--rate", "0", "--protocol", "sse"}, map[string]string{"DATABASE_URL": unreachableURL}, 2, []string{"--rate", "--protocol"}},
 		{"port out of range", []string{"serve", "--addr", "127.0.0.1:99999"}, map[string]string{"DATABASE_URL": unreachableURL}, 1, []string{"--addr", "65535"}},
+		// Without authentication, only loopback unless the operator says otherwise.
+		{"all interfaces without --insecure", []string{"serve", "--addr", ":8080"}, map[string]string{"DATABASE_URL": unreachableURL}, 1, []string{"no authentication", "--insecure"}},
+		{"a LAN address without --insecure", []string{"serve", "--addr", "192.0.2.10:8080"}, map[string]string{"DATABASE_URL": unreachableURL}, 1, []string{"--insecure"}},
 		// --help shows the built-in default, not the value the environment supplied
 		{"help with environment", []string{"serve", "--help"}, map[string]string{"STRATA_ADDR": "10.9.8.7:1234"}, 0, []string{"(default 127.0.0.1:8080)", "(default info)"}},
 	} {

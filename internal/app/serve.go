@@ -46,6 +46,11 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url))
+	if config.Loopback(cfg.Addr) {
+		logger.InfoContext(ctx, "no authentication is configured: serving this machine only (loopback)")
+	} else {
+		logger.WarnContext(ctx, "no authentication is configured and --insecure is set: anyone who reaches this address may read and write", "addr", ln.Addr().String())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Projectors stop with the rest; each batch is one transaction, so stopping loses nothing.

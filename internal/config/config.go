@@ -45,6 +45,9 @@ type Config struct {
 	MaxSubscriptionsPerConnection                                 int
 	// Mode is development (introspection and suggestions on) or production (off).
 	Mode string
+	// Insecure allows serving on a non-loopback address although no authentication is
+	// configured (there is none yet: every client may read and write).
+	Insecure bool
 	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
 	KeepAlive time.Duration
 	// DBMaxConns bounds the connection pool.
@@ -165,6 +168,7 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
 	f.StringList(&c.SnapshotEvery, "snapshot-every", "STRATA_SNAPSHOT_EVERY", "snapshot an aggregate every N events, per category: user=100,order=100 (0 turns it off)")
 	f.Int(&c.MaxReplayEvents, "max-replay-events", "STRATA_MAX_REPLAY_EVENTS", 100000, "most events replayed to answer users or orders as of a past time")
+	f.Bool(&c.Insecure, "insecure", "STRATA_INSECURE", "serve on a non-loopback --addr without authentication (anyone who reaches it may read and write)")
 	f.String(&c.Mode, "mode", "STRATA_MODE", "development", "development (schema introspection and field suggestions on) or production (off)")
 	f.Int(&c.MaxDepth, "max-depth", "STRATA_MAX_DEPTH", 15, "deepest nesting of fields one operation may ask for")
 	f.Int(&c.MaxAliases, "max-aliases", "STRATA_MAX_ALIASES", 50, "most aliased fields in one operation")
@@ -195,6 +199,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Addr != "" && c.MaxReplayEvents < 1 {
 		errs = append(errs, fmt.Errorf("--max-replay-events must be at least 1, not %d", c.MaxReplayEvents))
+	}
+	if c.Addr != "" && !c.Insecure && !Loopback(c.Addr) {
+		errs = append(errs, fmt.Errorf("--addr %s is reachable from other machines, and Strata has no authentication yet: serve on 127.0.0.1 or [::1], or pass --insecure to accept that anyone who reaches it may read and write", c.Addr))
 	}
 	if c.Addr != "" && c.Mode != "development" && c.Mode != "production" {
 		errs = append(errs, fmt.Errorf("--mode must be development or production, not %q", c.Mode))
@@ -261,6 +268,41 @@ func (c *Config) Snapshots() (map[string]int, error) {
 func (c *Config) StoreOptions() eventstore.Options {
 	return eventstore.Options{MaxEventsPerAppend: c.MaxEventsPerAppend, MaxEventSize: c.MaxEventSize}
 }
+
+// Loopback reports whether a listen address only accepts connections from this machine.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Bool registers a boolean setting (false by default); the environment takes true/false/1/0.
+func (f *FlagSet) Bool(p *bool, name, env, usage string) {
+	*p = false
+	f.register((*boolValue)(p), name, env, usage)
+}
+
+type boolValue bool
+
+func (b *boolValue) Set(v string) error {
+	x, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	*b = boolValue(x)
+	return nil
+}
+
+func (b *boolValue) String() string { return strconv.FormatBool(bool(*b)) }
+
+// IsBoolFlag lets --insecure stand alone on the command line.
+func (b *boolValue) IsBoolFlag() bool { return true }
 
 type stringValue string
 

@@ -216,3 +216,43 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:80": true, "127.1.2.3:1": true,
+		":8080": false, "0.0.0.0:8080": false, "[::]:8080": false, "192.0.2.10:80": false, "example.com:80": false, "nonsense": false,
+	} {
+		if got := config.Loopback(addr); got != want {
+			t.Errorf("Loopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestNonLoopbackNeedsInsecure(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--addr", "0.0.0.0:8080"}, {"--addr", ":8080", "--insecure=false"}} {
+		fs := config.NewFlagSet("serve", func(string) string { return "" }, &bytes.Buffer{})
+		var c config.Config
+		c.Register(fs)
+		c.RegisterServe(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--insecure") {
+			t.Errorf("%v: %v, want a refusal naming --insecure", args, err)
+		}
+	}
+	for _, args := range [][]string{{"--addr", "0.0.0.0:8080", "--insecure"}, {"--addr", "127.0.0.1:8080"}} {
+		fs := config.NewFlagSet("serve", func(string) string { return "" }, &bytes.Buffer{})
+		var c config.Config
+		c.Register(fs)
+		c.RegisterServe(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
