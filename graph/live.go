@@ -104,84 +104,45 @@ func checkFilter(f hub.Filter) error {
 
 // subscribeOrder is Subscription.order: the current state, then the state after each event.
 func (r *Resolver) subscribeOrder(ctx context.Context, id string) (<-chan *model.Order, error) {
-	if _, err := command.ParseID("id", id); err != nil {
-		return nil, err
-	}
-	s, at, err := r.Commands.LoadOrderAt(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !s.Exists() {
-		return nil, fmt.Errorf("order %s: %w", id, domain.ErrNotFound)
-	}
-	release, err := r.takeSubscription(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *model.Order, 1)
-	out <- toOrder(s)
-	err = r.Hub.Follow(ctx, &at, hub.Filter{StreamID: order.StreamID(id)}, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
-		ev, err := order.Decode(e.Type, e.Data)
-		if errors.Is(err, domain.ErrUnknownEvent) {
-			s.Version = e.Version // a type this code does not handle: ignored
-			return true
-		}
-		if err == nil {
-			err = e.UpcastErr
-		}
-		if err != nil {
-			r.logger().ErrorContext(ctx, "order subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
-			return false
-		}
-		s = s.Apply(ev)
-		s.Version = e.Version
-		return offer(ctx, out, toOrder(s), stop)
-	}, func(err error) {
-		release()
-		close(out)
-		r.ended(ctx, err)
-	})
-	if err != nil {
-		release()
-		return nil, err
-	}
-	return out, nil
+	return followAggregate(ctx, r, "order", id, order.StreamID(id), r.Commands.OrderAt, order.State.Exists, command.ApplyOrder, toOrder)
 }
 
 // subscribeUser is Subscription.user, as subscribeOrder.
 func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.User, error) {
+	return followAggregate(ctx, r, "user", id, user.StreamID(id), r.Commands.UserAt, user.State.Exists, command.ApplyUser, toUser)
+}
+
+// followAggregate pushes an aggregate's state now, then after each of its events: it replays
+// the stream (load), then follows it from the position of its last event. Events of a type
+// the aggregate does not know change nothing and push nothing.
+func followAggregate[S, M any](ctx context.Context, r *Resolver, what, id, streamID string,
+	load func(context.Context, string) (S, eventstore.Position, error), exists func(S) bool,
+	apply func(S, eventstore.RecordedEvent) (S, bool, error), toModel func(S) M,
+) (<-chan M, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
 	}
-	s, at, err := r.Commands.LoadUserAt(ctx, id)
+	s, at, err := load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if !s.Exists() {
-		return nil, fmt.Errorf("user %s: %w", id, domain.ErrNotFound)
+	if !exists(s) {
+		return nil, fmt.Errorf("%s %s: %w", what, id, domain.ErrNotFound)
 	}
 	release, err := r.takeSubscription(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *model.User, 1)
-	out <- toUser(s)
-	err = r.Hub.Follow(ctx, &at, hub.Filter{StreamID: user.StreamID(id)}, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
-		ev, err := user.Decode(e.Type, e.Data)
-		if errors.Is(err, domain.ErrUnknownEvent) {
-			s.Version = e.Version // a type this code does not handle: ignored
-			return true
-		}
-		if err == nil {
-			err = e.UpcastErr
-		}
+	out := make(chan M, 1)
+	out <- toModel(s)
+	err = r.Hub.Follow(ctx, &at, hub.Filter{StreamID: streamID}, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+		next, known, err := apply(s, e)
 		if err != nil {
-			r.logger().ErrorContext(ctx, "user subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
+			r.logger().ErrorContext(ctx, what+" subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
 			return false
 		}
-		s = s.Apply(ev)
-		s.Version = e.Version
-		return offer(ctx, out, toUser(s), stop)
+		s = next
+		return !known || offer(ctx, out, toModel(s), stop)
 	}, func(err error) {
 		release()
 		close(out)

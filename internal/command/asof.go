@@ -83,21 +83,35 @@ func replay[S any](ctx context.Context, h *Handler, streamID string, shape int, 
 func userVersion(s user.State) int64   { return s.Version }
 func orderVersion(s order.State) int64 { return s.Version }
 
-func applyUser(s user.State, e eventstore.RecordedEvent) (user.State, error) {
+// ApplyUser folds a stored event into a user's state: s at the event's version, and whether
+// the event was one the User aggregate knows (an unknown type changes nothing but the version).
+// A payload that cannot be decoded, or that an upcaster refused, is an error.
+func ApplyUser(s user.State, e eventstore.RecordedEvent) (user.State, bool, error) {
 	ev, err := decode(e, user.Decode)
 	if ev != nil {
 		s = s.Apply(ev)
 	}
 	s.Version = e.Version
-	return s, err
+	return s, ev != nil, err
 }
 
-func applyOrder(s order.State, e eventstore.RecordedEvent) (order.State, error) {
+// ApplyOrder folds a stored event into an order's state, as ApplyUser.
+func ApplyOrder(s order.State, e eventstore.RecordedEvent) (order.State, bool, error) {
 	ev, err := decode(e, order.Decode)
 	if ev != nil {
 		s = s.Apply(ev)
 	}
 	s.Version = e.Version
+	return s, ev != nil, err
+}
+
+func applyUser(s user.State, e eventstore.RecordedEvent) (user.State, error) {
+	s, _, err := ApplyUser(s, e)
+	return s, err
+}
+
+func applyOrder(s order.State, e eventstore.RecordedEvent) (order.State, error) {
+	s, _, err := ApplyOrder(s, e)
 	return s, err
 }
 
@@ -109,6 +123,21 @@ func (h *Handler) UserUntil(ctx context.Context, id string, u Until) (user.State
 // OrderUntil replays an order's events up to u.
 func (h *Handler) OrderUntil(ctx context.Context, id string, u Until) (order.State, error) {
 	return replay(ctx, h, order.StreamID(id), order.StateShape, u, applyOrder, orderVersion, nil)
+}
+
+// UserAt replays a user's whole stream, without snapshots, and returns the state with the
+// position of its last event: where a subscription to it takes over.
+func (h *Handler) UserAt(ctx context.Context, id string) (user.State, eventstore.Position, error) {
+	var at eventstore.Position
+	s, err := replay(ctx, h, user.StreamID(id), user.StateShape, Until{}, applyUser, userVersion, func(st Step[user.State]) { at = st.Event.Position })
+	return s, at, err
+}
+
+// OrderAt is UserAt for an order.
+func (h *Handler) OrderAt(ctx context.Context, id string) (order.State, eventstore.Position, error) {
+	var at eventstore.Position
+	s, err := replay(ctx, h, order.StreamID(id), order.StateShape, Until{}, applyOrder, orderVersion, func(st Step[order.State]) { at = st.Event.Position })
+	return s, at, err
 }
 
 // UserHistory returns every event of a user with the state after it, in version order.

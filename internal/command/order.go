@@ -24,21 +24,6 @@ func (h *Handler) LoadOrder(ctx context.Context, id string) (order.State, error)
 	return h.OrderUntil(ctx, id, Until{})
 }
 
-// LoadOrderAt is LoadOrder that also returns the position of the order's last event.
-func (h *Handler) LoadOrderAt(ctx context.Context, id string) (order.State, eventstore.Position, error) {
-	var s order.State
-	var at eventstore.Position
-	err := h.readAll(ctx, order.StreamID(id), func(e eventstore.RecordedEvent) error {
-		ev, err := decode(e, order.Decode)
-		if ev != nil {
-			s = s.Apply(ev)
-		}
-		s.Version, at = e.Version, e.Position
-		return err
-	})
-	return s, at, err
-}
-
 // CreateOrder creates an order with a fresh id for an active customer. The customer's stream
 // is checked at the version the customer was read at when the order is written, so an order
 // cannot be created for a customer deactivated at the same moment.

@@ -23,21 +23,6 @@ func (h *Handler) LoadUser(ctx context.Context, id string) (user.State, error) {
 	return h.UserUntil(ctx, id, Until{})
 }
 
-// LoadUserAt is LoadUser that also returns the position of the user's last event.
-func (h *Handler) LoadUserAt(ctx context.Context, id string) (user.State, eventstore.Position, error) {
-	var s user.State
-	var at eventstore.Position
-	err := h.readAll(ctx, user.StreamID(id), func(e eventstore.RecordedEvent) error {
-		ev, err := decode(e, user.Decode)
-		if ev != nil {
-			s = s.Apply(ev)
-		}
-		s.Version, at = e.Version, e.Position
-		return err
-	})
-	return s, at, err
-}
-
 // loadClaim replays an address's claim stream.
 func (h *Handler) loadClaim(ctx context.Context, email string) (user.ClaimState, error) {
 	var c user.ClaimState
