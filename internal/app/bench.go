@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +34,46 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 	return errUsage
 }
 
+// scratchPool makes a fresh, migrated scratch database on the server of cfg (a private cluster
+// when DATABASE_URL is unset) and returns a pool on it, tuned by tune; cleanup closes the
+// pool, drops the database and stops the cluster, in that order.
+func scratchPool(ctx context.Context, cfg config.Config, logger *slog.Logger, scratch string, tune func(*pgxpool.Config)) (*pgxpool.Pool, func(), error) {
+	var undo []func()
+	cleanup := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	serverURL, cluster, err := startCluster(ctx, cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cluster != nil {
+		undo = append(undo, func() { (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger) })
+	}
+	poolCfg, drop, err := scratchDatabase(ctx, serverURL, scratch)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	undo = append(undo, drop)
+	eventstore.ConfigurePool(poolCfg)
+	if tune != nil {
+		tune(poolCfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("connect: %w", err)
+	}
+	undo = append(undo, pool.Close)
+	if err := applyMigrations(ctx, pool, nil); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return pool, cleanup, nil
+}
+
 // benchAppendCmd runs `strata bench append`: it makes a scratch database on the server, migrates
 // it, appends for a while, prints one JSON line on stdout and drops the scratch database again.
 func benchAppendCmd(ctx context.Context, env *environment, args []string) error {
@@ -53,31 +94,15 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	logger := newLogger(cfg, env.stderr)
-	serverURL, cluster, err := startCluster(ctx, cfg, logger)
+	conns := int32(min(opts.Writers, 1<<15)) //nolint:gosec // bounded
+	pool, cleanup, err := scratchPool(ctx, cfg, logger, scratch, func(c *pgxpool.Config) {
+		c.MaxConns, c.MinConns = conns, conns
+	})
 	if err != nil {
 		return err
 	}
-	if cluster != nil {
-		defer (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger)
-	}
-	poolCfg, drop, err := scratchDatabase(ctx, serverURL, scratch)
-	if err != nil {
-		return err
-	}
-	defer drop()
-
-	poolCfg.MaxConns = int32(min(opts.Writers, 1<<15)) //nolint:gosec // bounded
-	eventstore.ConfigurePool(poolCfg)
-	poolCfg.MinConns = poolCfg.MaxConns
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer pool.Close()
-	if err := applyMigrations(ctx, pool, nil); err != nil {
-		return err
-	}
-	if err := warmUp(ctx, pool, int(poolCfg.MaxConns)); err != nil {
+	defer cleanup()
+	if err := warmUp(ctx, pool, int(conns)); err != nil {
 		return err
 	}
 	opts.Progress = env.stderr

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	cmdhandler "github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/config"
@@ -35,28 +34,11 @@ func benchReplayCmd(ctx context.Context, env *environment, args []string) error 
 	if events < 2 || rounds < 1 || every < 1 {
 		return fmt.Errorf("%w: --events must be at least 2, --rounds and --every at least 1", errUsage)
 	}
-	logger := newLogger(cfg, env.stderr)
-	serverURL, cluster, err := startCluster(ctx, cfg, logger)
+	pool, cleanup, err := scratchPool(ctx, cfg, newLogger(cfg, env.stderr), scratch, nil)
 	if err != nil {
 		return err
 	}
-	if cluster != nil {
-		defer (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger)
-	}
-	poolCfg, drop, err := scratchDatabase(ctx, serverURL, scratch)
-	if err != nil {
-		return err
-	}
-	defer drop()
-	eventstore.ConfigurePool(poolCfg)
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer pool.Close()
-	if err := applyMigrations(ctx, pool, nil); err != nil {
-		return err
-	}
+	defer cleanup()
 	store := eventstore.New(pool, eventstore.Options{Upcasters: cmdhandler.Upcasters()})
 	plain := cmdhandler.New(store, cmdhandler.Options{})
 	snapped := cmdhandler.New(store, cmdhandler.Options{SnapshotEvery: map[string]int{user.Category: every}})
