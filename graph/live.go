@@ -45,23 +45,31 @@ func (r *Resolver) subscribeEvents(ctx context.Context, after, streamID, categor
 		}
 		from = &p
 	}
-	release, err := r.takeSubscription(ctx)
-	if err != nil {
+	out := make(chan *model.Event)
+	if err := follow(ctx, r, from, f, out, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+		return offer(ctx, out, toEvent(e), stop)
+	}); err != nil {
 		return nil, err
 	}
-	out := make(chan *model.Event)
-	err = r.Hub.Follow(ctx, from, f, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
-		return offer(ctx, out, toEvent(e), stop)
-	}, func(err error) {
+	return out, nil
+}
+
+// follow runs a subscription on the hub, counted against its connection's cap, emitting into
+// out; when it ends, out is closed and the connection told why (ended).
+func follow[M any](ctx context.Context, r *Resolver, from *eventstore.Position, f hub.Filter, out chan M, emit func(eventstore.RecordedEvent, <-chan struct{}) bool) error {
+	release, err := r.takeSubscription(ctx)
+	if err != nil {
+		return err
+	}
+	err = r.Hub.Follow(ctx, from, f, emit, func(err error) {
 		release()
 		close(out)
 		r.ended(ctx, err)
 	})
 	if err != nil {
 		release()
-		return nil, err
 	}
-	return out, nil
+	return err
 }
 
 // takeSubscription counts a subscription against its connection's cap.
@@ -129,13 +137,9 @@ func followAggregate[S, M any](ctx context.Context, r *Resolver, what, id, strea
 	if !exists(s) {
 		return nil, fmt.Errorf("%s %s: %w", what, id, domain.ErrNotFound)
 	}
-	release, err := r.takeSubscription(ctx)
-	if err != nil {
-		return nil, err
-	}
 	out := make(chan M, 1)
 	out <- toModel(s)
-	err = r.Hub.Follow(ctx, &at, hub.Filter{StreamID: streamID}, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+	err = follow(ctx, r, &at, hub.Filter{StreamID: streamID}, out, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
 		next, known, err := apply(s, e)
 		if err != nil {
 			r.logger().ErrorContext(ctx, what+" subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
@@ -143,13 +147,8 @@ func followAggregate[S, M any](ctx context.Context, r *Resolver, what, id, strea
 		}
 		s = next
 		return !known || offer(ctx, out, toModel(s), stop)
-	}, func(err error) {
-		release()
-		close(out)
-		r.ended(ctx, err)
 	})
 	if err != nil {
-		release()
 		return nil, err
 	}
 	return out, nil

@@ -193,18 +193,13 @@ type benchResult struct {
 // runBench runs `strata bench append` with args on a scratch database of its own, checks that it
 // printed exactly one JSON line and dropped the scratch database, and returns the line decoded,
 // both into a benchResult and field by field.
-func runBench(t *testing.T, args ...string) (benchResult, map[string]json.RawMessage) {
+// scratchName names a scratch database for a benchmark run on the test server, and drops it
+// when the test ends if the benchmark did not (only when the command failed).
+func scratchName(t *testing.T) (adminURL, name string) {
 	t.Helper()
 	admin := dbtest.AdminURL(t)
 	scratch := fmt.Sprintf("strata_bench_test_%016x", rand.Uint64())
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	t.Cleanup(func() { // only matters when the command failed to drop it
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if c, err := pgx.Connect(ctx, admin); err == nil {
@@ -212,6 +207,19 @@ func runBench(t *testing.T, args ...string) (benchResult, map[string]json.RawMes
 			_ = c.Close(ctx)
 		}
 	})
+	return admin, scratch
+}
+
+func runBench(t *testing.T, args ...string) (benchResult, map[string]json.RawMessage) {
+	t.Helper()
+	admin, scratch := scratchName(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 
 	var stdout, stderr syncBuffer
 	args = append([]string{"bench", "append", "--scratch-db", scratch}, args...)
@@ -533,18 +541,9 @@ func TestBenchSubscribe(t *testing.T) {
 	verifyNoLeaks(t)
 	for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
 		t.Run(proto, func(t *testing.T) {
-			admin := dbtest.AdminURL(t)
-			scratch := fmt.Sprintf("strata_bench_test_%016x", rand.Uint64())
+			admin, scratch := scratchName(t)
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
-			t.Cleanup(func() { // only matters when the command failed to drop it
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				if c, err := pgx.Connect(ctx, admin); err == nil {
-					_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{scratch}.Sanitize()+" WITH (FORCE)")
-					_ = c.Close(ctx)
-				}
-			})
 			var stdout, stderr syncBuffer
 			args := []string{"bench", "subscribe", "--scratch-db", scratch, "--server-bin", bin, "--protocol", proto,
 				"--stream-subscribers", "20", "--all-subscribers", "2", "--rate", "50", "--duration", "2s", "--writers", "2"}

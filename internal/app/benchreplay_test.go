@@ -1,31 +1,14 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/strata-es/strata/internal/dbtest"
 )
 
 // bench replay runs end to end on a scratch database and reports every case.
 func TestBenchReplay(t *testing.T) {
-	admin := dbtest.AdminURL(t)
-	scratch := fmt.Sprintf("strata_bench_test_%016x", rand.Uint64())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{scratch}.Sanitize()+" WITH (FORCE)")
-			_ = c.Close(ctx)
-		}
-	})
+	admin, scratch := scratchName(t)
 	var stdout, stderr syncBuffer
 	args := []string{"bench", "replay", "--scratch-db", scratch, "--events", "2500", "--rounds", "2", "--every", "100"}
 	if err := Run(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {

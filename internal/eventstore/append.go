@@ -318,10 +318,13 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 
 // atEvent puts a field error of event i in the events list: "data" becomes "events[i].data".
 // Field names are formatted here, on the error path only, never once per event.
-func atEvent(i int, err error) error {
+func atEvent(i int, err error) error { return inList("events", i, err) }
+
+// inList puts a field error of item i of list in that list: "f" becomes "list[i].f".
+func inList(list string, i int, err error) error {
 	var v *ValidationError
 	if errors.As(err, &v) {
-		return &ValidationError{Field: fmt.Sprintf("events[%d].%s", i, v.Field), Reason: v.Reason}
+		return &ValidationError{Field: fmt.Sprintf("%s[%d].%s", list, i, v.Field), Reason: v.Reason}
 	}
 	return err
 }

@@ -193,10 +193,4 @@ func (s *Store) repeatedMulti(ctx context.Context, parts []StreamAppend, inputs 
 }
 
 // atStream puts a field error of part i in the streams list.
-func atStream(i int, err error) error {
-	var v *ValidationError
-	if errors.As(err, &v) {
-		return &ValidationError{Field: fmt.Sprintf("streams[%d].%s", i, v.Field), Reason: v.Reason}
-	}
-	return err
-}
+func atStream(i int, err error) error { return inList("streams", i, err) }
