@@ -157,11 +157,20 @@ func Append(ctx context.Context, store *eventstore.Store, opts AppendOptions) (A
 
 // progress prints a line per second to opts.Progress until the returned stop is called.
 func progress(ctx context.Context, opts AppendOptions, start time.Time, appends, conflicts *atomic.Int64) (stop func()) {
-	if opts.Progress == nil {
+	return everySecond(ctx, opts.Progress, func(now time.Time) string {
+		n := appends.Load()
+		return fmt.Sprintf("bench: %4.0fs of %s: %d appends (%.0f/s), %d conflicts\n",
+			now.Sub(start).Seconds(), opts.Duration, n, float64(n)/now.Sub(start).Seconds(), conflicts.Load())
+	})
+}
+
+// everySecond writes line(now) to w once a second until the returned stop is called or ctx
+// ends; with w nil it does nothing.
+func everySecond(ctx context.Context, w io.Writer, line func(now time.Time) string) (stop func()) {
+	if w == nil {
 		return func() {}
 	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
+	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
 		tick := time.NewTicker(time.Second)
@@ -173,9 +182,7 @@ func progress(ctx context.Context, opts AppendOptions, start time.Time, appends,
 			case <-ctx.Done():
 				return
 			case now := <-tick.C:
-				n := appends.Load()
-				fmt.Fprintf(opts.Progress, "bench: %4.0fs of %s: %d appends (%.0f/s), %d conflicts\n",
-					now.Sub(start).Seconds(), opts.Duration, n, float64(n)/now.Sub(start).Seconds(), conflicts.Load())
+				_, _ = io.WriteString(w, line(now))
 			}
 		}
 	}()

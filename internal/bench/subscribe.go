@@ -473,26 +473,11 @@ func (r *subscribeRun) appendPaced(ctx context.Context) ([]appendRecord, float64
 }
 
 func (r *subscribeRun) progress(start time.Time, appended *atomic.Int64) (stop func()) {
-	if r.opts.Progress == nil {
-		return func() {}
-	}
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-tick.C:
-				s := now.Sub(start).Seconds()
-				fmt.Fprintf(r.opts.Progress, "bench: %4.0fs of %s: %d events (%.0f/s), %d deliveries (%.0f/s)\n",
-					s, r.opts.Duration, appended.Load(), float64(appended.Load())/s, r.deliveries.Load(), float64(r.deliveries.Load())/s)
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
+	return everySecond(context.Background(), r.opts.Progress, func(now time.Time) string {
+		s := now.Sub(start).Seconds()
+		return fmt.Sprintf("bench: %4.0fs of %s: %d events (%.0f/s), %d deliveries (%.0f/s)\n",
+			s, r.opts.Duration, appended.Load(), float64(appended.Load())/s, r.deliveries.Load(), float64(r.deliveries.Load())/s)
+	})
 }
 
 // append appends one event of type typ with sequence number seq to stream and returns the
