@@ -46,8 +46,18 @@ type Config struct {
 	// Mode is development (introspection and suggestions on) or production (off).
 	Mode string
 	// Insecure allows serving on a non-loopback address although no authentication is
-	// configured (there is none yet: every client may read and write).
+	// configured (then every client may read and write).
 	Insecure bool
+	// Authentication: a JWT HS256 secret (read from a file), PEM public keys for RS256/ES256,
+	// the issuer and audience tokens must carry, and static API keys as name:role:sha256-hex.
+	JWTSecretFile        string
+	JWTPublicKeys        []string
+	JWTIssuer            string
+	JWTAudience          string
+	APIKeys              []string
+	MaxConnsPerPrincipal int
+	// CORSOrigins may call the API from a browser page of another origin; empty allows none.
+	CORSOrigins []string
 	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
 	KeepAlive time.Duration
 	// DBMaxConns bounds the connection pool.
@@ -114,9 +124,9 @@ func (f *FlagSet) Duration(p *time.Duration, name, env string, def time.Duration
 	f.register((*durationValue)(p), name, env, usage)
 }
 
-// StringList registers a comma-separated list setting; empty by default.
-func (f *FlagSet) StringList(p *[]string, name, env, usage string) {
-	*p = nil
+// StringList registers a comma-separated list setting; def is its default (empty when none).
+func (f *FlagSet) StringList(p *[]string, name, env, usage string, def ...string) {
+	*p = def
 	f.register((*listValue)(p), name, env, usage)
 }
 
@@ -166,9 +176,16 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.MaxPageSize, "max-page-size", "STRATA_MAX_PAGE_SIZE", 1000, "most items one GraphQL page (first) may ask for")
 	f.StringList(&c.AllowedOrigins, "allowed-origins", "STRATA_ALLOWED_ORIGINS", "origins (scheme://host:port, comma-separated) that may open WebSocket connections besides the server's own")
 	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
-	f.StringList(&c.SnapshotEvery, "snapshot-every", "STRATA_SNAPSHOT_EVERY", "snapshot an aggregate every N events, per category: user=100,order=100 (0 turns it off)")
+	f.StringList(&c.SnapshotEvery, "snapshot-every", "STRATA_SNAPSHOT_EVERY", "snapshot an aggregate every N events, per category (0 turns it off)", "user=100", "order=100")
 	f.Int(&c.MaxReplayEvents, "max-replay-events", "STRATA_MAX_REPLAY_EVENTS", 100000, "most events replayed to answer users or orders as of a past time")
 	f.Bool(&c.Insecure, "insecure", "STRATA_INSECURE", "serve on a non-loopback --addr without authentication (anyone who reaches it may read and write)")
+	f.String(&c.JWTSecretFile, "jwt-secret-file", "STRATA_JWT_SECRET_FILE", "", "file holding the HS256 secret that signs accepted JWTs (at least 32 bytes)")
+	f.StringList(&c.JWTPublicKeys, "jwt-public-keys", "STRATA_JWT_PUBLIC_KEYS", "PEM files of the public keys that verify RS256 (RSA) and ES256 (P-256) JWTs, comma-separated")
+	f.String(&c.JWTIssuer, "jwt-issuer", "STRATA_JWT_ISSUER", "", "when set, a JWT's iss must equal it")
+	f.String(&c.JWTAudience, "jwt-audience", "STRATA_JWT_AUDIENCE", "", "when set, a JWT's aud must include it")
+	f.StringList(&c.APIKeys, "api-keys", "STRATA_API_KEYS", "static API keys as name:role:sha256-hex-of-the-key, comma-separated (role: reader, writer or admin)")
+	f.Int(&c.MaxConnsPerPrincipal, "max-connections-per-principal", "STRATA_MAX_CONNECTIONS_PER_PRINCIPAL", 100, "most WebSocket connections one authenticated principal may hold open")
+	f.StringList(&c.CORSOrigins, "cors-origins", "STRATA_CORS_ORIGINS", "origins (scheme://host:port, comma-separated) whose pages may call the API from a browser; empty allows none")
 	f.String(&c.Mode, "mode", "STRATA_MODE", "development", "development (schema introspection and field suggestions on) or production (off)")
 	f.Int(&c.MaxDepth, "max-depth", "STRATA_MAX_DEPTH", 15, "deepest nesting of fields one operation may ask for")
 	f.Int(&c.MaxAliases, "max-aliases", "STRATA_MAX_ALIASES", 50, "most aliased fields in one operation")
@@ -200,8 +217,16 @@ func (c *Config) Validate() error {
 	if c.Addr != "" && c.MaxReplayEvents < 1 {
 		errs = append(errs, fmt.Errorf("--max-replay-events must be at least 1, not %d", c.MaxReplayEvents))
 	}
-	if c.Addr != "" && !c.Insecure && !Loopback(c.Addr) {
-		errs = append(errs, fmt.Errorf("--addr %s is reachable from other machines, and Strata has no authentication yet: serve on 127.0.0.1 or [::1], or pass --insecure to accept that anyone who reaches it may read and write", c.Addr))
+	if c.Addr != "" && !c.Insecure && !c.AuthConfigured() && !Loopback(c.Addr) {
+		errs = append(errs, fmt.Errorf("--addr %s is reachable from other machines, and no authentication is configured: configure --jwt-secret-file, --jwt-public-keys or --api-keys, serve on 127.0.0.1 or [::1], or pass --insecure to accept that anyone who reaches it may read and write", c.Addr))
+	}
+	if c.Addr != "" {
+		if _, err := c.Authenticator(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Addr != "" && c.MaxConnsPerPrincipal < 0 {
+		errs = append(errs, fmt.Errorf("--max-connections-per-principal must be at least 0, not %d", c.MaxConnsPerPrincipal))
 	}
 	if c.Addr != "" && c.Mode != "development" && c.Mode != "production" {
 		errs = append(errs, fmt.Errorf("--mode must be development or production, not %q", c.Mode))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,12 @@ func TestValidateRejectsBadValues(t *testing.T) {
 		{"empty log format", func(c *config.Config) { c.LogFormat = "" }, "--log-format"},
 		{"neither database nor data dir", func(c *config.Config) { c.DatabaseURL, c.DataDir = "", "" }, "--data-dir"},
 		{"address without port", func(c *config.Config) { c.Addr = "localhost" }, "--addr"},
+		{"API key in the clear", func(c *config.Config) { c.APIKeys = []string{"s3cret"} }, "--api-keys"},
+		{"unknown role", func(c *config.Config) { c.APIKeys = []string{"ops:root:" + strings.Repeat("ab", 32)} }, "unknown role"},
+		{"missing secret file", func(c *config.Config) { c.JWTSecretFile = "/nonexistent/secret" }, "--jwt-secret-file"},
+		{"short secret", func(c *config.Config) { c.JWTSecretFile = shortSecret(t) }, "at least 32"},
+		{"missing key file", func(c *config.Config) { c.JWTPublicKeys = []string{"/nonexistent/key.pem"} }, "--jwt-public-keys"},
+		{"negative connections per principal", func(c *config.Config) { c.MaxConnsPerPrincipal = -1 }, "--max-connections-per-principal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -198,7 +205,9 @@ func TestSettingsListEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	}
 }
 
-// The README's settings table is the one place settings are documented (STYLE.md).
+// The README's settings table is the one place settings are documented (STYLE.md): one row
+// per setting of `strata serve --help`, with its flag, variable and default, and no row for a
+// setting that no longer exists.
 func TestReadmeListsEverySetting(t *testing.T) {
 	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
@@ -209,10 +218,24 @@ func TestReadmeListsEverySetting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	known := map[string]bool{}
 	for _, s := range fs.Settings() {
-		row := fmt.Sprintf("| `--%s` | `%s` |", s.Flag, s.Env)
+		known[s.Flag] = true
+		def := "(empty)"
+		if s.Default != "" {
+			def = "`" + s.Default + "`"
+		}
+		row := fmt.Sprintf("| `--%s` | `%s` | %s |", s.Flag, s.Env, def)
 		if n := strings.Count(string(readme), row); n != 1 {
 			t.Errorf("README has %d rows starting %q, want 1", n, row)
+		}
+	}
+	for _, line := range strings.Split(string(readme), "\n") {
+		if flag, ok := strings.CutPrefix(line, "| `--"); ok {
+			name, rest, _ := strings.Cut(flag, "`")
+			if strings.HasPrefix(rest, " |") && !known[name] { // rows of one flag; bench rows list several
+				t.Errorf("README documents --%s, which strata serve does not have", name)
+			}
 		}
 	}
 }
@@ -243,7 +266,8 @@ func TestNonLoopbackNeedsInsecure(t *testing.T) {
 			t.Errorf("%v: %v, want a refusal naming --insecure", args, err)
 		}
 	}
-	for _, args := range [][]string{{"--addr", "0.0.0.0:8080", "--insecure"}, {"--addr", "127.0.0.1:8080"}} {
+	for _, args := range [][]string{{"--addr", "0.0.0.0:8080", "--insecure"}, {"--addr", "127.0.0.1:8080"},
+		{"--addr", "0.0.0.0:8080", "--api-keys", "ops:admin:" + strings.Repeat("ab", 32)}} {
 		fs := config.NewFlagSet("serve", func(string) string { return "" }, &bytes.Buffer{})
 		var c config.Config
 		c.Register(fs)
@@ -255,4 +279,12 @@ func TestNonLoopbackNeedsInsecure(t *testing.T) {
 			t.Errorf("%v: %v", args, err)
 		}
 	}
+}
+
+func shortSecret(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte("too-short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
