@@ -2,15 +2,31 @@
 GOLANGCI_LINT_VERSION := v2.15.0
 BASELINE ?= ../shared/tools/pg-baseline.sh
 
-.PHONY: run test generate lint bench build playground
+.PHONY: run test fuzz generate lint bench build playground
 
 PLAYGROUND := internal/playground/dist/index.html
 
 run: $(PLAYGROUND) ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
 	go run ./cmd/strata serve
 
-test: $(PLAYGROUND) ## the whole test suite, against real PostgreSQL
+test: $(PLAYGROUND) ## the whole test suite, against real PostgreSQL, then make fuzz
 	go test -race -count=1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+# go test -fuzz takes one target per run. Minimizing each new input is capped at 1s: a few large
+# ones would otherwise take the whole run.
+FUZZ = go test -run='^$$' -fuzztime=5s -fuzzminimizetime=1s
+
+fuzz: ## each fuzz target for 5s, starting from its seed corpus in testdata/fuzz
+	$(FUZZ) -fuzz='^FuzzParsePosition$$' ./internal/eventstore
+	$(FUZZ) -fuzz='^FuzzPositionOrder$$' ./internal/eventstore
+	$(FUZZ) -fuzz='^FuzzValidateObject$$' ./internal/eventstore
+	$(FUZZ) -fuzz='^FuzzPrepare$$' ./internal/eventstore
+	$(FUZZ) -fuzz='^FuzzParseID$$' ./internal/command
+	$(FUZZ) -fuzz='^FuzzHistoryPage$$' ./graph
+	$(FUZZ) -fuzz='^FuzzUnmarshalJSON$$' ./graph/scalar
+	$(FUZZ) -fuzz='^FuzzUnmarshalJSONLiteral$$' ./graph/scalar
+	$(FUZZ) -fuzz='^FuzzUnmarshalMoney$$' ./graph/scalar
 
 generate: ## regenerate generated code (CI fails if this changes anything)
 	go generate ./...

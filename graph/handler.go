@@ -16,6 +16,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/strata-es/strata/graph/generated"
+	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/projection"
@@ -30,7 +31,10 @@ const (
 	CodeInvariantViolation   = "INVARIANT_VIOLATION"
 	CodeConsistencyTimeout   = "CONSISTENCY_TIMEOUT"
 	CodeRebuildInProgress    = "REBUILD_IN_PROGRESS"
-	CodeInternal             = "INTERNAL"
+	// CodeUnavailable: the database could not be reached or went away; extensions.retryable
+	// is true, and retrying an append with the same event ids writes nothing twice.
+	CodeUnavailable = "UNAVAILABLE"
+	CodeInternal    = "INTERNAL"
 )
 
 // NewHandler returns the GraphQL endpoint (POST, application/json) for the resolver r.
@@ -43,17 +47,21 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 		keepAlive = 10 * time.Second
 	}
 	limits := r.Limits.withDefaults()
+	if r.Conns == nil {
+		r.Conns = wsconn.NewRegistry()
+	}
 	cfg := generated.Config{Resolvers: r}
-	complexity(&cfg.Complexity)
+	maxPage := r.MaxPageSize
+	if maxPage <= 0 {
+		maxPage = DefaultMaxPageSize
+	}
+	complexity(&cfg.Complexity, maxPage)
 	srv := handler.New(generated.NewExecutableSchema(cfg))
+	conns := auth.NewConnLimiter(r.MaxConnsPerPrincipal)
 	srv.AddTransport(transport.Websocket{
-		Implementation: wsconn.Implementation{AllowedOrigins: r.AllowedOrigins, WriteTimeout: 10 * time.Second},
+		Implementation: wsconn.Implementation{AllowedOrigins: r.AllowedOrigins, WriteTimeout: 10 * time.Second, Registry: r.Conns},
 		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			if r.Authenticate == nil {
-				return ctx, nil, nil
-			}
-			ctx, err := r.Authenticate(ctx, payload)
-			return ctx, nil, err
+			return r.initConnection(ctx, payload, conns)
 		},
 		InitTimeout:           10 * time.Second,
 		PayloadReadLimit:      &limits.MaxBodyBytes,
@@ -64,8 +72,8 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 			// unusable; closing it ends the connection's operations.
 			var wsErr transport.WebsocketError
 			if errors.As(err, &wsErr) && !wsErr.IsReadError {
-				if c := wsconn.FromContext(ctx); c != nil {
-					c.CloseWithReason(CloseSlowConsumer, "slow consumer: write timed out; resubscribe with after set to the last position received")
+				if c := wsconn.FromContext(ctx); c != nil && c.CloseWithReason(CloseSlowConsumer, "slow consumer: write timed out; resubscribe with after set to the last position received") {
+					r.Metrics.SlowConsumerDropped()
 				}
 			}
 			if errors.As(err, &wsErr) && !wsErr.IsReadError {
@@ -84,8 +92,13 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	}
 	srv.SetDisableSuggestion(limits.Production)
 	srv.SetParserTokenLimit(limits.MaxTokens)
+	srv.Use(authorize{now: time.Now}) // first: nothing runs for a principal who may not run it
+	srv.Use(opLog{logger: logger})
+	if r.Metrics != nil {
+		srv.Use(operationMetrics{r.Metrics})
+	}
+	srv.Use(shapeLimits{limits}) // before complexity: a deep query is told it is too deep
 	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
-	srv.Use(shapeLimits{limits})
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return presentError(ctx, err, logger)
 	})
@@ -93,7 +106,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 		logger.ErrorContext(ctx, "resolver panicked", "panic", p)
 		return errors.New("internal error")
 	})
-	return wsconn.WithHolder(limitRequests(limits, r.withLoaders(srv)))
+	return wsconn.WithHolder(limitRequests(limits, authenticate(r.Auth, r.withLoaders(srv))))
 }
 
 // presentError is the one place where Go errors become GraphQL error codes. Errors the client
@@ -102,6 +115,12 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror.Error {
 	var gqlErr *gqlerror.Error
 	if errors.As(err, &gqlErr) && gqlErr.Err == nil { // parse and validation errors: already for the client
+		if _, ok := gqlErr.Extensions["code"]; !ok { // gqlgen's own refusals of a request that has no code
+			if gqlErr.Extensions == nil {
+				gqlErr.Extensions = map[string]any{}
+			}
+			gqlErr.Extensions["code"] = CodeBadRequest
+		}
 		return gqlErr
 	}
 	presented := graphql.DefaultErrorPresenter(ctx, err)
@@ -122,6 +141,13 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 		presented.Extensions["code"] = CodeConsistencyTimeout
 	case errors.Is(err, errLimit):
 		presented.Extensions["code"] = CodeLimitExceeded
+	// Before the deadline: a connection attempt that timed out is the database not answering.
+	// A statement cut off mid-flight may have committed; the message says why retrying is safe.
+	case eventstore.IsUnavailable(err):
+		logger.WarnContext(ctx, "graphql request failed: database unavailable", "path", presented.Path.String(), "err", err)
+		presented.Message = "the database is unavailable; retry (appends are idempotent when you pass event ids)"
+		presented.Extensions["code"] = CodeUnavailable
+		presented.Extensions["retryable"] = true
 	case errors.Is(err, context.DeadlineExceeded):
 		presented.Message = "the request took longer than the server allows"
 		presented.Extensions["code"] = CodeTimeout

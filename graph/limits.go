@@ -1,13 +1,17 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -74,7 +78,11 @@ const (
 	CodeTooManyRootFields = "TOO_MANY_ROOT_FIELDS"
 	CodeLimitExceeded     = "LIMIT_EXCEEDED"
 	CodeRequestTooLarge   = "REQUEST_TOO_LARGE"
-	CodeTimeout           = "TIMEOUT"
+	// CodeUnsupportedMediaType: a POST whose body is not declared application/json.
+	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	// CodeBadRequest: an HTTP request that is not a GraphQL request at all.
+	CodeBadRequest = "BAD_REQUEST"
+	CodeTimeout    = "TIMEOUT"
 	// CodeIntrospectionDisabled: the server runs in production mode and does not publish its
 	// schema.
 	CodeIntrospectionDisabled = "INTROSPECTION_DISABLED"
@@ -181,10 +189,12 @@ func (w *walker) rootFields(set ast.SelectionSet) int {
 
 // complexity sets the cost of connection fields: their items times first (the schema's
 // default when not given), so a page of 1,000 costs what it returns.
-func complexity(c *generated.ComplexityRoot) {
+// A first beyond maxPage counts as maxPage: the resolver refuses it with BAD_USER_INPUT, which
+// says what is wrong, where a product overflowing the complexity limit would not.
+func complexity(c *generated.ComplexityRoot, maxPage int) {
 	page := func(first *int, def int) int {
 		if first != nil && *first > 0 {
-			return *first
+			return min(*first, maxPage)
 		}
 		return def
 	}
@@ -201,29 +211,67 @@ func complexity(c *generated.ComplexityRoot) {
 	c.Order.History = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
 }
 
-// limitRequests bounds a plain HTTP request's body and time; WebSocket upgrades have their own
-// limits (message size, keep-alives, subscriptions per connection).
+// limitRequests bounds a plain HTTP request's body and time, and refuses what is not a
+// GraphQL request: a POST must be application/json (a browser form cannot send that without
+// CORS letting it, so no page can forge a mutation), and a GET must be a WebSocket upgrade (GET
+// carries no queries or mutations). WebSocket upgrades have their own limits (message size,
+// keep-alives, subscriptions per connection).
 func limitRequests(l Limits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if r.ContentLength > l.MaxBodyBytes {
-			body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
-				"message":    fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, l.MaxBodyBytes),
-				"extensions": map[string]any{"code": CodeRequestTooLarge},
-			}}})
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			_, _ = w.Write(body)
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeHTTPError(w, http.StatusMethodNotAllowed, CodeBadRequest, "send queries and mutations with POST; GET /query only upgrades to a WebSocket for subscriptions")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, l.MaxBodyBytes)
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeHTTPError(w, http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "the request body must be JSON, sent with Content-Type: application/json")
+			return
+		}
+		tooLarge := func() {
+			writeHTTPError(w, http.StatusRequestEntityTooLarge, CodeRequestTooLarge,
+				fmt.Sprintf("the request body is larger than the limit of %d bytes", l.MaxBodyBytes))
+		}
+		if r.ContentLength > l.MaxBodyBytes {
+			tooLarge()
+			return
+		}
+		// The body is read here, whole and bounded, so that what is not one JSON object of
+		// valid UTF-8 is refused with a code before GraphQL sees it.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, l.MaxBodyBytes))
+		var maxErr *http.MaxBytesError
+		switch {
+		case errors.As(err, &maxErr):
+			tooLarge()
+			return
+		case err != nil:
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "the request body could not be read")
+			return
+		case !utf8.Valid(body):
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "the request body is not valid UTF-8")
+			return
+		case !json.Valid(body) || bytes.TrimSpace(body)[0] != '{':
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, `the request body must be one JSON object: {"query": "...", "variables": {...}}`)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		ctx, cancel := context.WithTimeout(r.Context(), l.RequestTimeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// writeHTTPError answers a request refused before GraphQL runs, in GraphQL's error shape.
+func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
+	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
+		"message": msg, "extensions": map[string]any{"code": code},
+	}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 // errTooManySubscriptions refuses a subscription beyond the per-connection cap.

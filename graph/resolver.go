@@ -7,17 +7,17 @@ package graph
 //go:generate go tool gqlgen generate
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
-
+	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/hub"
+	"github.com/strata-es/strata/internal/metrics"
 	"github.com/strata-es/strata/internal/projection"
 	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/wsconn"
 )
 
 // DefaultConsistencyTimeout bounds how long consistentWith waits unless configured otherwise.
@@ -44,9 +44,17 @@ type Resolver struct {
 	KeepAlive time.Duration
 	// AllowedOrigins may open WebSocket connections besides the server's own origin.
 	AllowedOrigins []string
-	// Authenticate sees every WebSocket connection_init payload; an error refuses the
-	// connection. nil accepts every connection (until the hardening work wires real auth).
-	Authenticate func(ctx context.Context, payload transport.InitPayload) (context.Context, error)
+	// Auth checks bearer tokens; nil (or one with nothing configured) makes every client
+	// auth.Anonymous.
+	Auth *auth.Authenticator
+	// MaxConnsPerPrincipal caps one authenticated principal's WebSocket connections; 0 means
+	// no cap.
+	MaxConnsPerPrincipal int
+	// Conns holds the open WebSocket connections, for a stopping server to close; NewHandler
+	// makes one when nil.
+	Conns *wsconn.Registry
 	// Logger logs what the resolvers handle; nil discards.
 	Logger *slog.Logger
+	// Metrics counts operations and dropped slow consumers; nil counts nothing.
+	Metrics *metrics.Metrics
 }

@@ -73,9 +73,11 @@ func (r *Resolver) historyPage(ctx context.Context, n int, first *int, after *st
 		return 0, 0, err
 	}
 	if after != nil && *after != "" {
+		// Only the form the server hands out, as with positions and ids ("+5" and "007" are not
+		// cursors), and only the start of a refused one in the message: it may be a megabyte.
 		v, err := strconv.Atoi(*after)
-		if err != nil || v < 0 {
-			return 0, 0, &eventstore.ValidationError{Field: "after", Reason: fmt.Sprintf("%q is not a cursor of this history", *after)}
+		if err != nil || v < 0 || strconv.Itoa(v) != *after {
+			return 0, 0, &eventstore.ValidationError{Field: "after", Reason: fmt.Sprintf("%.64q is not a cursor of this history", *after)}
 		}
 		from = min(v, n)
 	}

@@ -60,33 +60,44 @@ func (r gqlResponse) rule() string {
 // gql posts a GraphQL request to the server over real HTTP.
 func gql(t *testing.T, addr, query string, vars map[string]any) gqlResponse {
 	t.Helper()
+	_, r := gqlAs(t, addr, "", query, vars)
+	return r
+}
+
+// gqlAs posts a GraphQL request with a bearer token ("" for none) and returns the HTTP status
+// with the response.
+func gqlAs(t *testing.T, addr, token, query string, vars map[string]any) (int, gqlResponse) {
+	t.Helper()
 	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
 	if err != nil {
 		t.Error(err)
-		return gqlResponse{}
+		return 0, gqlResponse{}
 	}
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://"+addr+"/query", bytes.NewReader(body))
 	if err != nil {
 		t.Error(err)
-		return gqlResponse{}
+		return 0, gqlResponse{}
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Error(err)
-		return gqlResponse{}
+		return 0, gqlResponse{}
 	}
 	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Error(err)
-		return gqlResponse{}
+		return resp.StatusCode, gqlResponse{}
 	}
 	var r gqlResponse
 	if err := json.Unmarshal(raw, &r); err != nil {
 		t.Errorf("status %d, body %s: %v", resp.StatusCode, raw, err)
 	}
-	return r
+	return resp.StatusCode, r
 }
 
 // ok fails the test when r has errors, and decodes field into out.

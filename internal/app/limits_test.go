@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -93,5 +94,50 @@ func TestHostileRequestsMeetTheirLimits(t *testing.T) {
 	ok(t, gql(t, a, `{ projections { name } }`, nil), "projections", &p)
 	if len(p) != 2 {
 		t.Errorf("projections after the hostile requests: %+v", p)
+	}
+}
+
+// --request-timeout reaches PostgreSQL: an append stuck behind a lock is answered TIMEOUT when
+// the time is up, and its statement is cancelled in the database, not left waiting.
+func TestRequestTimeoutCancelsTheDatabaseWork(t *testing.T) {
+	url := dbtest.URL(t)
+	srv := startServeOn(t, url, "--request-timeout", "1s")
+	pool := dbtest.PoolFor(t, url, 4)
+	ctx := t.Context()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1398031425, hashtext('stuck-1'))`); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 1398031425`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	start := time.Now()
+	answered := make(chan gqlResponse, 1)
+	go func() {
+		answered <- gql(t, srv.addr, `mutation { appendEvents(streamId: "stuck-1", events: [{type: "T", data: {}}]) { position } }`, nil)
+	}()
+	waitFor(t, "the append to wait on the lock in PostgreSQL", func() bool { return waiting() == 1 || len(answered) == 1 })
+	r := <-answered
+	if r.code() != "TIMEOUT" {
+		t.Fatalf("an append stuck past --request-timeout: %+v, want TIMEOUT", r.Errors)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the timeout of 1s was answered after %s", took)
+	}
+	waitFor(t, "the stuck statement to be cancelled in PostgreSQL", func() bool { return waiting() == 0 })
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE stream_id = 'stuck-1'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the timed-out append wrote %d events (%v)", n, err)
 	}
 }

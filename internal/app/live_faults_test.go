@@ -207,6 +207,8 @@ func TestStalledSubscriberIsDroppedFastOneKeepsUp(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Counted once, however many writes to the dead connection failed.
+	waitMetric(t, "http://"+a+"/metrics", "strata_slow_consumers_dropped_total", 1)
 	var got int
 	for {
 		r, err := stalled.Next(30 * time.Second)

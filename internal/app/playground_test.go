@@ -60,7 +60,7 @@ func TestPlaygroundRunsAQueryAndASubscriptionAndTalksOnlyToItsServer(t *testing.
 	// and tests share the cluster: wait for it rather than assume it.
 	waitVisibleInAll(t, store)
 
-	srv := httptest.NewServer(routes(&database{pool: pool}, parts.resolver, logger))
+	srv := httptest.NewServer(routes(&database{pool: pool}, parts.resolver, config.Config{}, logger))
 	// After the browser is gone (deferred below, so run first): stopping the hub ends the
 	// subscriptions, and so the WebSocket connections, which srv.Close leaves alone (they are
 	// hijacked); then the server closes.

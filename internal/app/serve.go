@@ -9,12 +9,17 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/rs/cors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-es/strata/graph"
+	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/playground"
+	"github.com/strata-es/strata/internal/reqlog"
+	"github.com/strata-es/strata/internal/wsconn"
 	"github.com/strata-es/strata/migrations"
 )
 
@@ -30,33 +35,48 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	}
 	defer db.close(context.WithoutCancel(ctx), cfg, logger)
 
+	authn, err := cfg.Authenticator()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	parts := newResolver(db.pool, cfg, logger)
-	// Requests' contexts derive from base; cancelling it at shutdown ends WebSocket connections,
-	// which http.Server.Shutdown leaves alone (they are hijacked).
+	parts.resolver.Auth = authn
+	parts.resolver.MaxConnsPerPrincipal = cfg.MaxConnsPerPrincipal
+	// Requests' contexts derive from base, which outlives the shutdown of the HTTP server: an
+	// append in flight when the signal comes finishes and is answered. Cancelling base
+	// afterwards ends whatever is still open.
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           routes(db, parts.resolver, logger),
+		Handler:           routes(db, parts.resolver, cfg, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url))
-	if config.Loopback(cfg.Addr) {
+	switch {
+	case authn.Enabled():
+		logger.InfoContext(ctx, "authentication is on: every request needs a bearer token",
+			"jwt_hs256", cfg.JWTSecretFile != "", "jwt_public_keys", len(cfg.JWTPublicKeys), "api_keys", len(cfg.APIKeys))
+	case config.Loopback(cfg.Addr):
 		logger.InfoContext(ctx, "no authentication is configured: serving this machine only (loopback)")
-	} else {
+	default:
 		logger.WarnContext(ctx, "no authentication is configured and --insecure is set: anyone who reaches this address may read and write", "addr", ln.Addr().String())
 	}
 
+	// The projectors and the subscription feed run until the HTTP side has stopped, so that
+	// requests finishing during the shutdown still see them.
+	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
 	g, gctx := errgroup.WithContext(ctx)
 	// Projectors stop with the rest; each batch is one transaction, so stopping loses nothing.
-	g.Go(func() error { return parts.projectors.Run(gctx) })
+	g.Go(func() error { return parts.projectors.Run(background) })
 	// The subscription feed: one LISTEN connection, fan-out to every subscriber.
-	g.Go(func() error { return parts.hub.Run(gctx) })
+	g.Go(func() error { return parts.hub.Run(background) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -76,25 +96,44 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		logger.InfoContext(ctx, "shutting down")
-		cancelBase()
-		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(shutCtx); err != nil {
-			return fmt.Errorf("http shutdown: %w", err)
-		}
-		return nil
+		defer stopBackground()
+		return shutdown(ctx, srv, parts.resolver.Conns, cancelBase, cfg.ShutdownTimeout, logger)
 	})
 	return g.Wait()
 }
 
-func routes(db *database, resolver *graph.Resolver, logger *slog.Logger) http.Handler {
+// shutdown stops the HTTP side in order: no new connections; every WebSocket told "going
+// away" (1001), so clients reconnect elsewhere or later and resume from their last position;
+// requests in flight, appends among them, finished and answered within timeout; then whatever
+// is left cancelled.
+func shutdown(ctx context.Context, srv *http.Server, conns *wsconn.Registry, cancelBase func(), timeout time.Duration, logger *slog.Logger) error {
+	start := time.Now()
+	logger.InfoContext(ctx, "shutting down", "deadline", timeout)
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(shutCtx) }() // stops accepting at once
+	closed := conns.CloseAll(websocket.CloseGoingAway, "server shutting down")
+	err := <-done
+	cancelBase()
+	if err != nil {
+		return fmt.Errorf("http shutdown: requests still running after %s: %w", timeout, err)
+	}
+	logger.InfoContext(ctx, "http stopped", "websockets_closed", closed, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func routes(db *database, resolver *graph.Resolver, cfg config.Config, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	api := graph.NewHandler(resolver, logger)
-	mux.Handle("POST /query", api)
-	mux.Handle("GET /query", api) // WebSocket upgrades only: GET carries no queries or mutations
+	// Every method: the handler refuses what is not a JSON POST or a WebSocket upgrade, with a
+	// code (GET carries no queries or mutations).
+	mux.Handle("/query", api)
 	mux.Handle("GET /{$}", playground.Handler())
 	mux.Handle("GET "+playground.AssetPrefix, playground.Handler())
+	// Metrics show load and the operation names clients send: admins only, once there is
+	// authentication.
+	mux.Handle("GET /metrics", graph.RequireRole(resolver.Auth, auth.RoleAdmin, resolver.Metrics.Handler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -107,7 +146,22 @@ func routes(db *database, resolver *graph.Resolver, logger *slog.Logger) http.Ha
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return mux
+	return reqlog.Middleware(logger, withCORS(cfg.CORSOrigins, mux))
+}
+
+// withCORS lets pages of the configured origins call the API from a browser, with a bearer
+// token; with none configured it adds nothing, and browsers keep other origins out.
+func withCORS(origins []string, next http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return next
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type", reqlog.Header},
+		ExposedHeaders: []string{reqlog.Header},
+		MaxAge:         600,
+	}).Handler(next)
 }
 
 // ready reports whether the database answers and carries every migration of this binary.

@@ -10,8 +10,10 @@ import (
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/hub"
+	"github.com/strata-es/strata/internal/metrics"
 	"github.com/strata-es/strata/internal/projection"
 	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/wsconn"
 )
 
 // parts are what the server runs, built on one pool.
@@ -23,19 +25,26 @@ type parts struct {
 
 // newResolver builds the GraphQL resolver, the projectors and the subscription feed. Every
 // append made in this process wakes the projectors and the feed at once, and has the other
-// processes told (a coalesced NOTIFY).
+// processes told (a coalesced NOTIFY). The store, the feed, the WebSocket connections, the
+// projectors, the pool and the GraphQL layer report to one Metrics, served by routes.
 func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) parts {
 	var p parts
 	snapshots, _ := cfg.Snapshots() // checked by Validate
 	opts := cfg.StoreOptions()
 	opts.Upcasters = cmdhandler.Upcasters()
+	m := metrics.New(logger)
+	m.WatchPool(pool)
+	opts.Observer = m
 	opts.Appended = func() {
 		p.projectors.Wake()
 		p.hub.Appended()
 	}
 	store := eventstore.New(pool, opts)
 	p.projectors = projection.NewRunner(pool, store, projection.Default(), projection.Options{}, logger)
-	p.hub = hub.New(pool, store, hub.Options{Buffer: cfg.SubscriberBuffer}, logger)
+	m.WatchProjections(p.projectors)
+	p.hub = hub.New(pool, store, hub.Options{Buffer: cfg.SubscriberBuffer, Observer: m}, logger)
+	conns := wsconn.NewRegistry()
+	m.WatchConnections(conns)
 	p.resolver = &graph.Resolver{
 		Store:              store,
 		Commands:           cmdhandler.New(store, cmdhandler.Options{SnapshotEvery: snapshots}),
@@ -53,7 +62,9 @@ func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) par
 			RequestTimeout: cfg.RequestTimeout, MaxSubscriptionsPerConnection: cfg.MaxSubscriptionsPerConnection,
 			Production: cfg.Mode == "production",
 		},
-		Logger: logger,
+		Logger:  logger,
+		Conns:   conns,
+		Metrics: m,
 	}
 	return p
 }

@@ -54,7 +54,9 @@ func ParseMoney(s string) (Money, error) {
 	if whole == "" || !digits(whole) || hasDot && (frac == "" || len(frac) > 2 || !digits(frac)) {
 		return 0, fmt.Errorf("%w: %q is not a decimal amount with at most 2 fraction digits, like \"19.98\"", ErrBadMoney, s)
 	}
-	if len(whole) > 14 { // MaxMoney has 14 whole digits; a longer one could overflow below
+	// MaxMoney has 14 whole digits; a longer number could overflow below. Leading zeros do not
+	// count: "000000000000001" is 1.
+	if len(strings.TrimLeft(whole, "0")) > 14 {
 		return 0, fmt.Errorf("%w: %q is more than the largest amount, %s", ErrBadMoney, s, MaxMoney)
 	}
 	w, err := strconv.ParseInt(whole, 10, 64)

@@ -140,6 +140,24 @@ func appendSQL(e ExpectedVersion, n int) string {
 // Append takes no global lock and sends no notification: appends to different streams run in
 // parallel, appends to one stream take turns.
 func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (AppendResult, error) {
+	if s.opts.Observer == nil {
+		return s.appendStream(ctx, streamID, expected, events)
+	}
+	start := time.Now()
+	res, err := s.appendStream(ctx, streamID, expected, events)
+	s.opts.Observer.Appended(written(res), time.Since(start), err)
+	return res, err
+}
+
+// written is how many events an append wrote.
+func written(res AppendResult) int {
+	if res.Repeated {
+		return 0
+	}
+	return len(res.Events)
+}
+
+func (s *Store) appendStream(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (AppendResult, error) {
 	in, err := s.prepare(streamID, expected, events)
 	if err != nil {
 		return AppendResult{}, err
@@ -347,13 +365,47 @@ func validateName(field, s string, maxLen int) error {
 	return nil
 }
 
-// validateObject checks that b is one JSON object.
+// MaxJSONDepth is how deeply event data and metadata may nest objects and arrays. Real
+// documents stay far below it; deeper ones only exhaust the recursion of whoever decodes them
+// next (PostgreSQL, projections, clients).
+const MaxJSONDepth = 100
+
+// validateObject checks that b is one JSON object nesting at most MaxJSONDepth levels.
 func validateObject(field string, b json.RawMessage) error {
 	t := bytes.TrimLeft(b, " \t\r\n")
 	if len(t) == 0 || t[0] != '{' || !json.Valid(b) {
 		return &ValidationError{Field: field, Reason: "must be a JSON object"}
 	}
+	if d := jsonDepth(t); d > MaxJSONDepth {
+		return &ValidationError{Field: field, Reason: fmt.Sprintf("nests %d levels deep; the limit is %d", d, MaxJSONDepth)}
+	}
 	return nil
+}
+
+// jsonDepth is the deepest nesting of objects and arrays in valid JSON text b.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // repeatedSQL finds stored events with the ids of an append and says whether each has the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -37,6 +38,20 @@ SELECT coalesce((SELECT version FROM streams WHERE stream_id = $1), 0) FROM lock
 // Repeating an AppendMulti that succeeded succeeds again without writing, when every part with
 // events repeats its earlier append.
 func (s *Store) AppendMulti(ctx context.Context, parts []StreamAppend) ([]AppendResult, error) {
+	if s.opts.Observer == nil {
+		return s.appendMulti(ctx, parts)
+	}
+	start := time.Now()
+	results, err := s.appendMulti(ctx, parts)
+	n := 0
+	for _, res := range results {
+		n += written(res)
+	}
+	s.opts.Observer.Appended(n, time.Since(start), err)
+	return results, err
+}
+
+func (s *Store) appendMulti(ctx context.Context, parts []StreamAppend) ([]AppendResult, error) {
 	if len(parts) == 0 {
 		return nil, &ValidationError{Field: "streams", Reason: "an append needs at least one stream"}
 	}

@@ -35,6 +35,12 @@ func (p Position) Compare(q Position) int {
 	return 0
 }
 
+// Seq returns the number the database handed the event when it was inserted, 0 for the zero
+// Position. Numbers grow with every event appended, but concurrent appends draw them in the
+// order they insert, not in the global order: Seq is for graphs of progress (metrics), never
+// for comparing positions.
+func (p Position) Seq() int64 { return p.seq }
+
 // IsZero reports whether p is the position before every event.
 func (p Position) IsZero() bool { return p == Position{} }
 

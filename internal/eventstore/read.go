@@ -98,6 +98,7 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	if slice.Version < 0 {
 		return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, ErrStreamNotFound)
 	}
+	s.read(len(slice.Events))
 	return slice, nil
 }
 
@@ -189,7 +190,14 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEve
 	if err != nil {
 		return nil, fmt.Errorf("read all: %w", err)
 	}
+	s.read(len(events))
 	return events, nil
+}
+
+func (s *Store) read(n int) {
+	if s.opts.Observer != nil {
+		s.opts.Observer.EventsRead(n)
+	}
 }
 
 func (s *Store) checkMax(n int) error {

@@ -33,6 +33,18 @@ type Options struct {
 	// transaction has committed. It must not block: it exists to wake readers (projectors, the
 	// subscription feed), never to extend the append.
 	Appended func()
+	// Observer, when set, is told of every append and read, for metrics.
+	Observer Observer
+}
+
+// Observer is told of the store's work as it finishes, on the caller's goroutine: it must not
+// block.
+type Observer interface {
+	// Appended follows every Append and AppendMulti call: events is how many events it wrote
+	// (none when it failed or repeated an earlier append), d how long it took, err its error.
+	Appended(events int, d time.Duration, err error)
+	// EventsRead follows every read of events (ReadStream, ReadAll) with how many it returned.
+	EventsRead(events int)
 }
 
 func (o Options) withDefaults() Options {

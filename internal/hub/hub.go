@@ -37,6 +37,20 @@ type Options struct {
 	NotifyEvery time.Duration
 	// Batch is the most events the feed reads at once; 0 means 1000.
 	Batch int
+	// Observer, when set, is told of subscriptions starting and ending and of subscribers
+	// falling behind, for metrics.
+	Observer Observer
+}
+
+// Observer is told what happens to subscriptions, on the goroutines of Subscribe's callers and
+// of the subscriptions, and SubscriberBehind with the feed's lock held: it must not block.
+type Observer interface {
+	// SubscriptionStarted follows every subscription the hub accepts; SubscriptionEnded
+	// follows its end, once.
+	SubscriptionStarted()
+	SubscriptionEnded()
+	// SubscriberBehind follows each time a subscriber's full buffer makes the feed let go of it.
+	SubscriberBehind()
 }
 
 func (o Options) withDefaults() Options {
@@ -91,6 +105,7 @@ type Hub struct {
 	mu      sync.Mutex
 	last    eventstore.Position // the feed has fanned out every event up to here
 	stopped bool
+	down    chan struct{} // while the feed's reads fail: closed once one succeeds again
 	all     map[*subscriber]struct{}
 	byStrm  map[string]map[*subscriber]struct{}
 	byCat   map[string]map[*subscriber]struct{}
@@ -151,6 +166,10 @@ func (h *Hub) Run(ctx context.Context) error {
 
 	h.mu.Lock()
 	h.stopped = true
+	if h.down != nil {
+		close(h.down) // catch-ups waiting for the database end with ErrStopped
+		h.down = nil
+	}
 	for s := range h.all {
 		h.dropLocked(s, ErrStopped)
 	}
@@ -175,7 +194,7 @@ func (h *Hub) feed(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				h.logger.WarnContext(ctx, "subscription feed read failed; trying again", "err", err)
+				h.feedRead(ctx, err)
 				poke(h.wake) // try again; the listener's poll paces retries too
 				select {
 				case <-ctx.Done():
@@ -184,11 +203,34 @@ func (h *Hub) feed(ctx context.Context) {
 				}
 				break
 			}
+			h.feedRead(ctx, nil)
 			h.fanOut(events)
 			if len(events) < h.opts.Batch {
 				break
 			}
 		}
+	}
+}
+
+// feedRead records how the feed's last read went. A database that went away is logged once, and
+// once more when it is back; catch-ups waiting for it (awaitDatabase) then read on.
+func (h *Hub) feedRead(ctx context.Context, err error) {
+	h.mu.Lock()
+	failed := err != nil && h.down == nil
+	back := err == nil && h.down != nil
+	if failed {
+		h.down = make(chan struct{})
+	}
+	if back {
+		close(h.down)
+		h.down = nil
+	}
+	h.mu.Unlock()
+	if failed {
+		h.logger.WarnContext(ctx, "subscription feed read failed; trying again until it succeeds", "err", err)
+	}
+	if back {
+		h.logger.InfoContext(ctx, "subscription feed reads again")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/strata-es/strata/internal/eventstore"
 )
@@ -92,6 +93,9 @@ func (h *Hub) removeLocked(s *subscriber) bool {
 func (h *Hub) behindLocked(s *subscriber) {
 	if h.removeLocked(s) {
 		h.lagged++
+		if h.opts.Observer != nil {
+			h.opts.Observer.SubscriberBehind()
+		}
 		select {
 		case s.behind <- struct{}{}:
 		default:
@@ -170,11 +174,21 @@ func (h *Hub) follow(ctx context.Context, after *eventstore.Position, f Filter, 
 		}
 		h.registerLocked(s)
 		h.mu.Unlock()
+		h.countIn()
 		go h.deliver(ctx, s, nil, eventstore.Position{}, emit, end)
 		return s, nil
 	}
+	h.countIn()
 	go h.deliver(ctx, s, after, *after, emit, end)
 	return s, nil
+}
+
+// countIn counts a subscription in before its goroutine runs, so that it shows as soon as
+// Subscribe returns; deliver counts it out.
+func (h *Hub) countIn() {
+	if h.opts.Observer != nil {
+		h.opts.Observer.SubscriptionStarted()
+	}
 }
 
 // deliver runs one subscription: catch-up from the table when from is set, then the live
@@ -184,6 +198,9 @@ func (h *Hub) deliver(ctx context.Context, s *subscriber, from *eventstore.Posit
 		h.mu.Lock()
 		h.removeLocked(s)
 		h.mu.Unlock()
+		if h.opts.Observer != nil {
+			h.opts.Observer.SubscriptionEnded()
+		}
 	}()
 	send := func(e eventstore.RecordedEvent) bool {
 		if !emit(e, s.dropped) {
@@ -269,11 +286,17 @@ func (h *Hub) catchUp(ctx context.Context, s *subscriber, from eventstore.Positi
 	for {
 		horizon, err := h.store.Horizon(ctx)
 		if err != nil {
-			return delivered, err
+			if err := h.awaitDatabase(ctx, err); err != nil {
+				return delivered, err
+			}
+			continue
 		}
 		events, err := h.store.ReadAll(ctx, eventstore.ReadAllOptions{After: readTo, Max: h.opts.Batch, Category: category, Types: s.filter.Types})
 		if err != nil {
-			return delivered, err
+			if err := h.awaitDatabase(ctx, err); err != nil {
+				return delivered, err
+			}
+			continue
 		}
 		for _, e := range events {
 			readTo = e.Position
@@ -303,4 +326,38 @@ func (h *Hub) catchUp(ctx context.Context, s *subscriber, from eventstore.Positi
 		}
 		h.mu.Unlock()
 	}
+}
+
+// catchUpRetry spaces a catch-up's reads while only its own connection seems to have failed.
+const catchUpRetry = 100 * time.Millisecond
+
+// awaitDatabase decides what a catch-up does after a read failed with err. When the database is
+// away it waits, and returns nil to read again: the subscription stays open through a restart
+// of PostgreSQL and goes on from the last position it delivered. Once the feed's reads fail too,
+// it waits for the feed to read again rather than knock on the database itself: during an
+// outage the feed is the one reader that keeps trying, however many subscribers are catching
+// up. Any other error ends the subscription.
+func (h *Hub) awaitDatabase(ctx context.Context, err error) error {
+	if !eventstore.IsUnavailable(err) || ctx.Err() != nil {
+		return err
+	}
+	h.mu.Lock()
+	stopped, down := h.stopped, h.down
+	h.mu.Unlock()
+	if stopped {
+		return ErrStopped
+	}
+	var retry <-chan time.Time
+	if down == nil { // the feed has not failed (yet)
+		t := time.NewTimer(catchUpRetry)
+		defer t.Stop()
+		retry = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return err
+	case <-down:
+	case <-retry:
+	}
+	return nil
 }

@@ -140,7 +140,11 @@ func (r *Runner) follow(ctx context.Context, p Projector) {
 				if ctx.Err() != nil {
 					return
 				}
-				r.logger.ErrorContext(ctx, "projection batch failed; trying again", "projection", p.Name(), "err", err)
+				level := slog.LevelError
+				if eventstore.IsUnavailable(err) {
+					level = slog.LevelWarn // the database is away: nothing to fix here, it will be tried again
+				}
+				r.logger.Log(ctx, level, "projection batch failed; trying again", "projection", p.Name(), "err", err)
 				wait.Reset(r.opts.Retry)
 				break
 			}

@@ -69,7 +69,7 @@ func DialWith(ctx context.Context, d websocket.Dialer, url, proto string, header
 		m, err := c.read(10 * time.Second)
 		if err != nil {
 			_ = conn.Close()
-			return nil, fmt.Errorf("connection_init: %w", err)
+			return nil, fmt.Errorf("connection_init: %w", closed(err))
 		}
 		switch m.Type {
 		case "connection_ack":
@@ -77,8 +77,13 @@ func DialWith(ctx context.Context, d websocket.Dialer, url, proto string, header
 		case "ka", "ping", "pong":
 			continue
 		default:
+			// A refusal (connection_error) is followed by a close frame that says why.
+			_, err := c.read(2 * time.Second)
+			if err == nil {
+				err = errors.New("the connection stayed open")
+			}
 			_ = conn.Close()
-			return nil, fmt.Errorf("connection_init: got %s %s", m.Type, m.Payload)
+			return nil, fmt.Errorf("connection_init: got %s %s: %w", m.Type, m.Payload, closed(err))
 		}
 	}
 }
@@ -157,11 +162,7 @@ func (c *Client) Next(timeout time.Duration) (Result, error) {
 	for {
 		m, err := c.read(timeout)
 		if err != nil {
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				return Result{}, &ErrClosed{Code: ce.Code, Text: ce.Text}
-			}
-			return Result{}, err
+			return Result{}, closed(err)
 		}
 		switch m.Type {
 		case "ping":
@@ -200,3 +201,12 @@ func (c *Client) Close() error {
 
 // NetConn gives tests the underlying connection (to stop reading it, say).
 func (c *Client) NetConn() *websocket.Conn { return c.conn }
+
+// closed turns the server's close frame into *ErrClosed; other errors stay as they are.
+func closed(err error) error {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return &ErrClosed{Code: ce.Code, Text: ce.Text}
+	}
+	return err
+}

@@ -25,6 +25,9 @@ type Implementation struct {
 	AllowedOrigins []string
 	// WriteTimeout bounds every write; 0 means 10s.
 	WriteTimeout time.Duration
+	// Registry, when set, holds every open connection, so that a stopping server can close
+	// them all with a reason.
+	Registry *Registry
 }
 
 var _ transport.WebsocketImplementation = Implementation{}
@@ -48,7 +51,8 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, options t
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	conn := &Conn{c: c, writeTimeout: timeout}
+	conn := &Conn{c: c, writeTimeout: timeout, registry: i.Registry}
+	i.Registry.add(conn)
 	if h, ok := r.Context().Value(holderKey{}).(*holder); ok {
 		h.set(conn)
 	}
@@ -78,6 +82,7 @@ type Conn struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
 	closeOnce    sync.Once
+	registry     *Registry
 }
 
 // NextReader returns the next message; a normal close by the peer is transport.ErrWebsocketClosed.
@@ -103,7 +108,10 @@ func (c *Conn) WriteClose(code int, message string) error {
 }
 
 // Close closes the connection.
-func (c *Conn) Close() error { return c.c.Close() }
+func (c *Conn) Close() error {
+	c.registry.remove(c)
+	return c.c.Close()
+}
 
 // Subprotocol is the negotiated subprotocol.
 func (c *Conn) Subprotocol() string { return c.c.Subprotocol() }
@@ -115,12 +123,15 @@ func (c *Conn) SetReadLimit(limit int64) { c.c.SetReadLimit(limit) }
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.c.SetReadDeadline(t) }
 
 // CloseWithReason ends the connection from the server's side: a close frame with code and
-// reason, then the socket. gqlgen's read loop sees the socket closed and cleans up.
-func (c *Conn) CloseWithReason(code int, reason string) {
+// reason, then the socket. gqlgen's read loop sees the socket closed and cleans up. It reports
+// whether this call closed it: only the first call does.
+func (c *Conn) CloseWithReason(code int, reason string) (closed bool) {
 	c.closeOnce.Do(func() {
 		_ = c.WriteClose(code, reason)
-		_ = c.c.Close()
+		_ = c.Close()
+		closed = true
 	})
+	return closed
 }
 
 // truncateReason keeps a close reason within the 123 bytes a close frame allows.
@@ -191,4 +202,52 @@ func FromContext(ctx context.Context) *Conn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.conn
+}
+
+// Registry is a set of open connections.
+type Registry struct {
+	mu    sync.Mutex
+	conns map[*Conn]struct{}
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry() *Registry { return &Registry{conns: map[*Conn]struct{}{}} }
+
+func (r *Registry) add(c *Conn) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.conns[c] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *Registry) remove(c *Conn) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	delete(r.conns, c)
+	r.mu.Unlock()
+}
+
+// Len is the number of open connections.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.conns)
+}
+
+// CloseAll closes every open connection with code and reason, and returns how many it closed.
+func (r *Registry) CloseAll(code int, reason string) int {
+	r.mu.Lock()
+	conns := make([]*Conn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		c.CloseWithReason(code, reason)
+	}
+	return len(conns)
 }
