@@ -146,7 +146,7 @@ func routes(db *database, resolver *graph.Resolver, cfg config.Config, logger *s
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return reqlog.Middleware(logger, withCORS(cfg.CORSOrigins, mux))
+	return reqlog.Middleware(logger, []string{"/healthz", "/readyz", "/metrics"}, withCORS(cfg.CORSOrigins, mux))
 }
 
 // withCORS lets pages of the configured origins call the API from a browser, with a bearer

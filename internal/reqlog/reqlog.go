@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -34,8 +35,9 @@ func WithID(ctx context.Context, id string) context.Context {
 }
 
 // Middleware assigns request ids and logs each request's end with logger. WebSocket
-// connections are logged when they close, with how long they were open.
-func Middleware(logger *slog.Logger, next http.Handler) http.Handler {
+// connections are logged when they close, with how long they were open. Requests for the quiet
+// paths (probes and scrapes, every few seconds) are logged at debug level unless they fail.
+func Middleware(logger *slog.Logger, quiet []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get(Header)
@@ -50,8 +52,11 @@ func Middleware(logger *slog.Logger, next http.Handler) http.Handler {
 			status = http.StatusSwitchingProtocols
 		}
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status >= 500:
 			level = slog.LevelWarn
+		case status < 400 && slices.Contains(quiet, r.URL.Path):
+			level = slog.LevelDebug
 		}
 		logger.LogAttrs(r.Context(), level, "http request",
 			slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
