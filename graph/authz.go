@@ -113,7 +113,7 @@ func codeError(code, msg string) *gqlerror.Error {
 func authenticate(a *auth.Authenticator, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.Enabled() {
-			next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), auth.Anonymous)))
+			next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), auth.Anonymous())))
 			return
 		}
 		header := r.Header.Get("Authorization")

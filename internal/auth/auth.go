@@ -69,7 +69,7 @@ type Principal struct {
 
 // Anonymous is every client of a server with no authentication configured. Such a server only
 // listens on loopback (or was told --insecure), so its clients may do anything.
-var Anonymous = Principal{Role: RoleAdmin}
+func Anonymous() Principal { return Principal{Role: RoleAdmin} }
 
 type principalKey struct{}
 

@@ -107,7 +107,7 @@ func TestAuthenticate(t *testing.T) {
 		if tc.reason != "" && !strings.Contains(err.Error(), tc.reason) {
 			t.Errorf("%s: error %q does not say %q", tc.name, err, tc.reason)
 		}
-		if err == nil && !(got.Subject == tc.want.Subject && got.Role == tc.want.Role && got.Expires.Equal(tc.want.Expires)) {
+		if err == nil && (got.Subject != tc.want.Subject || got.Role != tc.want.Role || !got.Expires.Equal(tc.want.Expires)) {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 		if err != nil && strings.Contains(err.Error(), tc.token) && tc.token != "" {
@@ -177,7 +177,7 @@ func TestConnLimiter(t *testing.T) {
 	}
 	r2()
 	for range 10 {
-		if _, err := l.Acquire(Anonymous); err != nil {
+		if _, err := l.Acquire(Anonymous()); err != nil {
 			t.Fatalf("anonymous is capped: %v", err)
 		}
 	}
