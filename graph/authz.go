@@ -145,13 +145,13 @@ func (r *Resolver) initConnection(ctx context.Context, payload transport.InitPay
 		if token != "" || !ok {
 			var err error
 			if p, err = r.Auth.Authenticate(token); err != nil {
-				return transport.WithWebsocketCloseCode(ctx, CloseUnauthenticated), nil, err
+				return closeWith(ctx, CloseUnauthenticated, err), nil, err
 			}
 		}
 	}
 	release, err := limiter.Acquire(p)
 	if err != nil {
-		return transport.WithWebsocketCloseCode(ctx, CloseTooManyConnections), nil, err
+		return closeWith(ctx, CloseTooManyConnections, err), nil, err
 	}
 	context.AfterFunc(ctx, release) // the request's context ends with the connection
 	ctx = auth.WithPrincipal(ctx, p)
@@ -181,4 +181,9 @@ func RequireRole(a *auth.Authenticator, need auth.Role, next http.Handler) http.
 			next.ServeHTTP(w, r)
 		}
 	}))
+}
+
+// closeWith has gqlgen close a refused connection with code, and err as the reason.
+func closeWith(ctx context.Context, code int, err error) context.Context {
+	return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), err.Error())
 }

@@ -145,7 +145,7 @@ func TestWebSocketAuthentication(t *testing.T) {
 	// No credential: refused with 4401.
 	_, err := wsclient.Dial(ctx, url, wsclient.TransportWS, nil, nil)
 	var closed *wsclient.ErrClosed
-	if !errors.As(err, &closed) || closed.Code != 4401 {
+	if !errors.As(err, &closed) || closed.Code != 4401 || !strings.Contains(closed.Text, "authentication required") {
 		t.Errorf("connection without a token: %v, want a close with 4401", err)
 	}
 	// A reader subscribes with its token in the payload; a mutation over the socket is refused.
@@ -168,7 +168,7 @@ func TestWebSocketAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = wsclient.Dial(ctx, url, wsclient.TransportWS, h, nil)
-	if !errors.As(err, &closed) || closed.Code != 4429 {
+	if !errors.As(err, &closed) || closed.Code != 4429 || !strings.Contains(closed.Text, "too many connections") {
 		t.Errorf("third connection of one principal: %v, want a close with 4429", err)
 	}
 	// Closing one gives its place back.

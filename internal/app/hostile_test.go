@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/wsclient"
 )
@@ -24,6 +26,7 @@ type hostileRequest struct {
 	contentType string // application/json when empty; "-" for none
 	token       string // the writer's when empty; "-" for none
 	body        []byte
+	chunked     bool   // send the body without a Content-Length
 	status      int    // 0: any 2xx/4xx but not 5xx
 	code        string // extensions.code of the first error
 }
@@ -94,6 +97,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "mutation over GET", method: "GET", body: nil, status: 405, code: "BAD_REQUEST"},
 		{name: "PUT", method: "PUT", body: postBody(`{ projections { name } }`, nil), status: 405, code: "BAD_REQUEST"},
 		{name: "a 50 MB body", body: append(append([]byte(`{"query": "{ projections { name } }", "pad": "`), bytes.Repeat([]byte("x"), 50<<20)...), '"', '}'), status: 413, code: "REQUEST_TOO_LARGE"},
+		{name: "a 50 MB body without a length", chunked: true, body: append(append([]byte(`{"query": "{ projections { name } }", "pad": "`), bytes.Repeat([]byte("x"), 50<<20)...), '"', '}'), status: 413, code: "REQUEST_TOO_LARGE"},
 		{name: "depth-200 query", body: postBody(deepQuery, nil), code: "QUERY_TOO_DEEP"},
 		{name: "10,000 aliases", body: postBody(aliases.String(), nil), code: "GRAPHQL_PARSE_FAILED"},
 		{name: "empty query", body: postBody("", nil), code: "GRAPHQL_VALIDATION_FAILED"},
@@ -174,6 +178,25 @@ func TestHostileInput(t *testing.T) {
 			t.Fatalf("subscribe %d: %v", i, err)
 		}
 	}
+	// A message over the size limit, and one that is not JSON, end their connections (and
+	// only those).
+	for name, msg := range map[string][]byte{
+		"a 2 MB message":             append(append([]byte(`{"type":"subscribe","id":"x","payload":{"query":"`), bytes.Repeat([]byte("x"), 2<<20)...), []byte(`"}}`)...),
+		"a message that is not JSON": []byte(`{"type": "subscribe", "id": `),
+	} {
+		bad, err := wsclient.Dial(ctx, url, wsclient.TransportWS, nil, map[string]any{"Authorization": "Bearer " + s.token(t, name, "reader", time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bad.NetConn().WriteMessage(websocket.TextMessage, msg); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, err = bad.Next(20 * time.Second)
+		if !errors.As(err, &closed) || (closed.Code != websocket.CloseMessageTooBig && closed.Code != 4400 && closed.Code != websocket.CloseProtocolError) {
+			t.Errorf("%s: %v, want the connection closed with a protocol code", name, err)
+		}
+		_ = bad.Close()
+	}
 	refused := 0
 	for refused < flood-5 {
 		r, err := c.Next(30 * time.Second)
@@ -210,7 +233,11 @@ func hostilePost(t *testing.T, addr, writer string, tc hostileRequest) (int, []b
 	if method == "" {
 		method = http.MethodPost
 	}
-	req, err := http.NewRequestWithContext(context.Background(), method, "http://"+addr+"/query", bytes.NewReader(tc.body))
+	var body io.Reader = bytes.NewReader(tc.body)
+	if tc.chunked {
+		body = struct{ io.Reader }{body} // hides the length from net/http
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, "http://"+addr+"/query", body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,9 +264,9 @@ func hostilePost(t *testing.T, addr, writer string, tc hostileRequest) (int, []b
 		t.Fatalf("%s: %v", tc.name, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
+	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("%s: read the answer: %v", tc.name, err)
 	}
-	return resp.StatusCode, body
+	return resp.StatusCode, answer
 }

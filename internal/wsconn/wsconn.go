@@ -5,7 +5,9 @@
 package wsconn
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -85,13 +87,30 @@ type Conn struct {
 	registry     *Registry
 }
 
+// CloseInvalidMessage is graphql-transport-ws's code for a message the server cannot read.
+const CloseInvalidMessage = 4400
+
 // NextReader returns the next message; a normal close by the peer is transport.ErrWebsocketClosed.
+// A message that is not JSON closes the connection with 4400 and a reason (gqlgen would close
+// it with 1000, which tells the client nothing went wrong).
 func (c *Conn) NextReader() (int, io.Reader, error) {
 	t, r, err := c.c.NextReader()
 	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
 		return t, r, transport.ErrWebsocketClosed
 	}
-	return t, r, err
+	if err != nil {
+		return t, r, err
+	}
+	// Messages are small and bounded by the read limit: reading one whole costs little.
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return t, nil, err
+	}
+	if !json.Valid(b) {
+		c.CloseWithReason(CloseInvalidMessage, "invalid message: not JSON")
+		return t, nil, transport.ErrWebsocketClosed
+	}
+	return t, bytes.NewReader(b), nil
 }
 
 // WriteJSON writes one message, within the write timeout.
