@@ -148,6 +148,12 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 		presented.Message = "the database is unavailable; retry (appends are idempotent when you pass event ids)"
 		presented.Extensions["code"] = CodeUnavailable
 		presented.Extensions["retryable"] = true
+		if eventstore.MayHaveCommitted(err) {
+			// Retrying an append with event ids is still safe; a command whose ids the server
+			// makes (registerUser, createOrder) may have been applied: read before repeating it.
+			presented.Message = "the database went away during the request, which may have been applied; retry appends with their event ids, read before repeating a command"
+			presented.Extensions["mayHaveCommitted"] = true
+		}
 	case errors.Is(err, context.DeadlineExceeded):
 		presented.Message = "the request took longer than the server allows"
 		presented.Extensions["code"] = CodeTimeout

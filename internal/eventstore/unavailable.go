@@ -56,3 +56,14 @@ func unavailableState(code string) bool {
 	}
 	return false
 }
+
+// MayHaveCommitted reports whether an unavailability error left the outcome of a write unknown:
+// the connection died after the statement was sent, so it may have committed. A refused or
+// failed connection, and anything pgconn knows was never sent, did not write.
+func MayHaveCommitted(err error) bool {
+	if !IsUnavailable(err) {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	return !errors.As(err, &connectErr) && !pgconn.SafeToRetry(err)
+}
