@@ -65,6 +65,10 @@ type Config struct {
 	// MaxEventsPerAppend and MaxEventSize bound one append.
 	MaxEventsPerAppend int
 	MaxEventSize       int
+	// GroupCommit packs concurrent appends into shared transactions, bounded by GroupMaxEvents
+	// and GroupMaxBytes, with at most GroupWriters in flight (eventstore.Options).
+	GroupCommit                                 bool
+	GroupMaxEvents, GroupMaxBytes, GroupWriters int
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration
 	// LogLevel and LogFormat ("text" or "json") shape the logs on stderr.
@@ -164,6 +168,10 @@ func (c *Config) Register(f *FlagSet) {
 	f.Int(&c.DBMaxConns, "db-max-conns", "STRATA_DB_MAX_CONNS", 20, "most connections in the pool")
 	f.Int(&c.MaxEventsPerAppend, "max-events-per-append", "STRATA_MAX_EVENTS_PER_APPEND", eventstore.DefaultMaxEventsPerAppend, "most events in one append")
 	f.Int(&c.MaxEventSize, "max-event-size", "STRATA_MAX_EVENT_SIZE", eventstore.DefaultMaxEventSize, "most bytes of data plus metadata in one event")
+	f.Bool(&c.GroupCommit, "group-commit", "STRATA_GROUP_COMMIT", true, "pack appends that arrive together into one transaction (false: a transaction per append)")
+	f.Int(&c.GroupMaxEvents, "group-max-events", "STRATA_GROUP_MAX_EVENTS", eventstore.DefaultGroupMaxEvents, "most events in one group commit (one append always fits)")
+	f.Int(&c.GroupMaxBytes, "group-max-bytes", "STRATA_GROUP_MAX_BYTES", eventstore.DefaultGroupMaxBytes, "most bytes of event data in one group commit (one append always fits)")
+	f.Int(&c.GroupWriters, "group-writers", "STRATA_GROUP_WRITERS", eventstore.DefaultGroupWriters, "group commits in flight at once")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "STRATA_SHUTDOWN_TIMEOUT", 15*time.Second, "how long a graceful stop may take")
 	c.LogLevel = slog.LevelInfo
 	f.register(levelValue{&c.LogLevel}, "log-level", "STRATA_LOG_LEVEL", "log level: debug, info, warn or error")
@@ -178,7 +186,7 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
 	f.StringList(&c.SnapshotEvery, "snapshot-every", "STRATA_SNAPSHOT_EVERY", "snapshot an aggregate every N events, per category (0 turns it off)", "user=100", "order=100")
 	f.Int(&c.MaxReplayEvents, "max-replay-events", "STRATA_MAX_REPLAY_EVENTS", 100000, "most events replayed to answer users or orders as of a past time")
-	f.Bool(&c.Insecure, "insecure", "STRATA_INSECURE", "serve on a non-loopback --addr without authentication (anyone who reaches it may read and write)")
+	f.Bool(&c.Insecure, "insecure", "STRATA_INSECURE", false, "serve on a non-loopback --addr without authentication (anyone who reaches it may read and write)")
 	f.String(&c.JWTSecretFile, "jwt-secret-file", "STRATA_JWT_SECRET_FILE", "", "file holding the HS256 secret that signs accepted JWTs (at least 32 bytes)")
 	f.StringList(&c.JWTPublicKeys, "jwt-public-keys", "STRATA_JWT_PUBLIC_KEYS", "PEM files of the public keys that verify RS256 (RSA) and ES256 (P-256) JWTs, comma-separated")
 	f.String(&c.JWTIssuer, "jwt-issuer", "STRATA_JWT_ISSUER", "", "when set, a JWT's iss must equal it")
@@ -249,6 +257,11 @@ func (c *Config) Validate() error {
 	if c.Addr != "" && c.ConsistencyTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--consistency-timeout must be positive, not %s", c.ConsistencyTimeout))
 	}
+	for name, v := range map[string]int{"group-max-events": c.GroupMaxEvents, "group-max-bytes": c.GroupMaxBytes, "group-writers": c.GroupWriters} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("--%s must be at least 1, not %d", name, v))
+		}
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, not %s", c.ShutdownTimeout))
 	}
@@ -291,7 +304,8 @@ func (c *Config) Snapshots() (map[string]int, error) {
 
 // StoreOptions returns the event store's limits.
 func (c *Config) StoreOptions() eventstore.Options {
-	return eventstore.Options{MaxEventsPerAppend: c.MaxEventsPerAppend, MaxEventSize: c.MaxEventSize}
+	return eventstore.Options{MaxEventsPerAppend: c.MaxEventsPerAppend, MaxEventSize: c.MaxEventSize,
+		GroupCommit: c.GroupCommit, GroupMaxEvents: c.GroupMaxEvents, GroupMaxBytes: c.GroupMaxBytes, GroupWriters: c.GroupWriters}
 }
 
 // Loopback reports whether a listen address only accepts connections from this machine.
@@ -307,9 +321,9 @@ func Loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Bool registers a boolean setting (false by default); the environment takes true/false/1/0.
-func (f *FlagSet) Bool(p *bool, name, env, usage string) {
-	*p = false
+// Bool registers a boolean setting with its default; the environment takes true/false/1/0.
+func (f *FlagSet) Bool(p *bool, name, env string, def bool, usage string) {
+	*p = def
 	f.register((*boolValue)(p), name, env, usage)
 }
 

@@ -141,10 +141,10 @@ func appendSQL(e ExpectedVersion, n int) string {
 // parallel, appends to one stream take turns.
 func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (AppendResult, error) {
 	if s.opts.Observer == nil {
-		return s.appendStream(ctx, streamID, expected, events)
+		return s.appendEvents(ctx, streamID, expected, events)
 	}
 	start := time.Now()
-	res, err := s.appendStream(ctx, streamID, expected, events)
+	res, err := s.appendEvents(ctx, streamID, expected, events)
 	s.opts.Observer.Appended(written(res), time.Since(start), err)
 	return res, err
 }
@@ -157,11 +157,19 @@ func written(res AppendResult) int {
 	return len(res.Events)
 }
 
-func (s *Store) appendStream(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (AppendResult, error) {
+func (s *Store) appendEvents(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (AppendResult, error) {
 	in, err := s.prepare(streamID, expected, events)
 	if err != nil {
 		return AppendResult{}, err
 	}
+	if s.opts.GroupCommit {
+		return s.appendGrouped(ctx, streamID, expected, in)
+	}
+	return s.appendStream(ctx, streamID, expected, in)
+}
+
+// appendStream appends prepared events in a transaction of their own.
+func (s *Store) appendStream(ctx context.Context, streamID string, expected ExpectedVersion, in appendInput) (AppendResult, error) {
 	// A stream created after this statement's snapshot was taken is invisible to UPDATE; when
 	// that makes an append with expected version N miss a stream that is at N, a new statement
 	// (a new snapshot) settles it.

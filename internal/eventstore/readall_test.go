@@ -270,15 +270,36 @@ func TestReadAllHoldsBackBehindOpenTransactions(t *testing.T) {
 // TestReadAllNoGapsUnderConcurrentWriters runs writers that commit in whatever order PostgreSQL
 // lets them while readers page through the global order, and checks that every reader sees
 // every acknowledged event exactly once, all in the same order.
+//
+// It runs with a transaction per append and with group commit, where many appends share one.
 func TestReadAllNoGapsUnderConcurrentWriters(t *testing.T) {
 	t.Parallel()
+	for name, opts := range map[string]eventstore.Options{
+		"a transaction per append": {},
+		"group commit":             {GroupCommit: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			readAllNoGapsUnderConcurrentWriters(t, opts)
+		})
+	}
+}
+
+func readAllNoGapsUnderConcurrentWriters(t *testing.T, opts eventstore.Options) {
 	const (
 		writers         = 10
 		appendsByWriter = 120
 		readers         = 4
 		streams         = 40
 	)
-	s, _ := newStore(t, eventstore.Options{})
+	s, _ := newStore(t, opts)
+	if opts.GroupCommit {
+		defer func() {
+			if batches, appends := s.GroupStats(); appends == batches {
+				t.Errorf("group commit: %d batches carried %d appends; no two appends shared one", batches, appends)
+			}
+		}()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

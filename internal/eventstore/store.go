@@ -35,6 +35,14 @@ type Options struct {
 	Appended func()
 	// Observer, when set, is told of every append and read, for metrics.
 	Observer Observer
+	// GroupCommit packs concurrent Appends into shared transactions (group.go); off, each
+	// Append is its own transaction. GroupMaxEvents and GroupMaxBytes bound one transaction's
+	// events and payload bytes (one append always fits, whatever its size); GroupWriters is how
+	// many such transactions may be in flight at once.
+	GroupCommit    bool
+	GroupMaxEvents int
+	GroupMaxBytes  int
+	GroupWriters   int
 }
 
 // Observer is told of the store's work as it finishes, on the caller's goroutine: it must not
@@ -57,6 +65,15 @@ func (o Options) withDefaults() Options {
 	if o.MaxReadCount <= 0 {
 		o.MaxReadCount = DefaultMaxReadCount
 	}
+	if o.GroupMaxEvents <= 0 {
+		o.GroupMaxEvents = DefaultGroupMaxEvents
+	}
+	if o.GroupMaxBytes <= 0 {
+		o.GroupMaxBytes = DefaultGroupMaxBytes
+	}
+	if o.GroupWriters <= 0 {
+		o.GroupWriters = DefaultGroupWriters
+	}
 	return o
 }
 
@@ -65,6 +82,7 @@ type Store struct {
 	pool      *pgxpool.Pool
 	opts      Options
 	upcasters map[upcastKey]Upcaster
+	group     groupCommit
 }
 
 // ConfigurePool sets what the store relies on in every connection of a pool it will be given:

@@ -1,0 +1,411 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Group commit: appends that arrive while another batch is being written wait in a queue; a
+// writer takes everything queued (within the configured events and bytes) and writes it in one
+// transaction, in one round trip, with one commit, then answers each caller. There is no timer:
+// a writer starts the moment the first append arrives and takes the next batch the moment its
+// commit returns, so a lone client waits for its own transaction only. Writers are goroutines
+// started when there is work and gone when the queue is empty; the store owns none between
+// bursts.
+//
+// Why each guarantee of a lone Append still holds:
+//   - Order. The batch first takes the advisory lock of every stream it touches, in byte order
+//     of the stream ids (as AppendMulti does, so the two cannot deadlock), and only then writes.
+//     A transaction gets its id at its first write, so, as for a lone append, an append that
+//     waited for another's lock gets the younger transaction id, and the global order keeps
+//     each stream's versions in order. Within the batch, positions are drawn in arrival order.
+//   - Expected versions. The write statements run after the locks are held, each with a fresh
+//     snapshot (READ COMMITTED), so each sees its streams' committed versions. Appends to one
+//     stream in one batch go to successive statements ("waves"), so the second is checked
+//     against the first's result.
+//   - One append's failure is its own. A version mismatch or event ids already stored make the
+//     statement skip that append (a status per append), never fail. Any error of the batch's
+//     statements (a value PostgreSQL refuses, a duplicate id racing another transaction, a
+//     deadlock) rolls the batch back, and then each of its appends runs alone, as if grouping
+//     were off, and gets its own answer.
+//   - Idempotency. An append whose event ids are already stored, also by an earlier wave of
+//     the same batch, is answered after the commit as a lone append is (repeated).
+//   - A failure of the whole transaction (the connection lost, the server stopping) fails
+//     every append in it with that error, which IsUnavailable recognises as retryable.
+//   - Nothing is answered before the commit that holds it returns.
+
+// DefaultGroupMaxEvents and DefaultGroupMaxBytes bound one group commit unless configured.
+const (
+	DefaultGroupMaxEvents = 2000
+	DefaultGroupMaxBytes  = 8 << 20
+	DefaultGroupWriters   = 2
+)
+
+// groupCommit is the queue and the writers' count.
+type groupCommit struct {
+	mu      sync.Mutex
+	queue   []*pending
+	writers int // running
+	// batches and appends count what went through the queue, for GroupStats.
+	batches, appends int64
+}
+
+// GroupQueue reports how many appends wait for a group commit and how many writers run.
+func (s *Store) GroupQueue() (queued, writers int) {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	return len(s.group.queue), s.group.writers
+}
+
+// GroupStats reports how many group commits ran and how many appends they carried (appends
+// alone in the queue count as batches of one).
+func (s *Store) GroupStats() (batches, appends int64) {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	return s.group.batches, s.group.appends
+}
+
+// pending is one queued append and, once written, its answer.
+type pending struct {
+	streamID string
+	expected ExpectedVersion
+	in       appendInput
+	bytes    int
+	res      AppendResult
+	err      error
+	done     chan struct{}
+}
+
+// appendGrouped queues an append for the next group commit and waits for its answer. A caller
+// that gives up (ctx) gets ctx's error; its append may still be written, as a lone append
+// cancelled mid-statement may still commit, and a retry with the same ids is safe.
+func (s *Store) appendGrouped(ctx context.Context, streamID string, expected ExpectedVersion, in appendInput) (AppendResult, error) {
+	p := &pending{streamID: streamID, expected: expected, in: in, done: make(chan struct{})}
+	for i := range in.data {
+		p.bytes += len(in.data[i]) + len(in.metadata[i]) + len(in.types[i])
+	}
+	g := &s.group
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	if g.writers < s.opts.GroupWriters {
+		g.writers++
+		go s.writeGroups()
+	}
+	g.mu.Unlock()
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-ctx.Done():
+		return AppendResult{}, ctx.Err()
+	}
+}
+
+// writeGroups writes batches until the queue is empty.
+func (s *Store) writeGroups() {
+	for {
+		batch := s.takeBatch()
+		if batch == nil {
+			return
+		}
+		s.writeBatch(batch)
+	}
+}
+
+// takeBatch takes the appends at the head of the queue, within the bounds (always at least
+// one), or returns nil and counts this writer out when the queue is empty.
+func (s *Store) takeBatch() []*pending {
+	g := &s.group
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.writers--
+		return nil
+	}
+	n, events, bytes := 0, 0, 0
+	for _, p := range g.queue {
+		if n > 0 && (events+len(p.in.ids) > s.opts.GroupMaxEvents || bytes+p.bytes > s.opts.GroupMaxBytes) {
+			break
+		}
+		n++
+		events += len(p.in.ids)
+		bytes += p.bytes
+	}
+	g.batches++
+	g.appends += int64(n)
+	batch := make([]*pending, n)
+	copy(batch, g.queue)
+	rest := copy(g.queue, g.queue[n:])
+	clear(g.queue[rest:])
+	g.queue = g.queue[:rest]
+	return batch
+}
+
+// groupTimeout bounds one batch's transaction; the callers' own deadlines bound their waits.
+const groupTimeout = time.Minute
+
+// writeBatch writes one batch and answers every append in it.
+func (s *Store) writeBatch(batch []*pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	if len(batch) == 1 {
+		// Alone in the queue: today's one-statement append is the cheapest way to write it.
+		p := batch[0]
+		p.res, p.err = s.appendStream(ctx, p.streamID, p.expected, p.in)
+		close(p.done)
+		return
+	}
+	waves := splitWaves(batch)
+	rows, err := s.runBatch(ctx, batch, waves)
+	var pgErr *pgconn.PgError
+	switch {
+	case err != nil && IsUnavailable(err):
+		// The connection or the server went away (a terminated backend is a PgError too): the
+		// batch's outcome is the same for all, and retrying each is safe.
+		for _, p := range batch {
+			p.err = fmt.Errorf("append to %s: %w", p.streamID, err)
+			close(p.done)
+		}
+		return
+	case errors.As(err, &pgErr):
+		// A statement failed, so the whole batch rolled back: each append runs alone and gets
+		// its own answer (a refused value, a duplicate id, ...).
+		for _, p := range batch {
+			p.res, p.err = s.appendStream(ctx, p.streamID, p.expected, p.in)
+			close(p.done)
+		}
+		return
+	case err != nil:
+		for _, p := range batch {
+			p.err = fmt.Errorf("append to %s: %w", p.streamID, err)
+			close(p.done)
+		}
+		return
+	}
+	wrote := false
+	for w, wave := range waves {
+		for i, p := range wave {
+			r := rows[w][i]
+			switch r.status {
+			case "ok":
+				p.res, p.err = r.result(p)
+				wrote = wrote || p.err == nil
+			case "dup":
+				p.res, p.err = s.repeated(ctx, p.streamID, p.expected, p.in, nil)
+			default:
+				conflict := &WrongExpectedVersionError{StreamID: p.streamID, Expected: p.expected.version, Actual: r.current}
+				p.res, p.err = s.repeated(ctx, p.streamID, p.expected, p.in, conflict)
+			}
+		}
+	}
+	if wrote {
+		s.appended()
+	}
+	for _, p := range batch {
+		close(p.done)
+	}
+}
+
+// splitWaves puts the appends of a batch into waves in which each stream appears once, keeping
+// arrival order: an append goes to the wave after its stream's previous one.
+func splitWaves(batch []*pending) [][]*pending {
+	var waves [][]*pending
+	next := map[string]int{} // the wave a stream's next append goes to
+	for _, p := range batch {
+		w := next[p.streamID]
+		if w == len(waves) {
+			waves = append(waves, nil)
+		}
+		waves[w] = append(waves[w], p)
+		next[p.streamID] = w + 1
+	}
+	return waves
+}
+
+// groupLockSQL takes the advisory lock of every stream of a batch, in byte order of the ids
+// (AppendMulti's order), before the batch writes anything.
+const groupLockSQL = `SELECT count(pg_advisory_xact_lock(1398031425, hashtext(s)))
+FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams`
+
+// groupWaveSQL appends one wave: streams $1 with expected versions $2 (NULL: any) and event
+// counts $3; events $4.. with the index $5 (1-based) of their append in the wave and $6 their
+// 1-based place in it. It returns a row per append, in order: its status (ok, conflict, dup),
+// the stream's version before it, and, when written, its first version, transaction id,
+// positions and time.
+//
+//nolint:gosec // G101: SQL text, no credential in it
+const groupWaveSQL = `WITH req AS (
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS r(stream_id, expected, n, ord)
+), ev AS (
+	-- stored: the event id is taken. A subquery in the select list runs per row on the unique
+	-- index whatever the planner thinks of the array's size; a join might scan the table.
+	SELECT e.*, (SELECT true FROM events x WHERE x.event_id = e.event_id) AS stored
+	FROM unnest($4::uuid[], $5::int[], $6::int[], $7::text[], $8::int[], $9::jsonb[], $10::jsonb[])
+	     WITH ORDINALITY AS e(event_id, a, k, type, schema_version, data, metadata, ord)
+), cur AS (
+	SELECT r.stream_id, r.n, r.ord, v.version,
+		CASE WHEN r.ord IN (SELECT a FROM ev WHERE stored) THEN 'dup'
+			WHEN r.expected IS NULL OR r.expected = v.version THEN 'ok'
+			ELSE 'conflict' END AS status
+	FROM req r, LATERAL (SELECT coalesce((SELECT s.version FROM streams s WHERE s.stream_id = r.stream_id), 0) AS version) v
+), up AS (
+	INSERT INTO streams AS s (stream_id, version)
+	SELECT stream_id, version + n FROM cur WHERE status = 'ok'
+	ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = now()
+	RETURNING s.stream_id
+), ins AS (
+	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
+	SELECT ev.event_id, c.stream_id, c.version + ev.k, ev.type, ev.schema_version, ev.data, ev.metadata
+	FROM ev JOIN cur c ON c.ord = ev.a WHERE c.status = 'ok'
+	ORDER BY ev.ord -- positions are drawn in arrival order
+	RETURNING stream_id, version, transaction_id, position, recorded_at
+)
+SELECT c.status, c.version, i.first, i.tx, i.positions, i.at
+FROM cur c LEFT JOIN (
+	SELECT stream_id, min(version) AS first, (array_agg(transaction_id))[1] AS tx,
+		array_agg(position ORDER BY version) AS positions, min(recorded_at) AS at
+	FROM ins GROUP BY stream_id
+) i ON i.stream_id = c.stream_id
+ORDER BY c.ord`
+
+// waveRow is one append's row of a wave's answer.
+type waveRow struct {
+	status    string
+	current   int64
+	first     *int64
+	tx        *uint64
+	positions []int64
+	at        *time.Time
+}
+
+// result is the AppendResult of a written append.
+func (r waveRow) result(p *pending) (AppendResult, error) {
+	n := len(p.in.ids)
+	if r.first == nil || r.tx == nil || r.at == nil || len(r.positions) != n {
+		return AppendResult{}, fmt.Errorf("append to %s: stored %d events, sent %d", p.streamID, len(r.positions), n)
+	}
+	res := AppendResult{StreamID: p.streamID, Events: make([]RecordedEvent, n)}
+	for i := range res.Events {
+		res.Events[i] = p.in.recorded(i, p.streamID, *r.first+int64(i), Position{tx: *r.tx, seq: r.positions[i]}, *r.at)
+	}
+	res.NextExpectedVersion = *r.first + int64(n) - 1
+	res.Position = res.Events[n-1].Position
+	return res, nil
+}
+
+// runBatch writes a batch in one transaction and one round trip: BEGIN, the locks, a statement
+// per wave, COMMIT. It returns each wave's rows once the commit has returned.
+func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pending) ([][]waveRow, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+
+	streams := make([]string, len(batch))
+	for i, p := range batch {
+		streams[i] = p.streamID
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// The wave statement is prepared once per connection; planning it afresh for every batch
+	// would cost more than running it.
+	b.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
+	b.Queue(groupLockSQL, streams)
+	for _, wave := range waves {
+		b.Queue(groupWaveSQL, waveArgs(wave)...)
+	}
+	b.Queue("COMMIT")
+	results := conn.SendBatch(ctx, b)
+	rows, err := readBatch(results, waves)
+	if closeErr := results.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		// A failed statement leaves the transaction aborted; end it before the connection goes
+		// back to the pool (a lost connection is discarded by the pool anyway).
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+		}
+		return nil, err
+	}
+	return rows, nil
+}
+
+// readBatch reads the results of runBatch's statements in order.
+func readBatch(results pgx.BatchResults, waves [][]*pending) ([][]waveRow, error) {
+	for range 2 { // BEGIN, SET LOCAL
+		if _, err := results.Exec(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := results.Exec(); err != nil { // the locks
+		return nil, err
+	}
+	out := make([][]waveRow, len(waves))
+	for w, wave := range waves {
+		rows, err := results.Query()
+		if err != nil {
+			return nil, err
+		}
+		out[w], err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (waveRow, error) {
+			var row waveRow
+			err := r.Scan(&row.status, &row.current, &row.first, &row.tx, &row.positions, &row.at)
+			return row, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(out[w]) != len(wave) {
+			return nil, fmt.Errorf("group commit: %d answers for %d appends", len(out[w]), len(wave))
+		}
+	}
+	tag, err := results.Exec() // COMMIT
+	if err != nil {
+		return nil, err
+	}
+	if tag.String() != "COMMIT" {
+		return nil, fmt.Errorf("group commit: the transaction ended with %s", tag)
+	}
+	return out, nil
+}
+
+// waveArgs are groupWaveSQL's arguments for a wave.
+func waveArgs(wave []*pending) []any {
+	streams := make([]string, len(wave))
+	expected := make([]*int64, len(wave))
+	counts := make([]int32, len(wave))
+	var (
+		ids      = make([]uuid.UUID, 0, len(wave))
+		appendOf []int32
+		place    []int32
+		types    []string
+		versions []int32
+		data     []json.RawMessage
+		metadata []json.RawMessage
+	)
+	for i, p := range wave {
+		streams[i] = p.streamID
+		if v, ok := p.expected.Value(); ok {
+			expected[i] = &v
+		}
+		counts[i] = int32(len(p.in.ids)) //nolint:gosec // at most MaxEventsPerAppend
+		for k := range p.in.ids {
+			ids = append(ids, p.in.ids[k])
+			appendOf = append(appendOf, int32(i+1))
+			place = append(place, int32(k+1))
+			types = append(types, p.in.types[k])
+			versions = append(versions, p.in.schemaVersions[k])
+			data = append(data, p.in.data[k])
+			metadata = append(metadata, p.in.metadata[k])
+		}
+	}
+	return []any{streams, expected, counts, pgUUIDs(ids), appendOf, place, types, versions, data, metadata}
+}
