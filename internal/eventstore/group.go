@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,6 +76,7 @@ func (s *Store) GroupStats() (batches, appends int64) {
 
 // pending is one queued append and, once written, its answer.
 type pending struct {
+	ctx      context.Context // the caller's
 	streamID string
 	expected ExpectedVersion
 	in       appendInput
@@ -85,10 +87,12 @@ type pending struct {
 }
 
 // appendGrouped queues an append for the next group commit and waits for its answer. A caller
-// that gives up (ctx) gets ctx's error; its append may still be written, as a lone append
-// cancelled mid-statement may still commit, and a retry with the same ids is safe.
+// that gives up (ctx) gets ctx's error at once. Its append is dropped if it is still queued; if
+// it is being written alone, or every append of its batch was given up, the batch's database
+// work is cancelled; otherwise it is written with the others (a retry with the same ids is
+// safe, as after a lone append cancelled mid-statement).
 func (s *Store) appendGrouped(ctx context.Context, streamID string, expected ExpectedVersion, in appendInput) (AppendResult, error) {
-	p := &pending{streamID: streamID, expected: expected, in: in, done: make(chan struct{})}
+	p := &pending{ctx: ctx, streamID: streamID, expected: expected, in: in, done: make(chan struct{})}
 	for i := range in.data {
 		p.bytes += len(in.data[i]) + len(in.metadata[i]) + len(in.types[i])
 	}
@@ -129,6 +133,21 @@ func (s *Store) takeBatch() []*pending {
 		g.writers--
 		return nil
 	}
+	// Appends whose callers gave up while they waited are dropped: nobody waits for them.
+	live := g.queue[:0]
+	for _, p := range g.queue {
+		if p.ctx.Err() != nil {
+			close(p.done)
+			continue
+		}
+		live = append(live, p)
+	}
+	clear(g.queue[len(live):])
+	g.queue = live
+	if len(g.queue) == 0 {
+		g.writers--
+		return nil
+	}
 	n, events, bytes := 0, 0, 0
 	for _, p := range g.queue {
 		if n > 0 && (events+len(p.in.ids) > s.opts.GroupMaxEvents || bytes+p.bytes > s.opts.GroupMaxBytes) {
@@ -153,14 +172,26 @@ const groupTimeout = time.Minute
 
 // writeBatch writes one batch and answers every append in it.
 func (s *Store) writeBatch(batch []*pending) {
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
-	defer cancel()
 	if len(batch) == 1 {
-		// Alone in the queue: today's one-statement append is the cheapest way to write it.
+		// Alone in the queue: today's one-statement append is the cheapest way to write it, and
+		// its caller's deadline reaches PostgreSQL as it does without grouping.
 		p := batch[0]
-		p.res, p.err = s.appendStream(ctx, p.streamID, p.expected, p.in)
+		p.res, p.err = s.appendStream(p.ctx, p.streamID, p.expected, p.in)
 		close(p.done)
 		return
+	}
+	// The batch's work is cancelled when every caller in it has given up, and bounded anyway.
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	var waiting atomic.Int32
+	waiting.Store(int32(len(batch))) //nolint:gosec // at most GroupMaxEvents
+	for _, p := range batch {
+		stop := context.AfterFunc(p.ctx, func() {
+			if waiting.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
 	}
 	waves := splitWaves(batch)
 	rows, err := s.runBatch(ctx, batch, waves)
@@ -178,7 +209,7 @@ func (s *Store) writeBatch(batch []*pending) {
 		// A statement failed, so the whole batch rolled back: each append runs alone and gets
 		// its own answer (a refused value, a duplicate id, ...).
 		for _, p := range batch {
-			p.res, p.err = s.appendStream(ctx, p.streamID, p.expected, p.in)
+			p.res, p.err = s.appendStream(p.ctx, p.streamID, p.expected, p.in)
 			close(p.done)
 		}
 		return
@@ -198,10 +229,10 @@ func (s *Store) writeBatch(batch []*pending) {
 				p.res, p.err = r.result(p)
 				wrote = wrote || p.err == nil
 			case "dup":
-				p.res, p.err = s.repeated(ctx, p.streamID, p.expected, p.in, nil)
+				p.res, p.err = s.repeated(p.ctx, p.streamID, p.expected, p.in, nil)
 			default:
 				conflict := &WrongExpectedVersionError{StreamID: p.streamID, Expected: p.expected.version, Actual: r.current}
-				p.res, p.err = s.repeated(ctx, p.streamID, p.expected, p.in, conflict)
+				p.res, p.err = s.repeated(p.ctx, p.streamID, p.expected, p.in, conflict)
 			}
 		}
 	}
