@@ -212,6 +212,12 @@ func scratchName(t *testing.T) (adminURL, name string) {
 
 func runBench(t *testing.T, args ...string) (benchResult, map[string]json.RawMessage) {
 	t.Helper()
+	return runBenchOf(t, "append", args...)
+}
+
+// runBenchOf runs `strata bench kind` on a scratch database and returns its JSON line.
+func runBenchOf(t *testing.T, kind string, args ...string) (benchResult, map[string]json.RawMessage) {
+	t.Helper()
 	admin, scratch := scratchName(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -222,7 +228,7 @@ func runBench(t *testing.T, args ...string) (benchResult, map[string]json.RawMes
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 
 	var stdout, stderr syncBuffer
-	args = append([]string{"bench", "append", "--scratch-db", scratch}, args...)
+	args = append([]string{"bench", kind, "--scratch-db", scratch}, args...)
 	if err := Run(ctx, args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
 		t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
 	}
@@ -290,6 +296,17 @@ func TestBenchAppend(t *testing.T) {
 			t.Errorf("errors = %d, want 0 (conflicts are not errors)", res.Errors)
 		}
 	})
+}
+
+// The GraphQL benchmark appends through a real server over HTTP, with group commit on and off.
+func TestBenchGraphQL(t *testing.T) {
+	bin := buildStrata(t)
+	for _, group := range []string{"true", "false"} {
+		res, _ := runBenchOf(t, "graphql", "--server-bin", bin, "--writers", "4", "--duration", "1s", "--group-commit="+group, "--log-level", "warn")
+		if res.Appends <= 0 || res.Errors != 0 || res.Conflicts != 0 || res.Events != res.Appends {
+			t.Errorf("group commit %s: %+v, want appends, no errors, no conflicts", group, res)
+		}
+	}
 }
 
 // freeAddr returns a 127.0.0.1 address that was free a moment ago.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,6 +17,7 @@ import (
 )
 
 const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N]
+       strata bench graphql [--writers C] [--batch B] [--duration T] [--hot N] [--url URL]
        strata bench subscribe [--url URL] [--stream-subscribers N] [--all-subscribers M] [--rate R] [--duration T]
        strata bench replay [--events N] [--rounds R] [--every N]
 (strata bench <name> --help lists every flag)`
@@ -25,6 +27,8 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 	switch {
 	case len(args) > 0 && args[0] == "append":
 		return benchAppendCmd(ctx, env, args[1:])
+	case len(args) > 0 && args[0] == "graphql":
+		return benchGraphQLCmd(ctx, env, args[1:])
 	case len(args) > 0 && args[0] == "subscribe":
 		return benchSubscribeCmd(ctx, env, args[1:])
 	case len(args) > 0 && args[0] == "replay":
@@ -168,4 +172,63 @@ func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Conf
 		_ = conn.Close(c)
 	}
 	return poolCfg, cleanup, nil
+}
+
+// benchGraphQLCmd runs the append benchmark through the GraphQL API over HTTP: against --url,
+// or against `strata serve` started on a scratch database with this command's settings
+// (--group-commit among them).
+func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error {
+	var opts bench.AppendOptions
+	var scratch, serverURL, serverBin string
+	cfg, _, err := parse(env, "bench graphql", args, func(_ *config.Config, f *config.FlagSet) {
+		f.Int(&opts.Writers, "writers", "STRATA_BENCH_WRITERS", 64, "concurrent HTTP clients")
+		f.Int(&opts.Batch, "batch", "STRATA_BENCH_BATCH", 1, "events per append")
+		f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure")
+		f.Int(&opts.Hot, "hot", "STRATA_BENCH_HOT", 0, "append to this many shared streams with expected versions (conflicts happen); 0 = a fresh stream per append")
+		f.String(&serverURL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
+		f.String(&serverBin, "server-bin", "STRATA_BENCH_SERVER_BIN", "", "without --url: the strata binary to start the server with; empty is this one")
+		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "without --url: database made afresh on the server for the run and dropped after it")
+	})
+	if err != nil {
+		return err
+	}
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	logger := newLogger(cfg, env.stderr)
+	if serverURL == "" {
+		pgURL, cluster, err := startCluster(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		if cluster != nil {
+			defer (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger)
+		}
+		dbURL, err := databaseURLFor(pgURL, scratch)
+		if err != nil {
+			return err
+		}
+		_, drop, err := scratchDatabase(ctx, pgURL, scratch)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		srv, err := startServer(ctx, env, cfg, serverBin, dbURL)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		serverURL = "http://" + srv.addr
+	}
+	transport := &http.Transport{MaxIdleConns: opts.Writers, MaxIdleConnsPerHost: opts.Writers}
+	defer transport.CloseIdleConnections()
+	opts.Progress, opts.Category = env.stderr, "bench"
+	res, runErr := bench.Append(ctx, bench.GraphQLAppender{URL: serverURL, Client: &http.Client{Transport: transport, Timeout: time.Minute}}, opts)
+	line, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, string(line))
+	return runErr
 }

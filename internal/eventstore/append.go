@@ -263,6 +263,7 @@ type appendInput struct {
 	data           []json.RawMessage
 	metadata       []json.RawMessage
 	generatedIDs   bool // some id was made here, so the call cannot repeat an earlier one
+	clientIDs      bool // some id came from the caller, so it may be stored already
 }
 
 // recorded is event i of the input as stored at version and position.
@@ -332,6 +333,8 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 				return appendInput{}, fmt.Errorf("make event id: %w", err)
 			}
 			in.generatedIDs = true
+		} else {
+			in.clientIDs = true
 		}
 		if j, dup := seen[id]; dup {
 			return appendInput{}, atEvent(i, &ValidationError{Field: "id", Reason: fmt.Sprintf("event id %s is also events[%d].id", id, j)})

@@ -266,8 +266,8 @@ const groupLockSQL = `SELECT count(pg_advisory_xact_lock(1398031425, hashtext(s)
 FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams`
 
 // groupWaveSQL appends one wave: streams $1 with expected versions $2 (NULL: any) and event
-// counts $3; events $4.. with the index $5 (1-based) of their append in the wave and $6 their
-// 1-based place in it. It returns a row per append, in order: its status (ok, conflict, dup),
+// counts $3; events $4.. with the index $5 (1-based) of their append in the wave, $6 their
+// 1-based place in it, and $11 whether their ids may be stored already. It returns a row per append, in order: its status (ok, conflict, dup),
 // the stream's version before it, and, when written, its first version, transaction id,
 // positions and time.
 //
@@ -277,9 +277,10 @@ const groupWaveSQL = `WITH req AS (
 ), ev AS (
 	-- stored: the event id is taken. A subquery in the select list runs per row on the unique
 	-- index whatever the planner thinks of the array's size; a join might scan the table.
-	SELECT e.*, (SELECT true FROM events x WHERE x.event_id = e.event_id) AS stored
-	FROM unnest($4::uuid[], $5::int[], $6::int[], $7::text[], $8::int[], $9::jsonb[], $10::jsonb[])
-	     WITH ORDINALITY AS e(event_id, a, k, type, schema_version, data, metadata, ord)
+	-- Ids the store made itself ($11 false: fresh version 7 UUIDs) are not looked up.
+	SELECT e.*, CASE WHEN e.lookup THEN (SELECT true FROM events x WHERE x.event_id = e.event_id) END AS stored
+	FROM unnest($4::uuid[], $5::int[], $6::int[], $7::text[], $8::int[], $9::jsonb[], $10::jsonb[], $11::bool[])
+	     WITH ORDINALITY AS e(event_id, a, k, type, schema_version, data, metadata, lookup, ord)
 ), cur AS (
 	SELECT r.stream_id, r.n, r.ord, v.version,
 		CASE WHEN r.ord IN (SELECT a FROM ev WHERE stored) THEN 'dup'
@@ -421,6 +422,7 @@ func waveArgs(wave []*pending) []any {
 		versions []int32
 		data     []json.RawMessage
 		metadata []json.RawMessage
+		lookup   []bool
 	)
 	for i, p := range wave {
 		streams[i] = p.streamID
@@ -436,7 +438,8 @@ func waveArgs(wave []*pending) []any {
 			versions = append(versions, p.in.schemaVersions[k])
 			data = append(data, p.in.data[k])
 			metadata = append(metadata, p.in.metadata[k])
+			lookup = append(lookup, p.in.clientIDs)
 		}
 	}
-	return []any{streams, expected, counts, pgUUIDs(ids), appendOf, place, types, versions, data, metadata}
+	return []any{streams, expected, counts, pgUUIDs(ids), appendOf, place, types, versions, data, metadata, lookup}
 }

@@ -1,0 +1,86 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/strata-es/strata/internal/eventstore"
+)
+
+// GraphQLAppender appends through the server's GraphQL API: one HTTP POST of appendEvents per
+// append, over keep-alive connections, as a backend client would.
+type GraphQLAppender struct {
+	URL    string // the server's base, http://host:port
+	Client *http.Client
+}
+
+const appendEventsMutation = `mutation Append($s: String!, $v: Int, $e: [EventInput!]!) {
+  appendEvents(streamId: $s, expectedVersion: $v, events: $e) { nextExpectedVersion }
+}`
+
+// Append posts one appendEvents; a WRONG_EXPECTED_VERSION answer comes back as a
+// *eventstore.WrongExpectedVersionError, as the store would return it.
+func (g GraphQLAppender) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	type input struct {
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	in := make([]input, len(events))
+	for i, e := range events {
+		in[i] = input{Type: e.Type, Data: e.Data}
+	}
+	vars := map[string]any{"s": streamID, "e": in}
+	if v, ok := expected.Value(); ok {
+		vars["v"] = v
+	}
+	body, err := json.Marshal(map[string]any{"query": appendEventsMutation, "variables": vars})
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/query", bytes.NewReader(body))
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := g.Client.Do(req)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	var r struct {
+		Data struct {
+			AppendEvents *struct {
+				NextExpectedVersion int64 `json:"nextExpectedVersion"`
+			} `json:"appendEvents"`
+		} `json:"data"`
+		Errors []struct {
+			Message    string `json:"message"`
+			Extensions struct {
+				Code            string `json:"code"`
+				ActualVersion   int64  `json:"actualVersion"`
+				ExpectedVersion int64  `json:"expectedVersion"`
+			} `json:"extensions"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, raw)
+	}
+	switch {
+	case len(r.Errors) > 0 && r.Errors[0].Extensions.Code == "WRONG_EXPECTED_VERSION":
+		x := r.Errors[0].Extensions
+		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{StreamID: streamID, Expected: x.ExpectedVersion, Actual: x.ActualVersion}
+	case len(r.Errors) > 0:
+		return eventstore.AppendResult{}, fmt.Errorf("%s: %s", r.Errors[0].Extensions.Code, r.Errors[0].Message)
+	case r.Data.AppendEvents == nil:
+		return eventstore.AppendResult{}, fmt.Errorf("HTTP %d: no result: %.200s", resp.StatusCode, raw)
+	}
+	return eventstore.AppendResult{StreamID: streamID, NextExpectedVersion: r.Data.AppendEvents.NextExpectedVersion}, nil
+}
