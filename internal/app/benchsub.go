@@ -134,9 +134,11 @@ func startServer(ctx context.Context, env *environment, cfg config.Config, bin, 
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "--addr", addr, "--database-url", dbURL, //nolint:noctx // stopped with SIGTERM by stop, not killed by a context
-		"--db-max-conns", strconv.Itoa(cfg.DBMaxConns), "--log-level", strings.ToLower(cfg.LogLevel.String()), "--log-format", cfg.LogFormat,
-		"--group-commit="+strconv.FormatBool(cfg.GroupCommit), "--group-writers", strconv.Itoa(cfg.GroupWriters),
-		"--group-max-events", strconv.Itoa(cfg.GroupMaxEvents), "--group-max-bytes", strconv.Itoa(cfg.GroupMaxBytes))
+		"--db-max-conns", strconv.Itoa(cfg.DBMaxConns), "--log-level", strings.ToLower(cfg.LogLevel.String()), "--log-format", cfg.LogFormat)
+	if cfg.GroupWriters > 0 { // a parsed configuration: the server groups as this command was told
+		cmd.Args = append(cmd.Args, "--group-commit="+strconv.FormatBool(cfg.GroupCommit), "--group-writers", strconv.Itoa(cfg.GroupWriters),
+			"--group-max-events", strconv.Itoa(cfg.GroupMaxEvents), "--group-max-bytes", strconv.Itoa(cfg.GroupMaxBytes))
+	}
 	cmd.Stdout, cmd.Stderr = env.stderr, env.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the server (%s serve): %w", bin, err)
