@@ -93,10 +93,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	srv.SetDisableSuggestion(limits.Production)
 	srv.SetParserTokenLimit(limits.MaxTokens)
 	srv.Use(authorize{now: time.Now}) // first: nothing runs for a principal who may not run it
-	srv.Use(opLog{logger: logger})
-	if r.Metrics != nil {
-		srv.Use(operationMetrics{r.Metrics})
-	}
+	srv.Use(operations{logger: logger, metrics: r.Metrics})
 	srv.Use(shapeLimits{limits}) // before complexity: a deep query is told it is too deep
 	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {

@@ -38,29 +38,47 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 	return errUsage
 }
 
-// scratchPool makes a fresh, migrated scratch database on the server of cfg (a private cluster
-// when DATABASE_URL is unset) and returns a pool on it, tuned by tune; cleanup closes the
-// pool, drops the database and stops the cluster, in that order.
-func scratchPool(ctx context.Context, cfg config.Config, logger *slog.Logger, scratch string, tune func(*pgxpool.Config)) (*pgxpool.Pool, func(), error) {
-	var undo []func()
-	cleanup := func() {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
+// cleanups are undone last first.
+type cleanups []func()
+
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+
+func (c *cleanups) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
 	}
+}
+
+// scratchServer makes a fresh scratch database on the server of cfg (a private cluster when
+// DATABASE_URL is unset) and returns the server's URL and a pool configuration for the
+// database; undo drops the database and stops the cluster, in that order.
+func scratchServer(ctx context.Context, cfg config.Config, logger *slog.Logger, scratch string) (serverURL string, poolCfg *pgxpool.Config, undo *cleanups, err error) {
+	undo = &cleanups{}
 	serverURL, cluster, err := startCluster(ctx, cfg, logger)
 	if err != nil {
-		return nil, nil, err
+		return "", nil, nil, err
 	}
 	if cluster != nil {
-		undo = append(undo, func() { (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger) })
+		undo.add(func() { (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger) })
 	}
 	poolCfg, drop, err := scratchDatabase(ctx, serverURL, scratch)
 	if err != nil {
-		cleanup()
+		undo.run()
+		return "", nil, nil, err
+	}
+	undo.add(drop)
+	return serverURL, poolCfg, undo, nil
+}
+
+// scratchPool makes a fresh, migrated scratch database (scratchServer) and returns a pool on
+// it, tuned by tune; cleanup closes the pool, drops the database and stops the cluster, in
+// that order.
+func scratchPool(ctx context.Context, cfg config.Config, logger *slog.Logger, scratch string, tune func(*pgxpool.Config)) (*pgxpool.Pool, func(), error) {
+	_, poolCfg, undo, err := scratchServer(ctx, cfg, logger, scratch)
+	if err != nil {
 		return nil, nil, err
 	}
-	undo = append(undo, drop)
+	cleanup := undo.run
 	eventstore.ConfigurePool(poolCfg)
 	if tune != nil {
 		tune(poolCfg)
@@ -70,7 +88,7 @@ func scratchPool(ctx context.Context, cfg config.Config, logger *slog.Logger, sc
 		cleanup()
 		return nil, nil, fmt.Errorf("connect: %w", err)
 	}
-	undo = append(undo, pool.Close)
+	undo.add(pool.Close)
 	if err := applyMigrations(ctx, pool, nil); err != nil {
 		cleanup()
 		return nil, nil, err
@@ -84,10 +102,7 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 	var opts bench.AppendOptions
 	var scratch string
 	cfg, _, err := parse(env, "bench append", args, func(_ *config.Config, f *config.FlagSet) {
-		f.Int(&opts.Writers, "writers", "STRATA_BENCH_WRITERS", 8, "concurrent writers")
-		f.Int(&opts.Batch, "batch", "STRATA_BENCH_BATCH", 1, "events per append")
-		f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure")
-		f.Int(&opts.Hot, "hot", "STRATA_BENCH_HOT", 0, "append to this many shared streams with expected versions (conflicts happen); 0 = a fresh stream per append")
+		appendFlags(f, &opts, 8)
 		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "database made afresh on the server for the run and dropped after it")
 	})
 	if err != nil {
@@ -181,10 +196,7 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 	var opts bench.AppendOptions
 	var scratch, serverURL, serverBin string
 	cfg, _, err := parse(env, "bench graphql", args, func(_ *config.Config, f *config.FlagSet) {
-		f.Int(&opts.Writers, "writers", "STRATA_BENCH_WRITERS", 64, "concurrent HTTP clients")
-		f.Int(&opts.Batch, "batch", "STRATA_BENCH_BATCH", 1, "events per append")
-		f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure")
-		f.Int(&opts.Hot, "hot", "STRATA_BENCH_HOT", 0, "append to this many shared streams with expected versions (conflicts happen); 0 = a fresh stream per append")
+		appendFlags(f, &opts, 64)
 		f.String(&serverURL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
 		f.String(&serverBin, "server-bin", "STRATA_BENCH_SERVER_BIN", "", "without --url: the strata binary to start the server with; empty is this one")
 		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "without --url: database made afresh on the server for the run and dropped after it")
@@ -198,27 +210,11 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 	}
 	logger := newLogger(cfg, env.stderr)
 	if serverURL == "" {
-		pgURL, cluster, err := startCluster(ctx, cfg, logger)
+		srv, stop, err := serveOnScratch(ctx, env, cfg, logger, scratch, serverBin)
 		if err != nil {
 			return err
 		}
-		if cluster != nil {
-			defer (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger)
-		}
-		dbURL, err := databaseURLFor(pgURL, scratch)
-		if err != nil {
-			return err
-		}
-		_, drop, err := scratchDatabase(ctx, pgURL, scratch)
-		if err != nil {
-			return err
-		}
-		defer drop()
-		srv, err := startServer(ctx, env, cfg, serverBin, dbURL)
-		if err != nil {
-			return err
-		}
-		defer srv.stop()
+		defer stop()
 		serverURL = "http://" + srv.addr
 	}
 	transport := &http.Transport{MaxIdleConns: opts.Writers, MaxIdleConnsPerHost: opts.Writers}
@@ -231,4 +227,12 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 	}
 	fmt.Fprintln(env.stdout, string(line))
 	return runErr
+}
+
+// appendFlags registers the flags of the append benchmarks (bench append, bench graphql).
+func appendFlags(f *config.FlagSet, opts *bench.AppendOptions, writers int) {
+	f.Int(&opts.Writers, "writers", "STRATA_BENCH_WRITERS", writers, "concurrent writers")
+	f.Int(&opts.Batch, "batch", "STRATA_BENCH_BATCH", 1, "events per append")
+	f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure")
+	f.Int(&opts.Hot, "hot", "STRATA_BENCH_HOT", 0, "append to this many shared streams with expected versions (conflicts happen); 0 = a fresh stream per append")
 }

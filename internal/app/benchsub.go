@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,27 +62,11 @@ func benchSubscribeCmd(ctx context.Context, env *environment, args []string) err
 			opts.Memory = func() (float64, float64, error) { return processMemoryMB(serverPID) }
 		}
 	} else {
-		serverURL, cluster, err := startCluster(ctx, cfg, logger)
+		srv, stop, err := serveOnScratch(ctx, env, cfg, logger, scratch, serverBin)
 		if err != nil {
 			return err
 		}
-		if cluster != nil {
-			defer (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger)
-		}
-		dbURL, err := databaseURLFor(serverURL, scratch)
-		if err != nil {
-			return err
-		}
-		_, drop, err := scratchDatabase(ctx, serverURL, scratch)
-		if err != nil {
-			return err
-		}
-		defer drop()
-		srv, err := startServer(ctx, env, cfg, serverBin, dbURL)
-		if err != nil {
-			return err
-		}
-		defer srv.stop()
+		defer stop()
 		opts.URL = "http://" + srv.addr
 		opts.Memory = func() (float64, float64, error) { return processMemoryMB(srv.cmd.Process.Pid) }
 	}
@@ -93,6 +78,26 @@ func benchSubscribeCmd(ctx context.Context, env *environment, args []string) err
 	}
 	fmt.Fprintln(env.stdout, string(line))
 	return runErr
+}
+
+// serveOnScratch starts `strata serve` (serverBin, or this executable) on a scratch database
+// made afresh on the server of cfg (a private cluster when DATABASE_URL is unset); stop stops
+// the server, drops the database and stops the cluster, in that order.
+func serveOnScratch(ctx context.Context, env *environment, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *childServer, stop func(), err error) {
+	serverURL, _, undo, err := scratchServer(ctx, cfg, logger, scratch)
+	if err != nil {
+		return nil, nil, err
+	}
+	dbURL, err := databaseURLFor(serverURL, scratch)
+	if err == nil {
+		srv, err = startServer(ctx, env, cfg, serverBin, dbURL)
+	}
+	if err != nil {
+		undo.run()
+		return nil, nil, err
+	}
+	undo.add(srv.stop)
+	return srv, undo.run, nil
 }
 
 // databaseURLFor returns serverURL with its database replaced by name; it needs the URL form.
