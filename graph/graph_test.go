@@ -32,7 +32,13 @@ type response struct {
 // post sends a GraphQL request over real HTTP and decodes the answer.
 func post(t *testing.T, url, query string, vars map[string]any) response {
 	t.Helper()
-	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	return postRequest(t, url, map[string]any{"query": query, "variables": vars})
+}
+
+// postRequest sends a GraphQL request body over real HTTP and decodes the answer.
+func postRequest(t *testing.T, url string, request map[string]any) response {
+	t.Helper()
+	body, err := json.Marshal(request)
 	if err != nil {
 		t.Fatal(err)
 	}

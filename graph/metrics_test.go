@@ -1,10 +1,7 @@
 package graph_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -18,20 +15,7 @@ import (
 // postNamed sends a request with an operationName, which post leaves out.
 func postNamed(t *testing.T, url, name, query string) {
 	t.Helper()
-	body, err := json.Marshal(map[string]any{"query": query, "operationName": name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
+	postRequest(t, url, map[string]any{"query": query, "operationName": name})
 }
 
 // Operations are counted by name, type and outcome once they end, refused ones too; queries

@@ -108,9 +108,8 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 	if err != nil {
 		return err
 	}
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return fmt.Errorf("%w: %w", errUsage, err)
+	if err := validOptions(env, opts); err != nil {
+		return err
 	}
 	logger := newLogger(cfg, env.stderr)
 	conns := int32(min(opts.Writers, 1<<15)) //nolint:gosec // bounded
@@ -204,9 +203,8 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 	if err != nil {
 		return err
 	}
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return fmt.Errorf("%w: %w", errUsage, err)
+	if err := validOptions(env, opts); err != nil {
+		return err
 	}
 	logger := newLogger(cfg, env.stderr)
 	if serverURL == "" {
@@ -235,4 +233,13 @@ func appendFlags(f *config.FlagSet, opts *bench.AppendOptions, writers int) {
 	f.Int(&opts.Batch, "batch", "STRATA_BENCH_BATCH", 1, "events per append")
 	f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure")
 	f.Int(&opts.Hot, "hot", "STRATA_BENCH_HOT", 0, "append to this many shared streams with expected versions (conflicts happen); 0 = a fresh stream per append")
+}
+
+// validOptions checks a benchmark's options, printing what is wrong as a usage error.
+func validOptions(env *environment, opts interface{ Validate() error }) error {
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return nil
 }

@@ -47,9 +47,8 @@ func benchSubscribeCmd(ctx context.Context, env *environment, args []string) err
 	if err != nil {
 		return err
 	}
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return fmt.Errorf("%w: %w", errUsage, err)
+	if err := validOptions(env, opts); err != nil {
+		return err
 	}
 	// Each subscriber is a socket here and, when the server is a child, one there too (the
 	// child inherits the limit).
