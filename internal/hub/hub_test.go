@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,10 +28,16 @@ type fixture struct {
 
 func start(t *testing.T, opts hub.Options) *fixture {
 	t.Helper()
+	return startWith(t, opts, nil)
+}
+
+// startWith is start with an observer of the store's work.
+func startWith(t *testing.T, opts hub.Options, observer eventstore.Observer) *fixture {
+	t.Helper()
 	url := dbtest.URL(t)
 	pool := dbtest.PoolFor(t, url, 10)
 	var h *hub.Hub
-	store := eventstore.New(pool, eventstore.Options{Appended: func() { h.Appended() }})
+	store := eventstore.New(pool, eventstore.Options{Appended: func() { h.Appended() }, Observer: observer})
 	h = hub.New(pool, store, opts, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -84,6 +91,35 @@ func TestLiveSubscriberGetsNewEvents(t *testing.T) {
 	got := receive(t, sub, 5)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// While nobody listens the feed skips ahead without reading; a subscriber that comes later gets
+// only what is appended after it subscribed.
+func TestFeedSkipsAheadWhileNobodyListens(t *testing.T) {
+	t.Parallel()
+	reads := &readCounter{}
+	f := startWith(t, hub.Options{}, reads)
+	old := f.append(t, "z-1", 20)
+	deadline := time.Now().Add(20 * time.Second)
+	for f.hub.Stats().Last.Compare(old[len(old)-1]) < 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the feed never passed the appends made with no subscriber: at %v", f.hub.Stats().Last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := reads.events.Load(); n != 0 {
+		t.Errorf("with no subscriber the feed read %d events", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := f.hub.Subscribe(ctx, nil, hub.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := f.append(t, "z-1", 1)
+	if got := receive(t, sub, 1); got[0] != want[0] {
+		t.Errorf("a late subscriber's first event is at %v, want the new one at %v", got[0], want[0])
 	}
 }
 
@@ -200,3 +236,9 @@ func TestNotificationsAreCoalesced(t *testing.T) {
 	}
 	t.Logf("%d notifications for 200 appends in %s", notes, elapsed)
 }
+
+// readCounter counts the events the store's reads return.
+type readCounter struct{ events atomic.Int64 }
+
+func (*readCounter) Appended(int, time.Duration, error) {}
+func (c *readCounter) EventsRead(n int)                 { c.events.Add(int64(n)) }
