@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -581,6 +582,10 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 			t.Fatalf("only %d requests answered within 60s; server log:\n%s", answered.Load(), serverLog)
 		}
 	}
+	// The appends being cut off are grouped ones: some transactions carried several.
+	if batches, grouped := groupCommits(t, client, srv.addr); grouped <= batches {
+		t.Errorf("before the kill, %v group commits carried %v appends: none was shared", batches, grouped)
+	}
 	crash()
 	if !errors.As(srv.err, new(*exec.ExitError)) {
 		t.Fatalf("the server ended with %v, want killed", srv.err)
@@ -720,4 +725,32 @@ func rowOr(s []string, i int) string {
 		return s[i]
 	}
 	return "(none)"
+}
+
+// groupCommits scrapes the server's group commit counters.
+func groupCommits(t *testing.T, client *http.Client, addr string) (batches, appends float64) {
+	t.Helper()
+	resp, err := client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, value, _ := strings.Cut(line, " ")
+		v, _ := strconv.ParseFloat(value, 64)
+		switch name {
+		case "strata_group_commits_total":
+			batches = v
+		case "strata_group_commit_appends_total":
+			appends = v
+		}
+	}
+	if batches == 0 {
+		t.Fatalf("no group commit counters in /metrics:\n%.2000s", raw)
+	}
+	return batches, appends
 }

@@ -40,6 +40,7 @@ func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) par
 		p.hub.Appended()
 	}
 	store := eventstore.New(pool, opts)
+	m.WatchGroupCommit(store.GroupStats)
 	p.projectors = projection.NewRunner(pool, store, projection.Default(), projection.Options{}, logger)
 	m.WatchProjections(p.projectors)
 	p.hub = hub.New(pool, store, hub.Options{Buffer: cfg.SubscriberBuffer, Observer: m}, logger)

@@ -45,6 +45,22 @@ func (m *Metrics) WatchConnections(conns interface{ Len() int }) {
 	}, func() float64 { return float64(conns.Len()) }))
 }
 
+// WatchGroupCommit adds the store's group commits and the appends they carried
+// (eventstore.Store.GroupStats) to the metrics: their ratio is how many appends share a
+// transaction on average.
+func (m *Metrics) WatchGroupCommit(stats func() (batches, appends int64)) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strata_group_commits_total",
+			Help: "Transactions written by group commit (a batch of one counts).",
+		}, func() float64 { b, _ := stats(); return float64(b) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strata_group_commit_appends_total",
+			Help: "Appends written by group commit; divided by strata_group_commits_total, the appends per transaction.",
+		}, func() float64 { _, a := stats(); return float64(a) }),
+	)
+}
+
 var (
 	projectionPosition = prometheus.NewDesc("strata_projection_position", //nolint:gochecknoglobals // a constant description
 		"The sequence number of the last event the projection applied (the second half of its checkpoint; 0 before the first): it grows as the projection moves on.",
