@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/strata-es/strata/graph/model"
 	"github.com/strata-es/strata/internal/command"
@@ -28,8 +29,10 @@ func checkNotOwned(streamID string) error {
 	return nil
 }
 
-// consistent waits until projection name has applied position consistentWith, when given.
-func (r *Resolver) consistent(ctx context.Context, name string, consistentWith *string) error {
+// consistent waits until the read models have applied position consistentWith, when given.
+// It waits for both: an order's answer may hold its customer (the users read model) and a
+// user's its orders, so waiting for one alone could mix a fresh order with a stale customer.
+func (r *Resolver) consistent(ctx context.Context, consistentWith *string) error {
 	if consistentWith == nil || *consistentWith == "" {
 		return nil
 	}
@@ -41,7 +44,13 @@ func (r *Resolver) consistent(ctx context.Context, name string, consistentWith *
 	if timeout <= 0 {
 		timeout = DefaultConsistencyTimeout
 	}
-	return r.Projectors.WaitFor(ctx, name, pos, timeout)
+	deadline := time.Now().Add(timeout)
+	for _, name := range []string{"users", "orders"} {
+		if err := r.Projectors.WaitFor(ctx, name, pos, time.Until(deadline)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func optionalExpected(v *int) *int64 {

@@ -189,7 +189,7 @@ func (r *queryResolver) User(ctx context.Context, id string, consistentWith *str
 		}
 		return r.userAt(ctx, id, u)
 	}
-	if err := r.consistent(ctx, "users", consistentWith); err != nil {
+	if err := r.consistent(ctx, consistentWith); err != nil {
 		return nil, err
 	}
 	found, err := r.Reader.UsersByID(ctx, []string{id})
@@ -205,7 +205,7 @@ func (r *queryResolver) Users(ctx context.Context, first *int, after *string, st
 	if err != nil {
 		return nil, err
 	}
-	if err := r.consistent(ctx, "users", consistentWith); err != nil {
+	if err := r.consistent(ctx, consistentWith); err != nil {
 		return nil, err
 	}
 	f := query.UserFilter{}
@@ -244,7 +244,7 @@ func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *st
 		}
 		return r.orderAt(ctx, id, u)
 	}
-	if err := r.consistent(ctx, "orders", consistentWith); err != nil {
+	if err := r.consistent(ctx, consistentWith); err != nil {
 		return nil, err
 	}
 	found, err := r.Reader.OrdersByID(ctx, []string{id})
@@ -269,7 +269,7 @@ func (r *queryResolver) Orders(ctx context.Context, first *int, after *string, s
 			return nil, err
 		}
 	}
-	if err := r.consistent(ctx, "orders", consistentWith); err != nil {
+	if err := r.consistent(ctx, consistentWith); err != nil {
 		return nil, err
 	}
 	var list []order.State
