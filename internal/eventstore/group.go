@@ -74,27 +74,46 @@ func (s *Store) GroupStats() (batches, appends int64) {
 	return s.group.batches, s.group.appends
 }
 
-// pending is one queued append and, once written, its answer.
+// pending is one queued append and, once written, its answer: an Append (one part) or an
+// AppendMulti (a part per stream, all written or none).
 type pending struct {
-	ctx      context.Context // the caller's
-	streamID string
-	expected ExpectedVersion
-	in       appendInput
-	bytes    int
-	res      AppendResult
-	err      error
-	done     chan struct{}
+	ctx     context.Context // the caller's
+	parts   []StreamAppend  // the caller's parts; Events are not used once prepared
+	inputs  []appendInput   // the prepared events of each part (none for a check-only part)
+	multi   bool
+	events  int
+	bytes   int
+	results []AppendResult
+	err     error
+	done    chan struct{}
 }
 
-// appendGrouped queues an append for the next group commit and waits for its answer. A caller
-// that gives up (ctx) gets ctx's error at once. Its append is dropped if it is still queued; if
-// it is being written alone, or every append of its batch was given up, the batch's database
-// work is cancelled; otherwise it is written with the others (a retry with the same ids is
-// safe, as after a lone append cancelled mid-statement).
+// appendGrouped queues an Append for the next group commit and waits for its answer.
 func (s *Store) appendGrouped(ctx context.Context, streamID string, expected ExpectedVersion, in appendInput) (AppendResult, error) {
-	p := &pending{ctx: ctx, streamID: streamID, expected: expected, in: in, done: make(chan struct{})}
-	for i := range in.data {
-		p.bytes += len(in.data[i]) + len(in.metadata[i]) + len(in.types[i])
+	results, err := s.queueAndWait(ctx, []StreamAppend{{StreamID: streamID, Expected: expected}}, []appendInput{in}, false)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return results[0], nil
+}
+
+// appendMultiGrouped queues a validated AppendMulti for the next group commit and waits.
+func (s *Store) appendMultiGrouped(ctx context.Context, parts []StreamAppend, inputs []appendInput) ([]AppendResult, error) {
+	return s.queueAndWait(ctx, parts, inputs, true)
+}
+
+// queueAndWait queues an append and waits for its answer. A caller that gives up (ctx) gets
+// ctx's error at once. Its append is dropped if it is still queued; if it is being written
+// alone, or every append of its batch was given up, the batch's database work is cancelled;
+// otherwise it is written with the others (a retry with the same ids is safe, as after a lone
+// append cancelled mid-statement).
+func (s *Store) queueAndWait(ctx context.Context, parts []StreamAppend, inputs []appendInput, multi bool) ([]AppendResult, error) {
+	p := &pending{ctx: ctx, parts: parts, inputs: inputs, multi: multi, done: make(chan struct{})}
+	for _, in := range inputs {
+		p.events += len(in.ids)
+		for i := range in.data {
+			p.bytes += len(in.data[i]) + len(in.metadata[i]) + len(in.types[i])
+		}
 	}
 	g := &s.group
 	g.mu.Lock()
@@ -106,9 +125,23 @@ func (s *Store) appendGrouped(ctx context.Context, streamID string, expected Exp
 	g.mu.Unlock()
 	select {
 	case <-p.done:
-		return p.res, p.err
+		return p.results, p.err
 	case <-ctx.Done():
-		return AppendResult{}, ctx.Err()
+		return nil, ctx.Err()
+	}
+}
+
+// alone writes p in a transaction of its own, as it would be without grouping.
+func (s *Store) alone(ctx context.Context, p *pending) {
+	if p.multi {
+		p.results, p.err = s.appendMultiTx(ctx, p.parts, p.inputs)
+		return
+	}
+	part := p.parts[0]
+	res, err := s.appendStream(ctx, part.StreamID, part.Expected, p.inputs[0])
+	p.results, p.err = []AppendResult{res}, err
+	if err != nil {
+		p.results = nil
 	}
 }
 
@@ -150,11 +183,11 @@ func (s *Store) takeBatch() []*pending {
 	}
 	n, events, bytes := 0, 0, 0
 	for _, p := range g.queue {
-		if n > 0 && (events+len(p.in.ids) > s.opts.GroupMaxEvents || bytes+p.bytes > s.opts.GroupMaxBytes) {
+		if n > 0 && (events+p.events > s.opts.GroupMaxEvents || bytes+p.bytes > s.opts.GroupMaxBytes) {
 			break
 		}
 		n++
-		events += len(p.in.ids)
+		events += p.events
 		bytes += p.bytes
 	}
 	g.batches++
@@ -173,10 +206,11 @@ const groupTimeout = time.Minute
 // writeBatch writes one batch and answers every append in it.
 func (s *Store) writeBatch(batch []*pending) {
 	if len(batch) == 1 {
-		// Alone in the queue: today's one-statement append is the cheapest way to write it, and
-		// its caller's deadline reaches PostgreSQL as it does without grouping.
+		// Alone in the queue: the append's own transaction (one statement for an Append) is the
+		// cheapest way to write it, and its caller's deadline reaches PostgreSQL as it does
+		// without grouping.
 		p := batch[0]
-		p.res, p.err = s.appendStream(p.ctx, p.streamID, p.expected, p.in)
+		s.alone(p.ctx, p)
 		close(p.done)
 		return
 	}
@@ -201,7 +235,7 @@ func (s *Store) writeBatch(batch []*pending) {
 		// The connection or the server went away (a terminated backend is a PgError too): the
 		// batch's outcome is the same for all, and retrying each is safe.
 		for _, p := range batch {
-			p.err = fmt.Errorf("append to %s: %w", p.streamID, err)
+			p.err = fmt.Errorf("append to %s: %w", p.parts[0].StreamID, err)
 			close(p.done)
 		}
 		return
@@ -209,31 +243,25 @@ func (s *Store) writeBatch(batch []*pending) {
 		// A statement failed, so the whole batch rolled back: each append runs alone and gets
 		// its own answer (a refused value, a duplicate id, ...).
 		for _, p := range batch {
-			p.res, p.err = s.appendStream(p.ctx, p.streamID, p.expected, p.in)
+			s.alone(p.ctx, p)
 			close(p.done)
 		}
 		return
 	case err != nil:
 		for _, p := range batch {
-			p.err = fmt.Errorf("append to %s: %w", p.streamID, err)
+			p.err = fmt.Errorf("append to %s: %w", p.parts[0].StreamID, err)
 			close(p.done)
 		}
 		return
 	}
 	wrote := false
 	for w, wave := range waves {
-		for i, p := range wave {
-			r := rows[w][i]
-			switch r.status {
-			case "ok":
-				p.res, p.err = r.result(p)
-				wrote = wrote || p.err == nil
-			case "dup":
-				p.res, p.err = s.repeated(p.ctx, p.streamID, p.expected, p.in, nil)
-			default:
-				conflict := &WrongExpectedVersionError{StreamID: p.streamID, Expected: p.expected.version, Actual: r.current}
-				p.res, p.err = s.repeated(p.ctx, p.streamID, p.expected, p.in, conflict)
+		row := 0
+		for _, p := range wave {
+			if s.answer(p, rows[w][row:row+len(p.parts)]) {
+				wrote = true
 			}
+			row += len(p.parts)
 		}
 	}
 	if wrote {
@@ -244,18 +272,78 @@ func (s *Store) writeBatch(batch []*pending) {
 	}
 }
 
+// answer turns the rows of p's parts into its answer, as its own transaction would have
+// answered; it reports whether p wrote events.
+func (s *Store) answer(p *pending, rows []waveRow) bool {
+	var conflict *WrongExpectedVersionError
+	dup := false
+	for i, r := range rows {
+		switch r.status {
+		case "dup":
+			dup = true
+		case "conflict":
+			// Of several, the one of the first stream in id order: the one a transaction of its
+			// own, taking its locks in that order, would have met first.
+			if part := p.parts[i]; conflict == nil || part.StreamID < conflict.StreamID {
+				conflict = &WrongExpectedVersionError{StreamID: part.StreamID, Expected: part.Expected.version, Actual: r.current}
+			}
+		}
+	}
+	if !dup && conflict == nil {
+		results := make([]AppendResult, len(p.parts))
+		for i, r := range rows {
+			if len(p.inputs[i].ids) == 0 { // a check-only part of an AppendMulti
+				results[i] = AppendResult{StreamID: p.parts[i].StreamID, NextExpectedVersion: r.current}
+				continue
+			}
+			res, err := r.result(p.parts[i].StreamID, p.inputs[i])
+			if err != nil {
+				p.err = err
+				return false
+			}
+			results[i] = res
+		}
+		p.results = results
+		return true
+	}
+	if dup {
+		conflict = nil // stored ids: whether the call repeats an earlier one decides
+	}
+	if p.multi {
+		p.results, p.err = s.repeatedMulti(p.ctx, p.parts, p.inputs, conflict)
+		return false
+	}
+	var cause error
+	if conflict != nil {
+		cause = conflict
+	}
+	part := p.parts[0]
+	res, err := s.repeated(p.ctx, part.StreamID, part.Expected, p.inputs[0], cause)
+	if err == nil {
+		p.results = []AppendResult{res}
+	}
+	p.err = err
+	return false
+}
+
 // splitWaves puts the appends of a batch into waves in which each stream appears once, keeping
-// arrival order: an append goes to the wave after its stream's previous one.
+// arrival order: an append goes to the wave after the latest one holding any of its streams
+// (all parts of an AppendMulti go to one wave, whose statement writes them together).
 func splitWaves(batch []*pending) [][]*pending {
 	var waves [][]*pending
 	next := map[string]int{} // the wave a stream's next append goes to
 	for _, p := range batch {
-		w := next[p.streamID]
+		w := 0
+		for _, part := range p.parts {
+			w = max(w, next[part.StreamID])
+		}
 		if w == len(waves) {
 			waves = append(waves, nil)
 		}
 		waves[w] = append(waves[w], p)
-		next[p.streamID] = w + 1
+		for _, part := range p.parts {
+			next[part.StreamID] = w + 1
+		}
 	}
 	return waves
 }
@@ -265,31 +353,38 @@ func splitWaves(batch []*pending) [][]*pending {
 const groupLockSQL = `SELECT count(pg_advisory_xact_lock(1398031425, hashtext(s)))
 FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams`
 
-// groupWaveSQL appends one wave: streams $1 with expected versions $2 (NULL: any) and event
-// counts $3; events $4.. with the index $5 (1-based) of their append in the wave, $6 their
-// 1-based place in it, and $11 whether their ids may be stored already. It returns a row per append, in order: its status (ok, conflict, dup),
-// the stream's version before it, and, when written, its first version, transaction id,
-// positions and time.
+// groupWaveSQL appends one wave. A row per part: stream $1, expected version $2 (NULL: any),
+// event count $3 (0: a check-only part of an AppendMulti), and $4 the append it belongs to;
+// events $5.. with the part $6 (1-based) they belong to, $7 their 1-based place in it, and $12
+// whether their ids may be stored already. It returns a row per part, in order: its status
+// (ok; conflict; dup; aborted: fine, but another part of its append was not), the stream's
+// version before it, and, when written, its first version, transaction id, positions and time.
 //
 //nolint:gosec // G101: SQL text, no credential in it
 const groupWaveSQL = `WITH req AS (
-	SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS r(stream_id, expected, n, ord)
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[]) WITH ORDINALITY AS r(stream_id, expected, n, grp, ord)
 ), ev AS (
 	-- stored: the event id is taken. A subquery in the select list runs per row on the unique
 	-- index whatever the planner thinks of the array's size; a join might scan the table.
-	-- Ids the store made itself ($11 false: fresh version 7 UUIDs) are not looked up.
+	-- Ids the store made itself ($12 false: fresh version 7 UUIDs) are not looked up.
 	SELECT e.*, CASE WHEN e.lookup THEN (SELECT true FROM events x WHERE x.event_id = e.event_id) END AS stored
-	FROM unnest($4::uuid[], $5::int[], $6::int[], $7::text[], $8::int[], $9::jsonb[], $10::jsonb[], $11::bool[])
+	FROM unnest($5::uuid[], $6::int[], $7::int[], $8::text[], $9::int[], $10::jsonb[], $11::jsonb[], $12::bool[])
 	     WITH ORDINALITY AS e(event_id, a, k, type, schema_version, data, metadata, lookup, ord)
-), cur AS (
-	SELECT r.stream_id, r.n, r.ord, v.version,
+), checked AS (
+	SELECT r.stream_id, r.n, r.grp, r.ord, v.version,
 		CASE WHEN r.ord IN (SELECT a FROM ev WHERE stored) THEN 'dup'
 			WHEN r.expected IS NULL OR r.expected = v.version THEN 'ok'
 			ELSE 'conflict' END AS status
 	FROM req r, LATERAL (SELECT coalesce((SELECT s.version FROM streams s WHERE s.stream_id = r.stream_id), 0) AS version) v
+), cur AS (
+	-- The parts of one append (grp) are written together or not at all.
+	SELECT stream_id, n, ord, version,
+		CASE WHEN bool_and(status = 'ok') OVER (PARTITION BY grp) THEN 'ok'
+			WHEN status = 'ok' THEN 'aborted' ELSE status END AS status
+	FROM checked
 ), up AS (
 	INSERT INTO streams AS s (stream_id, version)
-	SELECT stream_id, version + n FROM cur WHERE status = 'ok'
+	SELECT stream_id, version + n FROM cur WHERE status = 'ok' AND n > 0
 	ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = now()
 	RETURNING s.stream_id
 ), ins AS (
@@ -317,15 +412,15 @@ type waveRow struct {
 	at        *time.Time
 }
 
-// result is the AppendResult of a written append.
-func (r waveRow) result(p *pending) (AppendResult, error) {
-	n := len(p.in.ids)
+// result is the AppendResult of a written part: events in to streamID.
+func (r waveRow) result(streamID string, in appendInput) (AppendResult, error) {
+	n := len(in.ids)
 	if r.first == nil || r.tx == nil || r.at == nil || len(r.positions) != n {
-		return AppendResult{}, fmt.Errorf("append to %s: stored %d events, sent %d", p.streamID, len(r.positions), n)
+		return AppendResult{}, fmt.Errorf("append to %s: stored %d events, sent %d", streamID, len(r.positions), n)
 	}
-	res := AppendResult{StreamID: p.streamID, Events: make([]RecordedEvent, n)}
+	res := AppendResult{StreamID: streamID, Events: make([]RecordedEvent, n)}
 	for i := range res.Events {
-		res.Events[i] = p.in.recorded(i, p.streamID, *r.first+int64(i), Position{tx: *r.tx, seq: r.positions[i]}, *r.at)
+		res.Events[i] = in.recorded(i, streamID, *r.first+int64(i), Position{tx: *r.tx, seq: r.positions[i]}, *r.at)
 	}
 	res.NextExpectedVersion = *r.first + int64(n) - 1
 	res.Position = res.Events[n-1].Position
@@ -341,9 +436,11 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 	}
 	defer conn.Release()
 
-	streams := make([]string, len(batch))
-	for i, p := range batch {
-		streams[i] = p.streamID
+	var streams []string
+	for _, p := range batch {
+		for _, part := range p.parts {
+			streams = append(streams, part.StreamID)
+		}
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -395,8 +492,12 @@ func readBatch(results pgx.BatchResults, waves [][]*pending) ([][]waveRow, error
 		if err != nil {
 			return nil, err
 		}
-		if len(out[w]) != len(wave) {
-			return nil, fmt.Errorf("group commit: %d answers for %d appends", len(out[w]), len(wave))
+		parts := 0
+		for _, p := range wave {
+			parts += len(p.parts)
+		}
+		if len(out[w]) != parts {
+			return nil, fmt.Errorf("group commit: %d answers for %d parts", len(out[w]), parts)
 		}
 	}
 	tag, err := results.Exec() // COMMIT
@@ -411,12 +512,13 @@ func readBatch(results pgx.BatchResults, waves [][]*pending) ([][]waveRow, error
 
 // waveArgs are groupWaveSQL's arguments for a wave.
 func waveArgs(wave []*pending) []any {
-	streams := make([]string, len(wave))
-	expected := make([]*int64, len(wave))
-	counts := make([]int32, len(wave))
 	var (
-		ids      = make([]uuid.UUID, 0, len(wave))
-		appendOf []int32
+		streams  []string
+		expected []*int64
+		counts   []int32
+		group    []int32
+		ids      []uuid.UUID
+		partOf   []int32
 		place    []int32
 		types    []string
 		versions []int32
@@ -424,22 +526,29 @@ func waveArgs(wave []*pending) []any {
 		metadata []json.RawMessage
 		lookup   []bool
 	)
-	for i, p := range wave {
-		streams[i] = p.streamID
-		if v, ok := p.expected.Value(); ok {
-			expected[i] = &v
-		}
-		counts[i] = int32(len(p.in.ids)) //nolint:gosec // at most MaxEventsPerAppend
-		for k := range p.in.ids {
-			ids = append(ids, p.in.ids[k])
-			appendOf = append(appendOf, int32(i+1))
-			place = append(place, int32(k+1))
-			types = append(types, p.in.types[k])
-			versions = append(versions, p.in.schemaVersions[k])
-			data = append(data, p.in.data[k])
-			metadata = append(metadata, p.in.metadata[k])
-			lookup = append(lookup, p.in.clientIDs)
+	for g, p := range wave {
+		for i, part := range p.parts {
+			in := p.inputs[i]
+			streams = append(streams, part.StreamID)
+			var exp *int64
+			if v, ok := part.Expected.Value(); ok {
+				exp = &v
+			}
+			expected = append(expected, exp)
+			counts = append(counts, int32(len(in.ids))) //nolint:gosec // at most MaxEventsPerAppend
+			group = append(group, int32(g+1))           //nolint:gosec // at most GroupMaxEvents
+			row := int32(len(streams))                  //nolint:gosec // at most GroupMaxEvents
+			for k := range in.ids {
+				ids = append(ids, in.ids[k])
+				partOf = append(partOf, row)
+				place = append(place, int32(k+1)) //nolint:gosec // at most MaxEventsPerAppend
+				types = append(types, in.types[k])
+				versions = append(versions, in.schemaVersions[k])
+				data = append(data, in.data[k])
+				metadata = append(metadata, in.metadata[k])
+				lookup = append(lookup, in.clientIDs)
+			}
 		}
 	}
-	return []any{streams, expected, counts, pgUUIDs(ids), appendOf, place, types, versions, data, metadata, lookup}
+	return []any{streams, expected, counts, group, pgUUIDs(ids), partOf, place, types, versions, data, metadata, lookup}
 }

@@ -323,3 +323,59 @@ func TestGroupCommitLostConnectionFailsTheWholeBatchRetryably(t *testing.T) {
 		}
 	}
 }
+
+// multiOf is an AppendMulti for a batch; its results land in *out.
+func (g *groupRig) multiOf(out *[]AppendResult, parts ...StreamAppend) func() (AppendResult, error) {
+	return func() (AppendResult, error) {
+		res, err := g.s.AppendMulti(g.ctx, parts)
+		*out = res
+		if err != nil {
+			return AppendResult{}, err
+		}
+		return res[0], nil
+	}
+}
+
+// Multi-stream appends share a batch too: each is written whole or not at all, and appends to
+// their streams later in the batch are checked against them.
+func TestGroupCommitMultiStreamAppends(t *testing.T) {
+	t.Parallel()
+	g := newGroupRig(t)
+	one := func(data string) []EventData { return []EventData{event(data)} }
+	var first, second, check, failed []AppendResult
+	out := g.batch(
+		g.multiOf(&first, StreamAppend{StreamID: "user-m1", Expected: NoStream(), Events: one(`{}`)}, StreamAppend{StreamID: "claim-m", Expected: NoStream(), Events: one(`{}`)}),
+		g.multiOf(&second, StreamAppend{StreamID: "user-m2", Expected: NoStream(), Events: one(`{}`)}, StreamAppend{StreamID: "claim-m", Expected: NoStream(), Events: one(`{}`)}),
+		g.appendOf("user-m1", Exactly(1), event(`{"second":true}`)),
+		g.multiOf(&check, StreamAppend{StreamID: "user-m3", Expected: NoStream(), Events: one(`{}`)}, StreamAppend{StreamID: "claim-free", Expected: NoStream()}),
+		g.multiOf(&failed, StreamAppend{StreamID: "user-m4", Expected: NoStream(), Events: one(`{}`)}, StreamAppend{StreamID: "claim-m", Expected: Exactly(5)}),
+	)
+	var wrong *WrongExpectedVersionError
+	switch {
+	case out[0].err != nil || len(first) != 2 || first[1].NextExpectedVersion != 1:
+		t.Errorf("the first claim: %+v %v", first, out[0].err)
+	case !errors.As(out[1].err, &wrong) || wrong.StreamID != "claim-m" || wrong.Actual != 1:
+		t.Errorf("the second claim of claim-m: %v, want a conflict on it at version 1", out[1].err)
+	case out[2].err != nil || out[2].res.NextExpectedVersion != 2:
+		t.Errorf("the append after the claim: %+v %v", out[2].res, out[2].err)
+	case out[3].err != nil || len(check) != 2 || check[1].NextExpectedVersion != 0 || len(check[1].Events) != 0:
+		t.Errorf("a claim with a check-only part: %+v %v", check, out[3].err)
+	case second != nil || failed != nil:
+		t.Errorf("refused claims returned results: %+v, %+v", second, failed)
+	case !errors.As(out[4].err, &wrong) || wrong.StreamID != "claim-m" || wrong.Actual != 1:
+		t.Errorf("a failed check: %v, want a conflict on claim-m at version 1", out[4].err)
+	}
+	for stream, want := range map[string]int{"user-m1": 2, "claim-m": 1, "user-m2": 0, "user-m3": 1, "claim-free": 0, "user-m4": 0} {
+		if n := g.storedIn(stream); n != want {
+			t.Errorf("%s holds %d events, want %d", stream, n, want)
+		}
+	}
+	var rows, txs int
+	if err := g.pool.QueryRow(g.ctx, `SELECT (SELECT count(*) FROM streams WHERE stream_id = 'claim-free'),
+		(SELECT count(DISTINCT transaction_id) FROM events WHERE stream_id IN ('user-m1', 'claim-m', 'user-m3'))`).Scan(&rows, &txs); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 || txs != 1 {
+		t.Errorf("a check-only part left %d stream rows; the good appends took %d transactions, want 0 and 1", rows, txs)
+	}
+}

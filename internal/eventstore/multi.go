@@ -92,7 +92,14 @@ func (s *Store) appendMulti(ctx context.Context, parts []StreamAppend) ([]Append
 	if total > s.opts.MaxEventsPerAppend {
 		return nil, &ValidationError{Field: "events", Reason: fmt.Sprintf("%d events in one append, the limit is %d", total, s.opts.MaxEventsPerAppend)}
 	}
+	if s.opts.GroupCommit {
+		return s.appendMultiGrouped(ctx, parts, inputs)
+	}
+	return s.appendMultiTx(ctx, parts, inputs)
+}
 
+// appendMultiTx writes a validated multi-stream append in a transaction of its own.
+func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs []appendInput) ([]AppendResult, error) {
 	// Locks are taken in stream id order, so two multi-stream appends over the same streams
 	// cannot deadlock; single-stream appends take one lock and cannot be part of a cycle.
 	order := make([]int, len(parts))

@@ -108,7 +108,16 @@ func TestAppendMultiIsIdempotent(t *testing.T) {
 // nothing anywhere.
 func TestAppendMultiConcurrentClaimsOneWins(t *testing.T) {
 	t.Parallel()
-	s, pool := newStore(t, eventstore.Options{})
+	for name, opts := range map[string]eventstore.Options{"a transaction each": {}, "group commit": {GroupCommit: true}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			concurrentClaimsOneWins(t, opts)
+		})
+	}
+}
+
+func concurrentClaimsOneWins(t *testing.T, opts eventstore.Options) {
+	s, pool := newStore(t, opts)
 	const n = 12
 	var (
 		wg   sync.WaitGroup
