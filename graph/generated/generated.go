@@ -1213,9 +1213,15 @@ var sources = []*ast.Source{
 # Errors carry a stable extensions.code: BAD_USER_INPUT (the request was wrong; the message says
 # how), NOT_FOUND, WRONG_EXPECTED_VERSION (with extensions.actualVersion and
 # extensions.expectedVersion), INVARIANT_VIOLATION (a business rule; extensions.rule names it),
-# CONSISTENCY_TIMEOUT (consistentWith waited too long), REBUILD_IN_PROGRESS, INTERNAL (logged on
-# the server, shown without detail); UNAUTHENTICATED and FORBIDDEN are reserved for auth. Malformed or invalid GraphQL documents get gqlgen's
-# GRAPHQL_PARSE_FAILED or GRAPHQL_VALIDATION_FAILED.
+# CONSISTENCY_TIMEOUT (consistentWith waited too long), REBUILD_IN_PROGRESS, UNAVAILABLE (the
+# database is away; extensions.retryable is true, and extensions.mayHaveCommitted when the
+# request may have been applied), UNAUTHENTICATED (no valid credential; HTTP 401), FORBIDDEN
+# (the credential's role may not run the operation), TIMEOUT (--request-timeout), the limits'
+# codes (QUERY_TOO_DEEP, TOO_MANY_ALIASES, TOO_MANY_ROOT_FIELDS, COMPLEXITY_LIMIT_EXCEEDED,
+# LIMIT_EXCEEDED, REQUEST_TOO_LARGE, INTROSPECTION_DISABLED), BAD_REQUEST and
+# UNSUPPORTED_MEDIA_TYPE (not a GraphQL request), INTERNAL (logged on the server, shown without
+# detail). Malformed or invalid GraphQL documents get gqlgen's GRAPHQL_PARSE_FAILED or
+# GRAPHQL_VALIDATION_FAILED.
 
 "Any JSON value; event data and metadata are JSON objects."
 scalar JSON
