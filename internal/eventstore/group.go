@@ -349,8 +349,11 @@ func splitWaves(batch []*pending) [][]*pending {
 }
 
 // groupLockSQL takes the advisory lock of every stream of a batch, in byte order of the ids
-// (AppendMulti's order), before the batch writes anything.
-const groupLockSQL = `SELECT count(pg_advisory_xact_lock(1398031425, hashtext(s)))
+// (AppendMulti's order), before the batch writes anything. It also sets plan_cache_mode for the
+// transaction: the wave statement is prepared once per connection, and planning it afresh for
+// every batch would cost more than running it (one statement fewer than a SET LOCAL).
+const groupLockSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+	count(pg_advisory_xact_lock(1398031425, hashtext(s)))
 FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams`
 
 // groupWaveSQL appends one wave. A row per part: stream $1, expected version $2 (NULL: any),
@@ -444,9 +447,6 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	// The wave statement is prepared once per connection; planning it afresh for every batch
-	// would cost more than running it.
-	b.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
 	b.Queue(groupLockSQL, streams)
 	for _, wave := range waves {
 		b.Queue(groupWaveSQL, waveArgs(wave)...)
@@ -470,7 +470,7 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 
 // readBatch reads the results of runBatch's statements in order.
 func readBatch(results pgx.BatchResults, waves [][]*pending) ([][]waveRow, error) {
-	for range 2 { // BEGIN, SET LOCAL
+	for range 1 { // BEGIN
 		if _, err := results.Exec(); err != nil {
 			return nil, err
 		}
