@@ -13,11 +13,14 @@ test: $(PLAYGROUND) ## the whole test suite, against real PostgreSQL, then make 
 	go test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
-# go test -fuzz takes one target per run. Minimizing each new input is capped at 1s: a few large
-# ones would otherwise take the whole run.
-FUZZ = go test -run='^$$' -fuzztime=5s -fuzzminimizetime=1s
+# go test -fuzz takes one target per run. Budgets are counts of executions, not durations: with a
+# duration, Go 1.26's fuzz coordinator can report "context deadline exceeded" as a failure when
+# its deadline passes mid-run on a busy machine (go.dev/issue/75804, fixed in Go 1.27). 50,000
+# runs take a few seconds here; minimizing a new input is capped at 200 runs, as a few large ones
+# would otherwise take the whole budget.
+FUZZ = go test -run='^$$' -fuzztime=50000x -fuzzminimizetime=200x
 
-fuzz: ## each fuzz target for 5s, starting from its seed corpus in testdata/fuzz
+fuzz: ## each fuzz target for 50,000 runs, starting from its seed corpus in testdata/fuzz
 	$(FUZZ) -fuzz='^FuzzParsePosition$$' ./internal/eventstore
 	$(FUZZ) -fuzz='^FuzzPositionOrder$$' ./internal/eventstore
 	$(FUZZ) -fuzz='^FuzzValidateObject$$' ./internal/eventstore
