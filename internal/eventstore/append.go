@@ -222,13 +222,8 @@ func (s *Store) insert(ctx context.Context, q queryRower, streamID string, expec
 	} else {
 		args = []any{streamID, expArg, n, pgUUIDs(in.ids), in.types, in.schemaVersions, in.data, in.metadata}
 	}
-	var (
-		first     *int64 // NULL, or no row at all, when nothing was appended
-		tx        *uint64
-		positions []int64
-		at        *time.Time
-	)
-	err := q.QueryRow(ctx, appendSQL(expected, n), args...).Scan(&first, &tx, &positions, &at)
+	var row storedRow
+	err := q.QueryRow(ctx, appendSQL(expected, n), args...).Scan(&row.first, &row.tx, &row.positions, &row.at)
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.Is(err, pgx.ErrNoRows),
@@ -236,18 +231,36 @@ func (s *Store) insert(ctx context.Context, q queryRower, streamID string, expec
 		return AppendResult{}, false, nil
 	case err != nil:
 		return AppendResult{}, false, err
-	case first == nil:
+	case row.first == nil:
 		return AppendResult{}, false, nil
-	case tx == nil || at == nil || len(positions) != n:
-		return AppendResult{}, false, fmt.Errorf("stored %d events, sent %d", len(positions), n)
+	}
+	res, err := row.result(streamID, in)
+	return res, err == nil, err
+}
+
+// storedRow is what an append statement returns of the events it wrote: the first version,
+// the transaction id, the positions in version order and the time. first is NULL when nothing
+// was written.
+type storedRow struct {
+	first     *int64
+	tx        *uint64
+	positions []int64
+	at        *time.Time
+}
+
+// result is the AppendResult of the events of in, stored in streamID as w says.
+func (w storedRow) result(streamID string, in appendInput) (AppendResult, error) {
+	n := len(in.ids)
+	if w.first == nil || w.tx == nil || w.at == nil || len(w.positions) != n {
+		return AppendResult{}, fmt.Errorf("stored %d events, sent %d", len(w.positions), n)
 	}
 	res := AppendResult{StreamID: streamID, Events: make([]RecordedEvent, n)}
 	for i := range res.Events {
-		res.Events[i] = in.recorded(i, streamID, *first+int64(i), Position{tx: *tx, seq: positions[i]}, *at)
+		res.Events[i] = in.recorded(i, streamID, *w.first+int64(i), Position{tx: *w.tx, seq: w.positions[i]}, *w.at)
 	}
-	res.NextExpectedVersion = *first + int64(n) - 1
+	res.NextExpectedVersion = *w.first + int64(n) - 1
 	res.Position = res.Events[n-1].Position
-	return res, true, nil
+	return res, nil
 }
 
 // queryRower is a pool or a transaction.

@@ -231,15 +231,7 @@ func (s *Store) writeBatch(batch []*pending) {
 	rows, err := s.runBatch(ctx, batch, waves)
 	var pgErr *pgconn.PgError
 	switch {
-	case err != nil && IsUnavailable(err):
-		// The connection or the server went away (a terminated backend is a PgError too): the
-		// batch's outcome is the same for all, and retrying each is safe.
-		for _, p := range batch {
-			p.err = fmt.Errorf("append to %s: %w", p.parts[0].StreamID, err)
-			close(p.done)
-		}
-		return
-	case errors.As(err, &pgErr):
+	case errors.As(err, &pgErr) && !IsUnavailable(err):
 		// A statement failed, so the whole batch rolled back: each append runs alone and gets
 		// its own answer (a refused value, a duplicate id, ...).
 		for _, p := range batch {
@@ -248,6 +240,8 @@ func (s *Store) writeBatch(batch []*pending) {
 		}
 		return
 	case err != nil:
+		// Anything else, the connection or the server going away among it (a terminated backend
+		// is a PgError too), is the same for the whole batch, and retrying each is safe.
 		for _, p := range batch {
 			p.err = fmt.Errorf("append to %s: %w", p.parts[0].StreamID, err)
 			close(p.done)
@@ -298,7 +292,7 @@ func (s *Store) answer(p *pending, rows []waveRow) bool {
 			}
 			res, err := r.result(p.parts[i].StreamID, p.inputs[i])
 			if err != nil {
-				p.err = err
+				p.err = fmt.Errorf("append to %s: %w", p.parts[i].StreamID, err)
 				return false
 			}
 			results[i] = res
@@ -405,29 +399,12 @@ FROM cur c LEFT JOIN (
 ) i ON i.stream_id = c.stream_id
 ORDER BY c.ord`
 
-// waveRow is one append's row of a wave's answer.
+// waveRow is one part's row of a wave's answer: its status, the stream's version before it,
+// and what it wrote.
 type waveRow struct {
-	status    string
-	current   int64
-	first     *int64
-	tx        *uint64
-	positions []int64
-	at        *time.Time
-}
-
-// result is the AppendResult of a written part: events in to streamID.
-func (r waveRow) result(streamID string, in appendInput) (AppendResult, error) {
-	n := len(in.ids)
-	if r.first == nil || r.tx == nil || r.at == nil || len(r.positions) != n {
-		return AppendResult{}, fmt.Errorf("append to %s: stored %d events, sent %d", streamID, len(r.positions), n)
-	}
-	res := AppendResult{StreamID: streamID, Events: make([]RecordedEvent, n)}
-	for i := range res.Events {
-		res.Events[i] = in.recorded(i, streamID, *r.first+int64(i), Position{tx: *r.tx, seq: r.positions[i]}, *r.at)
-	}
-	res.NextExpectedVersion = *r.first + int64(n) - 1
-	res.Position = res.Events[n-1].Position
-	return res, nil
+	status  string
+	current int64
+	storedRow
 }
 
 // runBatch writes a batch in one transaction and one round trip: BEGIN, the locks, a statement
