@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,6 +29,7 @@ import (
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/metrics/metricstest"
 )
 
 // outcome is what a client learned about one request it sent.
@@ -583,7 +583,8 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 		}
 	}
 	// The appends being cut off are grouped ones: some transactions carried several.
-	if batches, grouped := groupCommits(t, client, srv.addr); grouped <= batches {
+	m := metricstest.Scrape(t, "http://"+srv.addr+"/metrics")
+	if batches, grouped := m["strata_group_commits_total"], m["strata_group_commit_appends_total"]; batches == 0 || grouped <= batches {
 		t.Errorf("before the kill, %v group commits carried %v appends: none was shared", batches, grouped)
 	}
 	crash()
@@ -725,32 +726,4 @@ func rowOr(s []string, i int) string {
 		return s[i]
 	}
 	return "(none)"
-}
-
-// groupCommits scrapes the server's group commit counters.
-func groupCommits(t *testing.T, client *http.Client, addr string) (batches, appends float64) {
-	t.Helper()
-	resp, err := client.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		name, value, _ := strings.Cut(line, " ")
-		v, _ := strconv.ParseFloat(value, 64)
-		switch name {
-		case "strata_group_commits_total":
-			batches = v
-		case "strata_group_commit_appends_total":
-			appends = v
-		}
-	}
-	if batches == 0 {
-		t.Fatalf("no group commit counters in /metrics:\n%.2000s", raw)
-	}
-	return batches, appends
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -104,21 +103,8 @@ func TestRequestTimeoutCancelsTheDatabaseWork(t *testing.T) {
 	srv := startServeOn(t, url, "--request-timeout", "1s")
 	pool := dbtest.PoolFor(t, url, 4)
 	ctx := t.Context()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1398031425, hashtext('stuck-1'))`); err != nil {
-		t.Fatal(err)
-	}
-	waiting := func() int {
-		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 1398031425`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	release := holdStreamLock(t, pool, "stuck-1")
+	waiting := func() int { return appendsWaiting(t, pool) }
 	start := time.Now()
 	answered := make(chan gqlResponse, 1)
 	go func() {
@@ -133,9 +119,7 @@ func TestRequestTimeoutCancelsTheDatabaseWork(t *testing.T) {
 		t.Errorf("the timeout of 1s was answered after %s", took)
 	}
 	waitFor(t, "the stuck statement to be cancelled in PostgreSQL", func() bool { return waiting() == 0 })
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE stream_id = 'stuck-1'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the timed-out append wrote %d events (%v)", n, err)

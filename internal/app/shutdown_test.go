@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/wsclient"
@@ -59,21 +60,9 @@ func TestGracefulShutdownOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Hold the stream's append lock (the store's advisory lock), so an append to it stays in
-	// flight for as long as the test wants.
-	lockConn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lockConn.Release()
-	tx, err := lockConn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1398031425, hashtext('held-1'))`); err != nil {
-		t.Fatal(err)
-	}
+	// Hold the stream's append lock, so an append to it stays in flight for as long as the test
+	// wants.
+	release := holdStreamLock(t, pool, "held-1")
 	eventID := uuid.NewString()
 	type answer struct {
 		status int
@@ -97,9 +86,7 @@ func TestGracefulShutdownOnSIGTERM(t *testing.T) {
 		inFlight <- answer{status: resp.StatusCode, body: string(raw), err: err}
 	}()
 	waitFor(t, "the append to wait on the held lock", func() bool {
-		var waiting int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 1398031425`).Scan(&waiting)
-		return err == nil && waiting == 1
+		return appendsWaiting(t, pool) == 1
 	})
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -134,9 +121,7 @@ func TestGracefulShutdownOnSIGTERM(t *testing.T) {
 	}
 
 	// Release the lock: the append finishes and is answered, then the server exits 0.
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	select {
 	case a := <-inFlight:
 		if a.err != nil || a.status != http.StatusOK || !strings.Contains(a.body, `"position"`) || strings.Contains(a.body, `"errors"`) {
@@ -219,4 +204,35 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// holdStreamLock takes the append lock of stream (the store's advisory lock) in a transaction of
+// pool's, so that appends to the stream wait; release commits it and lets them go on. The test's
+// end rolls it back if it was not released.
+func holdStreamLock(t *testing.T, pool *pgxpool.Pool, stream string) (release func()) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1398031425, hashtext($1))`, stream); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// appendsWaiting counts the appends waiting on a stream lock.
+func appendsWaiting(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 1398031425`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -255,11 +255,8 @@ func TestLoopback(t *testing.T) {
 func TestNonLoopbackNeedsInsecure(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"--addr", "0.0.0.0:8080"}, {"--addr", ":8080", "--insecure=false"}} {
-		fs := config.NewFlagSet("serve", func(string) string { return "" }, &bytes.Buffer{})
-		var c config.Config
-		c.Register(fs)
-		c.RegisterServe(fs)
-		if err := fs.Parse(args); err != nil {
+		c, _, err := parse(t, nil, args...)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--insecure") {
@@ -268,11 +265,8 @@ func TestNonLoopbackNeedsInsecure(t *testing.T) {
 	}
 	for _, args := range [][]string{{"--addr", "0.0.0.0:8080", "--insecure"}, {"--addr", "127.0.0.1:8080"},
 		{"--addr", "0.0.0.0:8080", "--api-keys", "ops:admin:" + strings.Repeat("ab", 32)}} {
-		fs := config.NewFlagSet("serve", func(string) string { return "" }, &bytes.Buffer{})
-		var c config.Config
-		c.Register(fs)
-		c.RegisterServe(fs)
-		if err := fs.Parse(args); err != nil {
+		c, _, err := parse(t, nil, args...)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Validate(); err != nil {
