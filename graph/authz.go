@@ -45,34 +45,13 @@ func RequiredRole(doc *ast.QueryDocument, op *ast.OperationDefinition) auth.Role
 	if op.Operation == ast.Mutation {
 		need = auth.RoleWriter
 	}
-	for _, name := range rootFieldNames(doc, op.SelectionSet, map[string]bool{}) {
+	w := walker{doc: doc, active: map[string]bool{}}
+	for _, name := range w.rootFields(op.SelectionSet) {
 		if adminFields[name] {
 			need = auth.RoleAdmin
 		}
 	}
 	return need
-}
-
-// rootFieldNames lists the fields at the top of a selection set, through fragments.
-func rootFieldNames(doc *ast.QueryDocument, set ast.SelectionSet, seen map[string]bool) []string {
-	var names []string
-	for _, sel := range set {
-		switch sel := sel.(type) {
-		case *ast.Field:
-			names = append(names, sel.Name)
-		case *ast.InlineFragment:
-			names = append(names, rootFieldNames(doc, sel.SelectionSet, seen)...)
-		case *ast.FragmentSpread:
-			if seen[sel.Name] {
-				continue
-			}
-			seen[sel.Name] = true
-			if f := doc.Fragments.ForName(sel.Name); f != nil {
-				names = append(names, rootFieldNames(doc, f.SelectionSet, seen)...)
-			}
-		}
-	}
-	return names
 }
 
 // authorize refuses an operation the request's principal may not run, before anything of it

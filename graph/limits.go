@@ -103,7 +103,7 @@ func (s shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.Opera
 		return nil
 	}
 	w := walker{doc: oc.Doc, active: map[string]bool{}}
-	roots := w.rootFields(oc.Operation.SelectionSet)
+	roots := len(w.rootFields(oc.Operation.SelectionSet))
 	depth := w.depth(oc.Operation.SelectionSet)
 	limitErr := func(code, format string, args ...any) *gqlerror.Error {
 		return &gqlerror.Error{Message: fmt.Sprintf(format, args...), Extensions: map[string]any{"code": code}}
@@ -168,23 +168,25 @@ func (w *walker) depth(set ast.SelectionSet) int {
 	return deepest
 }
 
-func (w *walker) rootFields(set ast.SelectionSet) int {
-	n := 0
+// rootFields lists the names of the fields at the top of a selection set, through fragments;
+// a field a fragment brings twice is listed twice.
+func (w *walker) rootFields(set ast.SelectionSet) []string {
+	var names []string
 	for _, sel := range set {
 		switch sel := sel.(type) {
 		case *ast.Field:
-			n++
+			names = append(names, sel.Name)
 		case *ast.InlineFragment:
-			n += w.rootFields(sel.SelectionSet)
+			names = append(names, w.rootFields(sel.SelectionSet)...)
 		case *ast.FragmentSpread:
 			if !w.active[sel.Name] {
 				w.active[sel.Name] = true
-				n += w.rootFields(w.fragment(sel))
+				names = append(names, w.rootFields(w.fragment(sel))...)
 				delete(w.active, sel.Name)
 			}
 		}
 	}
-	return n
+	return names
 }
 
 // complexity sets the cost of connection fields: their items times first (the schema's
