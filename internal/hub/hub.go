@@ -190,6 +190,7 @@ func (h *Hub) feed(ctx context.Context) {
 			after, idle := h.last, h.count == 0
 			h.mu.Unlock()
 			if idle && h.skipAhead(ctx) {
+				h.feedRead(ctx, nil) // the database answered: catch-ups waiting for it read on
 				break
 			}
 			events, err := h.store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Max: h.opts.Batch})
