@@ -307,6 +307,11 @@ func TestBenchGraphQL(t *testing.T) {
 			t.Errorf("group commit %s: %+v, want appends, no errors, no conflicts", group, res)
 		}
 	}
+	// Two servers on one database, the writers spread over them.
+	res, _ := runBenchOf(t, "graphql", "--server-bin", bin, "--replicas", "2", "--writers", "4", "--duration", "1s", "--log-level", "warn")
+	if res.Appends <= 0 || res.Errors != 0 || res.Conflicts != 0 || res.Events != res.Appends {
+		t.Errorf("two replicas: %+v, want appends, no errors, no conflicts", res)
+	}
 }
 
 // freeAddr returns a 127.0.0.1 address that was free a moment ago.

@@ -194,8 +194,10 @@ func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Conf
 func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error {
 	var opts bench.AppendOptions
 	var scratch, serverURL, serverBin string
+	var replicas int
 	cfg, _, err := parse(env, "bench graphql", args, func(_ *config.Config, f *config.FlagSet) {
 		appendFlags(f, &opts, 64)
+		f.Int(&replicas, "replicas", "STRATA_BENCH_REPLICAS", 1, "without --url: how many servers to start on the scratch database; writers are spread over them in turn")
 		f.String(&serverURL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
 		f.String(&serverBin, "server-bin", "STRATA_BENCH_SERVER_BIN", "", "without --url: the strata binary to start the server with; empty is this one")
 		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "without --url: database made afresh on the server for the run and dropped after it")
@@ -206,19 +208,32 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 	if err := validOptions(env, opts); err != nil {
 		return err
 	}
+	if replicas < 1 || serverURL != "" && replicas != 1 {
+		fmt.Fprintln(env.stderr, "--replicas must be at least 1, and is only for servers this command starts (no --url)")
+		return fmt.Errorf("%w: --replicas %d", errUsage, replicas)
+	}
 	logger := newLogger(cfg, env.stderr)
+	urls := []string{serverURL}
 	if serverURL == "" {
-		srv, stop, err := serveOnScratch(ctx, env, cfg, logger, scratch, serverBin)
+		srvs, stop, err := serveReplicasOnScratch(ctx, env, cfg, logger, scratch, serverBin, replicas)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		serverURL = "http://" + srv.addr
+		urls = urls[:0]
+		for _, s := range srvs {
+			urls = append(urls, "http://"+s.addr)
+		}
 	}
 	transport := &http.Transport{MaxIdleConns: opts.Writers, MaxIdleConnsPerHost: opts.Writers}
 	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: time.Minute}
+	appenders := make(bench.RoundRobin, len(urls))
+	for i, u := range urls {
+		appenders[i] = bench.GraphQLAppender{URL: u, Client: client}
+	}
 	opts.Progress, opts.Category = env.stderr, "bench"
-	res, runErr := bench.Append(ctx, bench.GraphQLAppender{URL: serverURL, Client: &http.Client{Transport: transport, Timeout: time.Minute}}, opts)
+	res, runErr := bench.Append(ctx, appenders, opts)
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err

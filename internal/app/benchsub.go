@@ -83,23 +83,35 @@ func benchSubscribeCmd(ctx context.Context, env *environment, args []string) err
 // made afresh on the server of cfg (a private cluster when DATABASE_URL is unset); stop stops
 // the server, drops the database and stops the cluster, in that order.
 func serveOnScratch(ctx context.Context, env *environment, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *childServer, stop func(), err error) {
+	srvs, stop, err := serveReplicasOnScratch(ctx, env, cfg, logger, scratch, serverBin, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srvs[0], stop, nil
+}
+
+// serveReplicasOnScratch is serveOnScratch with n servers sharing the one scratch database, as
+// replicas of one deployment would.
+func serveReplicasOnScratch(ctx context.Context, env *environment, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*childServer, stop func(), err error) {
 	serverURL, _, undo, err := scratchServer(ctx, cfg, logger, scratch)
 	if err != nil {
 		return nil, nil, err
 	}
 	dbURL, err := databaseURLFor(serverURL, scratch)
-	if err == nil {
-		srv, err = startServer(ctx, env, cfg, serverBin, dbURL)
+	for i := 0; err == nil && i < n; i++ {
+		var srv *childServer
+		if srv, err = startServer(ctx, env, cfg, serverBin, dbURL); err == nil {
+			srvs = append(srvs, srv)
+			undo.add(srv.stop)
+		}
 	}
 	if err != nil {
 		undo.run()
 		return nil, nil, err
 	}
-	undo.add(srv.stop)
-	return srv, undo.run, nil
+	return srvs, undo.run, nil
 }
 
-// databaseURLFor returns serverURL with its database replaced by name; it needs the URL form.
 func databaseURLFor(serverURL, name string) (string, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {

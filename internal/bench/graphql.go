@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/strata-es/strata/internal/eventstore"
 )
@@ -83,4 +84,15 @@ func (g GraphQLAppender) Append(ctx context.Context, streamID string, expected e
 		return eventstore.AppendResult{}, fmt.Errorf("HTTP %d: no result: %.200s", resp.StatusCode, raw)
 	}
 	return eventstore.AppendResult{StreamID: streamID, NextExpectedVersion: r.Data.AppendEvents.NextExpectedVersion}, nil
+}
+
+// RoundRobin spreads appends over several appenders (the replicas of one deployment), one after
+// the other.
+type RoundRobin []Appender
+
+var roundRobinNext atomic.Uint64 //nolint:gochecknoglobals // a turn counter shared by every RoundRobin; which one starts does not matter
+
+// Append appends through the next appender in turn.
+func (r RoundRobin) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	return r[roundRobinNext.Add(1)%uint64(len(r))].Append(ctx, streamID, expected, events)
 }
