@@ -17,12 +17,13 @@ import (
 )
 
 const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N]
-       strata bench graphql [--writers C] [--batch B] [--duration T] [--hot N] [--url URL]
+       strata bench graphql [--writers C] [--batch B] [--duration T] [--hot N] [--url URL | --replicas N]
        strata bench subscribe [--url URL] [--stream-subscribers N] [--all-subscribers M] [--rate R] [--duration T]
        strata bench replay [--events N] [--rounds R] [--every N]
+       strata bench project [--orders N]
 (strata bench <name> --help lists every flag)`
 
-// benchCmd runs `strata bench append` or `strata bench subscribe`.
+// benchCmd runs one of the benchmarks in benchUsage.
 func benchCmd(ctx context.Context, env *environment, args []string) error {
 	switch {
 	case len(args) > 0 && args[0] == "append":
@@ -33,6 +34,8 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 		return benchSubscribeCmd(ctx, env, args[1:])
 	case len(args) > 0 && args[0] == "replay":
 		return benchReplayCmd(ctx, env, args[1:])
+	case len(args) > 0 && args[0] == "project":
+		return benchProjectCmd(ctx, env, args[1:])
 	}
 	fmt.Fprintln(env.stderr, benchUsage)
 	return errUsage

@@ -27,3 +27,21 @@ func TestBenchReplay(t *testing.T) {
 		t.Errorf("result %s", stdout.String())
 	}
 }
+
+// bench project writes orders, rebuilds the orders projection over them and reports the rate;
+// it checks itself that every order came out shipped.
+func TestBenchProject(t *testing.T) {
+	admin, scratch := scratchName(t)
+	var stdout, stderr syncBuffer
+	args := []string{"bench", "project", "--scratch-db", scratch, "--orders", "300"}
+	if err := Run(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
+		t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	var res map[string]float64
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout.String())), &res); err != nil {
+		t.Fatalf("stdout %q: %v", stdout.String(), err)
+	}
+	if res["orders"] != 300 || res["events"] != 900 || res["projected_events_per_sec"] <= 0 || res["project_seconds"] <= 0 {
+		t.Errorf("result %s", stdout.String())
+	}
+}
