@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
 	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/query"
@@ -44,10 +47,16 @@ func (rep *Replica) side() side {
 	return side{store: rep.Store, reader: rep.Reader, commands: rep.Commands, replica: true}
 }
 
-// pinned reports whether the request has gone to the primary for consistency: what else it
-// reads (an order's customer, a user's orders) goes there too, so that one answer never mixes
-// a fresh read with a staler one.
+// pinned reports whether the request reads the primary only: a mutation (its answer, an
+// order's customer say, shows what it has just written) or a subscription, and a query that
+// has gone to the primary for consistentWith, so that what else it reads (an order's customer,
+// a user's orders) is as fresh and one answer never mixes a fresh read with a staler one.
 func pinned(ctx context.Context) bool {
+	if graphql.HasOperationContext(ctx) {
+		if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation != ast.Query {
+			return true
+		}
+	}
 	l, ok := ctx.Value(loadersKey{}).(*loaders)
 	return ok && l.primary.Load()
 }
