@@ -192,6 +192,12 @@ func TestReplicaServesStaleReadsAndConsistentWithStaysFresh(t *testing.T) {
 	if again.User.Version != 3 {
 		t.Errorf("rename after a stale read: %+v, want version 3", again.User)
 	}
+	// A mutation's answer reads the primary: the new order's customer has the new name.
+	var o orderOut
+	ok(t, gql(t, a, createM, map[string]any{"c": ada.User.ID, "items": items("A", 1, "1.00")}), "createOrder", &o)
+	if o.Order.Customer.Name != "Ada Lovelace" {
+		t.Errorf("createOrder's customer while the replica is paused: %q, want the primary's Ada Lovelace", o.Order.Customer.Name)
+	}
 
 	s.resumeReplay(t)
 	waitUntil(t, "the plain query shows the rename", 20*time.Second, func() bool {

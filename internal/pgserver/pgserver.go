@@ -355,7 +355,7 @@ func (r runner) basebackupIfNeeded(ctx context.Context, logger *slog.Logger, pri
 	logger.InfoContext(ctx, "copying primary into a standby", "dir", r.dir, "primary_port", primary.port)
 	// initdb would make the directory private; pg_basebackup keeps what it finds, and postgres
 	// refuses a data directory that others may enter.
-	if err := os.Chmod(r.dir, 0o700); err != nil {
+	if err := os.Chmod(r.dir, 0o700); err != nil { //nolint:gosec // a directory: its owner must enter it
 		return fmt.Errorf("data dir %s: %w", r.dir, err)
 	}
 	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(primary.port), "-U", Superuser,
