@@ -110,8 +110,11 @@ func (r *Resolver) readConsistent(ctx context.Context, consistentWith *string, f
 	if r.Replica != nil && !pinned(ctx) && r.Replica.Router.Use(ctx) {
 		werr := r.waitFor(ctx, r.Replica.WaitFor, pos, time.Until(deadline)/2)
 		if werr == nil {
+			// Should the replica fail the read itself, the primary answers it at once: it is at
+			// least as far along as its replica.
 			return r.onReplica(ctx, fn)
-		} else if ctx.Err() == nil && !r.Replica.Router.Failed(ctx, werr) {
+		}
+		if ctx.Err() == nil && !r.Replica.Router.Failed(ctx, werr) {
 			r.Replica.Router.Fallback(ctx, replica.ReasonBehind, werr)
 		}
 	}
