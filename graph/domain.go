@@ -3,7 +3,6 @@ package graph
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/strata-es/strata/graph/model"
 	"github.com/strata-es/strata/internal/command"
@@ -25,30 +24,6 @@ var ownedCategories = map[string]string{ //nolint:gochecknoglobals // read-only
 func checkNotOwned(streamID string) error {
 	if owner, ok := ownedCategories[eventstore.Category(streamID)]; ok {
 		return &eventstore.ValidationError{Field: "streamId", Reason: fmt.Sprintf("streams of category %s belong to the %s aggregate; change them with its mutations", eventstore.Category(streamID), owner)}
-	}
-	return nil
-}
-
-// consistent waits until the read models have applied position consistentWith, when given.
-// It waits for both: an order's answer may hold its customer (the users read model) and a
-// user's its orders, so waiting for one alone could mix a fresh order with a stale customer.
-func (r *Resolver) consistent(ctx context.Context, consistentWith *string) error {
-	if consistentWith == nil || *consistentWith == "" {
-		return nil
-	}
-	pos, err := eventstore.ParsePosition(*consistentWith)
-	if err != nil {
-		return &eventstore.ValidationError{Field: "consistentWith", Reason: fmt.Sprintf("%q is not a position a mutation returned", *consistentWith)}
-	}
-	timeout := r.ConsistencyTimeout
-	if timeout <= 0 {
-		timeout = DefaultConsistencyTimeout
-	}
-	deadline := time.Now().Add(timeout)
-	for _, name := range []string{"users", "orders"} {
-		if err := r.Projectors.WaitFor(ctx, name, pos, time.Until(deadline)); err != nil {
-			return err
-		}
 	}
 	return nil
 }

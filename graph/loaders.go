@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -18,6 +19,9 @@ import (
 type loaders struct {
 	users  *dataloader.Loader[string, *model.User]
 	orders *dataloader.Loader[ordersKey, []order.State]
+	// primary is set once the request went to the primary for consistentWith: the rest of it
+	// reads there too (replica.go).
+	primary atomic.Bool
 }
 
 // ordersKey is one User.orders field: the customer and the page asked for.
@@ -64,7 +68,24 @@ func (r *Resolver) loadersFor(ctx context.Context) *loaders {
 // reached yet (just registered) is replayed from its stream, so a customer is never missing.
 func (r *Resolver) loadUsers(ctx context.Context, ids []string) []*dataloader.Result[*model.User] {
 	out := make([]*dataloader.Result[*model.User], len(ids))
-	found, err := r.Reader.UsersByID(ctx, ids)
+	var (
+		found   map[string]user.State
+		missing = map[string]user.State{}
+	)
+	err := r.read(ctx, func(s side) (err error) {
+		if found, err = s.reader.UsersByID(ctx, ids); err != nil {
+			return err
+		}
+		// A user the projection has not reached yet is replayed where the projection was read.
+		for _, id := range ids {
+			if _, ok := found[id]; !ok {
+				if missing[id], err = s.commands.LoadUser(ctx, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 	for i, id := range ids {
 		switch s, ok := found[id]; {
 		case err != nil:
@@ -72,10 +93,7 @@ func (r *Resolver) loadUsers(ctx context.Context, ids []string) []*dataloader.Re
 		case ok:
 			out[i] = &dataloader.Result[*model.User]{Data: toUser(s)}
 		default:
-			s, err := r.Commands.LoadUser(ctx, id)
-			switch {
-			case err != nil:
-				out[i] = &dataloader.Result[*model.User]{Error: err}
+			switch s := missing[id]; {
 			case !s.Exists():
 				out[i] = &dataloader.Result[*model.User]{}
 			default:
@@ -98,7 +116,11 @@ func (r *Resolver) loadOrders(ctx context.Context, keys []ordersKey) []*dataload
 		for j, i := range idx {
 			ids[j] = keys[i].customerID
 		}
-		found, err := r.Reader.OrdersOfCustomers(ctx, ids, page)
+		var found map[string][]order.State
+		err := r.read(ctx, func(s side) (err error) {
+			found, err = s.reader.OrdersOfCustomers(ctx, ids, page)
+			return err
+		})
 		for _, i := range idx {
 			out[i] = &dataloader.Result[[]order.State]{Data: found[keys[i].customerID], Error: err}
 		}

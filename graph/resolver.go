@@ -29,6 +29,9 @@ type Resolver struct {
 	Commands   *command.Handler
 	Reader     *query.Reader
 	Projectors *projection.Runner
+	// Replica, when set, answers queries of projections and history (replica.go); nil reads
+	// everything from the primary.
+	Replica *Replica
 	// MaxPageSize caps first on every connection; 0 means DefaultMaxPageSize.
 	MaxPageSize int
 	// ConsistencyTimeout bounds the wait of consistentWith; 0 means DefaultConsistencyTimeout.

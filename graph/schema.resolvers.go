@@ -146,7 +146,11 @@ func (r *orderResolver) History(ctx context.Context, obj *model.Order, first *in
 
 // Stream is the resolver for the stream field.
 func (r *queryResolver) Stream(ctx context.Context, id string) (*model.Stream, error) {
-	info, err := r.Store.Stream(ctx, id)
+	var info eventstore.StreamInfo
+	err := r.read(ctx, func(s side) (err error) {
+		info, err = s.store.Stream(ctx, id)
+		return err
+	})
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
 		return nil, nil
 	}
@@ -171,7 +175,11 @@ func (r *queryResolver) AllEvents(ctx context.Context, first *int, after *string
 	if category != nil {
 		opts.Category = *category
 	}
-	events, err := r.Store.ReadAll(ctx, opts)
+	var events []eventstore.RecordedEvent
+	err = r.read(ctx, func(s side) (err error) {
+		events, err = s.store.ReadAll(ctx, opts)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -189,10 +197,11 @@ func (r *queryResolver) User(ctx context.Context, id string, consistentWith *str
 		}
 		return r.userAt(ctx, id, u)
 	}
-	if err := r.consistent(ctx, consistentWith); err != nil {
-		return nil, err
-	}
-	found, err := r.Reader.UsersByID(ctx, []string{id})
+	var found map[string]user.State
+	err := r.readConsistent(ctx, consistentWith, func(s side) (err error) {
+		found, err = s.reader.UsersByID(ctx, []string{id})
+		return err
+	})
 	if s, ok := found[id]; ok && err == nil {
 		return toUser(s), nil
 	}
@@ -205,9 +214,6 @@ func (r *queryResolver) Users(ctx context.Context, first *int, after *string, st
 	if err != nil {
 		return nil, err
 	}
-	if err := r.consistent(ctx, consistentWith); err != nil {
-		return nil, err
-	}
 	f := query.UserFilter{}
 	if status != nil {
 		f.Status = user.Status(*status)
@@ -218,9 +224,15 @@ func (r *queryResolver) Users(ctx context.Context, first *int, after *string, st
 	var list []user.State
 	var more bool
 	if asOf != nil {
+		if err := r.readConsistent(ctx, consistentWith, func(side) error { return nil }); err != nil {
+			return nil, err
+		}
 		list, more, err = r.usersAsOf(ctx, *asOf, f, p)
 	} else {
-		list, more, err = r.Reader.Users(ctx, f, p)
+		err = r.readConsistent(ctx, consistentWith, func(s side) (err error) {
+			list, more, err = s.reader.Users(ctx, f, p)
+			return err
+		})
 	}
 	if err != nil {
 		return nil, err
@@ -244,10 +256,11 @@ func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *st
 		}
 		return r.orderAt(ctx, id, u)
 	}
-	if err := r.consistent(ctx, consistentWith); err != nil {
-		return nil, err
-	}
-	found, err := r.Reader.OrdersByID(ctx, []string{id})
+	var found map[string]order.State
+	err := r.readConsistent(ctx, consistentWith, func(s side) (err error) {
+		found, err = s.reader.OrdersByID(ctx, []string{id})
+		return err
+	})
 	if s, ok := found[id]; ok && err == nil {
 		return toOrder(s), nil
 	}
@@ -269,15 +282,18 @@ func (r *queryResolver) Orders(ctx context.Context, first *int, after *string, s
 			return nil, err
 		}
 	}
-	if err := r.consistent(ctx, consistentWith); err != nil {
-		return nil, err
-	}
 	var list []order.State
 	var more bool
 	if asOf != nil {
+		if err := r.readConsistent(ctx, consistentWith, func(side) error { return nil }); err != nil {
+			return nil, err
+		}
 		list, more, err = r.ordersAsOf(ctx, *asOf, f, p)
 	} else {
-		list, more, err = r.Reader.Orders(ctx, f, p)
+		err = r.readConsistent(ctx, consistentWith, func(s side) (err error) {
+			list, more, err = s.reader.Orders(ctx, f, p)
+			return err
+		})
 	}
 	if err != nil {
 		return nil, err
@@ -314,7 +330,11 @@ func (r *streamResolver) Events(ctx context.Context, obj *model.Stream, fromVers
 		}
 		opts.From = int64(*fromVersion)
 	}
-	slice, err := r.Store.ReadStream(ctx, obj.ID, opts)
+	var slice eventstore.StreamSlice
+	err = r.read(ctx, func(s side) (err error) {
+		slice, err = s.store.ReadStream(ctx, obj.ID, opts)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

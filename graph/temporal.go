@@ -50,7 +50,14 @@ func (r *Resolver) asOf(ctx context.Context, t time.Time) (eventstore.Position, 
 
 // userAt is Query.user with asOf or atVersion: a replay, never the projection.
 func (r *Resolver) userAt(ctx context.Context, id string, u command.Until) (*model.User, error) {
-	s, err := r.Commands.UserUntil(ctx, id, u)
+	var s user.State
+	err := r.readBefore(ctx, u.Before, func(sd side) (err error) {
+		s, err = sd.commands.UserUntil(ctx, id, u)
+		if err == nil && sd.replica && u.Version > s.Version {
+			return errBehind // or the version does not exist: the primary says which
+		}
+		return err
+	})
 	if err != nil || !s.Exists() || u.Version > s.Version {
 		return nil, err
 	}
@@ -59,7 +66,14 @@ func (r *Resolver) userAt(ctx context.Context, id string, u command.Until) (*mod
 
 // orderAt is Query.order with asOf or atVersion.
 func (r *Resolver) orderAt(ctx context.Context, id string, u command.Until) (*model.Order, error) {
-	s, err := r.Commands.OrderUntil(ctx, id, u)
+	var s order.State
+	err := r.readBefore(ctx, u.Before, func(sd side) (err error) {
+		s, err = sd.commands.OrderUntil(ctx, id, u)
+		if err == nil && sd.replica && u.Version > s.Version {
+			return errBehind // or the version does not exist: the primary says which
+		}
+		return err
+	})
 	if err != nil || !s.Exists() || u.Version > s.Version {
 		return nil, err
 	}
@@ -85,7 +99,11 @@ func (r *Resolver) historyPage(ctx context.Context, n int, first *int, after *st
 }
 
 func (r *Resolver) userHistory(ctx context.Context, id string, first *int, after *string) (*model.UserHistoryConnection, error) {
-	steps, err := r.Commands.UserHistory(ctx, id)
+	var steps []command.Step[user.State]
+	err := r.read(ctx, func(s side) (err error) {
+		steps, err = s.commands.UserHistory(ctx, id)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +128,11 @@ func (r *Resolver) userHistory(ctx context.Context, id string, first *int, after
 }
 
 func (r *Resolver) orderHistory(ctx context.Context, id string, first *int, after *string) (*model.OrderHistoryConnection, error) {
-	steps, err := r.Commands.OrderHistory(ctx, id)
+	var steps []command.Step[order.State]
+	err := r.read(ctx, func(s side) (err error) {
+		steps, err = s.commands.OrderHistory(ctx, id)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +226,11 @@ func (r *Resolver) usersAsOf(ctx context.Context, t time.Time, f query.UserFilte
 	if err != nil {
 		return nil, false, err
 	}
-	rows, err := projection.UsersAsOf(ctx, r.Store, before, r.maxReplay())
+	var rows map[string]user.State
+	err = r.readBefore(ctx, before, func(s side) (err error) {
+		rows, err = projection.UsersAsOf(ctx, s.store, before, r.maxReplay())
+		return err
+	})
 	if err != nil {
 		return nil, false, err
 	}
@@ -224,7 +250,11 @@ func (r *Resolver) ordersAsOf(ctx context.Context, t time.Time, f query.OrderFil
 	if err != nil {
 		return nil, false, err
 	}
-	rows, err := projection.OrdersAsOf(ctx, r.Store, before, r.maxReplay())
+	var rows map[string]order.State
+	err = r.readBefore(ctx, before, func(s side) (err error) {
+		rows, err = projection.OrdersAsOf(ctx, s.store, before, r.maxReplay())
+		return err
+	})
 	if err != nil {
 		return nil, false, err
 	}

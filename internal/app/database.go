@@ -21,6 +21,7 @@ import (
 type database struct {
 	url     string
 	pool    *pgxpool.Pool
+	replica *pgxpool.Pool    // nil without --read-database-url
 	cluster *pgserver.Server // nil with DATABASE_URL
 }
 
@@ -73,6 +74,11 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	if err := applyMigrations(ctx, db.pool, logger); err != nil {
 		return db, err
 	}
+	if cfg.ReadDatabaseURL != "" {
+		if db.replica, err = openReplica(ctx, cfg, logger); err != nil {
+			return db, err
+		}
+	}
 	return db, nil
 }
 
@@ -85,6 +91,9 @@ func applyMigrations(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logge
 
 // close stops the pool, then the cluster: the reverse of opening.
 func (db *database) close(ctx context.Context, cfg config.Config, logger *slog.Logger) {
+	if db.replica != nil {
+		db.replica.Close()
+	}
 	if db.pool != nil {
 		db.pool.Close()
 	}

@@ -44,6 +44,9 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	parts := newResolver(db.pool, cfg, logger)
+	if db.replica != nil {
+		attachReplica(parts, db.replica, cfg, logger)
+	}
 	parts.resolver.Auth = authn
 	parts.resolver.MaxConnsPerPrincipal = cfg.MaxConnsPerPrincipal
 	// Requests' contexts derive from base, which outlives the shutdown of the HTTP server: an
@@ -144,7 +147,7 @@ func routes(db *database, resolver *graph.Resolver, cfg config.Config, logger *s
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = w.Write([]byte("ready\n"))
+		_, _ = w.Write([]byte("ready\n" + replicaStatus(ctx, resolver)))
 	})
 	return reqlog.Middleware(logger, []string{"/healthz", "/readyz", "/metrics"}, withCORS(cfg.CORSOrigins, mux))
 }

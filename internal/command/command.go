@@ -32,6 +32,9 @@ type Options struct {
 	// SnapshotEvery is, per stream category ("user", "order"), how many events a load may
 	// replay past the newest snapshot before it leaves a new one; absent or 0: no snapshots.
 	SnapshotEvery map[string]int
+	// ReadOnly makes a handler that replays only, on a store that reads a read replica: it
+	// saves no snapshots (a standby refuses writes). Its commands are not to be run.
+	ReadOnly bool
 }
 
 // Handler runs commands against the event store. It is safe for concurrent use.

@@ -20,6 +20,9 @@ import (
 type Config struct {
 	// DatabaseURL selects the PostgreSQL server; empty starts a private cluster under DataDir.
 	DatabaseURL string
+	// ReadDatabaseURL, when set, names a streaming replica of DatabaseURL that queries of
+	// projections and history read from; empty reads everything from DatabaseURL.
+	ReadDatabaseURL string
 	// DataDir holds the private cluster's data (DataDir/postgres) and log.
 	DataDir string
 	// Addr is the HTTP listen address of `strata serve`.
@@ -185,6 +188,7 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.StringList(&c.AllowedOrigins, "allowed-origins", "STRATA_ALLOWED_ORIGINS", "origins (scheme://host:port, comma-separated) that may open WebSocket connections besides the server's own")
 	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
 	f.StringList(&c.SnapshotEvery, "snapshot-every", "STRATA_SNAPSHOT_EVERY", "snapshot an aggregate every N events, per category (0 turns it off)", "user=100", "order=100")
+	f.String(&c.ReadDatabaseURL, "read-database-url", "READ_DATABASE_URL", "", "PostgreSQL URL of a streaming replica of --database-url that queries of projections and history read from; empty: the primary")
 	f.Int(&c.MaxReplayEvents, "max-replay-events", "STRATA_MAX_REPLAY_EVENTS", 100000, "most events replayed to answer users or orders as of a past time")
 	f.Bool(&c.Insecure, "insecure", "STRATA_INSECURE", false, "serve on a non-loopback --addr without authentication (anyone who reaches it may read and write)")
 	f.String(&c.JWTSecretFile, "jwt-secret-file", "STRATA_JWT_SECRET_FILE", "", "file holding the HS256 secret that signs accepted JWTs (at least 32 bytes)")
@@ -270,6 +274,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat))
+	}
+	if c.ReadDatabaseURL != "" && c.DatabaseURL == "" {
+		errs = append(errs, errors.New("--read-database-url needs --database-url: a replica follows a server it can name, and the private cluster moves to a new port at every start"))
 	}
 	if c.DatabaseURL == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must be set when --database-url is empty"))

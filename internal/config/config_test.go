@@ -141,6 +141,7 @@ func TestValidateRejectsBadValues(t *testing.T) {
 		{"missing secret file", func(c *config.Config) { c.JWTSecretFile = "/nonexistent/secret" }, "--jwt-secret-file"},
 		{"short secret", func(c *config.Config) { c.JWTSecretFile = shortSecret(t) }, "at least 32"},
 		{"missing key file", func(c *config.Config) { c.JWTPublicKeys = []string{"/nonexistent/key.pem"} }, "--jwt-public-keys"},
+		{"replica of the private cluster", func(c *config.Config) { c.DatabaseURL, c.ReadDatabaseURL = "", "postgres://127.0.0.1:5433/strata" }, "--read-database-url"},
 		{"negative connections per principal", func(c *config.Config) { c.MaxConnsPerPrincipal = -1 }, "--max-connections-per-principal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,7 +179,8 @@ func TestSettingsListEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 			t.Errorf("%s backs both --%s and --%s", s.Env, other, s.Flag)
 		}
 		envs[s.Env] = s.Flag
-		if s.Env != "DATABASE_URL" && !strings.HasPrefix(s.Env, "STRATA_") {
+		// The two database URLs keep the names such settings have everywhere.
+		if s.Env != "DATABASE_URL" && s.Env != "READ_DATABASE_URL" && !strings.HasPrefix(s.Env, "STRATA_") {
 			t.Errorf("--%s: environment variable %q does not start with STRATA_", s.Flag, s.Env)
 		}
 		if s.Usage == "" {

@@ -62,6 +62,8 @@ type Metrics struct {
 	operations        *prometheus.CounterVec
 	operationDuration *prometheus.HistogramVec
 
+	fallbacks *prometheus.CounterVec // nil without a read replica (replica.go)
+
 	mu    sync.Mutex
 	names map[string]bool // operation names with their own series
 }

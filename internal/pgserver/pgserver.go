@@ -87,24 +87,63 @@ type Server struct {
 // 127.0.0.1 and returns once it accepts connections. ctx bounds the start only; the server runs
 // until Stop is called or this process dies (the server then gets SIGINT and shuts down).
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	if err := opts.validate(); err != nil {
+	r, logger, logFile, err := opts.prepare(ctx)
+	if err != nil {
 		return nil, err
 	}
-	logger := opts.Logger
+	if err := r.initdbIfNeeded(ctx, logger, logFile, opts.Settings["fsync"] == "off"); err != nil {
+		return nil, err
+	}
+	return r.run(ctx, logger, logFile, opts)
+}
+
+// StartStandby starts a hot standby of primary in opts.Dir: a fresh directory is first filled
+// with a base backup of primary (pg_basebackup -R, which also writes the settings that make the
+// copy follow primary by streaming replication); a directory that already holds a cluster is
+// started as it is. The standby accepts read-only connections once it has replayed to a
+// consistent state, which is when StartStandby returns.
+//
+// A primary made by Start can serve standbys as it is: initdb allows replication connections
+// from 127.0.0.1 (trust), and the server's defaults (wal_level=replica, max_wal_senders=10)
+// stream WAL; settings that turn those down (wal_level=minimal) make the base backup fail. The
+// standby follows primary at the port primary has now: a primary started again on another port
+// leaves it behind.
+func StartStandby(ctx context.Context, primary *Server, opts Options) (*Server, error) {
+	r, logger, logFile, err := opts.prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.basebackupIfNeeded(ctx, logger, primary, logFile, opts.Settings["fsync"] == "off"); err != nil {
+		return nil, err
+	}
+	settings := map[string]string{"hot_standby": "on"}
+	for name, v := range opts.Settings {
+		settings[name] = v
+	}
+	opts.Settings = settings
+	return r.run(ctx, logger, logFile, opts)
+}
+
+// prepare checks opts and readies the data directory and the log file.
+func (opts Options) prepare(ctx context.Context) (r runner, logger *slog.Logger, logFile string, err error) {
+	if err := opts.validate(); err != nil {
+		return r, nil, "", err
+	}
+	logger = opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	binDir, err := resolveBinDir(opts.BinDir)
 	if err != nil {
-		return nil, err
+		return r, nil, "", err
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("data dir %s: %w", opts.Dir, err)
+		return r, nil, "", fmt.Errorf("data dir %s: %w", opts.Dir, err)
 	}
 	acct, err := pickAccount(dir)
 	if err != nil {
-		return nil, err
+		return r, nil, "", err
 	}
 	// The real path is what postgres gets, so the reachability check in prepareDir covers exactly the
 	// directories the server will walk through.
@@ -115,23 +154,23 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	dir, err = prepareDir(dir, acct, spare)
 	if err != nil {
-		return nil, err
+		return r, nil, "", err
 	}
 	if dir != requested {
 		logger.InfoContext(ctx, "data dir lives elsewhere", "dir", requested, "real_dir", dir,
 			"why", "the postgres server's user cannot reach the requested directory")
 	}
-	logFile := opts.LogFile
+	logFile = opts.LogFile
 	if logFile == "" {
 		logFile = filepath.Join(dir, "postgres.log")
 	} else if logFile, err = filepath.Abs(logFile); err != nil {
-		return nil, fmt.Errorf("log file %s: %w", opts.LogFile, err)
+		return r, nil, "", fmt.Errorf("log file %s: %w", opts.LogFile, err)
 	}
-	r := runner{binDir: binDir, dir: dir, acct: acct, env: childEnv(acct)}
+	return runner{binDir: binDir, dir: dir, acct: acct, env: childEnv(acct)}, logger, logFile, nil
+}
 
-	if err := r.initdbIfNeeded(ctx, logger, logFile, opts.Settings["fsync"] == "off"); err != nil {
-		return nil, err
-	}
+// run starts postgres on the prepared directory, retrying when the free port picked is taken.
+func (r runner) run(ctx context.Context, logger *slog.Logger, logFile string, opts Options) (*Server, error) {
 	for attempt := 1; ; attempt++ {
 		s, err := r.start(ctx, logger, logFile, opts.Settings, opts.Port)
 		var bindErr *portTakenError
@@ -143,7 +182,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 		logger.InfoContext(ctx, "private postgres cluster ready",
-			"dir", dir, "port", s.port, "url", s.URL(Superuser), "log_file", logFile)
+			"dir", r.dir, "port", s.port, "url", s.URL(Superuser), "log_file", logFile)
 		return s, nil
 	}
 }
@@ -298,6 +337,60 @@ func (r runner) initdbIfNeeded(ctx context.Context, logger *slog.Logger, logFile
 	_, werr := f.Write(out.Bytes())
 	if err := errors.Join(werr, f.Close()); err != nil {
 		return fmt.Errorf("write initdb output to %s: %w", logFile, err)
+	}
+	return nil
+}
+
+// basebackupIfNeeded fills an empty data directory with a base backup of primary, set up to
+// follow it (-R writes primary_conninfo and standby.signal).
+func (r runner) basebackupIfNeeded(ctx context.Context, logger *slog.Logger, primary *Server, logFile string, noSync bool) error {
+	_, err := os.Stat(filepath.Join(r.dir, "PG_VERSION"))
+	if err == nil {
+		logger.DebugContext(ctx, "reusing private postgres standby", "dir", r.dir)
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("data dir %s: %w", r.dir, err)
+	}
+	logger.InfoContext(ctx, "copying primary into a standby", "dir", r.dir, "primary_port", primary.port)
+	// initdb would make the directory private; pg_basebackup keeps what it finds, and postgres
+	// refuses a data directory that others may enter.
+	if err := os.Chmod(r.dir, 0o700); err != nil { //nolint:gosec // a directory: its owner must enter it
+		return fmt.Errorf("data dir %s: %w", r.dir, err)
+	}
+	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(primary.port), "-U", Superuser,
+		"-D", r.dir, "-R", "-X", "stream", "-c", "fast", "-w"}
+	if noSync {
+		args = append(args, "--no-sync")
+	}
+	cmd := r.command(ctx, "pg_basebackup", args...)
+	cmd.WaitDelay = cleanupTimeout
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (pg_basebackup: %w)", context.Cause(ctx), err)
+		}
+		// A half-made copy must not pass for a standby at the next start.
+		_ = os.Remove(filepath.Join(r.dir, "PG_VERSION"))
+		return fmt.Errorf("pg_basebackup of the primary on port %d into %s: %w; its output ends with:\n%s",
+			primary.port, r.dir, err, lastLines(out.Bytes(), logTailLines))
+	}
+	// The copy holds the primary's own log when that lives in its data directory: this server's
+	// log starts afresh.
+	if logFile == filepath.Join(r.dir, "postgres.log") {
+		if err := os.Remove(logFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("log file %s: %w", logFile, err)
+		}
+	}
+	f, err := openLog(logFile, r.acct)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(out.Bytes())
+	if err := errors.Join(werr, f.Close()); err != nil {
+		return fmt.Errorf("write pg_basebackup output to %s: %w", logFile, err)
 	}
 	return nil
 }

@@ -230,6 +230,19 @@ var ErrConsistencyTimeout = errors.New("projection did not catch up in time")
 // WaitFor waits until projection name has applied every event up to and including pos, or
 // until timeout. It is read-your-writes for a client holding the position its write returned.
 func (r *Runner) WaitFor(ctx context.Context, name string, pos eventstore.Position, timeout time.Duration) error {
+	return r.WaitForOn(ctx, r.pool, name, pos, timeout)
+}
+
+// CheckpointReader reads a checkpoint: a pool on the database the projectors write, or on a
+// streaming replica of it.
+type CheckpointReader interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// WaitForOn is WaitFor reading the checkpoint through db, which may be a streaming replica of
+// the projectors' database: the checkpoint row is written in the transaction that applies the
+// events, so a replica that shows it at pos also shows the read model at pos.
+func (r *Runner) WaitForOn(ctx context.Context, db CheckpointReader, name string, pos eventstore.Position, timeout time.Duration) error {
 	if pos.IsZero() {
 		return nil
 	}
@@ -240,7 +253,7 @@ func (r *Runner) WaitFor(ctx context.Context, name string, pos eventstore.Positi
 	defer tick.Stop()
 	for {
 		var at string
-		err := r.pool.QueryRow(ctx, readCheckpointSQL, name).Scan(&at)
+		err := db.QueryRow(ctx, readCheckpointSQL, name).Scan(&at)
 		if err == nil && at >= want {
 			return nil
 		}
