@@ -55,6 +55,10 @@ type Event struct {
 	Raw *StoredPayload `json:"raw"`
 	// Why an upcaster refused the stored payload (data is then the stored payload); null normally.
 	UpcastError *string `json:"upcastError,omitempty"`
+	// Personal fields of data (and raw) that read as "[redacted]" because their subject was
+	// forgotten (forgetUser); empty normally. Personal fields are stored encrypted and read in the
+	// clear until then (docs/design.md, "Personal data").
+	Redacted []string `json:"redacted"`
 }
 
 // A page of events (a Relay connection).
@@ -344,21 +348,24 @@ func (e ProjectionStatus) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// FORGOTTEN: forgetUser shredded the user's personal data; name and email read as "[redacted]".
 type UserStatus string
 
 const (
 	UserStatusActive      UserStatus = "ACTIVE"
 	UserStatusDeactivated UserStatus = "DEACTIVATED"
+	UserStatusForgotten   UserStatus = "FORGOTTEN"
 )
 
 var AllUserStatus = []UserStatus{
 	UserStatusActive,
 	UserStatusDeactivated,
+	UserStatusForgotten,
 }
 
 func (e UserStatus) IsValid() bool {
 	switch e {
-	case UserStatusActive, UserStatusDeactivated:
+	case UserStatusActive, UserStatusDeactivated, UserStatusForgotten:
 		return true
 	}
 	return false

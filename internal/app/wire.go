@@ -32,6 +32,7 @@ func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) par
 	snapshots, _ := cfg.Snapshots() // checked by Validate
 	opts := cfg.StoreOptions()
 	opts.Upcasters = cmdhandler.Upcasters()
+	opts.Personal = cmdhandler.PersonalFields()
 	m := metrics.New(logger)
 	m.WatchPool(pool)
 	opts.Observer = m

@@ -68,6 +68,32 @@ func (h *Handler) DeactivateUser(ctx context.Context, id string, expected *int64
 	})
 }
 
+// ForgetUser shreds a user's personal data: it appends UserForgotten (releasing the user's
+// address), then deletes the user's key and snapshots, after which every read shows the user's
+// name and email as domain.Redacted; the events themselves, and their order, stay. Forgetting a
+// user again appends nothing and deletes the key and snapshots again: a forgetUser cut short
+// between its append and the key's deletion is finished by asking again.
+func (h *Handler) ForgetUser(ctx context.Context, id string) (UserResult, error) {
+	res, err := h.userCommand(ctx, "forgetUser", id, nil, func(user.State, claimCache) (user.Command, error) {
+		return user.Forget{}, nil
+	})
+	var broken *domain.InvariantError
+	if errors.As(err, &broken) && broken.Rule == "user-forgotten" {
+		s, lerr := h.LoadUser(ctx, id)
+		if lerr != nil {
+			return UserResult{}, lerr
+		}
+		res, err = UserResult{User: s, DryRun: h.dryRun}, nil
+	}
+	if err != nil || h.dryRun {
+		return res, err
+	}
+	if err := h.store.Forget(ctx, id, user.StreamID(id)); err != nil {
+		return UserResult{}, err
+	}
+	return res, nil
+}
+
 // claimCache holds the claim streams one attempt of a command has read, so that the version an
 // address's holder was read at is the version its append expects.
 type claimCache struct {
@@ -143,6 +169,10 @@ func (h *Handler) userCommand(ctx context.Context, name, id string, expected *in
 	})
 	if errors.Is(err, domain.ErrNotFound) {
 		return UserResult{}, notFound("user", id)
+	}
+	if errors.Is(err, eventstore.ErrForgotten) {
+		// Forgotten between this command's load and its write.
+		return UserResult{}, domain.Broken("user-forgotten", "user %s has been forgotten", id)
 	}
 	return out, err
 }
