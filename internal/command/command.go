@@ -63,6 +63,13 @@ type Planned struct {
 // commit appends parts, or in a dry run only lists what it would append. It returns the events
 // and the position of the first part's last event (zero in a dry run).
 func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend) ([]Planned, eventstore.Position, error) {
+	return h.commitForgetting(ctx, parts, "")
+}
+
+// commitForgetting is commit that, when subject is not empty, also forgets the subject in the
+// append's transaction (eventstore.ForgetAndAppend), deleting the snapshots of the first part's
+// stream.
+func (h *Handler) commitForgetting(ctx context.Context, parts []eventstore.StreamAppend, subject string) ([]Planned, eventstore.Position, error) {
 	var planned []Planned
 	if h.dryRun {
 		for _, p := range parts {
@@ -89,7 +96,12 @@ func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend) (
 		sealed[i] = p
 	}
 	var res []eventstore.AppendResult
-	if len(sealed) == 1 {
+	if subject != "" {
+		var err error
+		if res, err = h.store.ForgetAndAppend(ctx, subject, []string{sealed[0].StreamID}, sealed); err != nil {
+			return nil, eventstore.Position{}, err
+		}
+	} else if len(sealed) == 1 {
 		r, err := h.store.Append(ctx, sealed[0].StreamID, sealed[0].Expected, sealed[0].Events)
 		if err != nil {
 			return nil, eventstore.Position{}, err

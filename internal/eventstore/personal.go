@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -172,21 +174,52 @@ func (s *Store) Forget(ctx context.Context, subject string, streams ...string) e
 	if err := validateName("subject", subject, MaxStreamIDLen); err != nil {
 		return err
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockSubjectExclusive, subject); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO personal_keys AS k (subject, key, forgotten_at) VALUES ($1, NULL, now())
-ON CONFLICT (subject) DO UPDATE SET key = NULL, forgotten_at = coalesce(k.forgotten_at, now())`, subject); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `DELETE FROM snapshots WHERE stream_id = ANY($1::text[])`, streams)
-		return err
-	})
-	if err != nil {
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return forgetInTx(ctx, tx, subject, streams) }); err != nil {
 		return fmt.Errorf("forget %s: %w", subject, err)
 	}
 	return nil
+}
+
+// ForgetAndAppend is Forget and AppendMulti(parts) in one transaction (never a group commit):
+// the events that record the forgetting become visible exactly when the key is gone, so no
+// reader sees them with the subject's data in the clear, and a crash leaves both or neither.
+func (s *Store) ForgetAndAppend(ctx context.Context, subject string, streams []string, parts []StreamAppend) ([]AppendResult, error) {
+	if err := validateName("subject", subject, MaxStreamIDLen); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	inputs, err := s.prepareMulti(parts)
+	var results []AppendResult
+	if err == nil {
+		results, err = s.appendMultiTx(ctx, parts, inputs, func(tx pgx.Tx) error {
+			if err := forgetInTx(ctx, tx, subject, streams); err != nil {
+				return fmt.Errorf("forget %s: %w", subject, err)
+			}
+			return nil
+		})
+	}
+	if s.opts.Observer != nil {
+		n := 0
+		for _, res := range results {
+			n += written(res)
+		}
+		s.opts.Observer.Appended(n, time.Since(start), err)
+	}
+	return results, err
+}
+
+// forgetInTx takes the subject's lock (exclusive with snapshot savers), leaves the tombstone
+// and deletes the snapshots.
+func forgetInTx(ctx context.Context, tx pgx.Tx, subject string, streams []string) error {
+	if _, err := tx.Exec(ctx, lockSubjectExclusive, subject); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO personal_keys AS k (subject, key, forgotten_at) VALUES ($1, NULL, now())
+ON CONFLICT (subject) DO UPDATE SET key = NULL, forgotten_at = coalesce(k.forgotten_at, now())`, subject); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM snapshots WHERE stream_id = ANY($1::text[])`, streams)
+	return err
 }
 
 // Forgotten reports whether the subject has been forgotten.
@@ -307,6 +340,7 @@ func (s *Store) unsealEvent(e *RecordedEvent, keys subjectKeys) {
 	if !changed {
 		return
 	}
+	slices.Sort(e.Redacted)
 	if data, err := json.Marshal(obj); err == nil {
 		e.Data = data
 	}

@@ -248,3 +248,33 @@ func TestForgetDeletesSnapshotsAndRefusesNewOnes(t *testing.T) {
 		t.Errorf("Forgotten = %v, %v", forgotten, err)
 	}
 }
+
+// ForgetAndAppend forgets and appends in one transaction: an append refused for its expected
+// version forgets nothing, and one that succeeds is read with the subject's data redacted.
+func TestForgetAndAppendIsOneTransaction(t *testing.T) {
+	s, _ := newStore(t, personOpts)
+	id := uuid.NewString()
+	stream := "person-" + id
+	sealAppend(t, s, stream, ev("Named", `{"name": "Ada"}`))
+	forgotten := []eventstore.EventData{ev("Named", `{"name": "Ada"}`)}
+	if err := s.Seal(t.Context(), stream, forgotten); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.ForgetAndAppend(t.Context(), id, []string{stream}, []eventstore.StreamAppend{{StreamID: stream, Expected: eventstore.Exactly(5), Events: forgotten}})
+	var wrong *eventstore.WrongExpectedVersionError
+	if !errors.As(err, &wrong) {
+		t.Fatalf("append at a wrong version: %v", err)
+	}
+	if gone, err := s.Forgotten(t.Context(), id); err != nil || gone {
+		t.Fatalf("a refused append forgot the subject: %v %v", gone, err)
+	}
+	res, err := s.ForgetAndAppend(t.Context(), id, []string{stream}, []eventstore.StreamAppend{{StreamID: stream, Expected: eventstore.Exactly(1), Events: forgotten}})
+	if err != nil || len(res) != 1 || res[0].NextExpectedVersion != 2 {
+		t.Fatalf("ForgetAndAppend: %+v %v", res, err)
+	}
+	for _, e := range readStream(t, s, stream) {
+		if field(t, e, "name") != eventstore.Redacted {
+			t.Errorf("event %d: %s", e.Version, e.Data)
+		}
+	}
+}
