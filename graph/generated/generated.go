@@ -1267,7 +1267,8 @@ type Event {
   recordedAt: Time!
   """
   The payload as stored, for audit. data and schemaVersion above are the current shape: reads
-  bring old payloads up to date with upcasters, and the stored bytes never change.
+  bring old payloads up to date with upcasters, and the stored bytes never change. Personal
+  fields are shown opened (or redacted), as in data, never as their stored ciphertext.
   """
   raw: StoredPayload!
   "Why an upcaster refused the stored payload (data is then the stored payload); null normally."

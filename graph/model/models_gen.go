@@ -51,7 +51,8 @@ type Event struct {
 	// When the appending transaction began; events of one append share it.
 	RecordedAt time.Time `json:"recordedAt"`
 	// The payload as stored, for audit. data and schemaVersion above are the current shape: reads
-	// bring old payloads up to date with upcasters, and the stored bytes never change.
+	// bring old payloads up to date with upcasters, and the stored bytes never change. Personal
+	// fields are shown opened (or redacted), as in data, never as their stored ciphertext.
 	Raw *StoredPayload `json:"raw"`
 	// Why an upcaster refused the stored payload (data is then the stored payload); null normally.
 	UpcastError *string `json:"upcastError,omitempty"`
