@@ -131,7 +131,7 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 			if len(r.Errors) > 0 {
 				t.Fatalf("%s: %+v", name, r.Errors)
 			}
-			var d map[string]json.RawMessage = r.Data
+			d := r.Data
 			text := string(d["user"]) + string(d["users"])
 			if name == "users" || name == "usersAsOf" { // Ada's row only
 				var c struct {
