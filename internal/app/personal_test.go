@@ -304,3 +304,28 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 		t.Errorf("%s has %d events", stream, n)
 	}
 }
+
+// Several servers share one database and no server caches keys: once forgetUser returns on
+// one, the other reads the user's events redacted at once.
+func TestForgettingTakesEffectOnEveryServerAtOnce(t *testing.T) {
+	url := dbtest.URL(t)
+	one, two := startServeOn(t, url).addr, startServeOn(t, url).addr
+	var ada userOut
+	ok(t, gql(t, one, registerM, map[string]any{"n": "Ada Lovelace", "e": "ada@example.com"}), "registerUser", &ada)
+	read := func() string {
+		t.Helper()
+		var st struct {
+			Events struct{ Edges []struct{ Node struct{ Data json.RawMessage } } }
+		}
+		ok(t, gql(t, two, `query($s: String!) { stream(id: $s) { events { edges { node { data } } } } }`, map[string]any{"s": "user-" + ada.User.ID}), "stream", &st)
+		b, _ := json.Marshal(st)
+		return string(b)
+	}
+	if got := read(); !strings.Contains(got, "ada@example.com") {
+		t.Fatalf("before: %s", got)
+	}
+	ok(t, gql(t, one, `mutation($id: ID!) { forgetUser(id: $id) { position } }`, map[string]any{"id": ada.User.ID}), "forgetUser", &struct{}{})
+	if got := read(); strings.Contains(got, "ada@") || strings.Contains(got, "Lovelace") || !strings.Contains(got, "[redacted]") {
+		t.Errorf("the other server, right after: %s", got)
+	}
+}
