@@ -6,10 +6,13 @@
 -- +goose Up
 CREATE TABLE personal_keys (
     subject      text        PRIMARY KEY CHECK (subject <> '' AND length(subject) <= 256),
-    -- a random AES-256 key; NULL once the subject was forgotten
-    key          bytea       CHECK (key IS NULL OR length(key) = 32),
+    -- a random AES-256 key, or (wrapped) that key sealed with the server's master key
+    -- (--personal-data-key-file): nonce, ciphertext and tag; NULL once the subject was forgotten
+    key          bytea,
+    wrapped      boolean     NOT NULL DEFAULT false,
     created_at   timestamptz NOT NULL DEFAULT now(),
     forgotten_at timestamptz,
+    CHECK (key IS NULL OR length(key) = CASE WHEN wrapped THEN 60 ELSE 32 END),
     CHECK ((key IS NULL) = (forgotten_at IS NOT NULL))
 );
 

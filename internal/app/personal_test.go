@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +70,11 @@ type eventRef struct {
 // events and their positions stay and other users are untouched.
 func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 	url := dbtest.URL(t)
-	a := startServeOn(t, url, "--snapshot-every", "user=1").addr
+	keyFile := filepath.Join(t.TempDir(), "personal.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("a1", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startServeOn(t, url, "--snapshot-every", "user=1", "--personal-data-key-file", keyFile).addr
 	const redacted = `"[redacted]"`
 
 	var carol, ada, bob userOut
@@ -109,6 +115,9 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 	}
 	if raw := rawEvents(); strings.Contains(raw, "ada@") || strings.Contains(raw, "Lovelace") || strings.Contains(raw, "bob@") || !strings.Contains(raw, `"$personal"`) {
 		t.Fatalf("the events table holds personal data in the clear: %s", raw)
+	}
+	if n := countOf(`SELECT count(*) FROM personal_keys WHERE wrapped`); n != 3 {
+		t.Errorf("%d wrapped keys, want one for each of the 3 users", n)
 	}
 	if n := countOf(`SELECT count(*) FROM snapshots WHERE stream_id = $1`, stream); n == 0 {
 		t.Fatalf("no snapshot of %s: the test would not see them deleted", stream)

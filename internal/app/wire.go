@@ -33,6 +33,7 @@ func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) par
 	opts := cfg.StoreOptions()
 	opts.Upcasters = cmdhandler.Upcasters()
 	opts.Personal = cmdhandler.PersonalFields()
+	opts.MasterKey, _ = cfg.PersonalDataKey() // checked by Validate
 	m := metrics.New(logger)
 	m.WatchPool(pool)
 	opts.Observer = m

@@ -140,21 +140,72 @@ func (s *Store) Seal(ctx context.Context, streamID string, events []EventData) e
 // primary key takes the winner's row (ON CONFLICT DO UPDATE returns the newest row version,
 // even one committed after the statement's snapshot).
 func (s *Store) subjectKey(ctx context.Context, subject string) ([]byte, error) {
-	var key []byte
-	err := s.pool.QueryRow(ctx, `SELECT key FROM personal_keys WHERE subject = $1`, subject).Scan(&key)
+	var (
+		key     []byte
+		wrapped bool
+	)
+	err := s.pool.QueryRow(ctx, `SELECT key, wrapped FROM personal_keys WHERE subject = $1`, subject).Scan(&key, &wrapped)
 	if errors.Is(err, pgx.ErrNoRows) {
 		fresh := make([]byte, keyBytes)
 		if _, err := rand.Read(fresh); err != nil {
 			return nil, fmt.Errorf("make key: %w", err)
 		}
-		err = s.pool.QueryRow(ctx, `INSERT INTO personal_keys (subject, key) VALUES ($1, $2)
-ON CONFLICT (subject) DO UPDATE SET subject = EXCLUDED.subject RETURNING key`, subject, fresh).Scan(&key)
+		stored, wrap := fresh, s.opts.MasterKey != nil
+		if wrap {
+			if stored, err = wrapKey(s.opts.MasterKey, subject, fresh); err != nil {
+				return nil, err
+			}
+		}
+		err = s.pool.QueryRow(ctx, `INSERT INTO personal_keys (subject, key, wrapped) VALUES ($1, $2, $3)
+ON CONFLICT (subject) DO UPDATE SET subject = EXCLUDED.subject RETURNING key, wrapped`, subject, stored, wrap).Scan(&key, &wrapped)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("key of %s: %w", subject, err)
 	}
 	if key == nil {
 		return nil, fmt.Errorf("seal for %s: %w", subject, ErrForgotten)
+	}
+	return s.unwrapKey(subject, key, wrapped)
+}
+
+// ErrMasterKey is returned when a subject's key was wrapped with a master key and the store has
+// none, or another one.
+var ErrMasterKey = errors.New("the subject's key does not open with this server's master key (--personal-data-key-file)")
+
+// wrapKey seals a subject's key with the master key, bound to the subject.
+func wrapKey(master []byte, subject string, key []byte) ([]byte, error) {
+	gcm, err := newGCM(master)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	nonce := make([]byte, gcm.NonceSize(), gcm.NonceSize()+len(key)+gcm.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("wrap key: %w", err)
+	}
+	return gcm.Seal(nonce, nonce, key, keyAD(subject)), nil
+}
+
+// keyAD binds a wrapped key to its subject: a wrapped key copied to another row does not open.
+func keyAD(subject string) []byte { return []byte("strata subject key v1\x00" + subject) }
+
+// unwrapKey returns a subject's key as stored, opened with the master key when wrapped.
+func (s *Store) unwrapKey(subject string, stored []byte, wrapped bool) ([]byte, error) {
+	if !wrapped {
+		return stored, nil
+	}
+	if s.opts.MasterKey == nil {
+		return nil, fmt.Errorf("key of %s: %w: the server has none", subject, ErrMasterKey)
+	}
+	gcm, err := newGCM(s.opts.MasterKey)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if len(stored) < gcm.NonceSize() {
+		return nil, fmt.Errorf("key of %s: %w", subject, ErrMasterKey)
+	}
+	key, err := gcm.Open(nil, stored[:gcm.NonceSize()], stored[gcm.NonceSize():], keyAD(subject))
+	if err != nil {
+		return nil, fmt.Errorf("key of %s: %w", subject, ErrMasterKey)
 	}
 	return key, nil
 }
@@ -270,25 +321,33 @@ func (s *Store) unseal(ctx context.Context, events []RecordedEvent) error {
 		return nil
 	}
 	keys := subjectKeys{keys: map[string][]byte{}, forgotten: map[string]bool{}}
-	rows, err := s.pool.Query(ctx, `SELECT subject, key FROM personal_keys WHERE subject = ANY($1::text[])`, subjects)
+	rows, err := s.pool.Query(ctx, `SELECT subject, key, wrapped FROM personal_keys WHERE subject = ANY($1::text[])`, subjects)
 	if err != nil {
 		return fmt.Errorf("read keys: %w", err)
 	}
-	for rows.Next() {
-		var subject string
-		var key []byte
-		if err := rows.Scan(&subject, &key); err != nil {
-			rows.Close()
-			return fmt.Errorf("read keys: %w", err)
-		}
-		if key == nil {
-			keys.forgotten[subject] = true
-		} else {
-			keys.keys[subject] = key
-		}
+	type row struct {
+		subject string
+		key     []byte
+		wrapped bool
 	}
-	if err := rows.Err(); err != nil {
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var k row
+		err := r.Scan(&k.subject, &k.key, &k.wrapped)
+		return k, err
+	})
+	if err != nil {
 		return fmt.Errorf("read keys: %w", err)
+	}
+	for _, k := range found {
+		if k.key == nil {
+			keys.forgotten[k.subject] = true
+			continue
+		}
+		// A key that does not open fails the read: redacting would pass a misconfigured server
+		// off as a forgotten subject.
+		if keys.keys[k.subject], err = s.unwrapKey(k.subject, k.key, k.wrapped); err != nil {
+			return err
+		}
 	}
 	for i := range events {
 		if need[i] {

@@ -278,3 +278,41 @@ func TestForgetAndAppendIsOneTransaction(t *testing.T) {
 		}
 	}
 }
+
+// With a master key, the keys table holds subject keys only wrapped: a store with the same
+// master key reads in the clear, a store without one or with another fails the read (never
+// passing the data off as forgotten), and keys made before the master key stay usable.
+func TestMasterKeyWrapsSubjectKeys(t *testing.T) {
+	master := []byte(strings.Repeat("m", 32))
+	withMaster := personOpts
+	withMaster.MasterKey = master
+	plainStore, pool := newStore(t, personOpts)
+	s := eventstore.New(pool, withMaster)
+	old, wrapped := "person-"+uuid.NewString(), "person-"+uuid.NewString()
+	sealAppend(t, plainStore, old, ev("Named", `{"name": "Old Timer"}`))
+	sealAppend(t, s, wrapped, ev("Named", `{"name": "Ada"}`))
+
+	var isWrapped bool
+	var key []byte
+	if err := pool.QueryRow(t.Context(), `SELECT wrapped, key FROM personal_keys WHERE subject = $1`, strings.TrimPrefix(wrapped, "person-")).Scan(&isWrapped, &key); err != nil {
+		t.Fatal(err)
+	}
+	if !isWrapped || len(key) != 60 {
+		t.Fatalf("stored key: wrapped %v, %d bytes", isWrapped, len(key))
+	}
+	for stream, want := range map[string]string{old: "Old Timer", wrapped: "Ada"} {
+		if e := readStream(t, s, stream); field(t, e[0], "name") != want {
+			t.Errorf("%s with the master key: %s", stream, e[0].Data)
+		}
+	}
+	other := personOpts
+	other.MasterKey = []byte(strings.Repeat("x", 32))
+	for name, st := range map[string]*eventstore.Store{"no master key": plainStore, "another master key": eventstore.New(pool, other)} {
+		if _, err := st.ReadStream(t.Context(), wrapped, eventstore.ReadStreamOptions{Max: 10}); !errors.Is(err, eventstore.ErrMasterKey) {
+			t.Errorf("%s: read %v, want ErrMasterKey", name, err)
+		}
+		if err := st.Seal(t.Context(), wrapped, []eventstore.EventData{ev("Named", `{"name": "Ada"}`)}); !errors.Is(err, eventstore.ErrMasterKey) {
+			t.Errorf("%s: seal %v, want ErrMasterKey", name, err)
+		}
+	}
+}

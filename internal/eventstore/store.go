@@ -33,6 +33,10 @@ type Options struct {
 	// reads redact them in the clear too once their subject is forgotten. Sealed fields are
 	// opened on read whether or not their type is listed.
 	Personal []PersonalFields
+	// MasterKey, when set (32 bytes), wraps the subjects' keys as they are made, so that the
+	// keys table alone opens nothing. Keys made before it was set stay usable; keys made with
+	// it are refused by a store without it.
+	MasterKey []byte
 	// Appended, when set, is called after every append that wrote events, once its
 	// transaction has committed. It must not block: it exists to wake readers (projectors, the
 	// subscription feed), never to extend the append.
