@@ -324,7 +324,11 @@ func TestForgettingTakesEffectOnEveryServerAtOnce(t *testing.T) {
 	read := func() string {
 		t.Helper()
 		var st struct {
-			Events struct{ Edges []struct{ Node struct{ Data json.RawMessage } } }
+			Events struct {
+				Edges []struct {
+					Node struct{ Data json.RawMessage }
+				}
+			}
 		}
 		ok(t, gql(t, two, `query($s: String!) { stream(id: $s) { events { edges { node { data } } } } }`, map[string]any{"s": "user-" + ada.User.ID}), "stream", &st)
 		b, _ := json.Marshal(st)
