@@ -124,7 +124,7 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 	}
 
 	// views reads Ada through every path, each as JSON text.
-	views := func(pos string) map[string]string {
+	views := func(pos string, adaEvents int) map[string]string {
 		t.Helper()
 		out := map[string]string{}
 		vars := map[string]any{"id": ada.User.ID, "p": pos, "s": stream, "t": registeredAt.Format(time.RFC3339Nano)}
@@ -162,11 +162,32 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 		ok(t, gql(t, a, `query($s: String!) { stream(id: $s) { events { edges { node { id position type data redacted } } } } }`, vars), "stream", &st)
 		b, _ := json.Marshal(st.Events.Edges)
 		out["stream"] = string(b)
-		var all struct{ Edges []struct{ Node eventRef } }
-		ok(t, gql(t, a, `{ allEvents(category: "user") { edges { node { id position type data redacted streamId } } } }`, nil), "allEvents", &all)
-		b, _ = json.Marshal(all.Edges)
-		out["allEvents"] = string(b)
-		return out
+		// allEvents shows an event once no older transaction anywhere in the shared cluster is
+		// still open: wait until it shows all of Ada's.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var all struct {
+				Edges []struct {
+					Node struct {
+						eventRef
+						StreamID string
+					}
+				}
+			}
+			ok(t, gql(t, a, `{ allEvents(category: "user") { edges { node { id position type data redacted streamId } } } }`, nil), "allEvents", &all)
+			var hers []eventRef
+			for _, e := range all.Edges {
+				if e.Node.StreamID == stream {
+					hers = append(hers, e.Node.eventRef)
+				}
+			}
+			if len(hers) >= adaEvents || time.Now().After(deadline) {
+				b, _ = json.Marshal(hers)
+				out["allEvents"] = string(b)
+				return out
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	streamEvents := func() []eventRef {
 		t.Helper()
@@ -181,7 +202,7 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 		return out
 	}
 
-	before := views(bob.Position)
+	before := views(bob.Position, 2)
 	for name, text := range before {
 		if !strings.Contains(text, "Lovelace") || strings.Contains(text, redacted) {
 			t.Errorf("before forgetting, %s: %s", name, text)
@@ -241,7 +262,7 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 
 	checkRedacted := func(when string) {
 		t.Helper()
-		after := views(forgot.Position)
+		after := views(forgot.Position, 3)
 		for name, text := range after {
 			if strings.Contains(text, "Lovelace") || strings.Contains(text, "ada@") || !strings.Contains(text, redacted) {
 				t.Errorf("%s, %s: %s", when, name, text)
