@@ -37,6 +37,7 @@ const (
 // other mutation needs a writer and every query or subscription a reader.
 var adminFields = map[string]bool{ //nolint:gochecknoglobals // a constant table
 	"rebuildProjection": true,
+	"forgetUser":        true, // irreversible erasure of personal data
 }
 
 // RequiredRole is the role an operation needs: the one place where roles meet operations.

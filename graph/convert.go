@@ -18,7 +18,8 @@ func toEvent(e eventstore.RecordedEvent) *model.Event {
 	out := &model.Event{
 		ID: e.ID.String(), StreamID: e.StreamID, Version: int(e.Version), Position: e.Position.String(),
 		Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: e.Metadata, RecordedAt: e.RecordedAt,
-		Raw: &model.StoredPayload{SchemaVersion: e.SchemaVersion, Data: e.Data},
+		Raw:      &model.StoredPayload{SchemaVersion: e.SchemaVersion, Data: e.Data},
+		Redacted: append([]string{}, e.Redacted...),
 	}
 	if e.Stored != nil {
 		out.Raw = &model.StoredPayload{SchemaVersion: e.Stored.SchemaVersion, Data: e.Stored.Data}

@@ -77,6 +77,14 @@ func (r *mutationResolver) DeactivateUser(ctx context.Context, id string, expect
 	return userResult(r.commands(dryRun).DeactivateUser(ctx, id, optionalExpected(expectedVersion)))
 }
 
+// ForgetUser is the resolver for the forgetUser field.
+func (r *mutationResolver) ForgetUser(ctx context.Context, id string, dryRun *bool) (*model.UserResult, error) {
+	if _, err := command.ParseID("id", id); err != nil {
+		return nil, err
+	}
+	return userResult(r.commands(dryRun).ForgetUser(ctx, id))
+}
+
 // CreateOrder is the resolver for the createOrder field.
 func (r *mutationResolver) CreateOrder(ctx context.Context, customerID string, items []*model.OrderItemInput, dryRun *bool) (*model.OrderResult, error) {
 	if _, err := command.ParseID("customerId", customerID); err != nil {

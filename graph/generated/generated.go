@@ -66,6 +66,7 @@ type ComplexityRoot struct {
 		Position      func(childComplexity int) int
 		Raw           func(childComplexity int) int
 		RecordedAt    func(childComplexity int) int
+		Redacted      func(childComplexity int) int
 		SchemaVersion func(childComplexity int) int
 		StreamID      func(childComplexity int) int
 		Type          func(childComplexity int) int
@@ -95,6 +96,7 @@ type ComplexityRoot struct {
 		ChangeUserEmail   func(childComplexity int, id string, email string, expectedVersion *int, dryRun *bool) int
 		CreateOrder       func(childComplexity int, customerID string, items []*model.OrderItemInput, dryRun *bool) int
 		DeactivateUser    func(childComplexity int, id string, expectedVersion *int, dryRun *bool) int
+		ForgetUser        func(childComplexity int, id string, dryRun *bool) int
 		PayOrder          func(childComplexity int, id string, amount domain.Money, expectedVersion *int, dryRun *bool) int
 		RebuildProjection func(childComplexity int, name string) int
 		RegisterUser      func(childComplexity int, name string, email string, dryRun *bool) int
@@ -248,6 +250,7 @@ type MutationResolver interface {
 	ChangeUserEmail(ctx context.Context, id string, email string, expectedVersion *int, dryRun *bool) (*model.UserResult, error)
 	RenameUser(ctx context.Context, id string, name string, expectedVersion *int, dryRun *bool) (*model.UserResult, error)
 	DeactivateUser(ctx context.Context, id string, expectedVersion *int, dryRun *bool) (*model.UserResult, error)
+	ForgetUser(ctx context.Context, id string, dryRun *bool) (*model.UserResult, error)
 	CreateOrder(ctx context.Context, customerID string, items []*model.OrderItemInput, dryRun *bool) (*model.OrderResult, error)
 	PayOrder(ctx context.Context, id string, amount domain.Money, expectedVersion *int, dryRun *bool) (*model.OrderResult, error)
 	ShipOrder(ctx context.Context, id string, carrier string, trackingNumber string, expectedVersion *int, dryRun *bool) (*model.OrderResult, error)
@@ -397,6 +400,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.RecordedAt(childComplexity), true
+	case "Event.redacted":
+		if e.ComplexityRoot.Event.Redacted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Redacted(childComplexity), true
 	case "Event.schemaVersion":
 		if e.ComplexityRoot.Event.SchemaVersion == nil {
 			break
@@ -528,6 +537,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeactivateUser(childComplexity, args["id"].(string), args["expectedVersion"].(*int), args["dryRun"].(*bool)), true
+	case "Mutation.forgetUser":
+		if e.ComplexityRoot.Mutation.ForgetUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_forgetUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ForgetUser(childComplexity, args["id"].(string), args["dryRun"].(*bool)), true
 	case "Mutation.payOrder":
 		if e.ComplexityRoot.Mutation.PayOrder == nil {
 			break
@@ -1247,11 +1267,18 @@ type Event {
   recordedAt: Time!
   """
   The payload as stored, for audit. data and schemaVersion above are the current shape: reads
-  bring old payloads up to date with upcasters, and the stored bytes never change.
+  bring old payloads up to date with upcasters, and the stored bytes never change. Personal
+  fields are shown opened (or redacted), as in data, never as their stored ciphertext.
   """
   raw: StoredPayload!
   "Why an upcaster refused the stored payload (data is then the stored payload); null normally."
   upcastError: String
+  """
+  Personal fields of data (and raw) that read as "[redacted]" because their subject was
+  forgotten (forgetUser); empty normally. Personal fields are stored encrypted and read in the
+  clear until then (docs/design.md, "Personal data").
+  """
+  redacted: [String!]!
 }
 
 "An event's payload as stored."
@@ -1348,7 +1375,7 @@ type Mutation {
 # consistentWith to a query to read your own write.
 #
 # INVARIANT_VIOLATION rules: name-valid, email-valid, email-unique (among active users),
-# user-new, user-active, customer-exists, customer-active, items-present, sku-valid,
+# user-new, user-active, user-forgotten, customer-exists, customer-active, items-present, sku-valid,
 # quantity-positive, price-valid, total-bounded, order-new, order-pending, amount-equals-total,
 # order-paid, order-not-shipped, order-not-cancelled, carrier-valid, trackingNumber-valid,
 # reason-valid.
@@ -1356,7 +1383,8 @@ type Mutation {
 "A decimal amount with at most 2 fraction digits, as a string: \"19.98\". Stored as integer minor units; never a float."
 scalar Money
 
-enum UserStatus { ACTIVE DEACTIVATED }
+"FORGOTTEN: forgetUser shredded the user's personal data; name and email read as \"[redacted]\"."
+enum UserStatus { ACTIVE DEACTIVATED FORGOTTEN }
 enum OrderStatus { PENDING PAID SHIPPED CANCELLED }
 
 type User {
@@ -1510,6 +1538,15 @@ extend type Mutation {
   changeUserEmail(id: ID!, email: String!, expectedVersion: Int, dryRun: Boolean = false): UserResult!
   renameUser(id: ID!, name: String!, expectedVersion: Int, dryRun: Boolean = false): UserResult!
   deactivateUser(id: ID!, expectedVersion: Int, dryRun: Boolean = false): UserResult!
+  """
+  Shreds the user's personal data (admin only): deletes the key their name and email are
+  encrypted with, and their snapshots, and appends UserForgotten, which releases their address.
+  From then on name and email read as "[redacted]" everywhere (state, history, events,
+  projections, also after a rebuild); the events and their order stay. Irreversible. Later
+  commands on the user fail with INVARIANT_VIOLATION, rule user-forgotten; forgetUser again
+  succeeds and appends nothing.
+  """
+  forgetUser(id: ID!, dryRun: Boolean = false): UserResult!
   createOrder(customerId: ID!, items: [OrderItemInput!]!, dryRun: Boolean = false): OrderResult!
   payOrder(id: ID!, amount: Money!, expectedVersion: Int, dryRun: Boolean = false): OrderResult!
   shipOrder(id: ID!, carrier: String!, trackingNumber: String!, expectedVersion: Int, dryRun: Boolean = false): OrderResult!
@@ -1605,6 +1642,8 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_raw(ctx, field)
 	case "upcastError":
 		return ec.fieldContext_Event_upcastError(ctx, field)
+	case "redacted":
+		return ec.fieldContext_Event_redacted(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Event", field.Name)
 }
@@ -2158,6 +2197,28 @@ func (ec *executionContext) field_Mutation_deactivateUser_args(ctx context.Conte
 		return nil, err
 	}
 	args["dryRun"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_forgetUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg1
 	return args, nil
 }
 
@@ -3314,6 +3375,29 @@ func (ec *executionContext) fieldContext_Event_upcastError(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Event", field, false, false, "String")
 }
 
+func (ec *executionContext) _Event_redacted(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_redacted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Redacted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_redacted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "String")
+}
+
 func (ec *executionContext) _EventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.EventConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3716,6 +3800,50 @@ func (ec *executionContext) fieldContext_Mutation_deactivateUser(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deactivateUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_forgetUser(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_forgetUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ForgetUser(ctx, fc.Args["id"].(string), fc.Args["dryRun"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UserResult) graphql.Marshaler {
+			return ec.marshalNUserResult2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐUserResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_forgetUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_forgetUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7551,6 +7679,11 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "redacted":
+			out.Values[i] = ec._Event_redacted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7737,6 +7870,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deactivateUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deactivateUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "forgetUser":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_forgetUser(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -9526,6 +9666,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {

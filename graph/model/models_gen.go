@@ -51,10 +51,15 @@ type Event struct {
 	// When the appending transaction began; events of one append share it.
 	RecordedAt time.Time `json:"recordedAt"`
 	// The payload as stored, for audit. data and schemaVersion above are the current shape: reads
-	// bring old payloads up to date with upcasters, and the stored bytes never change.
+	// bring old payloads up to date with upcasters, and the stored bytes never change. Personal
+	// fields are shown opened (or redacted), as in data, never as their stored ciphertext.
 	Raw *StoredPayload `json:"raw"`
 	// Why an upcaster refused the stored payload (data is then the stored payload); null normally.
 	UpcastError *string `json:"upcastError,omitempty"`
+	// Personal fields of data (and raw) that read as "[redacted]" because their subject was
+	// forgotten (forgetUser); empty normally. Personal fields are stored encrypted and read in the
+	// clear until then (docs/design.md, "Personal data").
+	Redacted []string `json:"redacted"`
 }
 
 // A page of events (a Relay connection).
@@ -344,21 +349,24 @@ func (e ProjectionStatus) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// FORGOTTEN: forgetUser shredded the user's personal data; name and email read as "[redacted]".
 type UserStatus string
 
 const (
 	UserStatusActive      UserStatus = "ACTIVE"
 	UserStatusDeactivated UserStatus = "DEACTIVATED"
+	UserStatusForgotten   UserStatus = "FORGOTTEN"
 )
 
 var AllUserStatus = []UserStatus{
 	UserStatusActive,
 	UserStatusDeactivated,
+	UserStatusForgotten,
 }
 
 func (e UserStatus) IsValid() bool {
 	switch e {
-	case UserStatusActive, UserStatusDeactivated:
+	case UserStatusActive, UserStatusDeactivated, UserStatusForgotten:
 		return true
 	}
 	return false

@@ -39,7 +39,7 @@ func benchReplayCmd(ctx context.Context, env *environment, args []string) error 
 		return err
 	}
 	defer cleanup()
-	store := eventstore.New(pool, eventstore.Options{Upcasters: cmdhandler.Upcasters()})
+	store := eventstore.New(pool, eventstore.Options{Upcasters: cmdhandler.Upcasters(), Personal: cmdhandler.PersonalFields()})
 	plain := cmdhandler.New(store, cmdhandler.Options{})
 	snapped := cmdhandler.New(store, cmdhandler.Options{SnapshotEvery: map[string]int{user.Category: every}})
 

@@ -53,9 +53,8 @@ func attachReplica(p parts, pool *pgxpool.Pool, cfg config.Config, logger *slog.
 	m := p.resolver.Metrics
 	router := replica.New(pool, replica.Options{Observer: m}, logger)
 	m.WatchReadReplica(router.Up, replica.Reasons()...)
-	opts := cfg.StoreOptions()
+	opts := storeOptions(cfg)
 	opts.GroupCommit = false // it never appends
-	opts.Upcasters = cmdhandler.Upcasters()
 	opts.Observer = m
 	store := eventstore.New(pool, opts)
 	snapshots, _ := cfg.Snapshots() // checked by Validate

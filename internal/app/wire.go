@@ -23,6 +23,16 @@ type parts struct {
 	hub        *hub.Hub
 }
 
+// storeOptions are the store's settings and the domain's read transforms (upcasters, personal
+// fields): every store of a server, on the primary or a replica, reads events the same way.
+func storeOptions(cfg config.Config) eventstore.Options {
+	opts := cfg.StoreOptions()
+	opts.Upcasters = cmdhandler.Upcasters()
+	opts.Personal = cmdhandler.PersonalFields()
+	opts.MasterKey, _ = cfg.PersonalDataKey() // checked by Validate
+	return opts
+}
+
 // newResolver builds the GraphQL resolver, the projectors and the subscription feed. Every
 // append made in this process wakes the projectors and the feed at once, and has the other
 // processes told (a coalesced NOTIFY). The store, the feed, the WebSocket connections, the
@@ -30,8 +40,7 @@ type parts struct {
 func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) parts {
 	var p parts
 	snapshots, _ := cfg.Snapshots() // checked by Validate
-	opts := cfg.StoreOptions()
-	opts.Upcasters = cmdhandler.Upcasters()
+	opts := storeOptions(cfg)
 	m := metrics.New(logger)
 	m.WatchPool(pool)
 	opts.Observer = m

@@ -74,7 +74,7 @@ func replay[S any](ctx context.Context, h *Handler, streamID string, shape int, 
 	if err == nil && visit == nil && every > 0 && !h.opts.ReadOnly && u == (Until{}) && version(s)-snapped >= int64(every) {
 		// Outside any append; a failure only costs the next load a longer replay.
 		if state, merr := json.Marshal(s); merr == nil {
-			_ = h.store.SaveSnapshot(context.WithoutCancel(ctx), eventstore.Snapshot{StreamID: streamID, Version: version(s), Shape: shape, State: state})
+			_ = h.store.SaveSnapshot(context.WithoutCancel(ctx), eventstore.Snapshot{StreamID: streamID, Version: version(s), Shape: shape, State: state, Subject: subjectOf(streamID)})
 		}
 	}
 	return s, err

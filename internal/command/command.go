@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,6 +66,13 @@ type Planned struct {
 // commit appends parts, or in a dry run only lists what it would append. It returns the events
 // and the position of the first part's last event (zero in a dry run).
 func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend) ([]Planned, eventstore.Position, error) {
+	return h.commitForgetting(ctx, parts, "")
+}
+
+// commitForgetting is commit that, when subject is not empty, also forgets the subject in the
+// append's transaction (eventstore.ForgetAndAppend), deleting the snapshots of the first part's
+// stream.
+func (h *Handler) commitForgetting(ctx context.Context, parts []eventstore.StreamAppend, subject string) ([]Planned, eventstore.Position, error) {
 	var planned []Planned
 	if h.dryRun {
 		for _, p := range parts {
@@ -74,22 +83,46 @@ func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend) (
 		}
 		return planned, eventstore.Position{}, nil
 	}
+	// Personal fields are sealed on a copy, so that a retry starts from the clear again; what
+	// the command returns shows them in the clear, as reads do.
+	plain := make([][]json.RawMessage, len(parts))
+	sealed := make([]eventstore.StreamAppend, len(parts))
+	for i, p := range parts {
+		events := slices.Clone(p.Events)
+		for _, e := range events {
+			plain[i] = append(plain[i], e.Data)
+		}
+		if err := h.store.Seal(ctx, p.StreamID, events); err != nil {
+			return nil, eventstore.Position{}, err
+		}
+		p.Events = events
+		sealed[i] = p
+	}
 	var res []eventstore.AppendResult
-	if len(parts) == 1 {
-		r, err := h.store.Append(ctx, parts[0].StreamID, parts[0].Expected, parts[0].Events)
+	if subject != "" {
+		var err error
+		if res, err = h.store.ForgetAndAppend(ctx, subject, []string{sealed[0].StreamID}, sealed); err != nil {
+			return nil, eventstore.Position{}, err
+		}
+	} else if len(sealed) == 1 {
+		r, err := h.store.Append(ctx, sealed[0].StreamID, sealed[0].Expected, sealed[0].Events)
 		if err != nil {
 			return nil, eventstore.Position{}, err
 		}
 		res = []eventstore.AppendResult{r}
 	} else {
 		var err error
-		if res, err = h.store.AppendMulti(ctx, parts); err != nil {
+		if res, err = h.store.AppendMulti(ctx, sealed); err != nil {
 			return nil, eventstore.Position{}, err
 		}
 	}
-	for _, r := range res {
-		for _, e := range r.Events {
-			planned = append(planned, Planned{StreamID: e.StreamID, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data})
+	for i, r := range res {
+		for j, e := range r.Events {
+			data := e.Data
+			if i < len(plain) && j < len(plain[i]) {
+				data = plain[i][j]
+			}
+			planned = append(planned, Planned{StreamID: e.StreamID, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data})
 		}
 	}
 	return planned, res[0].Position, nil
@@ -192,6 +225,26 @@ func Upcasters() []eventstore.Upcaster {
 		out = append(out, eventstore.Upcaster{Type: u.Type, From: u.From, Up: func(data json.RawMessage) (json.RawMessage, error) { return up(data) }})
 	}
 	return out
+}
+
+// PersonalFields are the domain's marks of personal fields, for the store's Options.
+func PersonalFields() []eventstore.PersonalFields {
+	var out []eventstore.PersonalFields
+	for _, p := range []domain.PersonalFields{user.Personal()} {
+		out = append(out, eventstore.PersonalFields{Category: p.Category, Types: p.Types})
+	}
+	return out
+}
+
+// subjectOf is the subject whose personal data a state of streamID holds, or "" when its
+// category has no personal fields: a snapshot of such a state must not outlive forgetting.
+func subjectOf(streamID string) string {
+	for _, p := range PersonalFields() {
+		if id, ok := strings.CutPrefix(streamID, p.Category+"-"); ok && id != "" {
+			return id
+		}
+	}
+	return ""
 }
 
 // eventData encodes domain events for the store, with metadata naming the command.

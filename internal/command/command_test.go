@@ -239,3 +239,10 @@ func TestCommandErrors(t *testing.T) {
 		t.Errorf("rename at a stale version: %v", err)
 	}
 }
+
+// The domain accepts exactly what the store redacts personal fields to.
+func TestRedactedValuesAgree(t *testing.T) {
+	if domain.Redacted != eventstore.Redacted {
+		t.Errorf("domain.Redacted %q, eventstore.Redacted %q", domain.Redacted, eventstore.Redacted)
+	}
+}

@@ -68,6 +68,31 @@ func (h *Handler) DeactivateUser(ctx context.Context, id string, expected *int64
 	})
 }
 
+// ForgetUser shreds a user's personal data: in one transaction it appends UserForgotten (with
+// the release of the user's address) and deletes the user's key and snapshots, after which
+// every read shows the user's name and email as domain.Redacted; the events themselves, and
+// their order, stay. Forgetting a user again appends nothing and deletes the key and snapshots
+// again, which is harmless.
+func (h *Handler) ForgetUser(ctx context.Context, id string) (UserResult, error) {
+	res, err := h.userCommand(ctx, "forgetUser", id, nil, func(user.State, claimCache) (user.Command, error) {
+		return user.Forget{}, nil
+	})
+	var broken *domain.InvariantError
+	if !errors.As(err, &broken) || broken.Rule != "user-forgotten" {
+		return res, err
+	}
+	if !h.dryRun {
+		if err := h.store.Forget(ctx, id, user.StreamID(id)); err != nil {
+			return UserResult{}, err
+		}
+	}
+	s, err := h.LoadUser(ctx, id)
+	if err != nil {
+		return UserResult{}, err
+	}
+	return UserResult{User: s, DryRun: h.dryRun}, nil
+}
+
 // claimCache holds the claim streams one attempt of a command has read, so that the version an
 // address's holder was read at is the version its append expects.
 type claimCache struct {
@@ -131,7 +156,11 @@ func (h *Handler) userCommand(ctx context.Context, name, id string, expected *in
 			}
 			parts = append(parts, eventstore.StreamAppend{StreamID: user.ClaimStreamID(c.email), Expected: expectedOf(state.Version), Events: claimData})
 		}
-		planned, pos, err := h.commit(ctx, parts)
+		forget := ""
+		if _, ok := cmd.(user.Forget); ok {
+			forget = id
+		}
+		planned, pos, err := h.commitForgetting(ctx, parts, forget)
 		if err != nil {
 			return err
 		}
@@ -143,6 +172,10 @@ func (h *Handler) userCommand(ctx context.Context, name, id string, expected *in
 	})
 	if errors.Is(err, domain.ErrNotFound) {
 		return UserResult{}, notFound("user", id)
+	}
+	if errors.Is(err, eventstore.ErrForgotten) {
+		// Forgotten between this command's load and its write.
+		return UserResult{}, domain.Broken("user-forgotten", "user %s has been forgotten", id)
 	}
 	return out, err
 }

@@ -59,6 +59,8 @@ type Config struct {
 	JWTAudience          string
 	APIKeys              []string
 	MaxConnsPerPrincipal int
+	// PersonalDataKeyFile holds the master key that wraps the keys of personal data.
+	PersonalDataKeyFile string
 	// CORSOrigins may call the API from a browser page of another origin; empty allows none.
 	CORSOrigins []string
 	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
@@ -209,6 +211,7 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.MaxSubscriptionsPerConnection, "max-subscriptions-per-connection", "STRATA_MAX_SUBSCRIPTIONS_PER_CONNECTION", 100, "most subscriptions one WebSocket connection may run at once")
 	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it)")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
+	f.String(&c.PersonalDataKeyFile, "personal-data-key-file", "STRATA_PERSONAL_DATA_KEY_FILE", "", "file holding the master key (64 hex digits) that wraps the keys of personal data; empty: keys are stored unwrapped")
 }
 
 // Validate checks the settings once, after parsing.
@@ -236,6 +239,9 @@ func (c *Config) Validate() error {
 		if _, err := c.Authenticator(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if _, err := c.PersonalDataKey(); c.Addr != "" && err != nil {
+		errs = append(errs, err)
 	}
 	if c.Addr != "" && c.MaxConnsPerPrincipal < 0 {
 		errs = append(errs, fmt.Errorf("--max-connections-per-principal must be at least 0, not %d", c.MaxConnsPerPrincipal))

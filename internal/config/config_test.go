@@ -139,6 +139,8 @@ func TestValidateRejectsBadValues(t *testing.T) {
 		{"API key in the clear", func(c *config.Config) { c.APIKeys = []string{"s3cret"} }, "--api-keys"},
 		{"unknown role", func(c *config.Config) { c.APIKeys = []string{"ops:root:" + strings.Repeat("ab", 32)} }, "unknown role"},
 		{"missing secret file", func(c *config.Config) { c.JWTSecretFile = "/nonexistent/secret" }, "--jwt-secret-file"},
+		{"missing personal data key file", func(c *config.Config) { c.PersonalDataKeyFile = "/nonexistent/key" }, "--personal-data-key-file"},
+		{"personal data key not 256 bits of hex", func(c *config.Config) { c.PersonalDataKeyFile = shortSecret(t) }, "64 hexadecimal digits"},
 		{"short secret", func(c *config.Config) { c.JWTSecretFile = shortSecret(t) }, "at least 32"},
 		{"missing key file", func(c *config.Config) { c.JWTPublicKeys = []string{"/nonexistent/key.pem"} }, "--jwt-public-keys"},
 		{"replica of the private cluster", func(c *config.Config) { c.DatabaseURL, c.ReadDatabaseURL = "", "postgres://127.0.0.1:5433/strata" }, "--read-database-url"},
@@ -274,6 +276,23 @@ func TestNonLoopbackNeedsInsecure(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%v: %v", args, err)
 		}
+	}
+}
+
+// A master key for personal data is 64 hex digits, with or without a final newline.
+func TestPersonalDataKey(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(path, []byte(strings.Repeat("0f", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := config.Config{PersonalDataKeyFile: path}
+	key, err := c.PersonalDataKey()
+	if err != nil || len(key) != 32 || key[0] != 0x0f {
+		t.Errorf("PersonalDataKey = %x, %v", key, err)
+	}
+	if key, err := (&config.Config{}).PersonalDataKey(); key != nil || err != nil {
+		t.Errorf("without a file: %x, %v", key, err)
 	}
 }
 

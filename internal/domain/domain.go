@@ -134,3 +134,16 @@ func MoneyFromJSONNumber(n string) (Money, error) {
 	}
 	return m, nil
 }
+
+// Redacted is what a personal field reads as once its subject has been forgotten (the event
+// store's eventstore.Redacted): aggregates must accept it wherever a personal field is read.
+const Redacted = "[redacted]"
+
+// PersonalFields marks the personal fields of an aggregate's events: Types maps an event type
+// to the names of its top-level fields that hold personal data. Their subject is the aggregate
+// (the stream "<Category>-<id>"): the command layer stores them encrypted with the subject's
+// key, and forgetting the subject deletes the key. docs/aggregates.md shows how to mark one.
+type PersonalFields struct {
+	Category string
+	Types    map[string][]string
+}

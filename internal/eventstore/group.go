@@ -134,7 +134,7 @@ func (s *Store) queueAndWait(ctx context.Context, parts []StreamAppend, inputs [
 // alone writes p in a transaction of its own, as it would be without grouping.
 func (s *Store) alone(ctx context.Context, p *pending) {
 	if p.multi {
-		p.results, p.err = s.appendMultiTx(ctx, p.parts, p.inputs)
+		p.results, p.err = s.appendMultiTx(ctx, p.parts, p.inputs, nil)
 		return
 	}
 	part := p.parts[0]

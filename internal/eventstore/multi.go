@@ -52,6 +52,18 @@ func (s *Store) AppendMulti(ctx context.Context, parts []StreamAppend) ([]Append
 }
 
 func (s *Store) appendMulti(ctx context.Context, parts []StreamAppend) ([]AppendResult, error) {
+	inputs, err := s.prepareMulti(parts)
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.GroupCommit {
+		return s.appendMultiGrouped(ctx, parts, inputs)
+	}
+	return s.appendMultiTx(ctx, parts, inputs, nil)
+}
+
+// prepareMulti validates a multi-stream append.
+func (s *Store) prepareMulti(parts []StreamAppend) ([]appendInput, error) {
 	if len(parts) == 0 {
 		return nil, &ValidationError{Field: "streams", Reason: "an append needs at least one stream"}
 	}
@@ -92,14 +104,13 @@ func (s *Store) appendMulti(ctx context.Context, parts []StreamAppend) ([]Append
 	if total > s.opts.MaxEventsPerAppend {
 		return nil, &ValidationError{Field: "events", Reason: fmt.Sprintf("%d events in one append, the limit is %d", total, s.opts.MaxEventsPerAppend)}
 	}
-	if s.opts.GroupCommit {
-		return s.appendMultiGrouped(ctx, parts, inputs)
-	}
-	return s.appendMultiTx(ctx, parts, inputs)
+	return inputs, nil
 }
 
-// appendMultiTx writes a validated multi-stream append in a transaction of its own.
-func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs []appendInput) ([]AppendResult, error) {
+// appendMultiTx writes a validated multi-stream append in a transaction of its own. last, when
+// set, runs in that transaction after the appends: not before, since the transaction must take
+// its id (at its first write) only once it holds the streams' locks.
+func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs []appendInput, last func(pgx.Tx) error) ([]AppendResult, error) {
 	// Locks are taken in stream id order, so two multi-stream appends over the same streams
 	// cannot deadlock; single-stream appends take one lock and cannot be part of a cycle.
 	order := make([]int, len(parts))
@@ -128,6 +139,9 @@ func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs 
 				return err
 			}
 			results[i] = res
+		}
+		if last != nil {
+			return last(tx)
 		}
 		return nil
 	})

@@ -88,7 +88,6 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 		}
 		slice.Version = version
 		if ev, ok := e.event(); ok {
-			s.upcast(&ev)
 			slice.Events = append(slice.Events, ev)
 		}
 	}
@@ -97,6 +96,9 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	}
 	if slice.Version < 0 {
 		return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, ErrStreamNotFound)
+	}
+	if err := s.transform(ctx, slice.Events); err != nil {
+		return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, err)
 	}
 	s.read(len(slice.Events))
 	return slice, nil
@@ -184,10 +186,12 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEve
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RecordedEvent, error) {
 		var e RecordedEvent
 		err := r.Scan(&e.Position.tx, &e.Position.seq, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, &e.Data, &e.Metadata, &e.RecordedAt)
-		s.upcast(&e)
 		return e, err
 	})
 	if err != nil {
+		return nil, fmt.Errorf("read all: %w", err)
+	}
+	if err := s.transform(ctx, events); err != nil {
 		return nil, fmt.Errorf("read all: %w", err)
 	}
 	s.read(len(events))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Snapshot is a stream's folded state at a version, as the aggregate that wrote it encoded it.
@@ -16,15 +17,42 @@ type Snapshot struct {
 	Version  int64
 	Shape    int // the version of the state's shape
 	State    json.RawMessage
+	// Subject, when set, is the subject whose personal data State holds in the clear: the
+	// snapshot is not saved once the subject is forgotten, nor while Forget runs, so that none
+	// outlives forgetting (Forget deletes the ones saved before).
+	Subject string
 }
+
+const saveSnapshotSQL = `WITH old AS (DELETE FROM snapshots WHERE stream_id = $1 AND shape <> $3)
+INSERT INTO snapshots (stream_id, version, shape, state) VALUES ($1, $2, $3, $4)
+ON CONFLICT (stream_id, version) DO UPDATE SET shape = $3, state = $4, created_at = now()`
 
 // SaveSnapshot stores s, replacing a snapshot at the same version, and deletes the stream's
 // snapshots of other shapes. It is its own statement, never part of an append.
 func (s *Store) SaveSnapshot(ctx context.Context, snap Snapshot) error {
-	_, err := s.pool.Exec(ctx, `WITH old AS (DELETE FROM snapshots WHERE stream_id = $1 AND shape <> $3)
-INSERT INTO snapshots (stream_id, version, shape, state) VALUES ($1, $2, $3, $4)
-ON CONFLICT (stream_id, version) DO UPDATE SET shape = $3, state = $4, created_at = now()`,
-		snap.StreamID, snap.Version, snap.Shape, snap.State)
+	save := func(q interface {
+		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	}) error {
+		_, err := q.Exec(ctx, saveSnapshotSQL, snap.StreamID, snap.Version, snap.Shape, snap.State)
+		return err
+	}
+	var err error
+	if snap.Subject == "" {
+		err = save(s.pool)
+	} else {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			// Shared with other savers, exclusive with Forget: a snapshot committed before
+			// Forget takes the lock is deleted by it; one that waits for it sees the tombstone.
+			if _, err := tx.Exec(ctx, lockSubjectShared, snap.Subject); err != nil {
+				return err
+			}
+			var forgotten bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM personal_keys WHERE subject = $1 AND key IS NULL)`, snap.Subject).Scan(&forgotten); err != nil || forgotten {
+				return err
+			}
+			return save(tx)
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("save snapshot of %s at %d: %w", snap.StreamID, snap.Version, err)
 	}

@@ -29,6 +29,14 @@ type Options struct {
 	MaxReadCount       int // events returned by one read
 	// Upcasters bring old payloads to current shapes when events are read (upcast.go).
 	Upcasters []Upcaster
+	// Personal marks the personal fields of event types (personal.go): Seal encrypts them, and
+	// reads redact them in the clear too once their subject is forgotten. Sealed fields are
+	// opened on read whether or not their type is listed.
+	Personal []PersonalFields
+	// MasterKey, when set (32 bytes), wraps the subjects' keys as they are made, so that the
+	// keys table alone opens nothing. Keys made before it was set stay usable; keys made with
+	// it are refused by a store without it.
+	MasterKey []byte
 	// Appended, when set, is called after every append that wrote events, once its
 	// transaction has committed. It must not block: it exists to wake readers (projectors, the
 	// subscription feed), never to extend the append.
@@ -82,6 +90,7 @@ type Store struct {
 	pool      *pgxpool.Pool
 	opts      Options
 	upcasters map[upcastKey]Upcaster
+	personal  personalIndex
 	group     groupCommit
 }
 
@@ -96,7 +105,7 @@ func ConfigurePool(cfg *pgxpool.Config) {
 // New returns a Store on pool, whose database must be migrated (package migrations) and whose
 // configuration went through ConfigurePool.
 func New(pool *pgxpool.Pool, opts Options) *Store {
-	return &Store{pool: pool, opts: opts.withDefaults(), upcasters: indexUpcasters(opts.Upcasters)}
+	return &Store{pool: pool, opts: opts.withDefaults(), upcasters: indexUpcasters(opts.Upcasters), personal: indexPersonal(opts.Personal)}
 }
 
 // EventData is an event to append.
@@ -131,8 +140,12 @@ type RecordedEvent struct {
 	// Stored is the payload as stored when reads upcast it (Data and SchemaVersion are then
 	// the current shape); nil when the stored payload is current.
 	Stored *Stored
-	// UpcastErr says why an upcaster refused the stored payload, which Data then still holds.
+	// UpcastErr says why an upcaster refused the stored payload, which Data then still holds;
+	// or, matching ErrTampered, why a personal field did not open.
 	UpcastErr error
+	// Redacted names the personal fields that read as Redacted because their subject was
+	// forgotten.
+	Redacted []string
 }
 
 // Category returns the part of a stream id before its first '-': "order-123" is in "order".

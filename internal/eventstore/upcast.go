@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 )
@@ -35,6 +36,21 @@ func indexUpcasters(ups []Upcaster) map[upcastKey]Upcaster {
 		m[upcastKey{u.Type, u.From}] = u
 	}
 	return m
+}
+
+// transform is the one read transform every read of events goes through, a page at a time,
+// once the page's rows are closed: personal fields are opened (or redacted) as stored, then
+// payloads are upcast to current shapes.
+func (s *Store) transform(ctx context.Context, events []RecordedEvent) error {
+	if err := s.unseal(ctx, events); err != nil {
+		return err
+	}
+	for i := range events {
+		if events[i].UpcastErr == nil {
+			s.upcast(&events[i])
+		}
+	}
+	return nil
 }
 
 // upcast brings e's payload to its type's current shape. An upcaster that fails leaves the event

@@ -32,6 +32,9 @@ type Status string
 const (
 	Active      Status = "ACTIVE"
 	Deactivated Status = "DEACTIVATED"
+	// Forgotten: the user's personal data was shredded (Forget); their name and email read as
+	// domain.Redacted everywhere, and no command but Forget applies to them any more.
+	Forgotten Status = "FORGOTTEN"
 )
 
 // Limits on input.
@@ -62,7 +65,19 @@ const (
 	TypeEmailChanged = "EmailChanged"
 	TypeRenamed      = "UserRenamed"
 	TypeDeactivated  = "UserDeactivated"
+	TypeForgotten    = "UserForgotten"
 )
+
+// Personal marks the personal fields of the user's events; their subject is the user.
+func Personal() domain.PersonalFields {
+	return domain.PersonalFields{Category: Category, Types: map[string][]string{
+		TypeRegistered:   {"name", "email"},
+		TypeEmailChanged: {"oldEmail", "newEmail"},
+		TypeRenamed:      {"oldName", "newName"},
+		TypeDeactivated:  {"email"},
+		TypeForgotten:    {"email"},
+	}}
+}
 
 // Event is one of the user's events.
 type Event interface{ EventType() string }
@@ -90,6 +105,15 @@ type Renamed struct {
 type DeactivatedEvent struct {
 	Email string `json:"email"`
 }
+
+// ForgottenEvent records that the user's personal data was shredded. Email is the address whose
+// claim it releases (empty when the user held none, being deactivated).
+type ForgottenEvent struct {
+	Email string `json:"email,omitempty"`
+}
+
+// EventType implements Event.
+func (ForgottenEvent) EventType() string { return TypeForgotten }
 
 // EventType implements Event.
 func (Registered) EventType() string { return TypeRegistered }
@@ -145,6 +169,9 @@ func Decode(typ string, data []byte) (Event, error) {
 	case TypeDeactivated:
 		var v DeactivatedEvent
 		err, e = json.Unmarshal(data, &v), v
+	case TypeForgotten:
+		var v ForgottenEvent
+		err, e = json.Unmarshal(data, &v), v
 	default:
 		return nil, fmt.Errorf("user: %w %q", domain.ErrUnknownEvent, typ)
 	}
@@ -165,6 +192,8 @@ func (s State) Apply(e Event) State {
 		s.Name = e.NewName
 	case DeactivatedEvent:
 		s.Status = Deactivated
+	case ForgottenEvent:
+		s.Name, s.Email, s.Status = domain.Redacted, domain.Redacted, Forgotten
 	}
 	s.Version++
 	return s
@@ -189,18 +218,31 @@ type (
 	Rename struct{ Name string }
 	// Deactivate deactivates the user and frees their address.
 	Deactivate struct{}
+	// Forget shreds the user's personal data and frees their address.
+	Forget struct{}
 )
 
 func (Register) isCommand()    {}
 func (ChangeEmail) isCommand() {}
 func (Rename) isCommand()      {}
 func (Deactivate) isCommand()  {}
+func (Forget) isCommand()      {}
 
 // Decide returns the events that command c produces on state s, or the rule it would break.
 func Decide(s State, c Command) ([]Event, error) {
 	if _, ok := c.(Register); !ok {
 		if !s.Exists() {
 			return nil, fmt.Errorf("user: %w", domain.ErrNotFound)
+		}
+		if s.Status == Forgotten {
+			return nil, domain.Broken("user-forgotten", "user %s has been forgotten", s.ID)
+		}
+		if _, ok := c.(Forget); ok {
+			email := ""
+			if s.Status == Active {
+				email = s.Email
+			}
+			return []Event{ForgottenEvent{Email: email}}, nil
 		}
 		if s.Status != Active {
 			return nil, domain.Broken("user-active", "user %s is deactivated", s.ID)
@@ -351,6 +393,8 @@ func Claims(events []Event) ClaimChange {
 				ch.Release, ch.Claim = e.OldEmail, e.NewEmail
 			}
 		case DeactivatedEvent:
+			ch.Release = e.Email
+		case ForgottenEvent:
 			ch.Release = e.Email
 		}
 	}

@@ -184,6 +184,82 @@ func TestDeactivate(t *testing.T) {
 	})
 }
 
+func TestForget(t *testing.T) {
+	t.Parallel()
+	forgotten := user.ForgottenEvent{Email: "ada@example.com"}
+	runDecide(t, []decideCase{
+		{name: "releases the address of an active user", given: []user.Event{registered},
+			when: user.Forget{}, then: []user.Event{forgotten}},
+		{name: "a deactivated user holds no address", given: []user.Event{registered, deactivated},
+			when: user.Forget{}, then: []user.Event{user.ForgottenEvent{}}},
+		{name: "forgotten twice", given: []user.Event{registered, forgotten},
+			when: user.Forget{}, rule: "user-forgotten"},
+		{name: "no such user", when: user.Forget{}, notFound: true},
+		{name: "no email change after forgetting", given: []user.Event{registered, forgotten},
+			when: user.ChangeEmail{Email: "new@example.com"}, rule: "user-forgotten"},
+		{name: "no rename after forgetting", given: []user.Event{registered, forgotten},
+			when: user.Rename{Name: "Someone"}, rule: "user-forgotten"},
+		{name: "no deactivation after forgetting", given: []user.Event{registered, forgotten},
+			when: user.Deactivate{}, rule: "user-forgotten"},
+		{name: "no registration again", given: []user.Event{registered, forgotten},
+			when: user.Register{ID: "u1", Name: "Ada", Email: "ada@example.com"}, rule: "user-new"},
+	})
+	if ch := user.Claims([]user.Event{forgotten}); ch != (user.ClaimChange{Release: "ada@example.com"}) {
+		t.Errorf("claims of forgetting: %+v", ch)
+	}
+}
+
+// Events whose personal fields were redacted still decode, and fold into a state.
+func TestRedactedEventsDecode(t *testing.T) {
+	t.Parallel()
+	r := `"` + domain.Redacted + `"`
+	var s user.State
+	for typ, data := range map[string]string{
+		user.TypeRegistered:   `{"userId": "u1", "name": ` + r + `, "email": ` + r + `}`,
+		user.TypeEmailChanged: `{"oldEmail": ` + r + `, "newEmail": ` + r + `}`,
+		user.TypeRenamed:      `{"oldName": ` + r + `, "newName": ` + r + `}`,
+		user.TypeDeactivated:  `{"email": ` + r + `}`,
+		user.TypeForgotten:    `{"email": ` + r + `}`,
+	} {
+		e, err := user.Decode(typ, []byte(data))
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		s = s.Apply(e)
+	}
+	if s.Version != 5 {
+		t.Errorf("state %+v", s)
+	}
+	s = fold(registered, user.ForgottenEvent{})
+	if s.Name != domain.Redacted || s.Email != domain.Redacted || s.Status != user.Forgotten {
+		t.Errorf("after UserForgotten: %+v", s)
+	}
+}
+
+// Every event type that carries a name or an address marks it personal.
+func TestPersonalFieldsCoverNamesAndAddresses(t *testing.T) {
+	t.Parallel()
+	p := user.Personal()
+	if p.Category != user.Category {
+		t.Errorf("category %q", p.Category)
+	}
+	for _, e := range []user.Event{registered, user.EmailChanged{OldEmail: "a@b.c", NewEmail: "d@e.f"}, user.Renamed{OldName: "A", NewName: "B"},
+		user.DeactivatedEvent{Email: "a@b.c"}, user.ForgottenEvent{Email: "a@b.c"}} {
+		data, _ := json.Marshal(e)
+		var m map[string]any
+		_ = json.Unmarshal(data, &m)
+		marked := map[string]bool{}
+		for _, f := range p.Types[e.EventType()] {
+			marked[f] = true
+		}
+		for f := range m {
+			if lf := strings.ToLower(f); (strings.Contains(lf, "name") || strings.Contains(lf, "email")) && !marked[f] {
+				t.Errorf("%s.%s is not marked personal", e.EventType(), f)
+			}
+		}
+	}
+}
+
 func TestApply(t *testing.T) {
 	t.Parallel()
 	var s user.State
@@ -254,6 +330,7 @@ func TestEventTypeNames(t *testing.T) {
 		user.EmailChanged{}:     "EmailChanged",
 		user.Renamed{}:          "UserRenamed",
 		user.DeactivatedEvent{}: "UserDeactivated",
+		user.ForgottenEvent{}:   "UserForgotten",
 	} {
 		if got := e.EventType(); got != want {
 			t.Errorf("%T.EventType() = %q, want %q", e, got, want)
