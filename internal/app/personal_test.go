@@ -57,7 +57,7 @@ func (s personalSub) next(t *testing.T, stream string, n int) []string {
 	return out
 }
 
-type eventRef struct {
+type personalEvent struct {
 	ID, Position, Type string
 	Data               json.RawMessage
 	Redacted           []string
@@ -157,7 +157,7 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 			out[name] = text
 		}
 		var st struct {
-			Events struct{ Edges []struct{ Node eventRef } }
+			Events struct{ Edges []struct{ Node personalEvent } }
 		}
 		ok(t, gql(t, a, `query($s: String!) { stream(id: $s) { events { edges { node { id position type data redacted } } } } }`, vars), "stream", &st)
 		b, _ := json.Marshal(st.Events.Edges)
@@ -169,16 +169,16 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 			var all struct {
 				Edges []struct {
 					Node struct {
-						eventRef
+						personalEvent
 						StreamID string
 					}
 				}
 			}
 			ok(t, gql(t, a, `{ allEvents(category: "user") { edges { node { id position type data redacted streamId } } } }`, nil), "allEvents", &all)
-			var hers []eventRef
+			var hers []personalEvent
 			for _, e := range all.Edges {
 				if e.Node.StreamID == stream {
-					hers = append(hers, e.Node.eventRef)
+					hers = append(hers, e.Node.personalEvent)
 				}
 			}
 			if len(hers) >= adaEvents || time.Now().After(deadline) {
@@ -189,13 +189,13 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	streamEvents := func() []eventRef {
+	streamEvents := func() []personalEvent {
 		t.Helper()
 		var st struct {
-			Events struct{ Edges []struct{ Node eventRef } }
+			Events struct{ Edges []struct{ Node personalEvent } }
 		}
 		ok(t, gql(t, a, `query($s: String!) { stream(id: $s) { events { edges { node { id position type data redacted } } } } }`, map[string]any{"s": stream}), "stream", &st)
-		var out []eventRef
+		var out []personalEvent
 		for _, e := range st.Events.Edges {
 			out = append(out, e.Node)
 		}
