@@ -37,6 +37,9 @@ const (
 // other mutation needs a writer and every query or subscription a reader.
 var adminFields = map[string]bool{ //nolint:gochecknoglobals // a constant table
 	"rebuildProjection": true,
+	// They hide history, and the scavenger then deletes it for good.
+	"deleteStream":      true,
+	"setStreamMetadata": true,
 }
 
 // RequiredRole is the role an operation needs: the one place where roles meet operations.

@@ -92,10 +92,29 @@ func (s *Store) appendMulti(ctx context.Context, parts []StreamAppend) ([]Append
 	if total > s.opts.MaxEventsPerAppend {
 		return nil, &ValidationError{Field: "events", Reason: fmt.Sprintf("%d events in one append, the limit is %d", total, s.opts.MaxEventsPerAppend)}
 	}
-	if s.opts.GroupCommit {
-		return s.appendMultiGrouped(ctx, parts, inputs)
+	for i, in := range inputs {
+		if err := checkReserved(in); err != nil {
+			return nil, atStream(i, err)
+		}
 	}
-	return s.appendMultiTx(ctx, parts, inputs)
+	var results []AppendResult
+	var err error
+	if s.opts.GroupCommit {
+		results, err = s.appendMultiGrouped(ctx, parts, inputs)
+	} else {
+		results, err = s.appendMultiTx(ctx, parts, inputs)
+	}
+	if err != nil && ctx.Err() == nil {
+		// A deleted stream refuses appends (lifecycle.go); AppendMulti does not recreate one.
+		streams := make([]string, len(parts))
+		for i, p := range parts {
+			streams[i] = p.StreamID
+		}
+		if deleted := s.deletedError(ctx, streams, err); deleted != nil {
+			return nil, deleted
+		}
+	}
+	return results, err
 }
 
 // appendMultiTx writes a validated multi-stream append in a transaction of its own.

@@ -26,6 +26,16 @@ func (m memUsers) put(_ context.Context, s user.State, _ eventstore.RecordedEven
 	return nil
 }
 
+func (m memUsers) remove(_ context.Context, id string) error {
+	delete(m, id)
+	return nil
+}
+
+func (m memOrders) remove(_ context.Context, id string) error {
+	delete(m, id)
+	return nil
+}
+
 func (m memOrders) get(_ context.Context, id string) (order.State, error) { return m[id], nil }
 func (m memOrders) put(_ context.Context, s order.State, _ eventstore.RecordedEvent) error {
 	m[s.ID] = s

@@ -34,6 +34,8 @@ func (Users) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.Re
 type userRows interface {
 	get(ctx context.Context, id string) (user.State, error) // the zero State when absent
 	put(ctx context.Context, s user.State, e eventstore.RecordedEvent) error
+	// remove drops the row of a deleted stream (its tombstone, eventstore.StreamDeletedType).
+	remove(ctx context.Context, id string) error
 }
 
 // projectUser applies e to its user's row: the row is read as a state, the domain's Apply gives
@@ -43,6 +45,10 @@ func projectUser(ctx context.Context, rows userRows, e eventstore.RecordedEvent)
 	id, err := aggregateID(e.StreamID, user.Category)
 	if err != nil {
 		return err
+	}
+	if e.Type == eventstore.StreamDeletedType {
+		// The stream was deleted: its row goes, as it would from a rebuild after a scavenge.
+		return rows.remove(ctx, id)
 	}
 	if e.UpcastErr != nil {
 		return fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
@@ -70,6 +76,11 @@ func projectUser(ctx context.Context, rows userRows, e eventstore.RecordedEvent)
 type sqlUsers struct {
 	tx    pgx.Tx
 	table string // quoted
+}
+
+func (r sqlUsers) remove(ctx context.Context, id string) error {
+	_, err := r.tx.Exec(ctx, `DELETE FROM `+r.table+` WHERE id = $1`, id)
+	return err
 }
 
 func (r sqlUsers) get(ctx context.Context, id string) (user.State, error) {
