@@ -38,7 +38,13 @@ func (h *Handler) SetStreamMetadata(ctx context.Context, streamID string, m even
 		}
 	}
 	if owner != "" && m.TruncateBefore > 1 {
-		var err error
+		info, err := h.store.Stream(ctx, streamID)
+		if err != nil {
+			return eventstore.StreamInfo{}, err
+		}
+		if m.TruncateBefore <= info.Metadata.TruncateBefore { // no move forward: nothing to snapshot
+			return h.store.SetStreamMetadata(ctx, streamID, m)
+		}
 		if category == user.Category {
 			err = snapshotAt(ctx, h, streamID, user.StateShape, m.TruncateBefore-1, applyUser, userVersion)
 		} else {
