@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/wsclient"
 )
 
 type edgesOut struct {
@@ -261,4 +262,52 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A user subscription completes at the user's tombstone; subscribing to a deleted user answers
+// STREAM_DELETED; a truncated user is followed from its snapshot.
+func TestUserSubscriptionAndStreamLifecycle(t *testing.T) {
+	srv := startServeOn(t, dbtest.URL(t), "--scavenge-interval", "0")
+	a := srv.addr
+	var u, v userOut
+	ok(t, gql(t, a, registerM, map[string]any{"n": "Ann", "e": "ann@example.com"}), "registerUser", &u)
+	ok(t, gql(t, a, registerM, map[string]any{"n": "Vi", "e": "vi@example.com"}), "registerUser", &v)
+	// Vi's stream is truncated after its last event: the snapshot holds all of it.
+	ok(t, gql(t, a, `mutation($s: String!) { setStreamMetadata(streamId: $s, truncateBefore: 2) { id } }`, map[string]any{"s": "user-" + v.User.ID}), "setStreamMetadata", &struct{}{})
+
+	c, err := wsclient.Dial(t.Context(), "ws://"+a+"/query", wsclient.TransportWS, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	next := func(id string) wsclient.Result {
+		t.Helper()
+		r, err := c.Next(20 * time.Second)
+		if err != nil || r.ID != id {
+			t.Fatalf("next: %+v %v, want a message of %s", r, err, id)
+		}
+		return r
+	}
+	for id, user := range map[string]string{"u": u.User.ID, "v": v.User.ID} {
+		if err := c.Subscribe(id, `subscription($id: ID!) { user(id: $id) { name version } }`, map[string]any{"id": user}); err != nil {
+			t.Fatal(err)
+		}
+		if r := next(id); len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"version":1`) {
+			t.Fatalf("first state of %s: %+v", id, r)
+		}
+	}
+	ok(t, gql(t, a, `mutation($id: ID!) { renameUser(id: $id, name: "Vic") { position } }`, map[string]any{"id": v.User.ID}), "renameUser", &struct{}{})
+	if r := next("v"); string(r.Data) != `{"user":{"name":"Vic","version":2}}` {
+		t.Errorf("the truncated user after a rename: %+v", r)
+	}
+	ok(t, gql(t, a, `mutation($s: String!) { deleteStream(streamId: $s) { position } }`, map[string]any{"s": "user-" + u.User.ID}), "deleteStream", &struct{}{})
+	if r := next("u"); !r.Done {
+		t.Errorf("after the tombstone: %+v, want the subscription complete", r)
+	}
+	if err := c.Subscribe("w", `subscription($id: ID!) { user(id: $id) { name } }`, map[string]any{"id": u.User.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if r := next("w"); !strings.Contains(string(r.Errors), "STREAM_DELETED") {
+		t.Errorf("subscribing to a deleted user: %+v", r)
+	}
 }
