@@ -33,6 +33,9 @@ type orderRows interface {
 	put(ctx context.Context, s order.State, e eventstore.RecordedEvent) error
 	// remove drops the row of a deleted stream (its tombstone, eventstore.StreamDeletedType).
 	remove(ctx context.Context, id string) error
+	// snapshot is the aggregate's snapshot at version v, if there is one: where a stream whose
+	// earlier events were scavenged (a truncated stream) starts.
+	snapshot(ctx context.Context, streamID string, v int64) (order.State, bool, error)
 }
 
 // projectOrder applies e to its order's row, as projectUser does.
@@ -59,6 +62,11 @@ func projectOrder(ctx context.Context, rows orderRows, e eventstore.RecordedEven
 	if err != nil {
 		return err
 	}
+	if s.Version == 0 && e.Version > 1 {
+		if s, err = fromSnapshot(ctx, rows.snapshot, e); err != nil {
+			return err
+		}
+	}
 	if err := inOrder(s.Version, e); err != nil {
 		return err
 	}
@@ -74,6 +82,10 @@ func projectOrder(ctx context.Context, rows orderRows, e eventstore.RecordedEven
 type sqlOrders struct {
 	tx    pgx.Tx
 	table string // quoted
+}
+
+func (r sqlOrders) snapshot(ctx context.Context, streamID string, v int64) (order.State, bool, error) {
+	return sqlSnapshot[order.State](ctx, r.tx, streamID, v, order.StateShape)
 }
 
 func (r sqlOrders) remove(ctx context.Context, id string) error {
