@@ -65,11 +65,11 @@ func (e *TruncatedError) Is(target error) bool { return target == ErrTruncated }
 type StreamMetadata struct {
 	// TruncateBefore hides the stream's events before this version from stream reads. It only
 	// moves forward: hidden events may already be deleted.
-	TruncateBefore int64 `json:"truncateBefore,omitempty"`
+	TruncateBefore int64
 	// MaxAge hides events recorded longer ago than this (whole seconds).
-	MaxAge time.Duration `json:"-"`
+	MaxAge time.Duration
 	// MaxCount keeps only the stream's last MaxCount events visible.
-	MaxCount int64 `json:"maxCount,omitempty"`
+	MaxCount int64
 }
 
 // storedMetadata is StreamMetadata as streams.metadata holds it: maxAge in seconds.
@@ -311,7 +311,8 @@ func (s *Store) SetStreamMetadata(ctx context.Context, streamID string, m Stream
 			return &ValidationError{Field: "truncateBefore", Reason: fmt.Sprintf("%d is beyond the stream's next version, %d", m.TruncateBefore, version+1)}
 		}
 		info = StreamInfo{ID: streamID, Version: version, Metadata: m}
-		_, err = tx.Exec(ctx, `UPDATE streams SET metadata = $2 WHERE stream_id = $1`, streamID, b)
+		// Only these settings' keys are replaced: the column may carry others.
+		_, err = tx.Exec(ctx, `UPDATE streams SET metadata = (metadata - 'truncateBefore' - 'maxAge' - 'maxCount') || $2::jsonb WHERE stream_id = $1`, streamID, b)
 		return err
 	})
 	if err != nil {
