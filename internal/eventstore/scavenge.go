@@ -74,14 +74,17 @@ func (sc *Scavenger) Run(ctx context.Context) error {
 
 // scavengeStreamsSQL lists, a page at a time, the streams whose settings may hide events
 // (streams_lifecycle_idx).
-const scavengeStreamsSQL = `SELECT stream_id FROM streams
+const scavengeStreamsSQL = `SELECT stream_id, metadata ? 'maxAge' FROM streams
 WHERE (metadata <> '{}'::jsonb OR deleted_version IS NOT NULL) AND stream_id > $1
 ORDER BY stream_id LIMIT $2`
 
 // scavengeBatchSQL deletes up to $4 events of stream $1 that its settings hide, oldest version
 // first, none after position ($2, $3). What is hidden is computed as ReadStream computes it,
-// from the settings committed when the statement starts.
-const scavengeBatchSQL = `WITH h AS (
+// from the settings committed when the statement starts. Without a maxAge the hidden events
+// are a range of versions the (stream_id, version) index finds; with one, the stream's events
+// are read in version order until enough hidden ones are found.
+const (
+	scavengeHead = `WITH h AS (
 	SELECT s.stream_id,
 		greatest(1, coalesce((s.metadata->>'truncateBefore')::bigint, 1),
 			s.version - coalesce((s.metadata->>'maxCount')::bigint, s.version) + 1) AS first,
@@ -89,7 +92,8 @@ const scavengeBatchSQL = `WITH h AS (
 	FROM streams s WHERE s.stream_id = $1
 ), doomed AS (
 	SELECT e.transaction_id, e.position FROM events e, h
-	WHERE e.stream_id = h.stream_id AND (e.version < h.first OR e.recorded_at < h.cutoff)
+	WHERE e.stream_id = h.stream_id AND `
+	scavengeTail = `
 	  AND e.type <> '` + StreamDeletedType + `'
 	  AND (e.transaction_id, e.position) <= ($2::xid8, $3::bigint)
 	ORDER BY e.version LIMIT $4
@@ -99,6 +103,9 @@ const scavengeBatchSQL = `WITH h AS (
 	RETURNING 1
 )
 SELECT count(*) FROM gone`
+	scavengeBatchSQL       = scavengeHead + `e.version < h.first` + scavengeTail
+	scavengeBatchMaxAgeSQL = scavengeHead + `(e.version < h.first OR e.recorded_at < h.cutoff)` + scavengeTail
+)
 
 const scavengePage = 100
 
@@ -125,20 +132,24 @@ func (sc *Scavenger) Once(ctx context.Context) (int64, error) {
 		if err != nil {
 			return total, fmt.Errorf("scavenge: list streams: %w", err)
 		}
-		var ids []string
+		var (
+			ids    []string
+			maxAge []bool
+		)
 		for rows.Next() {
 			var id string
-			if err := rows.Scan(&id); err != nil {
+			var aged bool
+			if err := rows.Scan(&id, &aged); err != nil {
 				rows.Close()
 				return total, fmt.Errorf("scavenge: list streams: %w", err)
 			}
-			ids = append(ids, id)
+			ids, maxAge = append(ids, id), append(maxAge, aged)
 		}
 		if err := rows.Err(); err != nil {
 			return total, fmt.Errorf("scavenge: list streams: %w", err)
 		}
-		for _, id := range ids {
-			n, err := sc.stream(ctx, id, bound, total)
+		for i, id := range ids {
+			n, err := sc.stream(ctx, id, maxAge[i], bound, total)
 			total += n
 			if err != nil {
 				return total, err
@@ -155,11 +166,15 @@ func (sc *Scavenger) Once(ctx context.Context) (int64, error) {
 }
 
 // stream deletes what one stream hides, a batch at a time.
-func (sc *Scavenger) stream(ctx context.Context, streamID string, bound Position, before int64) (int64, error) {
+func (sc *Scavenger) stream(ctx context.Context, streamID string, maxAge bool, bound Position, before int64) (int64, error) {
+	query := scavengeBatchSQL
+	if maxAge {
+		query = scavengeBatchMaxAgeSQL
+	}
 	var deleted int64
 	for {
 		var n int64
-		if err := sc.store.pool.QueryRow(ctx, scavengeBatchSQL, streamID, bound.tx, bound.seq, sc.opts.Batch).Scan(&n); err != nil {
+		if err := sc.store.pool.QueryRow(ctx, query, streamID, bound.tx, bound.seq, sc.opts.Batch).Scan(&n); err != nil {
 			return deleted, fmt.Errorf("scavenge %s: %w", streamID, err)
 		}
 		deleted += n
