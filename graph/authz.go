@@ -38,6 +38,9 @@ const (
 var adminFields = map[string]bool{ //nolint:gochecknoglobals // a constant table
 	"rebuildProjection": true,
 	"forgetUser":        true, // irreversible erasure of personal data
+	// They hide history, and the scavenger then deletes it for good.
+	"deleteStream":      true,
+	"setStreamMetadata": true,
 }
 
 // RequiredRole is the role an operation needs: the one place where roles meet operations.

@@ -31,6 +31,12 @@ const (
 	CodeInvariantViolation   = "INVARIANT_VIOLATION"
 	CodeConsistencyTimeout   = "CONSISTENCY_TIMEOUT"
 	CodeRebuildInProgress    = "REBUILD_IN_PROGRESS"
+	// CodeStreamDeleted: the stream was deleted (deleteStream); extensions.version is its
+	// tombstone's version.
+	CodeStreamDeleted = "STREAM_DELETED"
+	// CodeStreamTruncated: what was asked for is hidden by the stream's truncateBefore;
+	// extensions.firstVersion is the first version kept.
+	CodeStreamTruncated = "STREAM_TRUNCATED"
 	// CodeUnavailable: the database could not be reached or went away; extensions.retryable
 	// is true, and retrying an append with the same event ids writes nothing twice.
 	CodeUnavailable = "UNAVAILABLE"
@@ -126,10 +132,18 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 	}
 	var wrong *eventstore.WrongExpectedVersionError
 	var broken *domain.InvariantError
+	var deleted *eventstore.StreamDeletedError
+	var truncated *eventstore.TruncatedError
 	switch {
 	case errors.As(err, &broken):
 		presented.Extensions["code"] = CodeInvariantViolation
 		presented.Extensions["rule"] = broken.Rule
+	case errors.As(err, &deleted):
+		presented.Extensions["code"] = CodeStreamDeleted
+		presented.Extensions["version"] = deleted.Version
+	case errors.As(err, &truncated):
+		presented.Extensions["code"] = CodeStreamTruncated
+		presented.Extensions["firstVersion"] = truncated.First
 	case errors.Is(err, domain.ErrNotFound):
 		presented.Extensions["code"] = CodeNotFound
 	case errors.Is(err, domain.ErrBadMoney):

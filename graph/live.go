@@ -112,20 +112,21 @@ func checkFilter(f hub.Filter) error {
 
 // subscribeOrder is Subscription.order: the current state, then the state after each event.
 func (r *Resolver) subscribeOrder(ctx context.Context, id string) (<-chan *model.Order, error) {
-	return followAggregate(ctx, r, "order", id, order.StreamID(id), r.Commands.OrderAt, order.State.Exists, command.ApplyOrder, toOrder)
+	return followAggregate(ctx, r, "order", id, order.StreamID(id), r.Commands.OrderAt, order.State.Exists, command.ApplyOrder, func(s order.State) int64 { return s.Version }, toOrder)
 }
 
 // subscribeUser is Subscription.user, as subscribeOrder.
 func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.User, error) {
-	return followAggregate(ctx, r, "user", id, user.StreamID(id), r.Commands.UserAt, user.State.Exists, command.ApplyUser, toUser)
+	return followAggregate(ctx, r, "user", id, user.StreamID(id), r.Commands.UserAt, user.State.Exists, command.ApplyUser, func(s user.State) int64 { return s.Version }, toUser)
 }
 
 // followAggregate pushes an aggregate's state now, then after each of its events: it replays
 // the stream (load), then follows it from the position of its last event. Events of a type
-// the aggregate does not know change nothing and push nothing.
+// the aggregate does not know change nothing and push nothing; its tombstone (deleteStream)
+// completes the subscription.
 func followAggregate[S, M any](ctx context.Context, r *Resolver, what, id, streamID string,
 	load func(context.Context, string) (S, eventstore.Position, error), exists func(S) bool,
-	apply func(S, eventstore.RecordedEvent) (S, bool, error), toModel func(S) M,
+	apply func(S, eventstore.RecordedEvent) (S, bool, error), version func(S) int64, toModel func(S) M,
 ) (<-chan M, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
@@ -140,6 +141,14 @@ func followAggregate[S, M any](ctx context.Context, r *Resolver, what, id, strea
 	out := make(chan M, 1)
 	out <- toModel(s)
 	err = follow(ctx, r, &at, hub.Filter{StreamID: streamID}, out, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+		switch {
+		case e.Type == eventstore.StreamDeletedType:
+			return false // the stream was deleted: the subscription completes
+		case e.Version <= version(s):
+			// Folded already: a truncated stream whose visible events are all in the
+			// snapshot it loaded from has no last event to follow from.
+			return true
+		}
 		next, known, err := apply(s, e)
 		if err != nil {
 			r.logger().ErrorContext(ctx, what+" subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)

@@ -38,14 +38,25 @@ func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, ev
 	if err != nil {
 		return nil, err
 	}
-	out := &model.AppendResult{
-		StreamID: res.StreamID, NextExpectedVersion: int(res.NextExpectedVersion), Position: res.Position.String(),
-		Events: make([]*model.Event, len(res.Events)), Repeated: res.Repeated,
+	return toAppendResult(res), nil
+}
+
+// DeleteStream is the resolver for the deleteStream field.
+func (r *mutationResolver) DeleteStream(ctx context.Context, streamID string, expectedVersion *int) (*model.AppendResult, error) {
+	expected := eventstore.Any()
+	if expectedVersion != nil {
+		expected = eventstore.Exactly(int64(*expectedVersion))
 	}
-	for i, e := range res.Events {
-		out.Events[i] = toEvent(e)
+	res, err := r.Store.DeleteStream(ctx, streamID, expected)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return toAppendResult(res), nil
+}
+
+// SetStreamMetadata is the resolver for the setStreamMetadata field.
+func (r *mutationResolver) SetStreamMetadata(ctx context.Context, streamID string, truncateBefore *int, maxAge *int, maxCount *int) (*model.Stream, error) {
+	return r.setStreamMetadata(ctx, streamID, truncateBefore, maxAge, maxCount)
 }
 
 // RegisterUser is the resolver for the registerUser field.
@@ -165,7 +176,7 @@ func (r *queryResolver) Stream(ctx context.Context, id string) (*model.Stream, e
 	if err != nil {
 		return nil, err
 	}
-	return &model.Stream{ID: info.ID, Version: int(info.Version)}, nil
+	return toStream(info), nil
 }
 
 // AllEvents is the resolver for the allEvents field.

@@ -96,11 +96,13 @@ type ComplexityRoot struct {
 		ChangeUserEmail   func(childComplexity int, id string, email string, expectedVersion *int, dryRun *bool) int
 		CreateOrder       func(childComplexity int, customerID string, items []*model.OrderItemInput, dryRun *bool) int
 		DeactivateUser    func(childComplexity int, id string, expectedVersion *int, dryRun *bool) int
+		DeleteStream      func(childComplexity int, streamID string, expectedVersion *int) int
 		ForgetUser        func(childComplexity int, id string, dryRun *bool) int
 		PayOrder          func(childComplexity int, id string, amount domain.Money, expectedVersion *int, dryRun *bool) int
 		RebuildProjection func(childComplexity int, name string) int
 		RegisterUser      func(childComplexity int, name string, email string, dryRun *bool) int
 		RenameUser        func(childComplexity int, id string, name string, expectedVersion *int, dryRun *bool) int
+		SetStreamMetadata func(childComplexity int, streamID string, truncateBefore *int, maxAge *int, maxCount *int) int
 		ShipOrder         func(childComplexity int, id string, carrier string, trackingNumber string, expectedVersion *int, dryRun *bool) int
 	}
 
@@ -185,9 +187,18 @@ type ComplexityRoot struct {
 	}
 
 	Stream struct {
-		Events  func(childComplexity int, fromVersion *int, first *int, backward *bool) int
-		ID      func(childComplexity int) int
-		Version func(childComplexity int) int
+		Deleted      func(childComplexity int) int
+		Events       func(childComplexity int, fromVersion *int, first *int, backward *bool) int
+		FirstVersion func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Metadata     func(childComplexity int) int
+		Version      func(childComplexity int) int
+	}
+
+	StreamMetadata struct {
+		MaxAge         func(childComplexity int) int
+		MaxCount       func(childComplexity int) int
+		TruncateBefore func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -246,6 +257,8 @@ type ComplexityRoot struct {
 
 type MutationResolver interface {
 	AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error)
+	DeleteStream(ctx context.Context, streamID string, expectedVersion *int) (*model.AppendResult, error)
+	SetStreamMetadata(ctx context.Context, streamID string, truncateBefore *int, maxAge *int, maxCount *int) (*model.Stream, error)
 	RegisterUser(ctx context.Context, name string, email string, dryRun *bool) (*model.UserResult, error)
 	ChangeUserEmail(ctx context.Context, id string, email string, expectedVersion *int, dryRun *bool) (*model.UserResult, error)
 	RenameUser(ctx context.Context, id string, name string, expectedVersion *int, dryRun *bool) (*model.UserResult, error)
@@ -537,6 +550,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeactivateUser(childComplexity, args["id"].(string), args["expectedVersion"].(*int), args["dryRun"].(*bool)), true
+	case "Mutation.deleteStream":
+		if e.ComplexityRoot.Mutation.DeleteStream == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteStream_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteStream(childComplexity, args["streamId"].(string), args["expectedVersion"].(*int)), true
 	case "Mutation.forgetUser":
 		if e.ComplexityRoot.Mutation.ForgetUser == nil {
 			break
@@ -592,6 +616,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RenameUser(childComplexity, args["id"].(string), args["name"].(string), args["expectedVersion"].(*int), args["dryRun"].(*bool)), true
+	case "Mutation.setStreamMetadata":
+		if e.ComplexityRoot.Mutation.SetStreamMetadata == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setStreamMetadata_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetStreamMetadata(childComplexity, args["streamId"].(string), args["truncateBefore"].(*int), args["maxAge"].(*int), args["maxCount"].(*int)), true
 	case "Mutation.shipOrder":
 		if e.ComplexityRoot.Mutation.ShipOrder == nil {
 			break
@@ -916,6 +951,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StoredPayload.SchemaVersion(childComplexity), true
 
+	case "Stream.deleted":
+		if e.ComplexityRoot.Stream.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Stream.Deleted(childComplexity), true
 	case "Stream.events":
 		if e.ComplexityRoot.Stream.Events == nil {
 			break
@@ -927,18 +968,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Stream.Events(childComplexity, args["fromVersion"].(*int), args["first"].(*int), args["backward"].(*bool)), true
+	case "Stream.firstVersion":
+		if e.ComplexityRoot.Stream.FirstVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Stream.FirstVersion(childComplexity), true
 	case "Stream.id":
 		if e.ComplexityRoot.Stream.ID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Stream.ID(childComplexity), true
+	case "Stream.metadata":
+		if e.ComplexityRoot.Stream.Metadata == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Stream.Metadata(childComplexity), true
 	case "Stream.version":
 		if e.ComplexityRoot.Stream.Version == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Stream.Version(childComplexity), true
+
+	case "StreamMetadata.maxAge":
+		if e.ComplexityRoot.StreamMetadata.MaxAge == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StreamMetadata.MaxAge(childComplexity), true
+	case "StreamMetadata.maxCount":
+		if e.ComplexityRoot.StreamMetadata.MaxCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StreamMetadata.MaxCount(childComplexity), true
+	case "StreamMetadata.truncateBefore":
+		if e.ComplexityRoot.StreamMetadata.TruncateBefore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StreamMetadata.TruncateBefore(childComplexity), true
 
 	case "Subscription.events":
 		if e.ComplexityRoot.Subscription.Events == nil {
@@ -1239,8 +1311,10 @@ var sources = []*ast.Source{
 # (the credential's role may not run the operation), TIMEOUT (--request-timeout), the limits'
 # codes (QUERY_TOO_DEEP, TOO_MANY_ALIASES, TOO_MANY_ROOT_FIELDS, COMPLEXITY_LIMIT_EXCEEDED,
 # LIMIT_EXCEEDED, REQUEST_TOO_LARGE, INTROSPECTION_DISABLED), BAD_REQUEST and
-# UNSUPPORTED_MEDIA_TYPE (not a GraphQL request), INTERNAL (logged on the server, shown without
-# detail). Malformed or invalid GraphQL documents get gqlgen's GRAPHQL_PARSE_FAILED or
+# UNSUPPORTED_MEDIA_TYPE (not a GraphQL request), STREAM_DELETED (the stream was deleted;
+# extensions.version is its tombstone's version), STREAM_TRUNCATED (the version or time asked
+# for is hidden by the stream's truncateBefore; extensions.firstVersion is the first one kept),
+# INTERNAL (logged on the server, shown without detail). Malformed or invalid GraphQL documents get gqlgen's GRAPHQL_PARSE_FAILED or
 # GRAPHQL_VALIDATION_FAILED.
 
 "Any JSON value; event data and metadata are JSON objects."
@@ -1363,9 +1437,54 @@ type Mutation {
   """
   Appends events to a stream, all or none. expectedVersion: omitted = no check; 0 = the stream
   must not exist yet; N = the stream must be at version N (else WRONG_EXPECTED_VERSION, with
-  extensions.actualVersion, and nothing is written).
+  extensions.actualVersion, and nothing is written). A deleted stream refuses appends with
+  STREAM_DELETED, except with expectedVersion 0, which recreates it: its versions go on after
+  the tombstone, and the events before stay hidden. Event types starting with $ are reserved.
   """
   appendEvents(streamId: String!, events: [EventInput!]!, expectedVersion: Int): AppendResult!
+}
+
+# ---------------------------------------------------------------------------------------------
+# Stream lifecycle (docs/design.md, "Stream lifecycle"): soft deletion, and settings that hide a
+# stream's older events from stream reads until the scavenger deletes them. allEvents shows
+# every event not yet scavenged, tombstones included; positions never change.
+
+"A stream's lifecycle settings; null when unset."
+type StreamMetadata {
+  "Events before this version are hidden; it only moves forward."
+  truncateBefore: Int
+  "Events recorded more than this many seconds ago are hidden."
+  maxAge: Int
+  "Only the stream's last maxCount events are visible."
+  maxCount: Int
+}
+
+extend type Stream {
+  "True once deleteStream wrote the tombstone, the event at version: events then answers STREAM_DELETED."
+  deleted: Boolean!
+  "The first version events returns: truncateBefore and maxCount hide the ones before it."
+  firstVersion: Int!
+  metadata: StreamMetadata!
+}
+
+extend type Mutation {
+  """
+  (Admin only.) Soft-deletes a stream: appends its tombstone (type $StreamDeleted) if the stream is at
+  expectedVersion (omitted: any), and from then on the stream's events answer STREAM_DELETED
+  and appends are refused with it (appendEvents with expectedVersion 0 recreates the stream).
+  Commands on a deleted user or order answer STREAM_DELETED, and its read-model row goes. The
+  events before the tombstone are left to the scavenger. NOT_FOUND when the stream has no events.
+  """
+  deleteStream(streamId: String!, expectedVersion: Int): AppendResult!
+  """
+  (Admin only.) Changes a stream's lifecycle settings; an argument left out (or null) keeps its value, 0
+  clears maxAge or maxCount. Stream reads hide at once what the settings hide; the scavenger
+  deletes it later (raising a limit shows again only what it has not deleted yet).
+  truncateBefore only moves forward, up to the stream's version + 1. Streams of users and orders
+  may be truncated (a snapshot of the state just before is taken first, and commands, queries
+  and history start from it) but take no maxAge or maxCount; email claim streams take nothing.
+  """
+  setStreamMetadata(streamId: String!, truncateBefore: Int, maxAge: Int, maxCount: Int): Stream!
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1828,8 +1947,26 @@ func (ec *executionContext) childFields_Stream(ctx context.Context, field graphq
 		return ec.fieldContext_Stream_version(ctx, field)
 	case "events":
 		return ec.fieldContext_Stream_events(ctx, field)
+	case "deleted":
+		return ec.fieldContext_Stream_deleted(ctx, field)
+	case "firstVersion":
+		return ec.fieldContext_Stream_firstVersion(ctx, field)
+	case "metadata":
+		return ec.fieldContext_Stream_metadata(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Stream", field.Name)
+}
+
+func (ec *executionContext) childFields_StreamMetadata(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "truncateBefore":
+		return ec.fieldContext_StreamMetadata_truncateBefore(ctx, field)
+	case "maxAge":
+		return ec.fieldContext_StreamMetadata_maxAge(ctx, field)
+	case "maxCount":
+		return ec.fieldContext_StreamMetadata_maxCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StreamMetadata", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2200,6 +2337,28 @@ func (ec *executionContext) field_Mutation_deactivateUser_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_deleteStream_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "streamId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["streamId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "expectedVersion",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["expectedVersion"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_forgetUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2339,6 +2498,44 @@ func (ec *executionContext) field_Mutation_renameUser_args(ctx context.Context, 
 		return nil, err
 	}
 	args["dryRun"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setStreamMetadata_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "streamId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["streamId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "truncateBefore",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["truncateBefore"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "maxAge",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["maxAge"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "maxCount",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["maxCount"] = arg3
 	return args, nil
 }
 
@@ -3624,6 +3821,94 @@ func (ec *executionContext) fieldContext_Mutation_appendEvents(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_appendEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteStream(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteStream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteStream(ctx, fc.Args["streamId"].(string), fc.Args["expectedVersion"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AppendResult) graphql.Marshaler {
+			return ec.marshalNAppendResult2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAppendResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteStream(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AppendResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteStream_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setStreamMetadata(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setStreamMetadata(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetStreamMetadata(ctx, fc.Args["streamId"].(string), fc.Args["truncateBefore"].(*int), fc.Args["maxAge"].(*int), fc.Args["maxCount"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Stream) graphql.Marshaler {
+			return ec.marshalNStream2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStream(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setStreamMetadata(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Stream(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setStreamMetadata_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5519,6 +5804,153 @@ func (ec *executionContext) fieldContext_Stream_events(ctx context.Context, fiel
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Stream_deleted(ctx context.Context, field graphql.CollectedField, obj *model.Stream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Stream_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Stream_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Stream", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Stream_firstVersion(ctx context.Context, field graphql.CollectedField, obj *model.Stream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Stream_firstVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Stream_firstVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Stream", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Stream_metadata(ctx context.Context, field graphql.CollectedField, obj *model.Stream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Stream_metadata(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Metadata, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StreamMetadata) graphql.Marshaler {
+			return ec.marshalNStreamMetadata2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamMetadata(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Stream_metadata(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Stream",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StreamMetadata(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StreamMetadata_truncateBefore(ctx context.Context, field graphql.CollectedField, obj *model.StreamMetadata) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StreamMetadata_truncateBefore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TruncateBefore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StreamMetadata_truncateBefore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StreamMetadata", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StreamMetadata_maxAge(ctx context.Context, field graphql.CollectedField, obj *model.StreamMetadata) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StreamMetadata_maxAge(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxAge, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StreamMetadata_maxAge(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StreamMetadata", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StreamMetadata_maxCount(ctx context.Context, field graphql.CollectedField, obj *model.StreamMetadata) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StreamMetadata_maxCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StreamMetadata_maxCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StreamMetadata", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Subscription_events(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
@@ -7846,6 +8278,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "deleteStream":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteStream(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setStreamMetadata":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setStreamMetadata(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "registerUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_registerUser(ctx, field)
@@ -8547,6 +8993,64 @@ func (ec *executionContext) _Stream(ctx context.Context, sel ast.SelectionSet, o
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Stream_events(ctx, field, obj)
 				})
+		case "deleted":
+			out.Values[i] = ec._Stream_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "firstVersion":
+			out.Values[i] = ec._Stream_firstVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "metadata":
+			out.Values[i] = ec._Stream_metadata(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var streamMetadataImplementors = []string{"StreamMetadata"}
+
+func (ec *executionContext) _StreamMetadata(ctx context.Context, sel ast.SelectionSet, obj *model.StreamMetadata) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, streamMetadataImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StreamMetadata")
+		case "truncateBefore":
+			out.Values[i] = ec._StreamMetadata_truncateBefore(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "maxAge":
+			out.Values[i] = ec._StreamMetadata_maxAge(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "maxCount":
+			out.Values[i] = ec._StreamMetadata_maxCount(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9652,6 +10156,22 @@ func (ec *executionContext) marshalNStoredPayload2ᚖgithubᚗcomᚋstrataᚑes�
 		return graphql.Null
 	}
 	return ec._StoredPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNStream2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStream(ctx context.Context, sel ast.SelectionSet, v *model.Stream) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Stream!")
+		return graphql.Null
+	}
+	return ec._Stream(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNStreamMetadata2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamMetadata(ctx context.Context, sel ast.SelectionSet, v *model.StreamMetadata) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StreamMetadata!")
+		return graphql.Null
+	}
+	return ec._StreamMetadata(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {

@@ -186,6 +186,21 @@ type Stream struct {
 	// backward (fromVersion then defaults to the last event). first is at most the server's page cap
 	// (1,000 unless configured).
 	Events *EventConnection `json:"events"`
+	// True once deleteStream wrote the tombstone, the event at version: events then answers STREAM_DELETED.
+	Deleted bool `json:"deleted"`
+	// The first version events returns: truncateBefore and maxCount hide the ones before it.
+	FirstVersion int             `json:"firstVersion"`
+	Metadata     *StreamMetadata `json:"metadata"`
+}
+
+// A stream's lifecycle settings; null when unset.
+type StreamMetadata struct {
+	// Events before this version are hidden; it only moves forward.
+	TruncateBefore *int `json:"truncateBefore,omitempty"`
+	// Events recorded more than this many seconds ago are hidden.
+	MaxAge *int `json:"maxAge,omitempty"`
+	// Only the stream's last maxCount events are visible.
+	MaxCount *int `json:"maxCount,omitempty"`
 }
 
 type Subscription struct {

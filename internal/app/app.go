@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"migrate":     {"apply the database migrations and exit", migrateCmd},
 		"bench":       {"benchmarks: `strata bench append` measures appends, `strata bench subscribe` live subscriptions", benchCmd},
 		"projections": {"`status` shows the read models' checkpoints; `rebuild NAME` rebuilds one", projectionsCmd},
+		"scavenge":    {"delete the events streams hide (deleted, truncated, beyond maxAge or maxCount) once", scavengeCmd},
 	}
 }
 

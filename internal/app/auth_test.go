@@ -105,6 +105,8 @@ func TestAuthenticationAndRoles(t *testing.T) {
 		{"writer rebuilds", writer, `mutation { rebuildProjection(name: "users") { name } }`, 200, "FORBIDDEN", "needs the admin role"},
 		{"writer hides a rebuild behind a fragment", writer, `mutation { ...F } fragment F on Mutation { rebuildProjection(name: "users") { name } }`, 200, "FORBIDDEN", "needs the admin role"},
 		{"writer forgets a user", writer, `mutation { forgetUser(id: "0195c0de-0000-7000-8000-000000000000") { position } }`, 200, "FORBIDDEN", "needs the admin role"},
+		{"writer deletes a stream", writer, `mutation { deleteStream(streamId: "s-1") { position } }`, 200, "FORBIDDEN", "needs the admin role"},
+		{"writer truncates a stream", writer, `mutation { setStreamMetadata(streamId: "s-1", truncateBefore: 2) { id } }`, 200, "FORBIDDEN", "needs the admin role"},
 		{"writer appends", writer, `mutation { appendEvents(streamId: "s-1", events: [{type: "T", data: {}}]) { position } }`, 200, "", ""},
 		{"ES256 writer registers", es, registerMutation, 200, "", ""},
 		{"admin API key rebuilds", s.admin, `mutation { rebuildProjection(name: "users") { name } }`, 200, "", ""},

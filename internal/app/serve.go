@@ -80,6 +80,12 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	g.Go(func() error { return parts.projectors.Run(background) })
 	// The subscription feed: one LISTEN connection, fan-out to every subscriber.
 	g.Go(func() error { return parts.hub.Run(background) })
+	if cfg.ScavengeInterval > 0 {
+		// The scavenger runs in every server for now: two at once only delete the same rows
+		// twice. It belongs in the leader (internal/leader) once leadership is merged.
+		scavenger := newScavenger(db.pool, parts.resolver.Store, cfg, logger)
+		g.Go(func() error { return scavenger.Run(background) })
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)

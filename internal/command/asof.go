@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
@@ -34,8 +35,18 @@ func replay[S any](ctx context.Context, h *Handler, streamID string, shape int, 
 	target := u.Version
 	if !u.Before.IsZero() {
 		v, err := h.store.StreamVersionBefore(ctx, streamID, u.Before)
-		if err != nil || v == 0 {
+		if err != nil {
 			return s, err
+		}
+		// Before a stream's hidden versions, "did not exist yet" and "truncated" look alike
+		// once the scavenger has deleted them: both are answered as truncated.
+		if info, err := h.store.Stream(ctx, streamID); err == nil && !info.Deleted {
+			if first := info.Metadata.FirstVersion(info.Version); first > 1 && v < first-1 {
+				return s, &eventstore.TruncatedError{StreamID: streamID, First: first}
+			}
+		}
+		if v == 0 {
+			return s, nil
 		}
 		if target == 0 || v < target {
 			target = v
@@ -55,7 +66,7 @@ func replay[S any](ctx context.Context, h *Handler, streamID string, shape int, 
 			s = zero
 		}
 	}
-	err := h.readFrom(ctx, streamID, from, target, func(e eventstore.RecordedEvent) error {
+	fold := func(e eventstore.RecordedEvent) error {
 		if target > 0 && e.Version > target {
 			return errStop
 		}
@@ -67,7 +78,17 @@ func replay[S any](ctx context.Context, h *Handler, streamID string, shape int, 
 			visit(Step[S]{Event: e, State: s})
 		}
 		return nil
-	})
+	}
+	err := h.readFrom(ctx, streamID, from, target, fold)
+	var truncated *eventstore.TruncatedError
+	if errors.As(err, &truncated) {
+		// The stream hides its versions before truncated.First: start from the snapshot the
+		// truncation left at the version before (command.SetStreamMetadata takes it).
+		if s, err = truncatedStart[S](ctx, h, streamID, shape, target, truncated.First); err == nil {
+			from, snapped = truncated.First, truncated.First-1
+			err = h.readFrom(ctx, streamID, from, target, fold)
+		}
+	}
 	if errors.Is(err, errStop) {
 		err = nil
 	}
@@ -78,6 +99,24 @@ func replay[S any](ctx context.Context, h *Handler, streamID string, shape int, 
 		}
 	}
 	return s, err
+}
+
+// truncatedStart is the state a replay of a stream that hides the versions before first starts
+// from: its snapshot at version first-1. Without one, or when the replay must stop before it,
+// the answer is a *eventstore.TruncatedError.
+func truncatedStart[S any](ctx context.Context, h *Handler, streamID string, shape int, target, first int64) (S, error) {
+	var s S
+	if target > 0 && target < first-1 {
+		return s, &eventstore.TruncatedError{StreamID: streamID, Version: target, First: first}
+	}
+	snap, ok, err := h.store.LatestSnapshot(ctx, streamID, shape, first-1)
+	if err != nil {
+		return s, err
+	}
+	if !ok || snap.Version != first-1 || json.Unmarshal(snap.State, &s) != nil {
+		return s, fmt.Errorf("%w, and has no snapshot at version %d to load from", &eventstore.TruncatedError{StreamID: streamID, First: first}, first-1)
+	}
+	return s, nil
 }
 
 func userVersion(s user.State) int64   { return s.Version }

@@ -288,6 +288,11 @@ func (h *Handler) readFrom(ctx context.Context, streamID string, from, to int64,
 		if err != nil {
 			return err
 		}
+		if slice.FirstVersion > from {
+			// The stream hides versions before FirstVersion (truncateBefore): a fold from
+			// version from would miss them. replay starts over from a snapshot.
+			return &eventstore.TruncatedError{StreamID: streamID, Version: from, First: slice.FirstVersion}
+		}
 		for _, e := range slice.Events {
 			if err := fn(e); err != nil {
 				return fmt.Errorf("%s version %d: %w", streamID, e.Version, err)

@@ -76,6 +76,10 @@ type Config struct {
 	GroupMaxEvents, GroupMaxBytes, GroupWriters int
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration
+	// ScavengeInterval is how often serve's scavenger deletes the events streams hide (0: never);
+	// ScavengeBatch bounds one delete statement (eventstore.ScavengeOptions).
+	ScavengeInterval time.Duration
+	ScavengeBatch    int
 	// LogLevel and LogFormat ("text" or "json") shape the logs on stderr.
 	LogLevel  slog.Level
 	LogFormat string
@@ -212,6 +216,13 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it)")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
 	f.String(&c.PersonalDataKeyFile, "personal-data-key-file", "STRATA_PERSONAL_DATA_KEY_FILE", "", "file holding the master key (64 hex digits) that wraps the keys of personal data; empty: keys are stored unwrapped")
+	f.Duration(&c.ScavengeInterval, "scavenge-interval", "STRATA_SCAVENGE_INTERVAL", eventstore.DefaultScavengeInterval, "how often the scavenger deletes the events streams hide (deleted, truncated, beyond maxAge or maxCount); 0 never")
+	c.RegisterScavenge(f)
+}
+
+// RegisterScavenge adds the settings of the scavenger (`strata serve`, `strata scavenge`).
+func (c *Config) RegisterScavenge(f *FlagSet) {
+	f.Int(&c.ScavengeBatch, "scavenge-batch", "STRATA_SCAVENGE_BATCH", eventstore.DefaultScavengeBatch, "most events the scavenger deletes in one transaction")
 }
 
 // Validate checks the settings once, after parsing.
@@ -271,6 +282,12 @@ func (c *Config) Validate() error {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("--%s must be at least 1, not %d", name, v))
 		}
+	}
+	if c.ScavengeInterval < 0 {
+		errs = append(errs, fmt.Errorf("--scavenge-interval must be 0 (never) or positive, not %s", c.ScavengeInterval))
+	}
+	if c.ScavengeBatch < 0 {
+		errs = append(errs, fmt.Errorf("--scavenge-batch must not be negative (0 means %d), not %d", eventstore.DefaultScavengeBatch, c.ScavengeBatch))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, not %s", c.ShutdownTimeout))

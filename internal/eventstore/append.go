@@ -162,10 +162,20 @@ func (s *Store) appendEvents(ctx context.Context, streamID string, expected Expe
 	if err != nil {
 		return AppendResult{}, err
 	}
-	if s.opts.GroupCommit {
-		return s.appendGrouped(ctx, streamID, expected, in)
+	if err := checkReserved(in); err != nil {
+		return AppendResult{}, err
 	}
-	return s.appendStream(ctx, streamID, expected, in)
+	var res AppendResult
+	if s.opts.GroupCommit {
+		res, err = s.appendGrouped(ctx, streamID, expected, in)
+	} else {
+		res, err = s.appendStream(ctx, streamID, expected, in)
+	}
+	if err != nil && ctx.Err() == nil {
+		// A deleted stream refuses appends (lifecycle.go), or is recreated by one.
+		return s.refused(ctx, streamID, expected, in, err)
+	}
+	return res, err
 }
 
 // appendStream appends prepared events in a transaction of their own.

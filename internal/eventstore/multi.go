@@ -56,10 +56,23 @@ func (s *Store) appendMulti(ctx context.Context, parts []StreamAppend) ([]Append
 	if err != nil {
 		return nil, err
 	}
+	var results []AppendResult
 	if s.opts.GroupCommit {
-		return s.appendMultiGrouped(ctx, parts, inputs)
+		results, err = s.appendMultiGrouped(ctx, parts, inputs)
+	} else {
+		results, err = s.appendMultiTx(ctx, parts, inputs, nil)
 	}
-	return s.appendMultiTx(ctx, parts, inputs, nil)
+	if err != nil && ctx.Err() == nil {
+		// A deleted stream refuses appends (lifecycle.go); AppendMulti does not recreate one.
+		streams := make([]string, len(parts))
+		for i, p := range parts {
+			streams[i] = p.StreamID
+		}
+		if deleted := s.deletedError(ctx, streams, err); deleted != nil {
+			return nil, deleted
+		}
+	}
+	return results, err
 }
 
 // prepareMulti validates a multi-stream append.
@@ -103,6 +116,11 @@ func (s *Store) prepareMulti(parts []StreamAppend) ([]appendInput, error) {
 	}
 	if total > s.opts.MaxEventsPerAppend {
 		return nil, &ValidationError{Field: "events", Reason: fmt.Sprintf("%d events in one append, the limit is %d", total, s.opts.MaxEventsPerAppend)}
+	}
+	for i, in := range inputs {
+		if err := checkReserved(in); err != nil {
+			return nil, atStream(i, err)
+		}
 	}
 	return inputs, nil
 }

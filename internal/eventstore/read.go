@@ -26,35 +26,51 @@ type StreamSlice struct {
 	StreamID string
 	// Version is the stream's version when it was read: the version of its last event.
 	Version int64
-	Events  []RecordedEvent
+	// FirstVersion is the first version stream reads return: the stream's metadata
+	// (truncateBefore, maxCount) hides the ones before it. 1 when nothing is hidden.
+	FirstVersion int64
+	Events       []RecordedEvent
 }
 
 // StreamInfo describes a stream.
 type StreamInfo struct {
 	ID      string
 	Version int64
+	// Deleted says the stream's last event (at Version) is its tombstone (DeleteStream).
+	Deleted bool
+	// Metadata are its lifecycle settings.
+	Metadata StreamMetadata
 }
 
 const eventColumns = `e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at`
 
 // The LEFT JOIN reads the stream's version and its events in one statement, so in one snapshot.
+// h is what the stream's lifecycle settings hide (lifecycle.go): versions before first, and,
+// with a maxAge, events recorded before cutoff.
 const (
-	readStreamForwardSQL = `SELECT s.version, ` + eventColumns + `
-FROM streams s LEFT JOIN LATERAL (
-	SELECT * FROM events WHERE stream_id = s.stream_id AND version >= $2 ORDER BY version LIMIT $3
+	readStreamHead = `SELECT s.version, s.deleted_version, h.first, ` + eventColumns + `
+FROM streams s CROSS JOIN LATERAL (SELECT
+	greatest(1, coalesce((s.metadata->>'truncateBefore')::bigint, 1),
+		s.version - coalesce((s.metadata->>'maxCount')::bigint, s.version) + 1) AS first,
+	now() - make_interval(secs => (s.metadata->>'maxAge')::bigint) AS cutoff) h
+LEFT JOIN LATERAL (
+	SELECT * FROM events WHERE stream_id = s.stream_id AND (h.cutoff IS NULL OR recorded_at >= h.cutoff)`
+	readStreamForwardSQL = readStreamHead + `
+	  AND version >= greatest($2, h.first) ORDER BY version LIMIT $3
 ) e ON true
 WHERE s.stream_id = $1
 ORDER BY e.version`
-	readStreamBackwardSQL = `SELECT s.version, ` + eventColumns + `
-FROM streams s LEFT JOIN LATERAL (
-	SELECT * FROM events WHERE stream_id = s.stream_id AND version <= $2 ORDER BY version DESC LIMIT $3
+	readStreamBackwardSQL = readStreamHead + `
+	  AND version <= $2 AND version >= h.first ORDER BY version DESC LIMIT $3
 ) e ON true
 WHERE s.stream_id = $1
 ORDER BY e.version DESC`
 )
 
 // ReadStream reads events of one stream in version order, forward or backward. It returns
-// ErrStreamNotFound when the stream has no events.
+// ErrStreamNotFound when the stream has no events, and a *StreamDeletedError when it was
+// deleted. Events the stream's metadata hides (lifecycle.go) are left out: a forward read from
+// a version before the slice's FirstVersion starts at FirstVersion.
 func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStreamOptions) (StreamSlice, error) {
 	if err := validateName("streamId", streamID, MaxStreamIDLen); err != nil {
 		return StreamSlice{}, err
@@ -78,12 +94,13 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	}
 	defer rows.Close()
 	slice := StreamSlice{StreamID: streamID, Version: -1}
+	var deleted *int64
 	for rows.Next() {
 		var (
 			version int64
 			e       nullableEvent
 		)
-		if err := rows.Scan(append([]any{&version}, e.targets()...)...); err != nil {
+		if err := rows.Scan(append([]any{&version, &deleted, &slice.FirstVersion}, e.targets()...)...); err != nil {
 			return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, err)
 		}
 		slice.Version = version
@@ -97,6 +114,9 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	if slice.Version < 0 {
 		return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, ErrStreamNotFound)
 	}
+	if deleted != nil {
+		return StreamSlice{}, &StreamDeletedError{StreamID: streamID, Version: *deleted}
+	}
 	if err := s.transform(ctx, slice.Events); err != nil {
 		return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, err)
 	}
@@ -104,19 +124,22 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	return slice, nil
 }
 
-// Stream returns a stream's id and version, or ErrStreamNotFound.
+// Stream returns a stream's id, version, whether it is deleted and its lifecycle settings, or
+// ErrStreamNotFound.
 func (s *Store) Stream(ctx context.Context, streamID string) (StreamInfo, error) {
 	if err := validateName("streamId", streamID, MaxStreamIDLen); err != nil {
 		return StreamInfo{}, err
 	}
 	info := StreamInfo{ID: streamID}
-	err := s.pool.QueryRow(ctx, `SELECT version FROM streams WHERE stream_id = $1`, streamID).Scan(&info.Version)
+	var md storedMetadata
+	err := s.pool.QueryRow(ctx, `SELECT version, deleted_version IS NOT NULL, metadata FROM streams WHERE stream_id = $1`, streamID).Scan(&info.Version, &info.Deleted, &md)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return StreamInfo{}, fmt.Errorf("stream %s: %w", streamID, ErrStreamNotFound)
 	}
 	if err != nil {
 		return StreamInfo{}, fmt.Errorf("stream %s: %w", streamID, err)
 	}
+	info.Metadata = md.metadata()
 	return info, nil
 }
 

@@ -26,7 +26,7 @@ import (
 const (
 	OutcomeOK       = "ok"
 	OutcomeConflict = "conflict" // the stream was not at the expected version
-	OutcomeInvalid  = "invalid"  // refused input, or an event id already used otherwise
+	OutcomeInvalid  = "invalid"  // refused input, an event id already used otherwise, or a deleted stream
 	OutcomeError    = "error"    // anything else: the database, a cancelled request
 )
 
@@ -76,7 +76,7 @@ func New(logger *slog.Logger) *Metrics {
 		logger: logger,
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_appends_total",
-			Help: "Append calls (one stream or several in one transaction), by outcome: ok, conflict (wrong expected version), invalid (refused input or a reused event id), error.",
+			Help: "Append calls (one stream or several in one transaction), by outcome: ok, conflict (wrong expected version), invalid (refused input, a reused event id or a deleted stream), error.",
 		}, []string{"outcome"}),
 		appendDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "strata_append_duration_seconds",
@@ -158,7 +158,7 @@ func appendOutcome(err error) string {
 		return OutcomeOK
 	case errors.Is(err, eventstore.ErrWrongExpectedVersion):
 		return OutcomeConflict
-	case errors.Is(err, eventstore.ErrInvalidInput), errors.Is(err, eventstore.ErrDuplicateEventID):
+	case errors.Is(err, eventstore.ErrInvalidInput), errors.Is(err, eventstore.ErrDuplicateEventID), errors.Is(err, eventstore.ErrStreamDeleted):
 		return OutcomeInvalid
 	default:
 		return OutcomeError

@@ -31,6 +31,11 @@ func (Orders) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.R
 type orderRows interface {
 	get(ctx context.Context, id string) (order.State, error) // the zero State when absent
 	put(ctx context.Context, s order.State, e eventstore.RecordedEvent) error
+	// remove drops the row of a deleted stream (its tombstone, eventstore.StreamDeletedType).
+	remove(ctx context.Context, id string) error
+	// snapshot is the aggregate's snapshot at version v, if there is one: where a stream whose
+	// earlier events were scavenged (a truncated stream) starts.
+	snapshot(ctx context.Context, streamID string, v int64) (order.State, bool, error)
 }
 
 // projectOrder applies e to its order's row, as projectUser does.
@@ -38,6 +43,10 @@ func projectOrder(ctx context.Context, rows orderRows, e eventstore.RecordedEven
 	id, err := aggregateID(e.StreamID, order.Category)
 	if err != nil {
 		return err
+	}
+	if e.Type == eventstore.StreamDeletedType {
+		// The stream was deleted: its row goes, as it would from a rebuild after a scavenge.
+		return rows.remove(ctx, id)
 	}
 	if e.UpcastErr != nil {
 		return fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
@@ -52,6 +61,11 @@ func projectOrder(ctx context.Context, rows orderRows, e eventstore.RecordedEven
 	s, err := rows.get(ctx, id)
 	if err != nil {
 		return err
+	}
+	if s.Version == 0 && e.Version > 1 {
+		if s, err = fromSnapshot(ctx, rows.snapshot, e); err != nil {
+			return err
+		}
 	}
 	if err := inOrder(s.Version, e); err != nil {
 		return err
@@ -68,6 +82,15 @@ func projectOrder(ctx context.Context, rows orderRows, e eventstore.RecordedEven
 type sqlOrders struct {
 	tx    pgx.Tx
 	table string // quoted
+}
+
+func (r sqlOrders) snapshot(ctx context.Context, streamID string, v int64) (order.State, bool, error) {
+	return sqlSnapshot[order.State](ctx, r.tx, streamID, v, order.StateShape)
+}
+
+func (r sqlOrders) remove(ctx context.Context, id string) error {
+	_, err := r.tx.Exec(ctx, `DELETE FROM `+r.table+` WHERE id = $1`, id)
+	return err
 }
 
 func (r sqlOrders) get(ctx context.Context, id string) (order.State, error) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
@@ -58,4 +60,24 @@ FROM projection_checkpoints WHERE name = $1`, p.Name()).Scan(&info.Position, &in
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// Applied returns the position every read model has applied up to: the oldest checkpoint in
+// the database, of every projector (also of servers running other projectors) and of rebuilds
+// in progress. The scavenger deletes nothing after it, so no projector misses an event it has
+// not applied yet. It is the zero position while any of them has applied nothing, or when
+// there is no checkpoint at all.
+func Applied(ctx context.Context, pool *pgxpool.Pool) (eventstore.Position, error) {
+	var oldest *string
+	if err := pool.QueryRow(ctx, `SELECT min(position COLLATE "C") FROM projection_checkpoints`).Scan(&oldest); err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoints: %w", err)
+	}
+	if oldest == nil {
+		return eventstore.Position{}, nil
+	}
+	pos, err := eventstore.ParsePosition(*oldest)
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoints: %w", err)
+	}
+	return pos, nil
 }

@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,6 +35,11 @@ func (Users) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.Re
 type userRows interface {
 	get(ctx context.Context, id string) (user.State, error) // the zero State when absent
 	put(ctx context.Context, s user.State, e eventstore.RecordedEvent) error
+	// remove drops the row of a deleted stream (its tombstone, eventstore.StreamDeletedType).
+	remove(ctx context.Context, id string) error
+	// snapshot is the aggregate's snapshot at version v, if there is one: where a stream whose
+	// earlier events were scavenged (a truncated stream) starts.
+	snapshot(ctx context.Context, streamID string, v int64) (user.State, bool, error)
 }
 
 // projectUser applies e to its user's row: the row is read as a state, the domain's Apply gives
@@ -43,6 +49,10 @@ func projectUser(ctx context.Context, rows userRows, e eventstore.RecordedEvent)
 	id, err := aggregateID(e.StreamID, user.Category)
 	if err != nil {
 		return err
+	}
+	if e.Type == eventstore.StreamDeletedType {
+		// The stream was deleted: its row goes, as it would from a rebuild after a scavenge.
+		return rows.remove(ctx, id)
 	}
 	if e.UpcastErr != nil {
 		return fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
@@ -58,6 +68,11 @@ func projectUser(ctx context.Context, rows userRows, e eventstore.RecordedEvent)
 	if err != nil {
 		return err
 	}
+	if s.Version == 0 && e.Version > 1 {
+		if s, err = fromSnapshot(ctx, rows.snapshot, e); err != nil {
+			return err
+		}
+	}
 	if err := inOrder(s.Version, e); err != nil {
 		return err
 	}
@@ -70,6 +85,15 @@ func projectUser(ctx context.Context, rows userRows, e eventstore.RecordedEvent)
 type sqlUsers struct {
 	tx    pgx.Tx
 	table string // quoted
+}
+
+func (r sqlUsers) snapshot(ctx context.Context, streamID string, v int64) (user.State, bool, error) {
+	return sqlSnapshot[user.State](ctx, r.tx, streamID, v, user.StateShape)
+}
+
+func (r sqlUsers) remove(ctx context.Context, id string) error {
+	_, err := r.tx.Exec(ctx, `DELETE FROM `+r.table+` WHERE id = $1`, id)
+	return err
 }
 
 func (r sqlUsers) get(ctx context.Context, id string) (user.State, error) {
@@ -99,6 +123,39 @@ func aggregateID(streamID, category string) (string, error) {
 		return "", fmt.Errorf("%w: stream %s is not a %s aggregate's", ErrSkip, streamID, category)
 	}
 	return id, nil
+}
+
+// fromSnapshot is where a row starts when its first event in the log is not its stream's
+// first: the stream was truncated and the events before were scavenged (a rebuild, or a
+// projector that was far behind). The truncation left a snapshot just before the stream's
+// first visible version; without it the event is skipped rather than make a row of half a
+// history.
+func fromSnapshot[S any](ctx context.Context, snapshot func(context.Context, string, int64) (S, bool, error), e eventstore.RecordedEvent) (S, error) {
+	s, ok, err := snapshot(ctx, e.StreamID, e.Version-1)
+	if err != nil {
+		return s, err
+	}
+	if !ok {
+		return s, fmt.Errorf("%w: %s starts at version %d in the log (truncated) and has no snapshot at %d", ErrSkip, e.StreamID, e.Version, e.Version-1)
+	}
+	return s, nil
+}
+
+// sqlSnapshot reads an aggregate's snapshot at version v, of the given shape, in tx.
+func sqlSnapshot[S any](ctx context.Context, tx pgx.Tx, streamID string, v int64, shape int) (S, bool, error) {
+	var s S
+	var state []byte
+	err := tx.QueryRow(ctx, `SELECT state FROM snapshots WHERE stream_id = $1 AND version = $2 AND shape = $3`, streamID, v, shape).Scan(&state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, err
+	}
+	if err := json.Unmarshal(state, &s); err != nil {
+		return s, false, nil //nolint:nilerr // an unreadable snapshot is no snapshot
+	}
+	return s, true, nil
 }
 
 // inOrder checks that e comes after the version a row is at: anything else would mean an event

@@ -1,0 +1,188 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+)
+
+// Scavenger defaults; see ScavengeOptions.
+const (
+	DefaultScavengeBatch    = 1000
+	DefaultScavengeInterval = time.Hour
+)
+
+// ScavengeOptions configures a Scavenger.
+type ScavengeOptions struct {
+	// Batch is the most events one delete statement (one transaction) removes; 0 means
+	// DefaultScavengeBatch.
+	Batch int
+	// Interval is Run's pause between passes; 0 means DefaultScavengeInterval.
+	Interval time.Duration
+	// Applied returns the position up to which every reader that must see each event (the
+	// projectors) has read: the scavenger deletes nothing after it. nil means no such reader.
+	Applied func(ctx context.Context) (Position, error)
+}
+
+// Scavenger physically deletes the events that streams hide (lifecycle.go): those before a
+// stream's truncateBefore (a deleted stream's events up to its tombstone among them), beyond
+// its maxCount, or older than its maxAge. Rows are deleted, never renumbered: the events left
+// keep their positions, and the global order is never rewritten. A stream's tombstone stays.
+// It works in bounded batches, each its own short transaction, so it holds back no reader of
+// the global order for long. Several scavengers may run at once (they delete the same rows
+// twice at worst); the server runs one, in its leader.
+type Scavenger struct {
+	store  *Store
+	opts   ScavengeOptions
+	logger *slog.Logger
+}
+
+// NewScavenger returns a Scavenger of store.
+func NewScavenger(store *Store, opts ScavengeOptions, logger *slog.Logger) *Scavenger {
+	if opts.Batch <= 0 {
+		opts.Batch = DefaultScavengeBatch
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultScavengeInterval
+	}
+	return &Scavenger{store: store, opts: opts, logger: logger}
+}
+
+// Run scavenges at once and then every Interval until ctx ends; it returns nil then. A failed
+// pass is logged and the next one tries again.
+func (sc *Scavenger) Run(ctx context.Context) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := sc.Once(ctx); err != nil && ctx.Err() == nil {
+			level := slog.LevelError
+			if IsUnavailable(err) {
+				level = slog.LevelWarn
+			}
+			sc.logger.Log(ctx, level, "scavenge failed; trying again at the next interval", "interval", sc.opts.Interval, "err", err)
+		}
+		t.Reset(sc.opts.Interval)
+	}
+}
+
+// scavengeStreamsSQL lists, a page at a time, the streams whose settings may hide events
+// (streams_lifecycle_idx).
+const scavengeStreamsSQL = `SELECT stream_id, metadata ? 'maxAge' FROM streams
+WHERE (metadata <> '{}'::jsonb OR deleted_version IS NOT NULL) AND stream_id > $1
+ORDER BY stream_id LIMIT $2`
+
+// scavengeBatchSQL deletes up to $4 events of stream $1 that its settings hide, oldest version
+// first, none after position ($2, $3). What is hidden is computed as ReadStream computes it,
+// from the settings committed when the statement starts. Without a maxAge the hidden events
+// are a range of versions the (stream_id, version) index finds; with one, the stream's events
+// are read in version order until enough hidden ones are found.
+const (
+	scavengeHead = `WITH h AS (
+	SELECT s.stream_id,
+		greatest(1, coalesce((s.metadata->>'truncateBefore')::bigint, 1),
+			s.version - coalesce((s.metadata->>'maxCount')::bigint, s.version) + 1) AS first,
+		now() - make_interval(secs => (s.metadata->>'maxAge')::bigint) AS cutoff
+	FROM streams s WHERE s.stream_id = $1
+), doomed AS (
+	SELECT e.transaction_id, e.position FROM events e, h
+	WHERE e.stream_id = h.stream_id AND `
+	scavengeTail = `
+	  AND e.type <> '` + StreamDeletedType + `'
+	  AND (e.transaction_id, e.position) <= ($2::xid8, $3::bigint)
+	ORDER BY e.version LIMIT $4
+), gone AS (
+	DELETE FROM events e USING doomed d
+	WHERE e.transaction_id = d.transaction_id AND e.position = d.position
+	RETURNING 1
+)
+SELECT count(*) FROM gone`
+	scavengeBatchSQL       = scavengeHead + `e.version < h.first` + scavengeTail
+	scavengeBatchMaxAgeSQL = scavengeHead + `(e.version < h.first OR e.recorded_at < h.cutoff)` + scavengeTail
+)
+
+const scavengePage = 100
+
+// Once makes one pass over every stream with lifecycle settings and deletes what they hide,
+// up to what the projectors have applied. It returns how many events it deleted; it logs its
+// progress as it goes.
+func (sc *Scavenger) Once(ctx context.Context) (int64, error) {
+	start := time.Now()
+	bound := Position{tx: math.MaxInt64, seq: math.MaxInt64}
+	if sc.opts.Applied != nil {
+		var err error
+		if bound, err = sc.opts.Applied(ctx); err != nil {
+			return 0, fmt.Errorf("scavenge: %w", err)
+		}
+		if bound.IsZero() {
+			sc.logger.InfoContext(ctx, "scavenge skipped: a projection has applied no event yet")
+			return 0, nil
+		}
+	}
+	var total, streams int64
+	after := ""
+	for {
+		rows, err := sc.store.pool.Query(ctx, scavengeStreamsSQL, after, scavengePage)
+		if err != nil {
+			return total, fmt.Errorf("scavenge: list streams: %w", err)
+		}
+		var (
+			ids    []string
+			maxAge []bool
+		)
+		for rows.Next() {
+			var id string
+			var aged bool
+			if err := rows.Scan(&id, &aged); err != nil {
+				rows.Close()
+				return total, fmt.Errorf("scavenge: list streams: %w", err)
+			}
+			ids, maxAge = append(ids, id), append(maxAge, aged)
+		}
+		if err := rows.Err(); err != nil {
+			return total, fmt.Errorf("scavenge: list streams: %w", err)
+		}
+		for i, id := range ids {
+			n, err := sc.stream(ctx, id, maxAge[i], bound, total)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			streams++
+		}
+		if len(ids) < scavengePage {
+			break
+		}
+		after = ids[len(ids)-1]
+	}
+	sc.logger.InfoContext(ctx, "scavenge done", "deleted", total, "streams", streams, "bound", bound.String(), "took", time.Since(start).Round(time.Millisecond))
+	return total, nil
+}
+
+// stream deletes what one stream hides, a batch at a time.
+func (sc *Scavenger) stream(ctx context.Context, streamID string, maxAge bool, bound Position, before int64) (int64, error) {
+	query := scavengeBatchSQL
+	if maxAge {
+		query = scavengeBatchMaxAgeSQL
+	}
+	var deleted int64
+	for {
+		var n int64
+		if err := sc.store.pool.QueryRow(ctx, query, streamID, bound.tx, bound.seq, sc.opts.Batch).Scan(&n); err != nil {
+			return deleted, fmt.Errorf("scavenge %s: %w", streamID, err)
+		}
+		deleted += n
+		if n > 0 {
+			sc.logger.InfoContext(ctx, "scavenge progress", "stream_id", streamID, "deleted", deleted, "total", before+deleted)
+		}
+		if n < int64(sc.opts.Batch) {
+			return deleted, nil
+		}
+	}
+}
