@@ -157,7 +157,9 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 			out[name] = text
 		}
 		var st struct {
-			Events struct{ Edges []struct{ Node personalEvent } }
+			Events struct {
+				Edges []struct{ Node personalEvent }
+			}
 		}
 		ok(t, gql(t, a, `query($s: String!) { stream(id: $s) { events { edges { node { id position type data redacted } } } } }`, vars), "stream", &st)
 		b, _ := json.Marshal(st.Events.Edges)
@@ -192,7 +194,9 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 	streamEvents := func() []personalEvent {
 		t.Helper()
 		var st struct {
-			Events struct{ Edges []struct{ Node personalEvent } }
+			Events struct {
+				Edges []struct{ Node personalEvent }
+			}
 		}
 		ok(t, gql(t, a, `query($s: String!) { stream(id: $s) { events { edges { node { id position type data redacted } } } } }`, map[string]any{"s": stream}), "stream", &st)
 		var out []personalEvent
