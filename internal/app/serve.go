@@ -34,6 +34,9 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer db.close(context.WithoutCancel(ctx), cfg, logger)
+	if err := checkSession(ctx, db, logger); err != nil {
+		return err
+	}
 
 	authn, err := cfg.Authenticator()
 	if err != nil {
@@ -43,7 +46,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	parts := newResolver(db.pool, cfg, logger)
+	parts := newResolver(db.pool, db.connect, cfg, logger)
 	parts.resolver.Auth = authn
 	parts.resolver.MaxConnsPerPrincipal = cfg.MaxConnsPerPrincipal
 	// Requests' contexts derive from base, which outlives the shutdown of the HTTP server: an
@@ -57,7 +60,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url))
+	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url), "session_database", describeDB(db.session))
 	switch {
 	case authn.Enabled():
 		logger.InfoContext(ctx, "authentication is on: every request needs a bearer token",
