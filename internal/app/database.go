@@ -117,14 +117,24 @@ func (db *database) connect(name string) func(context.Context) (*pgx.Conn, error
 			return nil, fmt.Errorf("listen database url: %w", err)
 		}
 		cfg.RuntimeParams["application_name"] = name
-		for param, value := range map[string]string{"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"} {
-			if _, ok := cfg.RuntimeParams[param]; !ok {
-				cfg.RuntimeParams[param] = value
-			}
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return nil, err
 		}
-		return pgx.ConnectConfig(ctx, cfg)
+		// Set after connecting rather than as startup parameters, which poolers refuse: the
+		// session check must get as far as saying what is wrong with a pooled URL.
+		if _, err := conn.Exec(ctx, keepalivesSQL); err != nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("set keepalives: %w", err)
+		}
+		return conn, nil
 	}
 }
+
+// keepalivesSQL has the server probe a silent client after 10s, every 5s, and give up after 3
+// probes, for the session that runs it.
+const keepalivesSQL = `SELECT set_config('tcp_keepalives_idle', '10', false),
+	set_config('tcp_keepalives_interval', '5', false), set_config('tcp_keepalives_count', '3', false)`
 
 // checkIsolation makes sure the pool's sessions run READ COMMITTED (eventstore.ConfigurePool):
 // behind a pooler that drops the startup parameter (PgBouncer's ignore_startup_parameters), the
