@@ -7,9 +7,9 @@
 // breaks, loses it the moment the server sees the session end; another process, trying every
 // Options.Retry, takes it over.
 //
-// Leadership is not a fence. A leader cut off from the database may keep running for up to one
-// check interval before it notices, while the server has already handed the name to another
-// process; the work itself must make a stale leader harmless (the projectors do: every batch
+// Leadership is not a fence. A leader whose session ended may keep running for up to a check
+// interval (and a check's timeout, when the network is cut) before it notices, while the server
+// has already handed the name to another process; the work itself must make a stale leader harmless (the projectors do: every batch
 // takes a transaction lock and moves its checkpoint in the same transaction).
 package leader
 
@@ -37,8 +37,13 @@ type Options struct {
 	// Retry is how often a process that does not lead tries to; 0 means 1s.
 	Retry time.Duration
 	// Check is how often the leader makes sure its connection still holds the lock; 0 means
-	// 1s. A check that fails, or takes longer than Check, ends the leadership.
+	// 1s. A check that fails, or gets no answer within CheckTimeout, ends the leadership.
 	Check time.Duration
+	// CheckTimeout bounds a check; 0 means 5s. A slow answer is no sign of a lost lock (the
+	// lock lasts as long as the session), but no answer at all may be a network cut after which
+	// the server ends the session, and hands the lock on, once its keepalives give up: keep
+	// it well below that.
+	CheckTimeout time.Duration
 	// Logger receives leadership acquired and lost; nil discards them.
 	Logger *slog.Logger
 	// Observer, when set, is told whether this process leads the name: false when Run starts,
@@ -57,6 +62,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Check <= 0 {
 		o.Check = time.Second
+	}
+	if o.CheckTimeout <= 0 {
+		o.CheckTimeout = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -151,7 +159,7 @@ func (e *elector) lead(ctx context.Context, fn func(context.Context)) {
 	case healthy:
 		// fn returned or ctx ended: the lock is given back at once, so that another process
 		// takes over without waiting for this connection to close.
-		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.Check)
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.CheckTimeout)
 		_, err := e.conn.Exec(uctx, unlockSQL, e.name)
 		ucancel()
 		if err != nil {
@@ -183,7 +191,7 @@ func (e *elector) watch(fctx context.Context, done <-chan struct{}) (bool, error
 			return true, nil
 		case <-tick.C:
 		}
-		cctx, cancel := context.WithTimeout(fctx, e.opts.Check)
+		cctx, cancel := context.WithTimeout(fctx, e.opts.CheckTimeout)
 		var held bool
 		err := e.conn.QueryRow(cctx, holdsSQL, e.name).Scan(&held)
 		cancel()
