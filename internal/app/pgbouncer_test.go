@@ -30,6 +30,8 @@ func TestBehindPgBouncer(t *testing.T) {
 	pooled := dbtest.PgBouncer(t, direct) + "&default_query_exec_mode=exec"
 	pool := dbtest.PoolFor(t, direct, 4)
 	verifyNoLeaks(t)
+	// metricstest.Scrape keeps connections to the servers open in the default client.
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	ctx := t.Context()
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: transport}

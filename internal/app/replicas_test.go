@@ -83,6 +83,8 @@ func TestThreeReplicasOneProjectorLeader(t *testing.T) {
 	url := dbtest.URL(t)
 	pool := dbtest.PoolFor(t, url, 4)
 	verifyNoLeaks(t)
+	// metricstest.Scrape keeps connections to the servers open in the default client.
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	ctx := t.Context()
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: transport}
