@@ -132,8 +132,8 @@ type childServer struct {
 }
 
 // startServer starts `bin serve` (this executable when bin is empty) on a free local port
-// against dbURL and waits until it is ready.
-func startServer(ctx context.Context, env *environment, cfg config.Config, bin, dbURL string) (*childServer, error) {
+// against dbURL, with extra arguments if any, and waits until it is ready.
+func startServer(ctx context.Context, env *environment, cfg config.Config, bin, dbURL string, extra ...string) (*childServer, error) {
 	if bin == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -155,6 +155,7 @@ func startServer(ctx context.Context, env *environment, cfg config.Config, bin, 
 		cmd.Args = append(cmd.Args, "--group-commit="+strconv.FormatBool(cfg.GroupCommit), "--group-writers", strconv.Itoa(cfg.GroupWriters),
 			"--group-max-events", strconv.Itoa(cfg.GroupMaxEvents), "--group-max-bytes", strconv.Itoa(cfg.GroupMaxBytes))
 	}
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = env.stderr, env.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the server (%s serve): %w", bin, err)

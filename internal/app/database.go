@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -20,6 +23,7 @@ import (
 // no DATABASE_URL was given.
 type database struct {
 	url     string
+	session string // the URL of session work: LISTEN, leadership, migrations (config.SessionURL)
 	pool    *pgxpool.Pool
 	replica *pgxpool.Pool    // nil without --read-database-url
 	cluster *pgserver.Server // nil with DATABASE_URL
@@ -53,7 +57,10 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	db = &database{url: url, cluster: cluster}
+	db = &database{url: url, session: cfg.SessionURL(), cluster: cluster}
+	if cluster != nil {
+		db.session = url
+	}
 	defer func() {
 		if err != nil {
 			db.close(context.WithoutCancel(ctx), cfg, logger)
@@ -69,9 +76,12 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		return db, fmt.Errorf("connect: %w", err)
 	}
 	if err := db.pool.Ping(ctx); err != nil {
-		return db, fmt.Errorf("connect to %s: %w", describeDB(url), err)
+		return db, fmt.Errorf("connect to %s: %w%s", describeDB(url), err, startupParameterHint(err))
 	}
-	if err := applyMigrations(ctx, db.pool, logger); err != nil {
+	if err := checkIsolation(ctx, db.pool); err != nil {
+		return db, err
+	}
+	if err := db.migrate(ctx, logger); err != nil {
 		return db, err
 	}
 	if cfg.ReadDatabaseURL != "" {
@@ -82,11 +92,80 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	return db, nil
 }
 
-// applyMigrations applies pending migrations through a database/sql view of the pool.
+// applyMigrations applies pending migrations through a database/sql view of pool (a direct one:
+// the benchmarks' scratch databases).
 func applyMigrations(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 	sqlDB := stdlib.OpenDBFromPool(pool)
 	defer func() { _ = sqlDB.Close() }()
 	return migrations.Up(ctx, sqlDB, logger)
+}
+
+// migrate applies pending migrations on the session URL: goose holds its lock on a session of
+// its own, which a pooler in transaction mode would share with other clients.
+func (db *database) migrate(ctx context.Context, logger *slog.Logger) error {
+	connCfg, err := pgx.ParseConfig(db.session)
+	if err != nil {
+		return fmt.Errorf("listen database url: %w", err)
+	}
+	sqlDB := stdlib.OpenDB(*connCfg)
+	defer func() { _ = sqlDB.Close() }()
+	return migrations.Up(ctx, sqlDB, logger)
+}
+
+// connect opens a connection of its own on the session URL, named for pg_stat_activity. The
+// server is asked to probe the client every few seconds, so that the session of a machine that
+// vanished (its locks with it) ends within about half a minute rather than the system's two
+// hours.
+func (db *database) connect(name string) func(context.Context) (*pgx.Conn, error) {
+	return func(ctx context.Context) (*pgx.Conn, error) {
+		cfg, err := pgx.ParseConfig(db.session)
+		if err != nil {
+			return nil, fmt.Errorf("listen database url: %w", err)
+		}
+		cfg.RuntimeParams["application_name"] = name
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		// Set after connecting rather than as startup parameters, which poolers refuse: the
+		// session check must get as far as saying what is wrong with a pooled URL.
+		if _, err := conn.Exec(ctx, keepalivesSQL); err != nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("set keepalives: %w", err)
+		}
+		return conn, nil
+	}
+}
+
+// keepalivesSQL has the server probe a silent client after 10s, every 5s, and give up after 3
+// probes, for the session that runs it.
+const keepalivesSQL = `SELECT set_config('tcp_keepalives_idle', '10', false),
+	set_config('tcp_keepalives_interval', '5', false), set_config('tcp_keepalives_count', '3', false)`
+
+// checkIsolation makes sure the pool's sessions run READ COMMITTED (eventstore.ConfigurePool):
+// behind a pooler that drops the startup parameter (PgBouncer's ignore_startup_parameters), the
+// server's default applies, and appends must not run under another level.
+func checkIsolation(ctx context.Context, pool *pgxpool.Pool) error {
+	var level string
+	if err := pool.QueryRow(ctx, `SELECT current_setting('default_transaction_isolation')`).Scan(&level); err != nil {
+		return fmt.Errorf("read default_transaction_isolation: %w", err)
+	}
+	if level != "read committed" {
+		return fmt.Errorf("the database's sessions default to %s isolation, and Strata's appends need read committed: "+
+			"the pooler in front of it dropped the setting Strata asks for; make it the database's default "+
+			"(ALTER DATABASE ... SET default_transaction_isolation = 'read committed')", level)
+	}
+	return nil
+}
+
+// startupParameterHint explains PgBouncer's refusal of the startup parameter Strata sends.
+func startupParameterHint(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Message, "unsupported startup parameter") {
+		return " (a pooler in front of PostgreSQL refuses the parameter; for PgBouncer, add " +
+			"ignore_startup_parameters = default_transaction_isolation to its configuration: Strata then checks the server's default)"
+	}
+	return ""
 }
 
 // close stops the pool, then the cluster: the reverse of opening.

@@ -46,7 +46,7 @@ func TestPlaygroundRunsAQueryAndASubscriptionAndTalksOnlyToItsServer(t *testing.
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The server's own parts, subscription feed and projectors included: the Appended hook
 	// of their store wakes the feed at once.
-	parts := newResolver(pool, config.Config{MaxPageSize: 100, ConsistencyTimeout: 5 * time.Second, SubscriberBuffer: 256}, logger)
+	parts := newResolver(pool, nil, config.Config{MaxPageSize: 100, ConsistencyTimeout: 5 * time.Second, SubscriberBuffer: 256}, logger)
 	store := parts.resolver.Store
 	runCtx, stopRunning := context.WithCancel(context.Background())
 	var running sync.WaitGroup

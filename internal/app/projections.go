@@ -37,7 +37,7 @@ func projectionsCmd(ctx context.Context, env *environment, args []string) error 
 		return err
 	}
 	defer db.close(context.WithoutCancel(ctx), cfg, logger)
-	runner := newResolver(db.pool, cfg, logger).projectors
+	runner := newResolver(db.pool, db.connect, cfg, logger).projectors
 
 	if sub == "rebuild" {
 		started, last := time.Now(), time.Time{}

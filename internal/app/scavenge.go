@@ -35,7 +35,7 @@ func scavengeCmd(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer db.close(context.WithoutCancel(ctx), cfg, logger)
-	store := newResolver(db.pool, cfg, logger).resolver.Store
+	store := newResolver(db.pool, db.connect, cfg, logger).resolver.Store
 	started := time.Now()
 	deleted, err := newScavenger(db.pool, store, cfg, logger).Once(ctx)
 	if err != nil {

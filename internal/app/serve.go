@@ -17,6 +17,7 @@ import (
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/leader"
 	"github.com/strata-es/strata/internal/playground"
 	"github.com/strata-es/strata/internal/reqlog"
 	"github.com/strata-es/strata/internal/wsconn"
@@ -34,6 +35,9 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer db.close(context.WithoutCancel(ctx), cfg, logger)
+	if err := checkSession(ctx, db, logger); err != nil {
+		return err
+	}
 
 	authn, err := cfg.Authenticator()
 	if err != nil {
@@ -43,7 +47,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	parts := newResolver(db.pool, cfg, logger)
+	parts := newResolver(db.pool, db.connect, cfg, logger)
 	if db.replica != nil {
 		attachReplica(parts, db.replica, cfg, logger)
 	}
@@ -60,7 +64,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url))
+	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url), "session_database", describeDB(db.session))
 	switch {
 	case authn.Enabled():
 		logger.InfoContext(ctx, "authentication is on: every request needs a bearer token",
@@ -81,10 +85,16 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	// The subscription feed: one LISTEN connection, fan-out to every subscriber.
 	g.Go(func() error { return parts.hub.Run(background) })
 	if cfg.ScavengeInterval > 0 {
-		// The scavenger runs in every server for now: two at once only delete the same rows
-		// twice. It belongs in the leader (internal/leader) once leadership is merged.
+		// One scavenger at a time among the replicas: it runs where this process leads
+		// "scavenger", on a session of its own, as the projectors do. Two at once would only
+		// delete the same rows twice; one saves the work.
 		scavenger := newScavenger(db.pool, parts.resolver.Store, cfg, logger)
-		g.Go(func() error { return scavenger.Run(background) })
+		g.Go(func() error {
+			leader.Run(background, db.connect("strata scavenger"), "scavenger", leader.Options{Logger: logger, Observer: parts.resolver.Metrics}, func(ctx context.Context) {
+				_ = scavenger.Run(ctx) // it logs its own failures and returns when ctx ends
+			})
+			return nil
+		})
 	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

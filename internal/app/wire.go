@@ -1,8 +1,10 @@
 package app
 
 import (
+	"context"
 	"log/slog"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/graph"
@@ -10,6 +12,7 @@ import (
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/hub"
+	"github.com/strata-es/strata/internal/leader"
 	"github.com/strata-es/strata/internal/metrics"
 	"github.com/strata-es/strata/internal/projection"
 	"github.com/strata-es/strata/internal/query"
@@ -37,7 +40,13 @@ func storeOptions(cfg config.Config) eventstore.Options {
 // append made in this process wakes the projectors and the feed at once, and has the other
 // processes told (a coalesced NOTIFY). The store, the feed, the WebSocket connections, the
 // projectors, the pool and the GraphQL layer report to one Metrics, served by routes.
-func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) parts {
+//
+// connect, when not nil, opens sessions of their own (the session URL, named for
+// pg_stat_activity): the LISTEN connection and one per projector leadership. Notifications of
+// appends made by other processes then wake this process's projectors too, so that a leader
+// does not wait for its poll. With nil (tests of the GraphQL layer), every projector runs here
+// and the listener copies the pool's configuration.
+func newResolver(pool *pgxpool.Pool, connect func(name string) func(context.Context) (*pgx.Conn, error), cfg config.Config, logger *slog.Logger) parts {
 	var p parts
 	snapshots, _ := cfg.Snapshots() // checked by Validate
 	opts := storeOptions(cfg)
@@ -50,9 +59,19 @@ func newResolver(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) par
 	}
 	store := eventstore.New(pool, opts)
 	m.WatchGroupCommit(store.GroupStats)
-	p.projectors = projection.NewRunner(pool, store, projection.Default(), projection.Options{}, logger)
+	projOpts := projection.Options{}
+	hubOpts := hub.Options{Buffer: cfg.SubscriberBuffer, Observer: m, Notified: func() {
+		m.Notified()
+		p.projectors.Wake()
+	}}
+	if connect != nil {
+		projOpts.Connect = connect("strata leader")
+		projOpts.Leadership = leader.Options{Logger: logger, Observer: m}
+		hubOpts.Connect = connect("strata listener")
+	}
+	p.projectors = projection.NewRunner(pool, store, projection.Default(), projOpts, logger)
 	m.WatchProjections(p.projectors)
-	p.hub = hub.New(pool, store, hub.Options{Buffer: cfg.SubscriberBuffer, Observer: m}, logger)
+	p.hub = hub.New(pool, store, hubOpts, logger)
 	conns := wsconn.NewRegistry()
 	m.WatchConnections(conns)
 	p.resolver = &graph.Resolver{

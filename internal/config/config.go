@@ -23,6 +23,10 @@ type Config struct {
 	// ReadDatabaseURL, when set, names a streaming replica of DatabaseURL that queries of
 	// projections and history read from; empty reads everything from DatabaseURL.
 	ReadDatabaseURL string
+	// ListenDatabaseURL reaches the same database on a session of its own (not through a pooler
+	// in transaction mode): the LISTEN connection, leadership locks, rebuild locks and
+	// migrations use it. Empty means DatabaseURL.
+	ListenDatabaseURL string
 	// DataDir holds the private cluster's data (DataDir/postgres) and log.
 	DataDir string
 	// Addr is the HTTP listen address of `strata serve`.
@@ -173,6 +177,7 @@ func (f *FlagSet) Settings() []Setting { return f.settings }
 // Register adds the settings every subcommand that talks to the database shares.
 func (c *Config) Register(f *FlagSet) {
 	f.String(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL; empty starts a private cluster under --data-dir")
+	f.String(&c.ListenDatabaseURL, "listen-database-url", "LISTEN_DATABASE_URL", "", "PostgreSQL URL of the same database for session work (LISTEN, leadership and migration locks), direct rather than through a pooler in transaction mode; empty means --database-url")
 	f.String(&c.DataDir, "data-dir", "STRATA_DATA_DIR", ".strata", "directory for the private cluster's data and log")
 	f.Int(&c.DBMaxConns, "db-max-conns", "STRATA_DB_MAX_CONNS", 20, "most connections in the pool")
 	f.Int(&c.MaxEventsPerAppend, "max-events-per-append", "STRATA_MAX_EVENTS_PER_APPEND", eventstore.DefaultMaxEventsPerAppend, "most events in one append")
@@ -301,6 +306,9 @@ func (c *Config) Validate() error {
 	if c.ReadDatabaseURL != "" && c.DatabaseURL == "" {
 		errs = append(errs, errors.New("--read-database-url needs --database-url: a replica follows a server it can name, and the private cluster moves to a new port at every start"))
 	}
+	if c.ListenDatabaseURL != "" && c.DatabaseURL == "" {
+		errs = append(errs, errors.New("--listen-database-url needs --database-url: the private cluster is reached directly"))
+	}
 	if c.DatabaseURL == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must be set when --database-url is empty"))
 	}
@@ -316,6 +324,14 @@ func (c *Config) Validate() error {
 
 // DefaultSnapshotEvery applies to the seed's aggregates unless --snapshot-every says otherwise.
 const DefaultSnapshotEvery = 100
+
+// SessionURL returns the URL for session work: ListenDatabaseURL, else DatabaseURL.
+func (c *Config) SessionURL() string {
+	if c.ListenDatabaseURL != "" {
+		return c.ListenDatabaseURL
+	}
+	return c.DatabaseURL
+}
 
 // Snapshots returns --snapshot-every as a map from category to N, with the defaults for the
 // seed's aggregates.

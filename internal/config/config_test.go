@@ -181,8 +181,8 @@ func TestSettingsListEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 			t.Errorf("%s backs both --%s and --%s", s.Env, other, s.Flag)
 		}
 		envs[s.Env] = s.Flag
-		// The two database URLs keep the names such settings have everywhere.
-		if s.Env != "DATABASE_URL" && s.Env != "READ_DATABASE_URL" && !strings.HasPrefix(s.Env, "STRATA_") {
+		// The database URLs keep the names such settings have everywhere.
+		if s.Env != "DATABASE_URL" && s.Env != "READ_DATABASE_URL" && s.Env != "LISTEN_DATABASE_URL" && !strings.HasPrefix(s.Env, "STRATA_") {
 			t.Errorf("--%s: environment variable %q does not start with STRATA_", s.Flag, s.Env)
 		}
 		if s.Usage == "" {

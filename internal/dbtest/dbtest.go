@@ -238,3 +238,31 @@ func (migrator) Hash() (string, error) { return common.HashDirs(migrations.FS(),
 func (migrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config) error {
 	return migrations.Up(ctx, db, nil)
 }
+
+// PgBouncer starts PgBouncer in transaction pooling mode in front of the server of u (a URL of
+// URL's), stopped when the test ends, and returns u through it: the same database, user and
+// password, on the pooler's port. The test fails when Debian's pgbouncer is not installed.
+func PgBouncer(t testing.TB, u string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	b, err := pgserver.StartPgBouncer(context.Background(), pgserver.BouncerOptions{
+		Upstream: u,
+		Dir:      TempDir(t),
+		Users:    map[string]string{cfg.User: cfg.Password},
+	})
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Stop(); err != nil {
+			t.Errorf("dbtest: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("pgbouncer's log ends with:\n%s", b.Log())
+		}
+	})
+	return b.URL(cfg.Database, cfg.User, cfg.Password)
+}

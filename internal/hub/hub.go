@@ -40,6 +40,13 @@ type Options struct {
 	// Observer, when set, is told of subscriptions starting and ending and of subscribers
 	// falling behind, for metrics.
 	Observer Observer
+	// Connect, when set, opens the LISTEN connection: a session of its own, which a pooler in
+	// transaction mode does not give (notifications would go to whichever client holds the
+	// server connection then). When nil, it is made from the pool's configuration.
+	Connect func(context.Context) (*pgx.Conn, error)
+	// Notified, when set, is called for each notification received (an append by any process),
+	// on the listener's goroutine: it must not block.
+	Notified func()
 }
 
 // Observer is told what happens to subscriptions, on the goroutines of Subscribe's callers and
@@ -312,6 +319,9 @@ func (h *Hub) listen(ctx context.Context) {
 				_ = conn.Close(context.WithoutCancel(ctx))
 				return
 			}
+			if err == nil && h.opts.Notified != nil {
+				h.opts.Notified()
+			}
 			if err == nil || errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed() {
 				poke(h.wake) // a notification, or the periodic poll
 				continue
@@ -324,9 +334,15 @@ func (h *Hub) listen(ctx context.Context) {
 }
 
 func (h *Hub) connectListener(ctx context.Context) (*pgx.Conn, error) {
-	cfg := h.pool.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["application_name"] = "strata listener"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	var conn *pgx.Conn
+	var err error
+	if h.opts.Connect != nil {
+		conn, err = h.opts.Connect(ctx)
+	} else {
+		cfg := h.pool.Config().ConnConfig.Copy()
+		cfg.RuntimeParams["application_name"] = "strata listener"
+		conn, err = pgx.ConnectConfig(ctx, cfg)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,8 @@ type Metrics struct {
 	operationDuration *prometheus.HistogramVec
 
 	fallbacks *prometheus.CounterVec // nil without a read replica (replica.go)
+	leaders       *prometheus.GaugeVec
+	notifications prometheus.Counter
 
 	mu    sync.Mutex
 	names map[string]bool // operation names with their own series
@@ -112,6 +114,14 @@ func New(logger *slog.Logger) *Metrics {
 			Help:    "How long GraphQL queries and mutations took, by type; subscriptions are not timed.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1ms to 8s
 		}, []string{"type"}),
+		leaders: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_leader",
+			Help: "1 while this process leads the named work (projection:<name>, ...), else 0.",
+		}, []string{"name"}),
+		notifications: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_listen_notifications_total",
+			Help: "Notifications of appends (by any process) received on the LISTEN connection.",
+		}),
 		names: map[string]bool{},
 	}
 	for _, o := range []string{OutcomeOK, OutcomeConflict, OutcomeInvalid, OutcomeError} {
@@ -123,6 +133,7 @@ func New(logger *slog.Logger) *Metrics {
 		m.appends, m.appendDuration, m.eventsAppended, m.eventsRead,
 		m.subscriptions, m.behind, m.slowDropped,
 		m.operations, m.operationDuration,
+		m.leaders, m.notifications,
 	)
 	return m
 }
@@ -195,6 +206,26 @@ func (m *Metrics) SubscriberBehind() {
 		return
 	}
 	m.behind.Inc()
+}
+
+// Leading records whether this process leads name (leader.Observer).
+func (m *Metrics) Leading(name string, leading bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if leading {
+		v = 1
+	}
+	m.leaders.WithLabelValues(name).Set(v)
+}
+
+// Notified records a notification received on the LISTEN connection.
+func (m *Metrics) Notified() {
+	if m == nil {
+		return
+	}
+	m.notifications.Inc()
 }
 
 // SlowConsumerDropped records a WebSocket connection closed because a write timed out.

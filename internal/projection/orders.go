@@ -120,10 +120,11 @@ func (r sqlOrders) put(ctx context.Context, s order.State, e eventstore.Recorded
 	if err != nil {
 		return err
 	}
-	_, err = r.tx.Exec(ctx, `INSERT INTO `+r.table+` AS o (id, customer_id, status, items, total, carrier, tracking_number, cancel_reason, version, position, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+	// As a string: in pgx's exec mode (a pooler in transaction mode) a []byte goes as bytea.
+	_, err = r.tx.Exec(ctx, `INSERT INTO `+r.table+` AS o (id, customer_id, status, items, total, carrier, tracking_number, cancel_reason, version, position, created_at, updated_at, applied)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)
 ON CONFLICT (id) DO UPDATE SET status = $3, items = $4, total = $5, carrier = $6, tracking_number = $7,
-	cancel_reason = $8, version = $9, position = $10, updated_at = $11`,
-		s.ID, s.CustomerID, string(s.Status), items, int64(s.Total), s.Carrier, s.TrackingNumber, s.CancelReason, s.Version, e.Position.String(), e.RecordedAt)
+	cancel_reason = $8, version = $9, position = $10, updated_at = $11, applied = o.applied + 1`,
+		s.ID, s.CustomerID, string(s.Status), string(items), int64(s.Total), s.Carrier, s.TrackingNumber, s.CancelReason, s.Version, e.Position.String(), e.RecordedAt)
 	return err
 }

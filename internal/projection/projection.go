@@ -2,9 +2,16 @@
 // follow the global order, each with a checkpoint, asynchronously (outside the append path).
 //
 // A projector applies a batch of events and moves its checkpoint in one transaction, so every
-// event is applied exactly once, across restarts and crashes. Projectors of one name take turns
-// on a transaction-scoped advisory lock, so several server processes may run the same
-// projectors. A rebuild fills a fresh copy of the table from the first event while the old one
+// event is applied exactly once, across restarts and crashes. Each batch holds a
+// transaction-scoped advisory lock per checkpoint, so batches of one projector never overlap.
+//
+// With several server processes on one database, each projector follows the log in one of them
+// at a time: the leader of "projection:<name>" (package leader), when Options.Connect is set.
+// Leadership only saves the others' work; it is not what keeps events from being applied twice.
+// A leader cut off from the database may still be running a batch when another process takes
+// over, and that is harmless: the batch lock makes the two take turns, and the checkpoint read
+// under it, in the transaction that moves it, makes the second start where the first stopped.
+// A rebuild fills a fresh copy of the table from the first event while the old one
 // keeps serving, then swaps the two in one transaction.
 package projection
 
@@ -20,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/leader"
 )
 
 // Projector is one read model: how an event changes its table.
@@ -47,6 +55,14 @@ type Options struct {
 	Poll time.Duration
 	// Retry is how long a projector waits after a failed batch; 0 means 1s.
 	Retry time.Duration
+	// Connect, when set, opens a dedicated session to the database (not through a pooler in
+	// transaction mode): each projector then runs only while this process leads
+	// "projection:<name>" on such a session, and rebuilds hold their lock on one. When nil,
+	// every process runs every projector, taking turns batch by batch, and rebuilds lock on
+	// a pool connection.
+	Connect func(context.Context) (*pgx.Conn, error)
+	// Leadership configures the competition for leadership when Connect is set.
+	Leadership leader.Options
 }
 
 func (o Options) withDefaults() Options {
@@ -108,14 +124,24 @@ func (r *Runner) Wake() {
 	}
 }
 
-// Run runs every projector until ctx ends; it returns nil then. Failed batches are logged and
-// tried again, so a database that goes away and comes back does not stop the server.
+// LeaderName is the leadership a process must hold to run projector name.
+func LeaderName(name string) string { return "projection:" + name }
+
+// Run runs every projector until ctx ends (each only while this process leads it, when
+// Options.Connect is set); it returns nil then. Failed batches are logged and tried again, so a
+// database that goes away and comes back does not stop the server.
 func (r *Runner) Run(ctx context.Context) error {
 	done := make(chan struct{}, len(r.projectors))
 	for _, p := range r.projectors {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			r.follow(ctx, p)
+			if r.opts.Connect == nil {
+				r.follow(ctx, p)
+				return
+			}
+			leader.Run(ctx, r.opts.Connect, LeaderName(p.Name()), r.opts.Leadership, func(ctx context.Context) {
+				r.follow(ctx, p)
+			})
 		}()
 	}
 	for range r.projectors {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrRebuildRunning is returned by Rebuild when the projection is being rebuilt already.
@@ -24,6 +25,30 @@ func (r *Runner) behindLive(ctx context.Context, q interface {
 	return rebuilt < live, err
 }
 
+// session is a connection that keeps its session (a rebuild's lock lives in it) until release:
+// a dedicated one from Options.Connect when set (a pool may sit behind a pooler in transaction
+// mode, which shares sessions between clients), else one of the pool's.
+func (r *Runner) session(ctx context.Context) (sessionConn, func(), error) {
+	if r.opts.Connect == nil {
+		conn, err := r.pool.Acquire(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return conn, conn.Release, nil
+	}
+	conn, err := r.opts.Connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, func() { _ = conn.Close(context.WithoutCancel(ctx)) }, nil
+}
+
+// sessionConn is what a rebuild does on its session: *pgxpool.Conn or *pgx.Conn.
+type sessionConn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Session advisory locks of class 1398031427 mark running rebuilds, one per projection.
 const (
 	tryRebuildLockSQL = `SELECT pg_try_advisory_lock(1398031427, hashtext($1))`
@@ -39,11 +64,11 @@ func (r *Runner) Rebuild(ctx context.Context, name string, progress Progress) er
 	if err != nil {
 		return err
 	}
-	conn, err := r.pool.Acquire(ctx)
+	conn, release, err := r.session(ctx)
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
-	defer conn.Release()
+	defer release()
 	var locked bool
 	if err := conn.QueryRow(ctx, tryRebuildLockSQL, name).Scan(&locked); err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)

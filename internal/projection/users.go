@@ -108,9 +108,9 @@ func (r sqlUsers) get(ctx context.Context, id string) (user.State, error) {
 }
 
 func (r sqlUsers) put(ctx context.Context, s user.State, e eventstore.RecordedEvent) error {
-	_, err := r.tx.Exec(ctx, `INSERT INTO `+r.table+` AS u (id, name, email, status, version, position, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-ON CONFLICT (id) DO UPDATE SET name = $2, email = $3, status = $4, version = $5, position = $6, updated_at = $7`,
+	_, err := r.tx.Exec(ctx, `INSERT INTO `+r.table+` AS u (id, name, email, status, version, position, created_at, updated_at, applied)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1)
+ON CONFLICT (id) DO UPDATE SET name = $2, email = $3, status = $4, version = $5, position = $6, updated_at = $7, applied = u.applied + 1`,
 		s.ID, s.Name, s.Email, string(s.Status), s.Version, e.Position.String(), e.RecordedAt)
 	return err
 }

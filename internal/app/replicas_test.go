@@ -1,0 +1,256 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/metrics/metricstest"
+)
+
+// projectionLeaders are the leaderships of the seed's projectors, as /metrics labels them.
+var projectionLeaders = []string{"projection:orders", "projection:users"} //nolint:gochecknoglobals // a constant list
+
+// leadersOf scrapes the metrics of each server and returns, for each projection leadership, the
+// indexes of the servers that report leading it.
+func leadersOf(t *testing.T, srvs []*childServer) map[string][]int {
+	t.Helper()
+	out := map[string][]int{}
+	for i, s := range srvs {
+		if s == nil {
+			continue
+		}
+		m := metricstest.Scrape(t, "http://"+s.addr+"/metrics")
+		for _, name := range projectionLeaders {
+			v, ok := m[`strata_leader{name="`+name+`"}`]
+			if !ok {
+				t.Fatalf("server %d: /metrics has no strata_leader for %s", i, name)
+			}
+			if v == 1 {
+				out[name] = append(out[name], i)
+			}
+		}
+	}
+	return out
+}
+
+// waitOneLeaderEach waits until each projection has exactly one leader among srvs (nil entries
+// are servers that are gone) and returns them.
+func waitOneLeaderEach(t *testing.T, srvs []*childServer, within time.Duration) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		leaders := leadersOf(t, srvs)
+		one := map[string]int{}
+		for _, name := range projectionLeaders {
+			if len(leaders[name]) == 1 {
+				one[name] = leaders[name][0]
+			}
+		}
+		if len(one) == len(projectionLeaders) {
+			return one
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no single leader per projection within %s: %v", within, leaders)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Three servers share one database while writers append through all three; the one leading the
+// orders projection is killed (SIGKILL) under that load. Another takes the projection over, the
+// writers on the survivors carry on, and in the end the read models hold exactly what a replay
+// of the log gives: every row's applied count equals its stream's events (an event applied
+// twice would count twice), and no projection skipped anything.
+func TestThreeReplicasOneProjectorLeader(t *testing.T) {
+	bin := buildStrata(t)
+	url := dbtest.URL(t)
+	pool := dbtest.PoolFor(t, url, 4)
+	verifyNoLeaks(t)
+	// metricstest.Scrape keeps connections to the servers open in the default client.
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	ctx := t.Context()
+	transport := &http.Transport{MaxIdleConnsPerHost: 16}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: transport}
+	t.Cleanup(transport.CloseIdleConnections)
+
+	serverLog := &syncBuffer{}
+	env := &environment{stdout: serverLog, stderr: serverLog}
+	cfg := config.Config{DBMaxConns: 10, LogLevel: slog.LevelInfo, LogFormat: "text"}
+	srvs := make([]*childServer, 3)
+	for i := range srvs {
+		srv, err := startServer(ctx, env, cfg, bin, url)
+		if err != nil {
+			t.Fatalf("server %d: %v; log:\n%s", i, err, serverLog)
+		}
+		t.Cleanup(srv.stop)
+		srvs[i] = srv
+	}
+	before := waitOneLeaderEach(t, srvs, 30*time.Second)
+	t.Logf("leaders before the kill: %v", before)
+
+	// Two writers per server; each stops at its first request without an answer (its server
+	// died) or when its context ends.
+	var (
+		answered atomic.Int64
+		ws       []*crashWriter
+		wg       sync.WaitGroup
+	)
+	writeCtx, stopWriters := context.WithCancel(ctx)
+	defer stopWriters()
+	for n := range 6 {
+		w := &crashWriter{n: n, addr: srvs[n%3].addr, client: client, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(n))), shared: map[string]int64{}}
+		ws = append(ws, w)
+		wg.Go(func() { w.run(writeCtx, t, &answered) })
+	}
+	waitAnswered := func(n int64, what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for answered.Load() < n {
+			if time.Now().After(deadline) {
+				stopWriters()
+				wg.Wait()
+				t.Fatalf("%s: only %d requests answered within 60s; log:\n%s", what, answered.Load(), serverLog)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitAnswered(300, "before the kill")
+
+	victim := before["projection:orders"]
+	_ = srvs[victim].cmd.Process.Signal(syscall.SIGKILL)
+	<-srvs[victim].done
+	srvs[victim] = nil
+	killedAt, answeredAtKill := time.Now(), answered.Load()
+	after := waitOneLeaderEach(t, srvs, 30*time.Second)
+	t.Logf("server %d killed; leaders %v after %s", victim, after, time.Since(killedAt).Round(time.Millisecond))
+
+	// The survivors keep serving writes, and the new leader applies them.
+	waitAnswered(answeredAtKill+300, "after the kill")
+	stopWriters()
+	wg.Wait()
+	var survivor *childServer
+	for _, s := range srvs {
+		if s != nil {
+			survivor = s
+		}
+	}
+
+	var (
+		appends  []*crashAppend
+		commands []*crashCommand
+	)
+	for _, w := range ws {
+		appends = append(appends, w.appends...)
+		commands = append(commands, w.commands...)
+	}
+	checkLog(ctx, t, pool, appends, commands)
+	waitProjectionsLive(ctx, t, pool, client, survivor.addr)
+	checkAppliedOnce(ctx, t, pool)
+
+	live := readModels(ctx, t, pool)
+	if want := []string{"orders 0", "users 0"}; !slices.Equal(live["skipped"], want) {
+		t.Errorf("checkpoints skipped %v, want %v", live["skipped"], want)
+	}
+	// A rebuild replays every stream from its first event into a fresh table: each row must be
+	// what the live projectors, across the takeover, made of it.
+	for _, name := range []string{"users", "orders"} {
+		rebuildCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		cmd := exec.CommandContext(rebuildCtx, bin, "projections", "rebuild", name, "--log-level", "warn")
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("strata projections rebuild %s: %v\n%s", name, err, out)
+		}
+	}
+	rebuilt := readModels(ctx, t, pool)
+	for _, name := range []string{"users", "orders"} {
+		if !slices.Equal(live[name], rebuilt[name]) {
+			t.Errorf("%s: the live read model (%d rows) differs from its replay (%d rows)", name, len(live[name]), len(rebuilt[name]))
+			for i := range max(len(live[name]), len(rebuilt[name])) {
+				if rowOr(live[name], i) != rowOr(rebuilt[name], i) {
+					t.Errorf("%s: first difference at row %d:\nlive:    %s\nreplay:  %s", name, i, rowOr(live[name], i), rowOr(rebuilt[name], i))
+					break
+				}
+			}
+		}
+	}
+	if !strings.Contains(serverLog.String(), "leadership acquired") {
+		t.Errorf("no server logged that it acquired a leadership")
+	}
+	for _, s := range srvs {
+		if s != nil {
+			s.stop()
+			if s.err != nil {
+				t.Errorf("a surviving server, stopped with SIGTERM: %v", s.err)
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("server log:\n%s", serverLog)
+	}
+}
+
+// checkAppliedOnce checks every users and orders row against its stream: it is at the stream's
+// last version, and it has applied as many events as the stream holds, no more (a double apply)
+// and no fewer.
+func checkAppliedOnce(ctx context.Context, t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	for _, table := range []string{"users", "orders"} {
+		category := strings.TrimSuffix(table, "s")
+		rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT r.id::text, r.version, r.applied, s.events, s.last
+FROM %s r LEFT JOIN (SELECT stream_id, count(*) AS events, max(version) AS last FROM events GROUP BY stream_id) s
+	ON s.stream_id = '%s-' || r.id::text
+WHERE s.events IS DISTINCT FROM r.applied OR s.last IS DISTINCT FROM r.version`, pgx.Identifier{table}.Sanitize(), category))
+		if err != nil {
+			t.Fatal(err)
+		}
+		type mismatch struct {
+			ID               string
+			Version, Applied int64
+			Events, Last     *int64
+		}
+		bad, err := pgx.CollectRows(rows, pgx.RowToStructByPos[mismatch])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range bad {
+			if i == 5 {
+				t.Errorf("%s: %d rows in all disagree with their streams", table, len(bad))
+				break
+			}
+			t.Errorf("%s row %s: version %d, %d events applied; its stream: %v events, last version %v", table, m.ID, m.Version, m.Applied, deref(m.Events), deref(m.Last))
+		}
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Errorf("%s: no rows; the test proves little", table)
+		}
+	}
+}
+
+func deref(p *int64) any {
+	if p == nil {
+		return "none"
+	}
+	return *p
+}
