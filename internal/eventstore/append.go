@@ -179,7 +179,7 @@ func (s *Store) appendStream(ctx context.Context, streamID string, expected Expe
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) {
 				switch {
-				case pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key":
+				case pgErr.Code == "23505" && pgErr.ConstraintName == "event_ids_pkey":
 					return s.repeated(ctx, streamID, expected, in, nil)
 				case len(pgErr.Code) == 5 && pgErr.Code[:2] == "22": // data exception: PostgreSQL refused a value
 					return AppendResult{}, &ValidationError{Field: "events", Reason: pgErr.Message}
@@ -433,12 +433,15 @@ func jsonDepth(b []byte) int {
 }
 
 // repeatedSQL finds stored events with the ids of an append and says whether each has the
-// content the append sends, comparing as PostgreSQL compares jsonb values.
+// content the append sends, comparing as PostgreSQL compares jsonb values. Event ids are unique
+// in event_ids, which says where each event is (events is partitioned by position, so it can
+// hold no unique index on event ids; migrations/00004_partitioned_events.sql).
 const repeatedSQL = `SELECT i.ord, e.stream_id, e.version, e.transaction_id, e.position, e.recorded_at,
        e.type = i.type AND e.schema_version = i.schema_version AND e.data = i.data AND e.metadata = i.metadata
 FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::jsonb[])
      WITH ORDINALITY AS i(event_id, type, schema_version, data, metadata, ord)
-JOIN events e ON e.event_id = i.event_id
+JOIN event_ids x ON x.event_id = i.event_id
+JOIN events e ON (e.transaction_id, e.position) = (x.transaction_id, x.position)
 ORDER BY i.ord`
 
 // repeated decides whether an append that could not be written repeats one that was: its event
