@@ -17,6 +17,7 @@ import (
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/partition"
 	"github.com/strata-es/strata/internal/playground"
 	"github.com/strata-es/strata/internal/reqlog"
 	"github.com/strata-es/strata/internal/wsconn"
@@ -42,6 +43,11 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	// Partitions are made ahead before the first append can need one, then kept ahead.
+	partitions := partition.New(db.pool, int64(cfg.PartitionSize), logger)
+	if _, err := partitions.Ensure(ctx, 0); err != nil {
+		return err
 	}
 	parts := newResolver(db.pool, cfg, logger)
 	parts.resolver.Auth = authn
@@ -77,6 +83,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	g.Go(func() error { return parts.projectors.Run(background) })
 	// The subscription feed: one LISTEN connection, fan-out to every subscriber.
 	g.Go(func() error { return parts.hub.Run(background) })
+	g.Go(func() error { return partitions.Run(background) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
