@@ -95,7 +95,9 @@ func TestPartitionsArchiveRestoreThroughTheCommandLine(t *testing.T) {
 		if err != nil || len(r.Errors) > 0 {
 			t.Fatalf("allEvents: %v %+v", err, r.Errors)
 		}
-		var conn struct{ Edges []struct{ Node json.RawMessage } }
+		var conn struct {
+			Edges []struct{ Node json.RawMessage }
+		}
 		if err := json.Unmarshal(r.Data["allEvents"], &conn); err != nil {
 			t.Fatal(err)
 		}

@@ -389,7 +389,9 @@ const groupWaveSQL = `WITH req AS (
 	SELECT ev.event_id, c.stream_id, c.version + ev.k, ev.type, ev.schema_version, ev.data, ev.metadata
 	FROM ev JOIN cur c ON c.ord = ev.a WHERE c.status = 'ok'
 	ORDER BY ev.ord -- positions are drawn in arrival order
-	RETURNING stream_id, version, transaction_id, position, recorded_at
+	RETURNING event_id, stream_id, version, transaction_id, position, recorded_at
+), ids AS (
+	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
 )
 SELECT c.status, c.version, i.first, i.tx, i.positions, i.at
 FROM cur c LEFT JOIN (

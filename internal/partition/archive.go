@@ -174,10 +174,24 @@ func (m *Manager) Archive(ctx context.Context, bound Bound, path string, progres
 	if _, err := os.Stat(path); err == nil {
 		return ArchiveResult{}, fmt.Errorf("archive to %s: the file exists; choose another name", path)
 	}
+	// The file is made before anything is detached, so a path that cannot be written fails
+	// with nothing changed.
+	tmp := path + ".partial"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // the operator names the file
+	if err != nil {
+		return ArchiveResult{}, fmt.Errorf("archive: create %s: %w (a leftover of an archive that failed may be deleted)", tmp, err)
+	}
+	defer func() { _ = f.Close() }()
+	written := false
+	defer func() {
+		if !written {
+			_ = os.Remove(tmp)
+		}
+	}()
 	var res ArchiveResult
 	var ps []Partition
 	var justDetached []Partition
-	err := retryLock(ctx, func() error {
+	err = retryLock(ctx, func() error {
 		var err error
 		ps, justDetached, res.Stopped, err = m.detach(ctx, bound)
 		return err
@@ -191,12 +205,13 @@ func (m *Manager) Archive(ctx context.Context, bound Bound, path string, progres
 	for _, p := range ps {
 		progress("detached partition %s [%d, %d)", p.Name, p.First, p.End)
 	}
-	manifest, err := m.write(ctx, ps, path, progress)
+	manifest, err := m.write(ctx, ps, f, path, progress)
+	written = err == nil
 	if err == nil {
 		err = verifyFile(path, manifest, progress)
 	}
 	if err != nil {
-		_ = os.Remove(path + ".partial")
+		_ = os.Remove(path) // the file did not exist before (checked above); half an archive is none
 		if rerr := m.reattach(context.WithoutCancel(ctx), justDetached); rerr != nil {
 			return res, fmt.Errorf("archive: %w; attaching the partitions again failed too (%w): they stay detached, and their events unreadable, until `strata archive` runs again", err, rerr)
 		}
@@ -332,7 +347,7 @@ func (m *Manager) drop(ctx context.Context, ps []Partition) error {
 const archiveColumns = `position, transaction_id, event_id::text, stream_id, version, type, schema_version, data, metadata, recorded_at`
 
 // write writes the events of the detached partitions ps to path, through path.partial, synced.
-func (m *Manager) write(ctx context.Context, ps []Partition, path string, progress Progress) (Manifest, error) {
+func (m *Manager) write(ctx context.Context, ps []Partition, f *os.File, path string, progress Progress) (Manifest, error) {
 	manifest := Manifest{Format: Format, CreatedAt: time.Now().UTC()}
 	var parts []string
 	for _, p := range ps {
@@ -343,12 +358,7 @@ func (m *Manager) write(ctx context.Context, ps []Partition, path string, progre
 		manifest.Partitions = append(manifest.Partitions, ManifestRange{First: p.First, End: p.End, Count: n})
 		parts = append(parts, "SELECT "+archiveColumns+" FROM "+pgx.Identifier{p.Name}.Sanitize())
 	}
-	tmp := path + ".partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return manifest, fmt.Errorf("create %s: %w", tmp, err)
-	}
-	defer func() { _ = f.Close() }()
+	tmp := f.Name()
 	zw := gzip.NewWriter(f)
 	bw := bufio.NewWriterSize(zw, 1<<16)
 	sum := sha256.New()

@@ -366,3 +366,69 @@ func TestRestoreRefusesCorruptArchives(t *testing.T) {
 		t.Fatalf("after the restore events holds %d rows, want 25", n)
 	}
 }
+
+// An archive that cannot write its file changes nothing: every partition stays attached.
+func TestArchiveThatCannotWriteChangesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, m, pool := tiny(t, 10)
+	appendMany(t, s, m, 25)
+	before, err := m.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound, _ := partition.ParseBound("20")
+	dir := t.TempDir()
+	if _, err := m.Archive(ctx, bound, filepath.Join(dir, "missing", "a.gz"), nil); err == nil {
+		t.Fatal("archive into a directory that does not exist succeeded")
+	}
+	existing := filepath.Join(dir, "taken.gz")
+	if err := os.WriteFile(existing, []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Archive(ctx, bound, existing, nil); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("archive over an existing file: %v, want it refused", err)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "mine" {
+		t.Fatalf("the existing file now holds %q", b)
+	}
+	after, err := m.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after, before) {
+		t.Fatalf("partitions after the failed archives:\n%+v\nbefore:\n%+v", after, before)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM event_ids`); n != 25 {
+		t.Fatalf("event_ids holds %d ids, want 25", n)
+	}
+}
+
+// An event id appended again after its event was archived stops the restore: nothing is
+// restored, rather than the id stored twice.
+func TestRestoreRefusesAnEventIDStoredAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, m, pool := tiny(t, 10)
+	appendMany(t, s, m, 25)
+	events := readAll(t, s, 25)
+	file := filepath.Join(t.TempDir(), "a.gz")
+	bound, _ := partition.ParseBound("10")
+	if _, err := m.Archive(ctx, bound, file, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The archived id is free again: the idempotency window ended with the archive.
+	if _, err := s.Append(ctx, "other-1", eventstore.Any(), []eventstore.EventData{{ID: events[0].ID, Type: "Noted", Data: json.RawMessage(`{}`)}}); err != nil {
+		t.Fatalf("append reusing an archived id: %v", err)
+	}
+	_, err := m.Restore(ctx, file, nil)
+	if err == nil || !strings.Contains(err.Error(), "stored again") {
+		t.Fatalf("restore with an id stored again: %v", err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM events WHERE position < 10`); n != 0 {
+		t.Fatalf("the refused restore left %d rows", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM pg_class WHERE relname = $1`, partition.Name(0, 10)); n != 0 {
+		t.Fatal("the refused restore left its partition")
+	}
+}

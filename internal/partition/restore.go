@@ -16,7 +16,7 @@ var ErrOverlap = errors.New("archive overlaps existing partitions")
 
 // Restore brings an archive's events back: it reads the file once to check it against its
 // manifest, then, in one transaction, makes and attaches a partition for each archived range
-// and copies the events into events (COPY), which records their event ids again. Events come
+// and copies the events into events (COPY), and records their event ids again. Events come
 // back with their positions and transaction ids, so in their place in the global order. A file
 // that does not match its manifest, or whose ranges overlap a partition that exists (attached
 // or detached), is refused before anything is written; any failure after that rolls the whole
@@ -62,14 +62,21 @@ func (m *Manager) Restore(ctx context.Context, path string, progress Progress) (
 		n, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
 			[]string{"position", "transaction_id", "event_id", "stream_id", "version", "type", "schema_version", "data", "metadata", "recorded_at"}, src)
 		if err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "event_ids_pkey" {
-				return fmt.Errorf("an archived event id is stored again since the archive was made (%s): restoring would store it twice", pgErr.Detail)
-			}
 			return fmt.Errorf("copy events: %w", err)
 		}
 		if n != manifest.Count {
 			return fmt.Errorf("copied %d events, the manifest says %d", n, manifest.Count)
+		}
+		for _, r := range manifest.Partitions {
+			_, err := tx.Exec(ctx, `INSERT INTO event_ids (event_id, transaction_id, position)
+SELECT event_id, transaction_id, position FROM events WHERE position >= $1 AND position < $2`, r.First, r.End)
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "event_ids_pkey" {
+				return fmt.Errorf("an archived event id is stored again since the archive was made (%s): restoring would store it twice", pgErr.Detail)
+			}
+			if err != nil {
+				return fmt.Errorf("record event ids of [%d, %d): %w", r.First, r.End, err)
+			}
 		}
 		progress("restored %d events; committing", n)
 		return nil
