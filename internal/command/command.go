@@ -232,6 +232,10 @@ func (h *Handler) readFrom(ctx context.Context, streamID string, from, to int64,
 		if err != nil {
 			return err
 		}
+		if len(slice.Events) == 0 && slice.Version >= from {
+			// The stream has versions from on, but none is stored: all of them are archived.
+			return fmt.Errorf("%s: versions %d to %d are archived; restore them (strata restore) to load it", streamID, from, slice.Version)
+		}
 		if len(slice.Events) > 0 && slice.Events[0].Version != from {
 			// The events before are archived (strata archive): folding from here would build a
 			// wrong state, so the load fails until they are restored or a snapshot covers them.
