@@ -127,8 +127,11 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 	opts.Progress = env.stderr
 	// Partitions are kept ahead as the server keeps them, so a long run never runs out.
 	keepCtx, stopKeeping := context.WithCancel(ctx)
-	kept := make(chan error, 1)
-	go func() { kept <- partition.New(pool, int64(cfg.PartitionSize), logger).Run(keepCtx) }()
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		_ = partition.New(pool, int64(cfg.PartitionSize), logger).Run(keepCtx) // logs its failures itself
+	}()
 	res, runErr := bench.Append(ctx, eventstore.New(pool, cfg.StoreOptions()), opts)
 	stopKeeping()
 	<-kept
