@@ -12,9 +12,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -430,5 +432,148 @@ func TestRestoreRefusesAnEventIDStoredAgain(t *testing.T) {
 	}
 	if n := count(t, pool, `SELECT count(*) FROM pg_class WHERE relname = $1`, partition.Name(0, 10)); n != 0 {
 		t.Fatal("the refused restore left its partition")
+	}
+}
+
+// Archiving while writers append, with partitions made ahead all along: every acknowledged
+// event is either in the archive or still in the table, never both, never lost; after the
+// restore the log holds each exactly once.
+func TestArchiveUnderConcurrentAppendsLosesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, m, pool := tiny(t, 100)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := map[uuid.UUID]bool{}
+	errs := make(chan error, 8)
+	wg.Go(func() { // the server's loop, faster
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if _, err := m.Ensure(ctx, 0); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := s.Append(ctx, fmt.Sprintf("note-%d", w), eventstore.Any(), []eventstore.EventData{
+					{Type: "Noted", Data: json.RawMessage(fmt.Sprintf(`{"w": %d, "i": %d}`, w, i))}})
+				if err != nil {
+					errs <- fmt.Errorf("writer %d: %w", w, err)
+					return
+				}
+				mu.Lock()
+				acked[res.Events[0].ID] = true
+				mu.Unlock()
+			}
+		})
+	}
+	halt := func() {
+		close(stop)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+	waitRows := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for count(t, pool, `SELECT count(*) FROM event_ids`) < n {
+			if time.Now().After(deadline) {
+				halt()
+				t.Fatalf("fewer than %d events appended within 30 s", n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitRows(250)
+	file := filepath.Join(t.TempDir(), "a.gz")
+	bound, _ := partition.ParseBound("1000000000")
+	res, err := m.Archive(ctx, bound, file, nil)
+	if err != nil {
+		halt()
+		t.Fatal(err)
+	}
+	waitRows(count(t, pool, `SELECT count(*) FROM event_ids`) + 100) // appends go on after it
+	halt()
+	if t.Failed() {
+		return
+	}
+	if res.Manifest.Count == 0 || !strings.Contains(res.Stopped, "can still receive events") {
+		t.Fatalf("archived %d events, stopped at %q", res.Manifest.Count, res.Stopped)
+	}
+	remaining := count(t, pool, `SELECT count(*) FROM events`)
+	if got := res.Manifest.Count + remaining; got != int64(len(acked)) {
+		t.Fatalf("%d archived + %d remaining = %d events, %d acknowledged", res.Manifest.Count, remaining, got, len(acked))
+	}
+	if _, err := m.Restore(ctx, file, nil); err != nil {
+		t.Fatal(err)
+	}
+	all := readAll(t, s, len(acked))
+	for _, e := range all {
+		if !acked[e.ID] {
+			t.Fatalf("event %s was never acknowledged", e.ID)
+		}
+		delete(acked, e.ID)
+	}
+	if len(acked) != 0 {
+		t.Fatalf("%d acknowledged events are missing after the restore", len(acked))
+	}
+}
+
+// A cursor bound archives the partitions whose every event is before it in the global order;
+// a time bound those whose every event was recorded before it.
+func TestArchiveBeforeACursorOrATime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, m, _ := tiny(t, 10)
+	appendMany(t, s, m, 35)
+	events := readAll(t, s, 35)
+	var at12 eventstore.Position
+	for _, e := range events {
+		if e.Position.Seq() == 12 {
+			at12 = e.Position
+		}
+	}
+	bound, err := partition.ParseBound(at12.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Archive(ctx, bound, filepath.Join(t.TempDir(), "a.gz"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Manifest.Partitions) != 1 || res.Manifest.Partitions[0].End != 10 || !strings.Contains(res.Stopped, "at or after that position") {
+		t.Fatalf("cursor of position 12: archived %+v, stopped %q; want [0, 10) only", res.Manifest.Partitions, res.Stopped)
+	}
+	if res.Manifest.FirstPosition != events[0].Position.String() || res.Manifest.LastPosition != events[8].Position.String() {
+		t.Fatalf("manifest positions %s..%s, want %s..%s", res.Manifest.FirstPosition, res.Manifest.LastPosition, events[0].Position, events[8].Position)
+	}
+	bound, err = partition.ParseBound(time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = m.Archive(ctx, bound, filepath.Join(t.TempDir(), "b.gz"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Manifest.Partitions) != 2 || res.Manifest.Partitions[1].End != 30 || !strings.Contains(res.Stopped, "can still receive events") {
+		t.Fatalf("time bound after every event: archived %+v, stopped %q; want [10, 20) and [20, 30)", res.Manifest.Partitions, res.Stopped)
+	}
+	if _, err := partition.ParseBound("yesterday"); err == nil {
+		t.Fatal("ParseBound accepted \"yesterday\"")
 	}
 }
