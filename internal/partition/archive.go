@@ -523,6 +523,15 @@ func scan(path string, progress Progress, each func(record) error) (Manifest, er
 	if count != manifest.Count || got != manifest.SHA256 {
 		return Manifest{}, fmt.Errorf("%w: %d event lines with SHA-256 %s, the manifest says %d with %s", ErrCorrupt, count, got, manifest.Count, manifest.SHA256)
 	}
-	out := *manifest
-	return out, nil
+	var inRanges int64
+	for _, r := range manifest.Partitions {
+		if r.End <= r.First || r.Count < 0 {
+			return Manifest{}, fmt.Errorf("%w: the manifest lists the range [%d, %d) with %d events", ErrCorrupt, r.First, r.End, r.Count)
+		}
+		inRanges += r.Count
+	}
+	if inRanges != manifest.Count {
+		return Manifest{}, fmt.Errorf("%w: the manifest's partitions hold %d events, its count says %d", ErrCorrupt, inRanges, manifest.Count)
+	}
+	return *manifest, nil
 }
