@@ -34,6 +34,7 @@ func partitionsCmd(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	if count < 0 {
+		fmt.Fprintf(env.stderr, "--count must be at least 0, not %d\n", count)
 		return fmt.Errorf("%w: --count must be at least 0, not %d", errUsage, count)
 	}
 	logger := newLogger(cfg, env.stderr)
@@ -89,6 +90,7 @@ func archiveCmd(ctx context.Context, env *environment, args []string) error {
 	}
 	bound, err := partition.ParseBound(before)
 	if err != nil {
+		fmt.Fprintln(env.stderr, err)
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	logger := newLogger(cfg, env.stderr)

@@ -146,3 +146,29 @@ func TestPartitionsArchiveRestoreThroughTheCommandLine(t *testing.T) {
 		t.Fatalf("second restore exited %d; stderr:\n%s", code, stderr.String())
 	}
 }
+
+// Bad command lines of the partition commands are refused before anything connects.
+func TestPartitionCommandLines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"partitions"}, "strata partitions list"},
+		{[]string{"partitions", "drop"}, `unknown subcommand "drop"`},
+		{[]string{"partitions", "create", "--count", "-1"}, "--count"},
+		{[]string{"archive", "--to", "x.gz"}, "usage: strata archive"},
+		{[]string{"archive", "--before", "yesterday", "--to", "x.gz"}, "neither a position number"},
+		{[]string{"restore"}, "usage: strata restore"},
+		{[]string{"serve", "--partition-size", "0"}, "--partition-size must be at least 1"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := Main(t.Context(), tc.args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": unreachableURL}))
+			if code == 0 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("strata %s exited %d; stderr does not mention %q:\n%s", strings.Join(tc.args, " "), code, tc.want, stderr.String())
+			}
+		})
+	}
+}
