@@ -34,6 +34,9 @@ func commands() map[string]command {
 		"serve":       {"run the server (starts a private PostgreSQL when DATABASE_URL is unset)", serveCmd},
 		"migrate":     {"apply the database migrations and exit", migrateCmd},
 		"bench":       {"benchmarks: `strata bench append` measures appends, `strata bench subscribe` live subscriptions", benchCmd},
+		"partitions":  {"`list` shows the events table's partitions; `create` makes them ahead now", partitionsCmd},
+		"archive":     {"archive whole partitions before a position or time to a file, then drop them", archiveCmd},
+		"restore":     {"bring archived partitions back from a file written by archive", restoreCmd},
 		"projections": {"`status` shows the read models' checkpoints; `rebuild NAME` rebuilds one", projectionsCmd},
 		"scavenge":    {"delete the events streams hide (deleted, truncated, beyond maxAge or maxCount) once", scavengeCmd},
 	}

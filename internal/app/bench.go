@@ -14,6 +14,7 @@ import (
 	"github.com/strata-es/strata/internal/bench"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/partition"
 )
 
 const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N]
@@ -127,7 +128,16 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 		return err
 	}
 	opts.Progress = env.stderr
+	// Partitions are kept ahead as the server keeps them, so a long run never runs out.
+	keepCtx, stopKeeping := context.WithCancel(ctx)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		_ = partition.New(pool, int64(cfg.PartitionSize), logger).Run(keepCtx) // logs its failures itself
+	}()
 	res, runErr := bench.Append(ctx, eventstore.New(pool, cfg.StoreOptions()), opts)
+	stopKeeping()
+	<-kept
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err

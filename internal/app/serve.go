@@ -18,6 +18,7 @@ import (
 	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/leader"
+	"github.com/strata-es/strata/internal/partition"
 	"github.com/strata-es/strata/internal/playground"
 	"github.com/strata-es/strata/internal/reqlog"
 	"github.com/strata-es/strata/internal/wsconn"
@@ -46,6 +47,11 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	// Partitions are made ahead before the first append can need one, then kept ahead.
+	partitions := partition.New(db.pool, int64(cfg.PartitionSize), logger)
+	if _, err := partitions.Ensure(ctx, 0); err != nil {
+		return err
 	}
 	parts := newResolver(db.pool, db.connect, cfg, logger)
 	if db.replica != nil {
@@ -96,6 +102,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 			return nil
 		})
 	}
+	g.Go(func() error { return partitions.Run(background) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)

@@ -293,6 +293,15 @@ func (h *Handler) readFrom(ctx context.Context, streamID string, from, to int64,
 			// version from would miss them. replay starts over from a snapshot.
 			return &eventstore.TruncatedError{StreamID: streamID, Version: from, First: slice.FirstVersion}
 		}
+		if len(slice.Events) == 0 && slice.Version >= from {
+			// The stream has versions from on, but none is stored: all of them are archived.
+			return fmt.Errorf("%s: versions %d to %d are archived; restore them (strata restore) to load it", streamID, from, slice.Version)
+		}
+		if len(slice.Events) > 0 && slice.Events[0].Version != from {
+			// The events before are archived (strata archive): folding from here would build a
+			// wrong state, so the load fails until they are restored or a snapshot covers them.
+			return fmt.Errorf("%s: versions %d to %d are archived; restore them (strata restore) to load it", streamID, from, slice.Events[0].Version-1)
+		}
 		for _, e := range slice.Events {
 			if err := fn(e); err != nil {
 				return fmt.Errorf("%s version %d: %w", streamID, e.Version, err)

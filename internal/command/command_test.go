@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -244,5 +245,35 @@ func TestCommandErrors(t *testing.T) {
 func TestRedactedValuesAgree(t *testing.T) {
 	if domain.Redacted != eventstore.Redacted {
 		t.Errorf("domain.Redacted %q, eventstore.Redacted %q", domain.Redacted, eventstore.Redacted)
+	}
+}
+
+// An aggregate whose first events were archived (strata archive) is not folded from the
+// middle of its stream: the load fails, naming the versions that are missing.
+func TestLoadingAnAggregateWithArchivedEventsFails(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.PoolFor(t, dbtest.URL(t), 4)
+	h := command.New(eventstore.New(pool, eventstore.Options{}), command.Options{})
+	ctx := context.Background()
+	u, err := h.RegisterUser(ctx, "Ada", "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Ada L.", "Ada Lovelace"} {
+		if _, err := h.RenameUser(ctx, u.User.ID, name, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What an archive of the partitions holding versions 1 and 2 leaves, then all three.
+	for _, tc := range []struct {
+		upTo int
+		want string
+	}{{2, "versions 1 to 2 are archived"}, {3, "versions 1 to 3 are archived"}} {
+		if _, err := pool.Exec(ctx, `DELETE FROM events WHERE stream_id = $1 AND version <= $2`, user.StreamID(u.User.ID), tc.upTo); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.LoadUser(ctx, u.User.ID); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("loading with versions up to %d archived: %v, want %q", tc.upTo, err, tc.want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/partition"
 )
 
 // Config is every setting of a Strata process.
@@ -78,6 +79,8 @@ type Config struct {
 	// and GroupMaxBytes, with at most GroupWriters in flight (eventstore.Options).
 	GroupCommit                                 bool
 	GroupMaxEvents, GroupMaxBytes, GroupWriters int
+	// PartitionSize is how many positions each partition of the events table spans when made.
+	PartitionSize int
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration
 	// ScavengeInterval is how often serve's scavenger deletes the events streams hide (0: never);
@@ -186,6 +189,7 @@ func (c *Config) Register(f *FlagSet) {
 	f.Int(&c.GroupMaxEvents, "group-max-events", "STRATA_GROUP_MAX_EVENTS", eventstore.DefaultGroupMaxEvents, "most events in one group commit (one append always fits)")
 	f.Int(&c.GroupMaxBytes, "group-max-bytes", "STRATA_GROUP_MAX_BYTES", eventstore.DefaultGroupMaxBytes, "most bytes of event data in one group commit (one append always fits)")
 	f.Int(&c.GroupWriters, "group-writers", "STRATA_GROUP_WRITERS", eventstore.DefaultGroupWriters, "group commits in flight at once")
+	f.Int(&c.PartitionSize, "partition-size", "STRATA_PARTITION_SIZE", partition.DefaultSize, "positions each new partition of the events table spans")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "STRATA_SHUTDOWN_TIMEOUT", 15*time.Second, "how long a graceful stop may take")
 	c.LogLevel = slog.LevelInfo
 	f.register(levelValue{&c.LogLevel}, "log-level", "STRATA_LOG_LEVEL", "log level: debug, info, warn or error")
@@ -293,6 +297,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ScavengeBatch < 0 {
 		errs = append(errs, fmt.Errorf("--scavenge-batch must not be negative (0 means %d), not %d", eventstore.DefaultScavengeBatch, c.ScavengeBatch))
+	}
+	if c.PartitionSize < 1 {
+		errs = append(errs, fmt.Errorf("--partition-size must be at least 1, not %d", c.PartitionSize))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, not %s", c.ShutdownTimeout))

@@ -364,7 +364,7 @@ const groupWaveSQL = `WITH req AS (
 	-- stored: the event id is taken. A subquery in the select list runs per row on the unique
 	-- index whatever the planner thinks of the array's size; a join might scan the table.
 	-- Ids the store made itself ($12 false: fresh version 7 UUIDs) are not looked up.
-	SELECT e.*, CASE WHEN e.lookup THEN (SELECT true FROM events x WHERE x.event_id = e.event_id) END AS stored
+	SELECT e.*, CASE WHEN e.lookup THEN (SELECT true FROM event_ids x WHERE x.event_id = e.event_id) END AS stored
 	FROM unnest($5::uuid[], $6::int[], $7::int[], $8::text[], $9::int[], $10::jsonb[], $11::jsonb[], $12::bool[])
 	     WITH ORDINALITY AS e(event_id, a, k, type, schema_version, data, metadata, lookup, ord)
 ), checked AS (
@@ -389,7 +389,9 @@ const groupWaveSQL = `WITH req AS (
 	SELECT ev.event_id, c.stream_id, c.version + ev.k, ev.type, ev.schema_version, ev.data, ev.metadata
 	FROM ev JOIN cur c ON c.ord = ev.a WHERE c.status = 'ok'
 	ORDER BY ev.ord -- positions are drawn in arrival order
-	RETURNING stream_id, version, transaction_id, position, recorded_at
+	RETURNING event_id, stream_id, version, transaction_id, position, recorded_at
+), ids AS (
+	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
 )
 SELECT c.status, c.version, i.first, i.tx, i.positions, i.at
 FROM cur c LEFT JOIN (

@@ -260,7 +260,7 @@ func (s *Store) recreate(ctx context.Context, streamID string, in appendInput) (
 			return AppendResult{}, err
 		case errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "22":
 			return AppendResult{}, &ValidationError{Field: "events", Reason: pgErr.Message}
-		case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key":
+		case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "event_ids_pkey":
 			return s.repeated(ctx, streamID, NoStream(), in, nil)
 		}
 		return AppendResult{}, fmt.Errorf("recreate %s: %w", streamID, err)

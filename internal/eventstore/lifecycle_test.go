@@ -363,6 +363,16 @@ func TestScavengerDeletesExactlyTheHiddenRows(t *testing.T) {
 	if again, err := sc.Once(ctx); err != nil || again != 0 {
 		t.Errorf("second pass deleted %d, %v", again, err)
 	}
+	// The ids of deleted events go with them; every remaining event keeps its id's record.
+	var orphans, missing int
+	if err := pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM event_ids x WHERE NOT EXISTS (SELECT FROM events e WHERE e.event_id = x.event_id)),
+		(SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT FROM event_ids x WHERE x.event_id = e.event_id))`).Scan(&orphans, &missing); err != nil {
+		t.Fatal(err)
+	}
+	if orphans != 0 || missing != 0 {
+		t.Errorf("event_ids after scavenging: %d ids of deleted events, %d events without an id", orphans, missing)
+	}
 	// Reads answer as before the scavenge.
 	for stream, want := range map[string]string{"cap-1": "[4 5]", "trunc-1": "[3 4]", "aged-1": "[3]", "keep-1": "[1 2 3]", "plain-1": "[1 2]"} {
 		slice, err := s.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Max: 10})

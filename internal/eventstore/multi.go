@@ -170,7 +170,7 @@ func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs 
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
-		case pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key":
+		case pgErr.Code == "23505" && pgErr.ConstraintName == "event_ids_pkey":
 			return s.repeatedMulti(ctx, parts, inputs, nil)
 		case len(pgErr.Code) == 5 && pgErr.Code[:2] == "22":
 			return nil, &ValidationError{Field: "events", Reason: pgErr.Message}

@@ -91,7 +91,7 @@ const (
 		now() - make_interval(secs => (s.metadata->>'maxAge')::bigint) AS cutoff
 	FROM streams s WHERE s.stream_id = $1
 ), doomed AS (
-	SELECT e.transaction_id, e.position FROM events e, h
+	SELECT e.transaction_id, e.position, e.event_id FROM events e, h
 	WHERE e.stream_id = h.stream_id AND `
 	scavengeTail = `
 	  AND e.type <> '` + StreamDeletedType + `'
@@ -101,6 +101,9 @@ const (
 	DELETE FROM events e USING doomed d
 	WHERE e.transaction_id = d.transaction_id AND e.position = d.position
 	RETURNING 1
+), ids AS (
+	-- as an archive does, the ids of deleted events go too (event_ids, migration 00004)
+	DELETE FROM event_ids x USING doomed d WHERE x.event_id = d.event_id
 )
 SELECT count(*) FROM gone`
 	scavengeBatchSQL       = scavengeHead + `e.version < h.first` + scavengeTail

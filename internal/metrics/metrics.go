@@ -62,7 +62,7 @@ type Metrics struct {
 	operations        *prometheus.CounterVec
 	operationDuration *prometheus.HistogramVec
 
-	fallbacks *prometheus.CounterVec // nil without a read replica (replica.go)
+	fallbacks     *prometheus.CounterVec // nil without a read replica (replica.go)
 	leaders       *prometheus.GaugeVec
 	notifications prometheus.Counter
 
