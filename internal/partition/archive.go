@@ -291,6 +291,11 @@ func (m *Manager) detach(ctx context.Context, bound Bound) (all, detached []Part
 			if err != nil {
 				return err
 			}
+			if ok {
+				if ok, why, err = applied(ctx, tx, p); err != nil {
+					return err
+				}
+			}
 			if !ok {
 				stopped = fmt.Sprintf("partition %s [%d, %d) stays: %s", p.Name, p.First, p.End, why)
 				continue
@@ -305,6 +310,34 @@ func (m *Manager) detach(ctx context.Context, bound Bound) (all, detached []Part
 		return nil
 	})
 	return all, detached, stopped, err
+}
+
+// applied reports whether every projection, rebuilds in progress included, has applied every
+// event of the partition p; when not, why. Archived events are gone from the log: a projector
+// that had not reached them yet would never apply them.
+func applied(ctx context.Context, q queryer, p Partition) (bool, string, error) {
+	var name, at string
+	err := q.QueryRow(ctx, `SELECT name, position FROM projection_checkpoints ORDER BY position COLLATE "C", name LIMIT 1`).Scan(&name, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return true, "", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("read checkpoints: %w", err)
+	}
+	var tx uint64
+	var seq int64
+	err = q.QueryRow(ctx, `SELECT transaction_id, position FROM `+pgx.Identifier{p.Name}.Sanitize()+` ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&tx, &seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return true, "", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	// Checkpoints are position cursors: fixed-width hex, which compare as the positions do.
+	if last := fmt.Sprintf("%016x%016x", tx, seq); last > at {
+		return false, fmt.Sprintf("projection %s has not applied all of its events yet (checkpoint %q, the partition's last event at %s)", name, at, last), nil
+	}
+	return true, "", nil
 }
 
 // reattach attaches partitions Archive detached again.

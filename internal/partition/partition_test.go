@@ -51,6 +51,11 @@ func tiny(t *testing.T, size int64) (*eventstore.Store, *partition.Manager, *pgx
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No projector runs here: the checkpoints say every event is applied, so that only the
+	// bound and the partitions decide what is archived (TestArchiveWaitsForProjections).
+	if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = repeat('f', 32)`); err != nil {
+		t.Fatal(err)
+	}
 	if len(made) != 1+partition.Ahead || made[0].First != 0 || made[0].End != size {
 		t.Fatalf("Ensure on an empty log made %+v, want %d partitions from [0, %d)", made, 1+partition.Ahead, size)
 	}
@@ -575,5 +580,44 @@ func TestArchiveBeforeACursorOrATime(t *testing.T) {
 	}
 	if _, err := partition.ParseBound("yesterday"); err == nil {
 		t.Fatal("ParseBound accepted \"yesterday\"")
+	}
+}
+
+// A partition holding events that a projection has not applied yet stays: archiving them would
+// take them from under the projector for good.
+func TestArchiveWaitsForProjections(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, m, pool := tiny(t, 10)
+	appendMany(t, s, m, 25)
+	events := readAll(t, s, 25)
+	// The orders projection has applied up to the 5th event (in [0, 10)), users everything.
+	if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = $1 WHERE name = 'orders'`, events[4].Position.String()); err != nil {
+		t.Fatal(err)
+	}
+	bound, _ := partition.ParseBound("20")
+	if _, err := m.Archive(ctx, bound, filepath.Join(t.TempDir(), "a.gz"), nil); !errors.Is(err, partition.ErrNothingToArchive) {
+		t.Fatalf("archive with orders behind the first partition: %v, want ErrNothingToArchive", err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM events`); n != 25 {
+		t.Fatalf("%d events after a refused archive, want 25", n)
+	}
+	// Once it has applied the first partition's events, that partition goes, and the next
+	// stays for the same reason.
+	var last eventstore.Position
+	for _, e := range events {
+		if e.Position.Seq() < 10 && e.Position.Compare(last) > 0 {
+			last = e.Position
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = $1 WHERE name = 'orders'`, last.String()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Archive(ctx, bound, filepath.Join(t.TempDir(), "b.gz"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Manifest.Partitions) != 1 || res.Manifest.Partitions[0].First != 0 || !strings.Contains(res.Stopped, "projection orders has not applied") {
+		t.Fatalf("archived %+v, stopped %q; want [0, 10) only, and [10, 20) kept for orders", res.Manifest.Partitions, res.Stopped)
 	}
 }
