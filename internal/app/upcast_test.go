@@ -80,7 +80,12 @@ VALUES ($1, $2, $3, $4, $5, $6, '{}')`, uuid.New(), stream, version, typ, schema
 			Node struct{ Data json.RawMessage }
 		}
 	}
-	ok(t, gql(t, a, `{ allEvents(types: ["OrderCreated"]) { edges { node { data } } } }`, nil), "allEvents", &all)
+	// allEvents shows an event once every older transaction on the cluster has ended, and other
+	// tests' transactions may hold it back for a moment.
+	waitUntil(t, "the OrderCreated event in allEvents", 15*time.Second, func() bool {
+		ok(t, gql(t, a, `{ allEvents(types: ["OrderCreated"]) { edges { node { data } } } }`, nil), "allEvents", &all)
+		return len(all.Edges) > 0
+	})
 	if len(all.Edges) != 1 || !strings.Contains(string(all.Edges[0].Node.Data), `"unitPrice":999`) || !strings.Contains(string(all.Edges[0].Node.Data), `"total":2997`) {
 		t.Errorf("OrderCreated in allEvents: %+v", all)
 	}
