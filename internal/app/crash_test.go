@@ -523,6 +523,18 @@ func waitProjectionsLive(ctx context.Context, t *testing.T, pool *pgxpool.Pool, 
 	}
 }
 
+// childHarness is what the tests that start `strata serve` processes share: an HTTP client whose
+// connections close with the test, and one log that every server writes to.
+func childHarness(t *testing.T) (*http.Client, *environment, *syncBuffer) {
+	t.Helper()
+	// metricstest.Scrape keeps connections to the servers open in the default client.
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	transport := &http.Transport{MaxIdleConnsPerHost: 16}
+	t.Cleanup(transport.CloseIdleConnections)
+	serverLog := &syncBuffer{}
+	return &http.Client{Timeout: 30 * time.Second, Transport: transport}, &environment{stdout: serverLog, stderr: serverLog}, serverLog
+}
+
 // While 8 writers append through GraphQL, the server is killed (SIGKILL) and started again:
 // every acknowledged append is stored exactly once, no append or command is stored in part,
 // each stream's versions run 1..n in the global order, a retried append is recognised, and the
@@ -533,12 +545,7 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 	pool := dbtest.PoolFor(t, url, 4)
 	verifyNoLeaks(t)
 	ctx := t.Context()
-	transport := &http.Transport{MaxIdleConnsPerHost: 16}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: transport}
-	t.Cleanup(transport.CloseIdleConnections)
-
-	serverLog := &syncBuffer{}
-	env := &environment{stdout: serverLog, stderr: serverLog}
+	client, env, serverLog := childHarness(t)
 	cfg := config.Config{DBMaxConns: 20, LogLevel: slog.LevelWarn, LogFormat: "text"}
 	srv, err := startServer(ctx, env, cfg, bin, url)
 	if err != nil {

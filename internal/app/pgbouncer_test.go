@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -30,15 +29,8 @@ func TestBehindPgBouncer(t *testing.T) {
 	pooled := dbtest.PgBouncer(t, direct) + "&default_query_exec_mode=exec"
 	pool := dbtest.PoolFor(t, direct, 4)
 	verifyNoLeaks(t)
-	// metricstest.Scrape keeps connections to the servers open in the default client.
-	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	ctx := t.Context()
-	transport := &http.Transport{MaxIdleConnsPerHost: 16}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: transport}
-	t.Cleanup(transport.CloseIdleConnections)
-
-	serverLog := &syncBuffer{}
-	env := &environment{stdout: serverLog, stderr: serverLog}
+	client, env, serverLog := childHarness(t)
 	cfg := config.Config{DBMaxConns: 10, LogLevel: slog.LevelInfo, LogFormat: "text"}
 	var srvs []*childServer
 	for i := range 2 {

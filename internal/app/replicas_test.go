@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -83,15 +82,8 @@ func TestThreeReplicasOneProjectorLeader(t *testing.T) {
 	url := dbtest.URL(t)
 	pool := dbtest.PoolFor(t, url, 4)
 	verifyNoLeaks(t)
-	// metricstest.Scrape keeps connections to the servers open in the default client.
-	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	ctx := t.Context()
-	transport := &http.Transport{MaxIdleConnsPerHost: 16}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: transport}
-	t.Cleanup(transport.CloseIdleConnections)
-
-	serverLog := &syncBuffer{}
-	env := &environment{stdout: serverLog, stderr: serverLog}
+	client, env, serverLog := childHarness(t)
 	cfg := config.Config{DBMaxConns: 10, LogLevel: slog.LevelInfo, LogFormat: "text"}
 	srvs := make([]*childServer, 3)
 	for i := range srvs {

@@ -301,14 +301,24 @@ func (r runner) command(ctx context.Context, name string, args ...string) *exec.
 	return cmd
 }
 
-func (r runner) initdbIfNeeded(ctx context.Context, logger *slog.Logger, logFile string, noSync bool) error {
+// populated reports whether the data directory holds a cluster already.
+func (r runner) populated() (bool, error) {
 	_, err := os.Stat(filepath.Join(r.dir, "PG_VERSION"))
-	if err == nil {
-		logger.DebugContext(ctx, "reusing private postgres cluster", "dir", r.dir)
-		return nil
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("data dir %s: %w", r.dir, err)
+	return false, fmt.Errorf("data dir %s: %w", r.dir, err)
+}
+
+func (r runner) initdbIfNeeded(ctx context.Context, logger *slog.Logger, logFile string, noSync bool) error {
+	if done, err := r.populated(); err != nil || done {
+		if done {
+			logger.DebugContext(ctx, "reusing private postgres cluster", "dir", r.dir)
+		}
+		return err
 	}
 	logger.InfoContext(ctx, "initializing private postgres cluster", "dir", r.dir, "bin_dir", r.binDir)
 	args := []string{"-D", r.dir, "-U", Superuser, "-A", "trust", "-E", "UTF8", "--no-locale"}
@@ -344,13 +354,11 @@ func (r runner) initdbIfNeeded(ctx context.Context, logger *slog.Logger, logFile
 // basebackupIfNeeded fills an empty data directory with a base backup of primary, set up to
 // follow it (-R writes primary_conninfo and standby.signal).
 func (r runner) basebackupIfNeeded(ctx context.Context, logger *slog.Logger, primary *Server, logFile string, noSync bool) error {
-	_, err := os.Stat(filepath.Join(r.dir, "PG_VERSION"))
-	if err == nil {
-		logger.DebugContext(ctx, "reusing private postgres standby", "dir", r.dir)
-		return nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("data dir %s: %w", r.dir, err)
+	if done, err := r.populated(); err != nil || done {
+		if done {
+			logger.DebugContext(ctx, "reusing private postgres standby", "dir", r.dir)
+		}
+		return err
 	}
 	logger.InfoContext(ctx, "copying primary into a standby", "dir", r.dir, "primary_port", primary.port)
 	// initdb would make the directory private; pg_basebackup keeps what it finds, and postgres
