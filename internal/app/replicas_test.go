@@ -23,10 +23,11 @@ import (
 	"github.com/strata-es/strata/internal/metrics/metricstest"
 )
 
-// projectionLeaders are the leaderships of the seed's projectors, as /metrics labels them.
-var projectionLeaders = []string{"projection:orders", "projection:users"} //nolint:gochecknoglobals // a constant list
+// leaderships are what one replica at a time runs, as /metrics labels them: the seed's
+// projectors and the scavenger.
+var leaderships = []string{"projection:orders", "projection:users", "scavenger"} //nolint:gochecknoglobals // a constant list
 
-// leadersOf scrapes the metrics of each server and returns, for each projection leadership, the
+// leadersOf scrapes the metrics of each server and returns, for each leadership, the
 // indexes of the servers that report leading it.
 func leadersOf(t *testing.T, srvs []*childServer) map[string][]int {
 	t.Helper()
@@ -36,7 +37,7 @@ func leadersOf(t *testing.T, srvs []*childServer) map[string][]int {
 			continue
 		}
 		m := metricstest.Scrape(t, "http://"+s.addr+"/metrics")
-		for _, name := range projectionLeaders {
+		for _, name := range leaderships {
 			v, ok := m[`strata_leader{name="`+name+`"}`]
 			if !ok {
 				t.Fatalf("server %d: /metrics has no strata_leader for %s", i, name)
@@ -49,7 +50,7 @@ func leadersOf(t *testing.T, srvs []*childServer) map[string][]int {
 	return out
 }
 
-// waitOneLeaderEach waits until each projection has exactly one leader among srvs (nil entries
+// waitOneLeaderEach waits until each leadership has exactly one leader among srvs (nil entries
 // are servers that are gone) and returns them.
 func waitOneLeaderEach(t *testing.T, srvs []*childServer, within time.Duration) map[string]int {
 	t.Helper()
@@ -57,23 +58,24 @@ func waitOneLeaderEach(t *testing.T, srvs []*childServer, within time.Duration) 
 	for {
 		leaders := leadersOf(t, srvs)
 		one := map[string]int{}
-		for _, name := range projectionLeaders {
+		for _, name := range leaderships {
 			if len(leaders[name]) == 1 {
 				one[name] = leaders[name][0]
 			}
 		}
-		if len(one) == len(projectionLeaders) {
+		if len(one) == len(leaderships) {
 			return one
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no single leader per projection within %s: %v", within, leaders)
+			t.Fatalf("no single leader per leadership within %s: %v", within, leaders)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
 // Three servers share one database while writers append through all three; the one leading the
-// orders projection is killed (SIGKILL) under that load. Another takes the projection over, the
+// orders projection is killed (SIGKILL) under that load. Another takes the projection over (and
+// one replica, never two, runs each projector and the scavenger before and after), the
 // writers on the survivors carry on, and in the end the read models hold exactly what a replay
 // of the log gives: every row's applied count equals its stream's events (an event applied
 // twice would count twice), and no projection skipped anything.
