@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/strata-es/strata/internal/config"
 )
 
 // projectionsCmd is `strata projections status` and `strata projections rebuild NAME`.
@@ -27,7 +29,8 @@ func projectionsCmd(ctx context.Context, env *environment, args []string) error 
 		fmt.Fprintf(env.stderr, "strata projections: unknown subcommand %q (status, rebuild)\n", sub)
 		return errUsage
 	}
-	cfg, _, err := parse(env, "projections "+sub, rest, nil)
+	// A rebuild reads personal fields: it needs the master key the servers use.
+	cfg, _, err := parse(env, "projections "+sub, rest, (*config.Config).RegisterPersonal)
 	if err != nil {
 		return err
 	}

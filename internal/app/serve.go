@@ -31,6 +31,18 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	logger := newLogger(cfg, env.stderr)
+	authn, err := cfg.Authenticator()
+	if err != nil {
+		return err
+	}
+	// The address is taken first: a port in use fails at once, before a private cluster is
+	// started or migrations run, and nothing else can take the port while they do.
+	// Connections wait in the backlog until the server serves.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer func() { _ = ln.Close() }() // when serving did not start; Serve closes it otherwise
 	db, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -38,15 +50,6 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 	defer db.close(context.WithoutCancel(ctx), cfg, logger)
 	if err := checkSession(ctx, db, logger); err != nil {
 		return err
-	}
-
-	authn, err := cfg.Authenticator()
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	// Partitions are made ahead before the first append can need one, then kept ahead.
 	partitions := partition.New(db.pool, int64(cfg.PartitionSize), logger)

@@ -224,9 +224,15 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.MaxSubscriptionsPerConnection, "max-subscriptions-per-connection", "STRATA_MAX_SUBSCRIPTIONS_PER_CONNECTION", 100, "most subscriptions one WebSocket connection may run at once")
 	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it)")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
-	f.String(&c.PersonalDataKeyFile, "personal-data-key-file", "STRATA_PERSONAL_DATA_KEY_FILE", "", "file holding the master key (64 hex digits) that wraps the keys of personal data; empty: keys are stored unwrapped")
+	c.RegisterPersonal(f)
 	f.Duration(&c.ScavengeInterval, "scavenge-interval", "STRATA_SCAVENGE_INTERVAL", eventstore.DefaultScavengeInterval, "how often the scavenger deletes the events streams hide (deleted, truncated, beyond maxAge or maxCount); 0 never")
 	c.RegisterScavenge(f)
+}
+
+// RegisterPersonal adds the master key of personal data, for every command that reads events
+// through the store (`strata serve`, `strata projections`).
+func (c *Config) RegisterPersonal(f *FlagSet) {
+	f.String(&c.PersonalDataKeyFile, "personal-data-key-file", "STRATA_PERSONAL_DATA_KEY_FILE", "", "file holding the master key (64 hex digits) that wraps the keys of personal data; empty: keys are stored unwrapped")
 }
 
 // RegisterScavenge adds the settings of the scavenger (`strata serve`, `strata scavenge`).
