@@ -20,7 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
@@ -446,5 +450,61 @@ func TestExportMemoryStaysFlatAndResumesAfterInterrupt(t *testing.T) {
 	}
 	if len(part)+lines2.n != 4*n {
 		t.Errorf("interrupted after %d events, resumed with %d: %d in all, want %d", len(part), lines2.n, len(part)+lines2.n, 4*n)
+	}
+}
+
+// An export carries personal fields as allEvents shows them: opened for a subject that is
+// remembered, "[redacted]" for one that was forgotten; never the envelopes stored.
+func TestExportOpensPersonalFieldsAndRedactsForgottenOnes(t *testing.T) {
+	t.Parallel()
+	url := dbtest.URL(t)
+	pool := dbtest.PoolFor(t, url, 4)
+	store := eventstore.New(pool, storeOptions(config.Config{}))
+	ctx := t.Context()
+	ids := []string{uuid.NewString(), uuid.NewString()}
+	var last eventstore.Position
+	for i, id := range ids {
+		data, _ := json.Marshal(user.Registered{UserID: id, Name: "Zoë, \"Z\"", Email: fmt.Sprintf("zoe%d@example.com", i)})
+		events := []eventstore.EventData{{Type: user.TypeRegistered, Data: data}}
+		if err := store.Seal(ctx, user.StreamID(id), events); err != nil {
+			t.Fatal(err)
+		}
+		res, err := store.Append(ctx, user.StreamID(id), eventstore.NoStream(), events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.Position
+	}
+	if err := store.Forget(ctx, ids[1], user.StreamID(ids[1])); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the appended events to be readable", func() bool {
+		h, err := store.Horizon(ctx)
+		return err == nil && h.Compare(last) >= 0
+	})
+	var stored string
+	if err := pool.QueryRow(ctx, `SELECT data->>'email' FROM events WHERE stream_id = $1`, user.StreamID(ids[0])).Scan(&stored); err != nil || strings.Contains(stored, "@") {
+		t.Fatalf("the email is stored as %q (%v), not sealed", stored, err)
+	}
+
+	for _, format := range []string{"ndjson", "csv"} {
+		code, stdout, stderr := exportCLI(ctx, url, "--format", format)
+		if code != 0 {
+			t.Fatalf("export exited %d:\n%s", code, stderr)
+		}
+		got := parseNDJSON
+		if format == "csv" {
+			got = parseCSV
+		}
+		events := got(t, stdout)
+		sameEvents(t, format, events, readAllOf(t, store, eventstore.ReadAllOptions{}))
+		if len(events) != 2 {
+			t.Fatalf("%s: %d events exported, want 2", format, len(events))
+		}
+		for i, want := range []string{"zoe0@example.com", eventstore.Redacted} {
+			if email := events[i].Data.(map[string]any)["email"]; email != want {
+				t.Errorf("%s: event %d exports email %v, want %q", format, i, email, want)
+			}
+		}
 	}
 }
