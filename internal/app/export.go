@@ -105,6 +105,9 @@ func exportCmd(ctx context.Context, env *environment, args []string) error {
 		if _, err := os.Stat(out); err == nil {
 			return usageErr("--out %s exists; choose another name or remove it", out)
 		}
+		if _, err := os.Stat(out + ".partial"); err == nil {
+			return usageErr("%s.partial exists, left by an export that stopped (its last line says where it ends); move it away or remove it", out)
+		}
 	}
 	if _, err := cfg.PersonalDataKey(); err != nil {
 		return err

@@ -222,6 +222,17 @@ func TestExportRoundTrip(t *testing.T) {
 	if again, _ := os.ReadFile(out); !bytes.Equal(again, b) {
 		t.Error("a refused export changed the existing file")
 	}
+	// So is one to a file whose .partial an export that stopped left behind.
+	other := filepath.Join(t.TempDir(), "other.csv")
+	if err := os.WriteFile(other+".partial", []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := exportCLI(ctx, url, "--out", other); code != 2 || !strings.Contains(stderr, "other.csv.partial exists") {
+		t.Errorf("export over a .partial: exit %d, stderr:\n%s", code, stderr)
+	}
+	if kept, _ := os.ReadFile(other + ".partial"); string(kept) != "kept" {
+		t.Errorf("a refused export changed the .partial file: %q", kept)
+	}
 }
 
 // --category and --types keep what ReadAll's filters keep; --from (exclusive) and --to
