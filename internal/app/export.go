@@ -63,7 +63,7 @@ func exportCmd(ctx context.Context, env *environment, args []string) error {
 		fs.String(&category, "category", "STRATA_EXPORT_CATEGORY", "", "only events of streams in this category")
 		fs.StringList(&types, "types", "STRATA_EXPORT_TYPES", "only events of these types, comma-separated")
 		fs.String(&format, "format", "STRATA_EXPORT_FORMAT", "ndjson", "ndjson (one JSON object per line) or csv (a header, then a row per event)")
-		fs.String(&out, "out", "STRATA_EXPORT_OUT", "", "file to write, through FILE.partial renamed when complete; must not exist; empty: stdout")
+		fs.String(&out, "out", "STRATA_EXPORT_OUT", "", "file to write, through FILE.partial, which becomes FILE when complete; neither may exist; empty: stdout")
 		fs.Int(&batch, "batch", "STRATA_EXPORT_BATCH", 1000, fmt.Sprintf("events read per page, 1 to %d; memory grows with it, not with the export", eventstore.DefaultMaxReadCount))
 		fs.String(&c.PersonalDataKeyFile, "personal-data-key-file", "STRATA_PERSONAL_DATA_KEY_FILE", "", "the server's master key file, to open personal fields (as allEvents shows them)")
 	})
@@ -82,19 +82,18 @@ func exportCmd(ctx context.Context, env *environment, args []string) error {
 	if batch < 1 || batch > eventstore.DefaultMaxReadCount {
 		return usageErr("--batch must be from 1 to %d, not %d", eventstore.DefaultMaxReadCount, batch)
 	}
-	for name, s := range map[string]string{"from": from, "to": to} {
-		if s == "" {
+	for _, bound := range []struct {
+		name, text string
+		dst        **exportBound
+	}{{"from", from, &req.from}, {"to", to, &req.to}} {
+		if bound.text == "" {
 			continue
 		}
-		b, err := parseExportBound(name, s)
+		b, err := parseExportBound(bound.name, bound.text)
 		if err != nil {
 			return usageErr("%s", err)
 		}
-		if name == "from" {
-			req.from = &b
-		} else {
-			req.to = &b
-		}
+		*bound.dst = &b
 	}
 	if f, t := req.from, req.to; f != nil && t != nil {
 		if (f.time.IsZero() && t.time.IsZero() && f.pos.Compare(t.pos) > 0) || (!f.time.IsZero() && !t.time.IsZero() && f.time.After(t.time)) {
