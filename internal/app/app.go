@@ -38,6 +38,7 @@ func commands() map[string]command {
 		"archive":     {"archive whole partitions before a position or time to a file, then drop them", archiveCmd},
 		"restore":     {"bring archived partitions back from a file written by archive", restoreCmd},
 		"projections": {"`status` shows the read models' checkpoints; `rebuild NAME` rebuilds one", projectionsCmd},
+		"export":      {"write events of the global order between two positions or times as NDJSON or CSV, resumable", exportCmd},
 		"scavenge":    {"delete the events streams hide (deleted, truncated, beyond maxAge or maxCount) once", scavengeCmd},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
 )
 
 // Position is an event's place in the global order: the id of the transaction that appended it,
@@ -96,4 +97,16 @@ func ParsePosition(s string) (Position, error) {
 		return bad()
 	}
 	return p, nil
+}
+
+// Before returns the last position before p in the global order, so that reading after it
+// starts at p (ReadAll's After is exclusive). The zero Position has none: Before returns it.
+func (p Position) Before() Position {
+	switch {
+	case p.IsZero():
+		return p
+	case p.seq > 0:
+		return Position{tx: p.tx, seq: p.seq - 1}
+	}
+	return Position{tx: p.tx - 1, seq: math.MaxInt64}
 }
