@@ -65,7 +65,7 @@ func exportCmd(ctx context.Context, env *environment, args []string) error {
 		fs.String(&format, "format", "STRATA_EXPORT_FORMAT", "ndjson", "ndjson (one JSON object per line) or csv (a header, then a row per event)")
 		fs.String(&out, "out", "STRATA_EXPORT_OUT", "", "file to write, through FILE.partial, which becomes FILE when complete; neither may exist; empty: stdout")
 		fs.Int(&batch, "batch", "STRATA_EXPORT_BATCH", 1000, fmt.Sprintf("events read per page, 1 to %d; memory grows with it, not with the export", eventstore.DefaultMaxReadCount))
-		fs.String(&c.PersonalDataKeyFile, "personal-data-key-file", "STRATA_PERSONAL_DATA_KEY_FILE", "", "the server's master key file, to open personal fields (as allEvents shows them)")
+		c.RegisterPersonal(fs) // to open personal fields, as allEvents shows them
 	})
 	if err != nil {
 		return err
