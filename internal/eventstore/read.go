@@ -262,6 +262,10 @@ FROM (SELECT 1) one LEFT JOIN LATERAL (
 	ORDER BY transaction_id, position LIMIT 1
 ) e ON true`
 
+// asOfPendingSQL says whether an event that began by $1 is at or above the horizon $2, where
+// readers of the global order do not see it yet.
+const asOfPendingSQL = `SELECT EXISTS (SELECT 1 FROM events WHERE transaction_id >= $2::xid8 AND recorded_at <= $1)`
+
 // ErrAsOfUnsettled is returned by AsOf when a transaction that began before the time asked for
 // is still open after the wait: the log as of that time may still grow.
 var ErrAsOfUnsettled = errors.New("the log as of that time is not settled yet")
@@ -315,10 +319,21 @@ func (s *Store) AsOf(ctx context.Context, t time.Time, settle time.Duration) (Po
 			if tx2 != nil {
 				return Position{tx: *tx2, seq: *seq2}, nil
 			}
-			return Position{tx: xmin2}, nil // every visible position is before this one
+			// Every visible event is as of t. An event that began by t but is not visible yet
+			// (at or above the horizon) waits on a transaction with an older id, and that one
+			// began after t if it is not among the open ones above: should it append, its events
+			// would come first in the global order and end the prefix before that event. Until
+			// it ends, whether the event is in the log as of t is not known.
+			var pending bool
+			if err := s.pool.QueryRow(ctx, asOfPendingSQL, t, xmin2).Scan(&pending); err != nil {
+				return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
+			}
+			if !pending {
+				return Position{tx: xmin2}, nil // every visible position is before this one
+			}
 		}
 		if time.Now().After(deadline) {
-			return Position{}, fmt.Errorf("as of %s: %w: a transaction that began by then is still open", t.Format(time.RFC3339Nano), ErrAsOfUnsettled)
+			return Position{}, fmt.Errorf("as of %s: %w: a transaction that began by then, or one that could still come before its events, is still open", t.Format(time.RFC3339Nano), ErrAsOfUnsettled)
 		}
 		select {
 		case <-ctx.Done():
