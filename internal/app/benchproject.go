@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,12 +48,15 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 	const writers = 8
 	customer := uuid.NewString() // one customer orders everything
 	g, gctx := errgroup.WithContext(ctx)
+	lasts := make([]eventstore.Position, writers)
 	for w := range writers {
 		g.Go(func() error {
 			for i := w; i < orders; i += writers {
-				if err := appendOrder(gctx, store, customer); err != nil {
+				pos, err := appendOrder(gctx, store, customer)
+				if err != nil {
 					return err
 				}
+				lasts[w] = pos
 				if i > 0 && i%5000 == 0 {
 					fmt.Fprintf(env.stderr, "bench: %d of %d orders written, %s\n", i, orders, time.Since(started).Round(time.Second))
 				}
@@ -64,6 +68,11 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 		return err
 	}
 	written := time.Since(started)
+	// The rebuild reads the global order, which shows events once every older transaction in
+	// the cluster has ended: wait until all the orders are readable, or it would find fewer.
+	if err := waitVisible(ctx, store, slices.MaxFunc(lasts, eventstore.Position.Compare), time.Minute); err != nil {
+		return err
+	}
 
 	runner := projection.NewRunner(pool, store, projection.Default(), projection.Options{}, logger)
 	started = time.Now()
@@ -97,17 +106,40 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 	return err
 }
 
-// appendOrder writes one order's whole life in one append: created, paid, shipped.
-func appendOrder(ctx context.Context, store *eventstore.Store, customer string) error {
+// waitVisible waits until every event up to and including pos is readable in the global order.
+func waitVisible(ctx context.Context, store *eventstore.Store, pos eventstore.Position, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		horizon, err := store.Horizon(ctx)
+		if err != nil {
+			return err
+		}
+		if horizon.Compare(pos) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the events written were not all readable within %s: a transaction elsewhere on the server holds the global order back", within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// appendOrder writes one order's whole life in one append: created, paid, shipped; it returns
+// the position of the last.
+func appendOrder(ctx context.Context, store *eventstore.Store, customer string) (eventstore.Position, error) {
 	id := uuid.NewString()
 	items := []order.Item{{SKU: "A", Quantity: 2, UnitPrice: 999}}
 	created, _ := json.Marshal(order.Created{OrderID: id, CustomerID: customer, Items: items, Total: 1998})
 	paid, _ := json.Marshal(order.PaidEvent{Amount: 1998})
 	shipped, _ := json.Marshal(order.ShippedEvent{Carrier: "UPS", TrackingNumber: "1Z"})
-	_, err := store.Append(ctx, order.StreamID(id), eventstore.NoStream(), []eventstore.EventData{
+	res, err := store.Append(ctx, order.StreamID(id), eventstore.NoStream(), []eventstore.EventData{
 		{Type: order.TypeCreated, SchemaVersion: 2, Data: created},
 		{Type: order.TypePaid, Data: paid},
 		{Type: order.TypeShipped, Data: shipped},
 	})
-	return err
+	return res.Position, err
 }
