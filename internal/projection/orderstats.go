@@ -56,9 +56,13 @@ func (OrderStats) Apply(ctx context.Context, tx pgx.Tx, table string, e eventsto
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		if _, created := ev.(order.Created); !created {
-			// The stream's first events were scavenged after a truncation (or the order was
-			// deleted): without its creation time the order cannot be counted.
-			return fmt.Errorf("%w: order %s has no OrderCreated event first in the log", ErrSkip, id)
+			if e.Version > 1 {
+				// The stream was truncated and its first events scavenged: without its creation
+				// time the order cannot be counted, and is left out (as nothing is wrong, this
+				// is not a skipped event).
+				return nil
+			}
+			return fmt.Errorf("%w: order %s has no OrderCreated event first", ErrSkip, id)
 		}
 	case err != nil:
 		return err
