@@ -22,7 +22,7 @@ const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--dura
        strata bench subscribe [--url URL] [--stream-subscribers N] [--all-subscribers M] [--rate R] [--duration T]
        strata bench replay [--events N] [--rounds R] [--every N]
        strata bench project [--orders N]
-       strata bench stats [--events N] [--days D] [--rounds R]
+       strata bench stats [--events N] [--days D] [--query-days Q] [--rounds R]
 (strata bench <name> --help lists every flag)`
 
 // benchCmd runs one of the benchmarks in benchUsage.

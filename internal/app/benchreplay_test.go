@@ -50,7 +50,7 @@ func TestBenchProject(t *testing.T) {
 func TestBenchStats(t *testing.T) {
 	admin, scratch := scratchName(t)
 	var stdout, stderr syncBuffer
-	args := []string{"bench", "stats", "--scratch-db", scratch, "--events", "5000", "--days", "3", "--rounds", "1"}
+	args := []string{"bench", "stats", "--scratch-db", scratch, "--events", "5000", "--days", "3", "--query-days", "2", "--rounds", "1"}
 	if err := Run(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
 		t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
 	}
@@ -62,6 +62,9 @@ func TestBenchStats(t *testing.T) {
 		if v, ok := res[name].(float64); !ok || v <= 0 {
 			t.Errorf("result has %s = %v; stdout %s", name, res[name], stdout.String())
 		}
+	}
+	if q, ok := res["query_events"].(float64); !ok || q < 3000 || q > 3400 {
+		t.Errorf("the last 2 of 3 days hold %v of 5000 events", res["query_events"])
 	}
 	if res["events"] != float64(5000) || !strings.Contains(stderr.String(), "5000 of 5000 events inserted") || !strings.Contains(stderr.String(), "HashAggregate") {
 		t.Errorf("stdout %s\nstderr %s", stdout.String(), stderr.String())
