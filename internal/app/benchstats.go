@@ -24,7 +24,7 @@ import (
 func benchStatsCmd(ctx context.Context, env *environment, args []string) error {
 	var (
 		events, days, rounds, queryDays int
-		scratch              string
+		scratch                         string
 	)
 	cfg, _, err := parse(env, "bench stats", args, func(_ *config.Config, f *config.FlagSet) {
 		f.Int(&events, "events", "STRATA_BENCH_EVENTS", 1_000_000, "events inserted, spread evenly over --days")
