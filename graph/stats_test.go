@@ -99,6 +99,8 @@ func waitForEvents(t *testing.T, url string, n int) []loggedEvent {
 // UTC, a Monday, so whole days start at UTC midnight and weeks on Mondays.
 func expectStats(events []loggedEvent, from, to time.Time, interval time.Duration, category string, types []string) eventStats {
 	var out eventStats
+	// Times are stored to the microsecond, and the bounds are taken up to the next one.
+	from, to = from.Add(time.Microsecond-1).Truncate(time.Microsecond), to.Add(time.Microsecond-1).Truncate(time.Microsecond)
 	index := map[time.Time]int{}
 	for start := from.Truncate(interval); start.Before(to); start = start.Add(interval) {
 		b := statsBucket{Start: start, End: start.Add(interval)}
@@ -210,6 +212,9 @@ func TestEventStatsMatchCountsOfAllEvents(t *testing.T) {
 		{"MINUTE", monday, monday.Add(2 * time.Hour), "", nil},
 		{"MINUTE", monday.Add(time.Minute - time.Microsecond), monday.Add(time.Minute + time.Microsecond), "", nil},
 		{"MINUTE", monday.Add(-time.Hour), monday, "", nil}, // only empty buckets
+		// Bounds with nanoseconds around an event a microsecond before a minute's end.
+		{"MINUTE", monday.Add(time.Minute - time.Microsecond - 500), monday.Add(time.Minute - time.Microsecond + 500), "", nil},
+		{"HOUR", monday.Add(time.Minute - time.Microsecond + 1), monday.Add(time.Hour + 1), "", nil},
 		{"DAY", monday, monday.Add(21 * 24 * time.Hour), "nobody", nil},
 	}
 	for _, c := range cases {

@@ -54,7 +54,19 @@ WHERE e.recorded_at >= $1 AND e.recorded_at < $2
   AND (cardinality($6::text[]) = 0 OR e.type = ANY($6::text[]))
 GROUP BY 1, 2`
 
-// bucketStart is the boundary of the bucket t falls in.
+// UpToMicrosecond rounds t up to a whole microsecond, the precision PostgreSQL keeps a
+// timestamptz in: a bound of a range of recorded_at compares the same rounded up as it does
+// exactly (t is sent to the server truncated to the microsecond, which would move a bound with
+// nanoseconds past the events at its microsecond).
+func UpToMicrosecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Microsecond); !r.Equal(t) {
+		return r.Add(time.Microsecond)
+	}
+	return t
+}
+
+// BucketStart is the start of the bucket of length interval that t falls in, aligned in UTC
+// as Stats aligns them.
 func BucketStart(t time.Time, interval time.Duration) time.Time {
 	d := t.Sub(statsOrigin())
 	n := d / interval
@@ -111,6 +123,7 @@ func (s *Store) Stats(ctx context.Context, o StatsOptions) ([]StatsBucket, error
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	o.From, o.To = UpToMicrosecond(o.From), UpToMicrosecond(o.To)
 	types := o.Types
 	if types == nil {
 		types = []string{}

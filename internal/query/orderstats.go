@@ -60,6 +60,7 @@ func (r *Reader) OrderStats(ctx context.Context, from, to time.Time) (OrderStats
 	if err := (eventstore.StatsOptions{From: from, To: to, Interval: day}).Validate(); err != nil {
 		return OrderStats{}, err
 	}
+	from, to = eventstore.UpToMicrosecond(from), eventstore.UpToMicrosecond(to)
 	origin := eventstore.BucketStart(from, day)
 	out := OrderStats{Days: make([]OrderDay, eventstore.StatsBuckets(from, to, day)), Total: OrderDay{Start: from.UTC(), End: to.UTC()}}
 	for i := range out.Days {
