@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,6 +59,10 @@ GROUP BY GROUPING SETS ((date_bin('1 day', shipped_at, $3)), ())`
 // eventstore.MaxStatsBuckets days.
 func (r *Reader) OrderStats(ctx context.Context, from, to time.Time) (OrderStats, error) {
 	if err := (eventstore.StatsOptions{From: from, To: to, Interval: day}).Validate(); err != nil {
+		var v *eventstore.ValidationError
+		if errors.As(err, &v) && v.Field == "interval" { // orderStats has no interval to change
+			return OrderStats{}, &eventstore.ValidationError{Field: "to", Reason: fmt.Sprintf("from..to spans %d days; at most %d", eventstore.StatsBuckets(from, to, day), eventstore.MaxStatsBuckets)}
+		}
 		return OrderStats{}, err
 	}
 	from, to = eventstore.UpToMicrosecond(from), eventstore.UpToMicrosecond(to)
