@@ -331,3 +331,27 @@ func TestEventStatsRefusesBadRanges(t *testing.T) {
 		}
 	})
 }
+
+// The stats fields cost their buckets times their selection, so the complexity limit bounds
+// the size of their answer before anything is counted.
+func TestStatsComplexityGrowsWithBuckets(t *testing.T) {
+	t.Parallel()
+	store := eventstore.New(dbtest.Pool(t), eventstore.Options{})
+	srv := httptest.NewServer(graph.NewHandler(&graph.Resolver{Store: store, Limits: graph.Limits{MaxComplexity: 1000}}, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	at := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	// Each bucket asks for start, end, total and counts { type count }: 6, plus 1 for buckets.
+	for _, c := range []struct {
+		hours int
+		code  string
+	}{{100, ""}, {200, "COMPLEXITY_LIMIT_EXCEEDED"}} {
+		r := post(t, srv.URL, eventStatsQuery, map[string]any{"from": at, "to": at.Add(time.Duration(c.hours) * time.Hour), "interval": "HOUR"})
+		got := ""
+		if len(r.Errors) > 0 {
+			got, _ = r.Errors[0].Extensions["code"].(string)
+		}
+		if got != c.code {
+			t.Errorf("%d hourly buckets: code %q (%+v), want %q", c.hours, got, r.Errors, c.code)
+		}
+	}
+}
