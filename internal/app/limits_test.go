@@ -91,7 +91,7 @@ func TestHostileRequestsMeetTheirLimits(t *testing.T) {
 	// Still serving.
 	var p []struct{ Name string }
 	ok(t, gql(t, a, `{ projections { name } }`, nil), "projections", &p)
-	if len(p) != 2 {
+	if len(p) != 3 {
 		t.Errorf("projections after the hostile requests: %+v", p)
 	}
 }

@@ -39,7 +39,8 @@ func TestStatisticsThroughTheServer(t *testing.T) {
 	}
 	wantMedian := events[2].Node.RecordedAt.Sub(events[0].Node.RecordedAt).Seconds()
 
-	now := time.Now().UTC()
+	// Microseconds, the precision the database keeps and the server rounds bounds to.
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	from, to := now.Add(-24*time.Hour), now.Add(24*time.Hour)
 	type day struct {
 		Start, End                        time.Time

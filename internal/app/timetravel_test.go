@@ -170,7 +170,11 @@ VALUES ($1, $2, 2, 'UserRenamed', 1, '{"oldName": "Y", "newName": "Y2"}', '{}')`
 			}
 		}
 	}
-	ok(t, gql(t, a, `{ allEvents(types: ["UserRenamed"]) { edges { node { streamId recordedAt } } } }`, nil), "allEvents", &events)
+	// allEvents shows the renames once every older transaction in the cluster has ended.
+	waitUntil(t, "both renames in allEvents", 15*time.Second, func() bool {
+		ok(t, gql(t, a, `{ allEvents(types: ["UserRenamed"]) { edges { node { streamId recordedAt } } } }`, nil), "allEvents", &events)
+		return len(events.Edges) >= 2
+	})
 	if len(events.Edges) != 2 || events.Edges[0].Node.StreamID != "user-"+x.User.ID || !events.Edges[1].Node.RecordedAt.Before(events.Edges[0].Node.RecordedAt) {
 		t.Fatalf("the global order should hold B's rename first, then A's with an earlier time: %+v", events)
 	}
