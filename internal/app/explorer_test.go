@@ -1,0 +1,328 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/explorer"
+)
+
+// screenshotDir is where the Explorer test writes a PNG of each view for a person to look at:
+// $STRATA_SCREENSHOTS, else artifacts/screenshots/explorer at the repository's root (ignored by
+// git; .ci/run prints the folder).
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("STRATA_SCREENSHOTS")
+	if dir == "" {
+		root, err := filepath.Abs(filepath.Join("..", ".."))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+			t.Fatalf("the repository's root is not two levels up from %s: %v", must(os.Getwd()), err)
+		}
+		dir = filepath.Join(root, "artifacts", "screenshots", "explorer")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatalf("make the screenshot folder: %v", err)
+	}
+	return dir
+}
+
+func must[T any](v T, _ error) T { return v }
+
+// The Explorer in a real headless Chromium, against the server's own routes: it finds an
+// order stream by searching, opens its timeline and the order through its versions, moves the
+// version slider from 1 (PENDING) to the last (SHIPPED) and shows the state change and what
+// the event changed; the link to the Playground opens that very query there; the live tail
+// shows an event appended through the API, and after a pause resumes from its last position,
+// showing what was appended meanwhile once; statistics show the projections. Every request
+// the page makes goes to its server. A screenshot of each view is written (screenshotDir).
+//
+// Sequential, so that its leak check sees only what the browser and the server start.
+func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testing.T) {
+	verifyNoLeaks(t)
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the Explorer test drives headless Chromium at %s: %v; install Debian's chromium package (apt-get install -y chromium; .ci/run does)", chromiumPath, err)
+	}
+	shots := screenshotDir(t)
+
+	pool := dbtest.Pool(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	parts := newResolver(pool, nil, config.Config{MaxPageSize: 100, ConsistencyTimeout: 5 * time.Second, SubscriberBuffer: 256}, logger)
+	runCtx, stopRunning := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	running.Go(func() { _ = parts.hub.Run(runCtx) })
+	running.Go(func() { _ = parts.projectors.Run(runCtx) })
+	srv := httptest.NewServer(routes(&database{pool: pool}, parts.resolver, config.Config{}, logger))
+	// After the browser is gone (deferred below, so run first): stopping the hub ends the
+	// subscriptions, and so their WebSocket connections; then the server closes.
+	defer func() {
+		stopRunning()
+		running.Wait()
+		srv.Close()
+	}()
+	defer stopRunning() // also when a step below fails before the browser starts
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	// An order that went PENDING → PAID → SHIPPED, through the API.
+	var ada userOut
+	ok(t, gql(t, addr, registerM, map[string]any{"n": "Ada Lovelace", "e": "ada@example.com"}), "registerUser", &ada)
+	var o orderOut
+	ok(t, gql(t, addr, createM, map[string]any{"c": ada.User.ID, "items": items("BOOK", 2, "9.99")}), "createOrder", &o)
+	ok(t, gql(t, addr, payM, map[string]any{"id": o.Order.ID, "a": o.Order.Total}), "payOrder", &o)
+	ok(t, gql(t, addr, shipM, map[string]any{"id": o.Order.ID}), "shipOrder", &o)
+	if o.Order.Status != "SHIPPED" || o.Order.Version != 3 {
+		t.Fatalf("the order is %+v, want SHIPPED at version 3", o.Order)
+	}
+	streamID := "order-" + o.Order.ID
+
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests run as root in CI
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		// Without these Chromium reaches for outside hosts on its own.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	defer cancelAlloc() // waits for the browser process to exit
+
+	var (
+		mu       sync.Mutex
+		requests []string
+		sockets  []string
+		problems []string
+	)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithListener(func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			requests = append(requests, ev.Request.URL)
+		case *network.EventWebSocketCreated:
+			sockets = append(sockets, ev.URL)
+		case *runtime.EventExceptionThrown:
+			problems = append(problems, "exception: "+ev.ExceptionDetails.Text+" "+describe(ev.ExceptionDetails.Exception))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
+				text := string(ev.Type) + ":"
+				for _, arg := range ev.Args {
+					text += " " + describe(arg) + string(arg.Value)
+				}
+				problems = append(problems, text)
+			}
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Source == cdplog.EntrySourceSecurity {
+				problems = append(problems, fmt.Sprintf("%s %s: %s %s", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+			}
+		}
+	}))
+	defer cancelBrowser()
+
+	fail := func(step string, err error) {
+		t.Helper()
+		body, _ := chromedp.Run(browserCtx, chromedp.Text(chromedp.CSS("body")))
+		mu.Lock()
+		reported := strings.Join(problems, "\n")
+		mu.Unlock()
+		t.Fatalf("in the Explorer, %s: %v\nthe page reported:\n%.2000s\npage text:\n%.3000s", step, err, reported, body)
+	}
+	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(browserCtx, actions...); err != nil {
+			fail(step, err)
+		}
+	}
+	// until waits for a JavaScript condition to hold.
+	until := func(step, cond string) {
+		t.Helper()
+		if _, err := chromedp.Run(browserCtx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			fail(step, err)
+		}
+	}
+	text := func(step, selector string) string {
+		t.Helper()
+		s, err := chromedp.Run(browserCtx, chromedp.Text(chromedp.CSS(selector)))
+		if err != nil {
+			fail(step, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(browserCtx, chromedp.FullScreenshot(100)) // 100: PNG
+		if err != nil {
+			fail("take the screenshot "+name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name), png, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Streams: search by prefix, find the order's stream.
+	do("open /explorer",
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
+				return err
+			}
+			_, err := cdp.Call(ctx, t, cdplog.Enable, cdp.Empty{})
+			return err
+		}),
+		chromedp.Navigate(srv.URL+explorer.Path),
+		chromedp.WaitVisible(chromedp.CSS(`#stream-prefix`)),
+	)
+	do("search for the order's stream",
+		chromedp.SendKeys(chromedp.CSS(`#stream-prefix`), streamID[:len("order-")+8]),
+		chromedp.Click(chromedp.CSS(`#stream-search`)),
+	)
+	link := `[...document.querySelectorAll('#stream-results a.stream-link')].find(a => a.textContent === ` + jsString(streamID) + `)`
+	until("find the order's stream in the results", `!!`+link)
+	screenshot("1-streams.png")
+
+	// Its timeline: three events, oldest first.
+	do("open the stream", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](link+`.click()`)(ctx, t)
+		return err
+	}))
+	until("see the stream's timeline", `document.querySelectorAll('#timeline li').length === 3`)
+	if got := text("read the timeline", `#timeline`); !strings.Contains(got, "OrderCreated") || !strings.Contains(got, "OrderShipped") {
+		t.Errorf("the timeline shows %q, want OrderCreated … OrderShipped", got)
+	}
+	screenshot("2-stream.png")
+
+	// The order through its versions: the slider, from the keyboard.
+	do("open the order", chromedp.Click(chromedp.CSS(`#open-aggregate`)))
+	until("see the order at its last version", `document.querySelector('#agg-state td[data-field=status]')?.textContent === 'SHIPPED'`)
+	do("move the slider to version 1", chromedp.Focus(chromedp.CSS(`#version-slider`)), chromedp.KeyEvent(kb.Home))
+	until("see the order at version 1", `document.querySelector('#version-label')?.textContent === 'version 1 of 3' && `+
+		`document.querySelector('#agg-state td[data-field=status]')?.textContent === 'PENDING' && `+
+		`document.querySelector('#agg-event-type')?.textContent === 'OrderCreated'`)
+	screenshot("3-aggregate-version-1.png")
+	do("move the slider to the last version", chromedp.Focus(chromedp.CSS(`#version-slider`)), chromedp.KeyEvent(kb.End))
+	until("see the order at version 3", `document.querySelector('#version-label')?.textContent === 'version 3 of 3' && `+
+		`document.querySelector('#agg-state td[data-field=status]')?.textContent === 'SHIPPED' && `+
+		`document.querySelector('#agg-event-type')?.textContent === 'OrderShipped'`)
+	if got := text("read what the event changed", `#agg-changes`); !strings.Contains(got, "PAID") || !strings.Contains(got, "SHIPPED") || !strings.Contains(got, "DHL") {
+		t.Errorf("what the last event changed reads %q, want status PAID → SHIPPED and the carrier DHL", got)
+	}
+	screenshot("4-aggregate-version-3.png")
+
+	// The Playground link carries the view's query, and the Playground opens it.
+	href, err := chromedp.Run(browserCtx, chromedp.Evaluate[string](`document.querySelector('#open-playground').href`))
+	if err != nil {
+		fail("read the Playground link", err)
+	}
+	u, err := url.Parse(href)
+	if err != nil || u.Path != "/" || !strings.Contains(u.Query().Get("query"), "ExplorerOrderAtVersion") || !strings.Contains(u.Query().Get("variables"), `"version": 3`) {
+		t.Errorf("the Playground link is %q (%v), want / with the view's query and version 3", href, err)
+	}
+	do("open the Playground link", chromedp.Navigate(href), chromedp.WaitVisible(chromedp.CSS(`.graphiql-query-editor .CodeMirror`)))
+	const editor = `document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror`
+	until("see the view's query in the Playground", editor+`.getValue().includes('ExplorerOrderAtVersion')`)
+	if err := chromedp.Do(browserCtx, chromedp.Click(chromedp.CSS(`.graphiql-execute-button`))); err != nil {
+		fail("run the linked query", err)
+	}
+	until("see the linked query's answer", `(document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror.getValue() ?? '').includes('"SHIPPED"')`)
+
+	// The live tail: an event appended through the API appears; after a pause, what was
+	// appended meanwhile appears once on resume.
+	do("open the live tail", chromedp.Navigate(srv.URL+explorer.Path+"#/live"))
+	until("see the live tail connected", `document.querySelector('#live-status')?.dataset.state === 'live'`)
+	waitSubscribers := func(step string, want func(int) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !want(parts.hub.Stats().Subscribers); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				fail(step, errors.New("the hub's subscribers did not change within 20s"))
+			}
+		}
+	}
+	waitSubscribers("wait for the live tail's subscription to reach the server", func(n int) bool { return n > 0 })
+	const appendM = `mutation($s: String!, $t: String!) { appendEvents(streamId: $s, events: [{type: $t, data: {}}]) { position } }`
+	var appended struct{ Position string }
+	ok(t, gql(t, addr, appendM, map[string]any{"s": "live-explorer1", "t": "WentLive"}), "appendEvents", &appended)
+	until("see the appended event in the live tail", `document.querySelector('#live-list')?.textContent.includes('live-explorer1')`)
+
+	do("pause the live tail", chromedp.Click(chromedp.CSS(`#live-toggle`)))
+	until("see the live tail paused", `document.querySelector('#live-status')?.dataset.state === 'paused'`)
+	waitSubscribers("wait for the paused subscription to end on the server", func(n int) bool { return n == 0 })
+	ok(t, gql(t, addr, appendM, map[string]any{"s": "live-explorer2", "t": "WentLiveWhilePaused"}), "appendEvents", &appended)
+	do("resume the live tail", chromedp.Click(chromedp.CSS(`#live-toggle`)))
+	until("see the event appended while paused", `document.querySelector('#live-list')?.textContent.includes('live-explorer2')`)
+	rows, err := chromedp.Run(browserCtx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#live-list li a')].map(a => a.textContent)`))
+	if err != nil {
+		fail("read the live tail", err)
+	}
+	if strings.Join(rows, " ") != "live-explorer2 live-explorer1" {
+		t.Errorf("the live tail shows streams %q, want live-explorer2 then live-explorer1, each once", rows)
+	}
+	screenshot("5-live-tail.png")
+
+	// Statistics: the projections and their lag.
+	do("open statistics", chromedp.Navigate(srv.URL+explorer.Path+"#/stats"))
+	until("see the projections", `document.querySelectorAll('#projections tbody tr').length > 0`)
+	if got := text("read the projections", `#projections`); !strings.Contains(got, "orders") || !strings.Contains(got, "users") {
+		t.Errorf("the projections table reads %q, want the orders and users projections", got)
+	}
+	screenshot("6-statistics.png")
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range problems {
+		t.Errorf("the page reported: %.300s", p)
+	}
+	server, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range requests {
+		u, err := url.Parse(r)
+		switch {
+		case err != nil:
+			t.Errorf("the page requested %q, which does not parse: %v", r, err)
+		case u.Scheme == "data" || u.Scheme == "blob":
+		case u.Host != server.Host:
+			t.Errorf("the page requested %s, which is not the server it came from (%s)", r, server.Host)
+		}
+	}
+	for _, s := range sockets {
+		if u, err := url.Parse(s); err != nil || u.Scheme != "ws" || u.Host != server.Host || u.Path != "/query" {
+			t.Errorf("the page opened a WebSocket to %s, want ws://%s/query", s, server.Host)
+		}
+	}
+	if len(sockets) < 2 {
+		t.Errorf("the page opened %d WebSockets, want one for the live tail and one after resuming", len(sockets))
+	}
+	t.Logf("screenshots in %s", shots)
+}
