@@ -99,6 +99,13 @@ func (r *Resolver) onReplica(ctx context.Context, fn func(side) error) error {
 // replicate with the read models they describe); then the read, and the rest of the request,
 // go to the primary, which waits for what is left of the timeout.
 func (r *Resolver) readConsistent(ctx context.Context, consistentWith *string, fn func(side) error) error {
+	// Both: an order's answer may hold its customer (the users read model) and a user's its
+	// orders, so a wait for one alone could mix a fresh order with a stale customer.
+	return r.readConsistentOf(ctx, consistentWith, []string{"users", "orders"}, fn)
+}
+
+// readConsistentOf is readConsistent waiting for the read models called models.
+func (r *Resolver) readConsistentOf(ctx context.Context, consistentWith *string, models []string, fn func(side) error) error {
 	if consistentWith == nil || *consistentWith == "" {
 		return r.read(ctx, fn)
 	}
@@ -108,7 +115,7 @@ func (r *Resolver) readConsistent(ctx context.Context, consistentWith *string, f
 	}
 	deadline := time.Now().Add(r.consistencyTimeout())
 	if r.Replica != nil && !pinned(ctx) && r.Replica.Router.Use(ctx) {
-		werr := r.waitFor(ctx, r.Replica.WaitFor, pos, time.Until(deadline)/2)
+		werr := r.waitFor(ctx, r.Replica.WaitFor, models, pos, time.Until(deadline)/2)
 		if werr == nil {
 			// Should the replica fail the read itself, the primary answers it at once: it is at
 			// least as far along as its replica.
@@ -119,18 +126,16 @@ func (r *Resolver) readConsistent(ctx context.Context, consistentWith *string, f
 		}
 	}
 	pin(ctx)
-	if err := r.waitFor(ctx, r.Projectors.WaitFor, pos, time.Until(deadline)); err != nil {
+	if err := r.waitFor(ctx, r.Projectors.WaitFor, models, pos, time.Until(deadline)); err != nil {
 		return err
 	}
 	return fn(r.primary())
 }
 
-// waitFor waits, with wait, until the read models have applied pos. It waits for both: an
-// order's answer may hold its customer (the users read model) and a user's its orders, so
-// waiting for one alone could mix a fresh order with a stale customer.
-func (r *Resolver) waitFor(ctx context.Context, wait func(context.Context, string, eventstore.Position, time.Duration) error, pos eventstore.Position, timeout time.Duration) error {
+// waitFor waits, with wait, until every read model of names has applied pos.
+func (r *Resolver) waitFor(ctx context.Context, wait func(context.Context, string, eventstore.Position, time.Duration) error, names []string, pos eventstore.Position, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for _, name := range []string{"users", "orders"} {
+	for _, name := range names {
 		if err := wait(ctx, name, pos, time.Until(deadline)); err != nil {
 			return err
 		}

@@ -333,6 +333,36 @@ func (r *queryResolver) Projections(ctx context.Context) ([]*model.Projection, e
 	return out, nil
 }
 
+// EventStats is the resolver for the eventStats field.
+func (r *queryResolver) EventStats(ctx context.Context, from time.Time, to time.Time, interval model.StatsInterval, category *string, types []string) (*model.EventStats, error) {
+	opts := eventstore.StatsOptions{From: from, To: to, Interval: statsInterval(interval), Types: types}
+	if category != nil {
+		opts.Category = *category
+	}
+	var buckets []eventstore.StatsBucket
+	err := r.read(ctx, func(s side) (err error) {
+		buckets, err = s.store.Stats(ctx, opts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return toEventStats(buckets), nil
+}
+
+// OrderStats is the resolver for the orderStats field.
+func (r *queryResolver) OrderStats(ctx context.Context, from time.Time, to time.Time, consistentWith *string) (*model.OrderStats, error) {
+	var stats query.OrderStats
+	err := r.readConsistentOf(ctx, consistentWith, orderStatsModels(), func(s side) (err error) {
+		stats, err = s.reader.OrderStats(ctx, from, to)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return toOrderStats(stats), nil
+}
+
 // Streams is the resolver for the streams field.
 func (r *queryResolver) Streams(ctx context.Context, prefix *string, category *string, first *int, after *string) (*model.StreamConnection, error) {
 	n, err := r.pageSizeDefault(ctx, first, 20)

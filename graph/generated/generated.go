@@ -84,6 +84,23 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	EventStats struct {
+		Buckets func(childComplexity int) int
+		Total   func(childComplexity int) int
+	}
+
+	EventStatsBucket struct {
+		Counts func(childComplexity int) int
+		End    func(childComplexity int) int
+		Start  func(childComplexity int) int
+		Total  func(childComplexity int) int
+	}
+
+	EventTypeCount struct {
+		Count func(childComplexity int) int
+		Type  func(childComplexity int) int
+	}
+
 	FieldChange struct {
 		After  func(childComplexity int) int
 		Before func(childComplexity int) int
@@ -158,6 +175,22 @@ type ComplexityRoot struct {
 		Position func(childComplexity int) int
 	}
 
+	OrderStats struct {
+		Days  func(childComplexity int) int
+		Total func(childComplexity int) int
+	}
+
+	OrderStatsDay struct {
+		Cancelled        func(childComplexity int) int
+		Created          func(childComplexity int) int
+		End              func(childComplexity int) int
+		MedianTimeToShip func(childComplexity int) int
+		Paid             func(childComplexity int) int
+		Revenue          func(childComplexity int) int
+		Shipped          func(childComplexity int) int
+		Start            func(childComplexity int) int
+	}
+
 	PageInfo struct {
 		EndCursor   func(childComplexity int) int
 		HasNextPage func(childComplexity int) int
@@ -173,7 +206,9 @@ type ComplexityRoot struct {
 
 	Query struct {
 		AllEvents   func(childComplexity int, first *int, after *string, category *string, types []string) int
+		EventStats  func(childComplexity int, from time.Time, to time.Time, interval model.StatsInterval, category *string, types []string) int
 		Order       func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
+		OrderStats  func(childComplexity int, from time.Time, to time.Time, consistentWith *string) int
 		Orders      func(childComplexity int, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) int
 		Projections func(childComplexity int) int
 		Stream      func(childComplexity int, id string) int
@@ -294,6 +329,8 @@ type QueryResolver interface {
 	Order(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.Order, error)
 	Orders(ctx context.Context, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) (*model.OrderConnection, error)
 	Projections(ctx context.Context) ([]*model.Projection, error)
+	EventStats(ctx context.Context, from time.Time, to time.Time, interval model.StatsInterval, category *string, types []string) (*model.EventStats, error)
+	OrderStats(ctx context.Context, from time.Time, to time.Time, consistentWith *string) (*model.OrderStats, error)
 	Streams(ctx context.Context, prefix *string, category *string, first *int, after *string) (*model.StreamConnection, error)
 }
 type StreamResolver interface {
@@ -487,6 +524,57 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
+
+	case "EventStats.buckets":
+		if e.ComplexityRoot.EventStats.Buckets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventStats.Buckets(childComplexity), true
+	case "EventStats.total":
+		if e.ComplexityRoot.EventStats.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventStats.Total(childComplexity), true
+
+	case "EventStatsBucket.counts":
+		if e.ComplexityRoot.EventStatsBucket.Counts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventStatsBucket.Counts(childComplexity), true
+	case "EventStatsBucket.end":
+		if e.ComplexityRoot.EventStatsBucket.End == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventStatsBucket.End(childComplexity), true
+	case "EventStatsBucket.start":
+		if e.ComplexityRoot.EventStatsBucket.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventStatsBucket.Start(childComplexity), true
+	case "EventStatsBucket.total":
+		if e.ComplexityRoot.EventStatsBucket.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventStatsBucket.Total(childComplexity), true
+
+	case "EventTypeCount.count":
+		if e.ComplexityRoot.EventTypeCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventTypeCount.Count(childComplexity), true
+	case "EventTypeCount.type":
+		if e.ComplexityRoot.EventTypeCount.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventTypeCount.Type(childComplexity), true
 
 	case "FieldChange.after":
 		if e.ComplexityRoot.FieldChange.After == nil {
@@ -832,6 +920,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.OrderResult.Position(childComplexity), true
 
+	case "OrderStats.days":
+		if e.ComplexityRoot.OrderStats.Days == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStats.Days(childComplexity), true
+	case "OrderStats.total":
+		if e.ComplexityRoot.OrderStats.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStats.Total(childComplexity), true
+
+	case "OrderStatsDay.cancelled":
+		if e.ComplexityRoot.OrderStatsDay.Cancelled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatsDay.Cancelled(childComplexity), true
+	case "OrderStatsDay.created":
+		if e.ComplexityRoot.OrderStatsDay.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatsDay.Created(childComplexity), true
+	case "OrderStatsDay.end":
+		if e.ComplexityRoot.OrderStatsDay.End == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatsDay.End(childComplexity), true
+	case "OrderStatsDay.medianTimeToShip":
+		if e.ComplexityRoot.OrderStatsDay.MedianTimeToShip == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatsDay.MedianTimeToShip(childComplexity), true
+	case "OrderStatsDay.paid":
+		if e.ComplexityRoot.OrderStatsDay.Paid == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatsDay.Paid(childComplexity), true
+	case "OrderStatsDay.revenue":
+		if e.ComplexityRoot.OrderStatsDay.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatsDay.Revenue(childComplexity), true
+	case "OrderStatsDay.shipped":
+		if e.ComplexityRoot.OrderStatsDay.Shipped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatsDay.Shipped(childComplexity), true
+	case "OrderStatsDay.start":
+		if e.ComplexityRoot.OrderStatsDay.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderStatsDay.Start(childComplexity), true
+
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
 			break
@@ -887,6 +1037,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AllEvents(childComplexity, args["first"].(*int), args["after"].(*string), args["category"].(*string), args["types"].([]string)), true
+	case "Query.eventStats":
+		if e.ComplexityRoot.Query.EventStats == nil {
+			break
+		}
+
+		args, err := ec.field_Query_eventStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.EventStats(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["interval"].(model.StatsInterval), args["category"].(*string), args["types"].([]string)), true
 
 	case "Query.order":
 		if e.ComplexityRoot.Query.Order == nil {
@@ -899,6 +1060,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Order(childComplexity, args["id"].(string), args["consistentWith"].(*string), args["asOf"].(*time.Time), args["atVersion"].(*int)), true
+	case "Query.orderStats":
+		if e.ComplexityRoot.Query.OrderStats == nil {
+			break
+		}
+
+		args, err := ec.field_Query_orderStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.OrderStats(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["consistentWith"].(*string)), true
 	case "Query.orders":
 		if e.ComplexityRoot.Query.Orders == nil {
 			break
@@ -1748,6 +1920,72 @@ type Subscription {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Statistics (docs/design.md, "Statistics"). Both queries take a range of time [from, to) and
+# split it into buckets aligned in UTC (minutes, hours, days, and weeks from Monday); the first
+# and last bucket are cut to the range, so a bucket's start and end say exactly what it counts.
+# Every bucket the range touches is returned, empty ones included, at most 1,000 (else
+# BAD_USER_INPUT).
+
+enum StatsInterval { MINUTE HOUR DAY WEEK }
+
+"The count of one event type in a bucket."
+type EventTypeCount {
+  type: String!
+  count: Int!
+}
+
+"The events recorded in [start, end)."
+type EventStatsBucket {
+  start: Time!
+  end: Time!
+  total: Int!
+  "Per event type, by type name; types without events in the bucket are left out."
+  counts: [EventTypeCount!]!
+}
+
+type EventStats {
+  "The events of the whole range."
+  total: Int!
+  buckets: [EventStatsBucket!]!
+}
+
+"What happened to orders in one UTC day, or in the part of it inside the range asked for."
+type OrderStatsDay {
+  start: Time!
+  end: Time!
+  "Orders created, paid, shipped and cancelled in the day: each counted on the day of its event."
+  created: Int!
+  paid: Int!
+  shipped: Int!
+  cancelled: Int!
+  "The sum of the amounts paid in the day (OrderPaid), also of orders cancelled later."
+  revenue: Money!
+  "The median, over the orders shipped in the day, of the seconds from creation to shipment; null when none shipped."
+  medianTimeToShip: Float
+}
+
+type OrderStats {
+  "The figures of the whole range (start and end are the range's)."
+  total: OrderStatsDay!
+  days: [OrderStatsDay!]!
+}
+
+extend type Query {
+  """
+  Events per bucket of interval and per type, counted by SQL over the event log, by the time
+  they were recorded (recordedAt), optionally of one category and of some types. The counts
+  are of the events allEvents shows: the global order up to its horizon, without scavenged
+  events or archived partitions.
+  """
+  eventStats(from: Time!, to: Time!, interval: StatsInterval! = HOUR, category: String, types: [String!]): EventStats!
+  """
+  Order figures per UTC day, from the order_stats projection. consistentWith as for order:
+  the query first waits until the projection has applied that position.
+  """
+  orderStats(from: Time!, to: Time!, consistentWith: String): OrderStats!
+}
+
+# ---------------------------------------------------------------------------------------------
 # Listing streams (the Explorer's search, docs/design.md "Explorer").
 
 type StreamEdge {
@@ -1859,6 +2097,40 @@ func (ec *executionContext) childFields_EventEdge(ctx context.Context, field gra
 		return ec.fieldContext_EventEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_EventStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_EventStats_total(ctx, field)
+	case "buckets":
+		return ec.fieldContext_EventStats_buckets(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EventStats", field.Name)
+}
+
+func (ec *executionContext) childFields_EventStatsBucket(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "start":
+		return ec.fieldContext_EventStatsBucket_start(ctx, field)
+	case "end":
+		return ec.fieldContext_EventStatsBucket_end(ctx, field)
+	case "total":
+		return ec.fieldContext_EventStatsBucket_total(ctx, field)
+	case "counts":
+		return ec.fieldContext_EventStatsBucket_counts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EventStatsBucket", field.Name)
+}
+
+func (ec *executionContext) childFields_EventTypeCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_EventTypeCount_type(ctx, field)
+	case "count":
+		return ec.fieldContext_EventTypeCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EventTypeCount", field.Name)
 }
 
 func (ec *executionContext) childFields_FieldChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1975,6 +2247,38 @@ func (ec *executionContext) childFields_OrderResult(ctx context.Context, field g
 		return ec.fieldContext_OrderResult_dryRun(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrderResult", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_OrderStats_total(ctx, field)
+	case "days":
+		return ec.fieldContext_OrderStats_days(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderStats", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderStatsDay(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "start":
+		return ec.fieldContext_OrderStatsDay_start(ctx, field)
+	case "end":
+		return ec.fieldContext_OrderStatsDay_end(ctx, field)
+	case "created":
+		return ec.fieldContext_OrderStatsDay_created(ctx, field)
+	case "paid":
+		return ec.fieldContext_OrderStatsDay_paid(ctx, field)
+	case "shipped":
+		return ec.fieldContext_OrderStatsDay_shipped(ctx, field)
+	case "cancelled":
+		return ec.fieldContext_OrderStatsDay_cancelled(ctx, field)
+	case "revenue":
+		return ec.fieldContext_OrderStatsDay_revenue(ctx, field)
+	case "medianTimeToShip":
+		return ec.fieldContext_OrderStatsDay_medianTimeToShip(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderStatsDay", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2750,6 +3054,82 @@ func (ec *executionContext) field_Query_allEvents_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["types"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_eventStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "interval",
+		func(ctx context.Context, v any) (model.StatsInterval, error) {
+			return ec.unmarshalNStatsInterval2githubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStatsInterval(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["interval"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "category",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["category"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "types",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["types"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_orderStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "consistentWith",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["consistentWith"] = arg2
 	return args, nil
 }
 
@@ -3844,6 +4224,208 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _EventStats_total(ctx context.Context, field graphql.CollectedField, obj *model.EventStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventStats_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventStats_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EventStats_buckets(ctx context.Context, field graphql.CollectedField, obj *model.EventStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventStats_buckets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Buckets, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.EventStatsBucket) graphql.Marshaler {
+			return ec.marshalNEventStatsBucket2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventStatsBucketᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventStats_buckets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EventStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventStatsBucket(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _EventStatsBucket_start(ctx context.Context, field graphql.CollectedField, obj *model.EventStatsBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventStatsBucket_start(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventStatsBucket_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventStatsBucket", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EventStatsBucket_end(ctx context.Context, field graphql.CollectedField, obj *model.EventStatsBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventStatsBucket_end(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.End, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventStatsBucket_end(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventStatsBucket", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EventStatsBucket_total(ctx context.Context, field graphql.CollectedField, obj *model.EventStatsBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventStatsBucket_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventStatsBucket_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventStatsBucket", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EventStatsBucket_counts(ctx context.Context, field graphql.CollectedField, obj *model.EventStatsBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventStatsBucket_counts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Counts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.EventTypeCount) graphql.Marshaler {
+			return ec.marshalNEventTypeCount2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventTypeCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventStatsBucket_counts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EventStatsBucket",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventTypeCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _EventTypeCount_type(ctx context.Context, field graphql.CollectedField, obj *model.EventTypeCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventTypeCount_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventTypeCount_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventTypeCount", field, false, false, "String")
+}
+
+func (ec *executionContext) _EventTypeCount_count(ctx context.Context, field graphql.CollectedField, obj *model.EventTypeCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventTypeCount_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventTypeCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventTypeCount", field, false, false, "Int")
 }
 
 func (ec *executionContext) _FieldChange_field(ctx context.Context, field graphql.CollectedField, obj *model.FieldChange) (ret graphql.Marshaler) {
@@ -5269,6 +5851,254 @@ func (ec *executionContext) fieldContext_OrderResult_dryRun(_ context.Context, f
 	return graphql.NewScalarFieldContext("OrderResult", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _OrderStats_total(ctx context.Context, field graphql.CollectedField, obj *model.OrderStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStats_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderStatsDay) graphql.Marshaler {
+			return ec.marshalNOrderStatsDay2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderStatsDay(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStats_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderStatsDay(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderStats_days(ctx context.Context, field graphql.CollectedField, obj *model.OrderStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStats_days(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Days, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.OrderStatsDay) graphql.Marshaler {
+			return ec.marshalNOrderStatsDay2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderStatsDayᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStats_days(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderStatsDay(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderStatsDay_start(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatsDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatsDay_start(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatsDay_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderStatsDay", field, false, false, "Time")
+}
+
+func (ec *executionContext) _OrderStatsDay_end(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatsDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatsDay_end(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.End, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatsDay_end(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderStatsDay", field, false, false, "Time")
+}
+
+func (ec *executionContext) _OrderStatsDay_created(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatsDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatsDay_created(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Created, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatsDay_created(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderStatsDay", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderStatsDay_paid(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatsDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatsDay_paid(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Paid, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatsDay_paid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderStatsDay", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderStatsDay_shipped(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatsDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatsDay_shipped(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Shipped, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatsDay_shipped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderStatsDay", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderStatsDay_cancelled(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatsDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatsDay_cancelled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cancelled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatsDay_cancelled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderStatsDay", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OrderStatsDay_revenue(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatsDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatsDay_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revenue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v domain.Money) graphql.Marshaler {
+			return ec.marshalNMoney2githubᚗcomᚋstrataᚑesᚋstrataᚋinternalᚋdomainᚐMoney(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatsDay_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderStatsDay", field, false, false, "Money")
+}
+
+func (ec *executionContext) _OrderStatsDay_medianTimeToShip(ctx context.Context, field graphql.CollectedField, obj *model.OrderStatsDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderStatsDay_medianTimeToShip(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MedianTimeToShip, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderStatsDay_medianTimeToShip(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderStatsDay", field, false, false, "Float")
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5722,6 +6552,94 @@ func (ec *executionContext) fieldContext_Query_projections(_ context.Context, fi
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Projection(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_eventStats(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_eventStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().EventStats(ctx, fc.Args["from"].(time.Time), fc.Args["to"].(time.Time), fc.Args["interval"].(model.StatsInterval), fc.Args["category"].(*string), fc.Args["types"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EventStats) graphql.Marshaler {
+			return ec.marshalNEventStats2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_eventStats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_eventStats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_orderStats(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_orderStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().OrderStats(ctx, fc.Args["from"].(time.Time), fc.Args["to"].(time.Time), fc.Args["consistentWith"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderStats) graphql.Marshaler {
+			return ec.marshalNOrderStats2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_orderStats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_orderStats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -8504,6 +9422,130 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var eventStatsImplementors = []string{"EventStats"}
+
+func (ec *executionContext) _EventStats(ctx context.Context, sel ast.SelectionSet, obj *model.EventStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, eventStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EventStats")
+		case "total":
+			out.Values[i] = ec._EventStats_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "buckets":
+			out.Values[i] = ec._EventStats_buckets(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var eventStatsBucketImplementors = []string{"EventStatsBucket"}
+
+func (ec *executionContext) _EventStatsBucket(ctx context.Context, sel ast.SelectionSet, obj *model.EventStatsBucket) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, eventStatsBucketImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EventStatsBucket")
+		case "start":
+			out.Values[i] = ec._EventStatsBucket_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "end":
+			out.Values[i] = ec._EventStatsBucket_end(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "total":
+			out.Values[i] = ec._EventStatsBucket_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "counts":
+			out.Values[i] = ec._EventStatsBucket_counts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var eventTypeCountImplementors = []string{"EventTypeCount"}
+
+func (ec *executionContext) _EventTypeCount(ctx context.Context, sel ast.SelectionSet, obj *model.EventTypeCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, eventTypeCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EventTypeCount")
+		case "type":
+			out.Values[i] = ec._EventTypeCount_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._EventTypeCount_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var fieldChangeImplementors = []string{"FieldChange"}
 
 func (ec *executionContext) _FieldChange(ctx context.Context, sel ast.SelectionSet, obj *model.FieldChange) graphql.Marshaler {
@@ -9040,6 +10082,112 @@ func (ec *executionContext) _OrderResult(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var orderStatsImplementors = []string{"OrderStats"}
+
+func (ec *executionContext) _OrderStats(ctx context.Context, sel ast.SelectionSet, obj *model.OrderStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderStats")
+		case "total":
+			out.Values[i] = ec._OrderStats_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "days":
+			out.Values[i] = ec._OrderStats_days(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderStatsDayImplementors = []string{"OrderStatsDay"}
+
+func (ec *executionContext) _OrderStatsDay(ctx context.Context, sel ast.SelectionSet, obj *model.OrderStatsDay) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderStatsDayImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderStatsDay")
+		case "start":
+			out.Values[i] = ec._OrderStatsDay_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "end":
+			out.Values[i] = ec._OrderStatsDay_end(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "created":
+			out.Values[i] = ec._OrderStatsDay_created(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "paid":
+			out.Values[i] = ec._OrderStatsDay_paid(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "shipped":
+			out.Values[i] = ec._OrderStatsDay_shipped(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelled":
+			out.Values[i] = ec._OrderStatsDay_cancelled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revenue":
+			out.Values[i] = ec._OrderStatsDay_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "medianTimeToShip":
+			out.Values[i] = ec._OrderStatsDay_medianTimeToShip(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
@@ -9191,6 +10339,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_projections(ctx, field)
+				})
+		case "eventStats":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_eventStats(ctx, field)
+				})
+		case "orderStats":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_orderStats(ctx, field)
 				})
 		case "streams":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -10260,6 +11420,62 @@ func (ec *executionContext) unmarshalNEventInput2ᚖgithubᚗcomᚋstrataᚑes�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNEventStats2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventStats(ctx context.Context, sel ast.SelectionSet, v *model.EventStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EventStats!")
+		return graphql.Null
+	}
+	return ec._EventStats(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNEventStatsBucket2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventStatsBucketᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.EventStatsBucket) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNEventStatsBucket2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventStatsBucket(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNEventStatsBucket2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventStatsBucket(ctx context.Context, sel ast.SelectionSet, v *model.EventStatsBucket) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EventStatsBucket!")
+		return graphql.Null
+	}
+	return ec._EventStatsBucket(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNEventTypeCount2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventTypeCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.EventTypeCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNEventTypeCount2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventTypeCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNEventTypeCount2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventTypeCount(ctx context.Context, sel ast.SelectionSet, v *model.EventTypeCount) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EventTypeCount!")
+		return graphql.Null
+	}
+	return ec._EventTypeCount(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNFieldChange2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐFieldChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FieldChange) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -10475,6 +11691,38 @@ func (ec *executionContext) marshalNOrderResult2ᚖgithubᚗcomᚋstrataᚑesᚋ
 	return ec._OrderResult(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNOrderStats2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderStats(ctx context.Context, sel ast.SelectionSet, v *model.OrderStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderStats!")
+		return graphql.Null
+	}
+	return ec._OrderStats(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNOrderStatsDay2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderStatsDayᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.OrderStatsDay) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrderStatsDay2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderStatsDay(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNOrderStatsDay2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderStatsDay(ctx context.Context, sel ast.SelectionSet, v *model.OrderStatsDay) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderStatsDay!")
+		return graphql.Null
+	}
+	return ec._OrderStatsDay(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNOrderStatus2githubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrderStatus(ctx context.Context, v any) (model.OrderStatus, error) {
 	var res model.OrderStatus
 	err := res.UnmarshalGQL(v)
@@ -10524,6 +11772,16 @@ func (ec *executionContext) unmarshalNProjectionStatus2githubᚗcomᚋstrataᚑe
 }
 
 func (ec *executionContext) marshalNProjectionStatus2githubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐProjectionStatus(ctx context.Context, sel ast.SelectionSet, v model.ProjectionStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNStatsInterval2githubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStatsInterval(ctx context.Context, v any) (model.StatsInterval, error) {
+	var res model.StatsInterval
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNStatsInterval2githubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStatsInterval(ctx context.Context, sel ast.SelectionSet, v model.StatsInterval) graphql.Marshaler {
 	return v
 }
 
@@ -10908,6 +12166,23 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {

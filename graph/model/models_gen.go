@@ -87,6 +87,27 @@ type EventInput struct {
 	SchemaVersion *int `json:"schemaVersion,omitempty"`
 }
 
+type EventStats struct {
+	// The events of the whole range.
+	Total   int                 `json:"total"`
+	Buckets []*EventStatsBucket `json:"buckets"`
+}
+
+// The events recorded in [start, end).
+type EventStatsBucket struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Total int       `json:"total"`
+	// Per event type, by type name; types without events in the bucket are left out.
+	Counts []*EventTypeCount `json:"counts"`
+}
+
+// The count of one event type in a bucket.
+type EventTypeCount struct {
+	Type  string `json:"type"`
+	Count int    `json:"count"`
+}
+
 // A field an event changed, with its values before and after (JSON, as the field reads in the state).
 type FieldChange struct {
 	Field  string          `json:"field"`
@@ -146,6 +167,27 @@ type OrderResult struct {
 	Events []*CommandEvent `json:"events"`
 	// True when nothing was written: the mutation was asked with dryRun: true.
 	DryRun bool `json:"dryRun"`
+}
+
+type OrderStats struct {
+	// The figures of the whole range (start and end are the range's).
+	Total *OrderStatsDay   `json:"total"`
+	Days  []*OrderStatsDay `json:"days"`
+}
+
+// What happened to orders in one UTC day, or in the part of it inside the range asked for.
+type OrderStatsDay struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Orders created, paid, shipped and cancelled in the day: each counted on the day of its event.
+	Created   int `json:"created"`
+	Paid      int `json:"paid"`
+	Shipped   int `json:"shipped"`
+	Cancelled int `json:"cancelled"`
+	// The sum of the amounts paid in the day (OrderPaid), also of orders cancelled later.
+	Revenue domain.Money `json:"revenue"`
+	// The median, over the orders shipped in the day, of the seconds from creation to shipment; null when none shipped.
+	MedianTimeToShip *float64 `json:"medianTimeToShip,omitempty"`
 }
 
 type PageInfo struct {
@@ -371,6 +413,65 @@ func (e *ProjectionStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e ProjectionStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type StatsInterval string
+
+const (
+	StatsIntervalMinute StatsInterval = "MINUTE"
+	StatsIntervalHour   StatsInterval = "HOUR"
+	StatsIntervalDay    StatsInterval = "DAY"
+	StatsIntervalWeek   StatsInterval = "WEEK"
+)
+
+var AllStatsInterval = []StatsInterval{
+	StatsIntervalMinute,
+	StatsIntervalHour,
+	StatsIntervalDay,
+	StatsIntervalWeek,
+}
+
+func (e StatsInterval) IsValid() bool {
+	switch e {
+	case StatsIntervalMinute, StatsIntervalHour, StatsIntervalDay, StatsIntervalWeek:
+		return true
+	}
+	return false
+}
+
+func (e StatsInterval) String() string {
+	return string(e)
+}
+
+func (e *StatsInterval) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = StatsInterval(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid StatsInterval", str)
+	}
+	return nil
+}
+
+func (e StatsInterval) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *StatsInterval) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e StatsInterval) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -22,6 +22,7 @@ const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--dura
        strata bench subscribe [--url URL] [--stream-subscribers N] [--all-subscribers M] [--rate R] [--duration T]
        strata bench replay [--events N] [--rounds R] [--every N]
        strata bench project [--orders N]
+       strata bench stats [--events N] [--days D] [--query-days Q] [--rounds R]
 (strata bench <name> --help lists every flag)`
 
 // benchCmd runs one of the benchmarks in benchUsage.
@@ -37,6 +38,8 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 		return benchReplayCmd(ctx, env, args[1:])
 	case len(args) > 0 && args[0] == "project":
 		return benchProjectCmd(ctx, env, args[1:])
+	case len(args) > 0 && args[0] == "stats":
+		return benchStatsCmd(ctx, env, args[1:])
 	}
 	fmt.Fprintln(env.stderr, benchUsage)
 	return errUsage

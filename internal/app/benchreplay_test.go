@@ -45,3 +45,28 @@ func TestBenchProject(t *testing.T) {
 		t.Errorf("result %s", stdout.String())
 	}
 }
+
+// bench stats fills a log, times eventStats' query over it and checks its own counts.
+func TestBenchStats(t *testing.T) {
+	admin, scratch := scratchName(t)
+	var stdout, stderr syncBuffer
+	args := []string{"bench", "stats", "--scratch-db", scratch, "--events", "5000", "--days", "3", "--query-days", "2", "--rounds", "1"}
+	if err := Run(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
+		t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout.String())), &res); err != nil {
+		t.Fatalf("stdout %q: %v", stdout.String(), err)
+	}
+	for _, name := range []string{"day_ms_median", "hour_ms_median", "day_category_ms_median", "hour_category_ms_median", "index_build_seconds"} {
+		if v, ok := res[name].(float64); !ok || v <= 0 {
+			t.Errorf("result has %s = %v; stdout %s", name, res[name], stdout.String())
+		}
+	}
+	if q, ok := res["query_events"].(float64); !ok || q < 3000 || q > 3400 {
+		t.Errorf("the last 2 of 3 days hold %v of 5000 events", res["query_events"])
+	}
+	if res["events"] != float64(5000) || !strings.Contains(stderr.String(), "5000 of 5000 events inserted") || !strings.Contains(stderr.String(), "HashAggregate") {
+		t.Errorf("stdout %s\nstderr %s", stdout.String(), stderr.String())
+	}
+}

@@ -295,6 +295,14 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	if got := text("read the projections", `#projections`); !strings.Contains(got, "orders") || !strings.Contains(got, "users") {
 		t.Errorf("the projections table reads %q, want the orders and users projections", got)
 	}
+	// The chart of the last hour per minute: 60 or 61 buckets (the range's ends need not fall
+	// on minutes), and its total counts this test's events, which its database holds alone.
+	until("see the events per minute", `document.querySelectorAll('#chart svg rect.bar').length >= 60`)
+	var all struct{ Edges []struct{ Cursor string } }
+	ok(t, gql(t, addr, `{ allEvents(first: 100) { edges { cursor } } }`, nil), "allEvents", &all)
+	if got, want := text("read the chart's total", `#chart p`), fmt.Sprintf("%d events,", len(all.Edges)); !strings.HasPrefix(got, want) {
+		t.Errorf("the chart says %q, want it to start %q: every event of the log", got, want)
+	}
 	screenshot("6-statistics.png")
 
 	mu.Lock()

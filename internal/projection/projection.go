@@ -97,8 +97,8 @@ func NewRunner(pool *pgxpool.Pool, store *eventstore.Store, projectors []Project
 	return r
 }
 
-// Default returns the seed domain's projectors: users and orders.
-func Default() []Projector { return []Projector{Users{}, Orders{}} }
+// Default returns the seed domain's projectors: users, orders and the order statistics.
+func Default() []Projector { return []Projector{Users{}, Orders{}, OrderStats{}} }
 
 // Projector returns the projector called name.
 func (r *Runner) Projector(name string) (Projector, error) {
