@@ -86,6 +86,8 @@ func TestStreamsByPrefixAndCategoryPaged(t *testing.T) {
 		{"prefix", map[string]any{"p": "order-1"}, []string{"order-1", "order-1-a", "order-10"}},
 		{"category", map[string]any{"c": "order"}, []string{"order", "order-1", "order-1-a", "order-10", "order-2"}},
 		{"prefix and category", map[string]any{"p": "order-", "c": "order"}, []string{"order-1", "order-1-a", "order-10", "order-2"}},
+		{"prefix and category apart", map[string]any{"p": "user-", "c": "order"}, nil},
+		{"a category is the whole part before '-'", map[string]any{"c": "orde"}, nil},
 		{"prefix beyond ASCII", map[string]any{"p": "ordé"}, []string{"ordé-1"}},
 		{"no match", map[string]any{"p": "zzz"}, nil},
 		{"everything", map[string]any{}, []string{"order", "order-1", "order-1-a", "order-10", "order-2", "order_x", "orderly-1", "ordes-1", "ordé-1", "user-1"}},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // ListStreamsOptions selects streams in id order (byte order).
@@ -19,11 +21,12 @@ type ListStreamsOptions struct {
 	Max int
 }
 
-// The range on stream_id COLLATE "C" (its index, migration 00009) is what makes a prefix
-// cheap: every id that starts with p lies in [p, upper(p)) in byte order, and the scan stops at
-// its end. starts_with and the category test then only check rows of that range.
-// The bound is written out, not made optional with an OR, so that even a generic plan scans
-// only the range.
+// The range on stream_id COLLATE "C" (its index, migration 00009) is what makes a search
+// cheap: the ids that start with p are exactly [p, prefixEnd(p)) in byte order, those of
+// category c lie in [c, c+"."), and an index scan in that order stops after first+1 rows.
+// starts_with and the category test only recheck the rows of the range. The statement is
+// planned for its parameters every time (QueryExecModeExec): a generic plan cannot know how
+// wide the range is, and sorts all of it.
 const (
 	listStreamsHead = `SELECT stream_id, version, deleted_version IS NOT NULL, metadata FROM streams
 WHERE stream_id COLLATE "C" > $1
@@ -54,16 +57,20 @@ func (s *Store) ListStreams(ctx context.Context, opts ListStreamsOptions) ([]Str
 	if strings.Contains(opts.Category, "-") {
 		return nil, &ValidationError{Field: "category", Reason: "must not contain '-': a category is the part of a stream id before the first '-'"}
 	}
-	// The range comes from the prefix, or the category (its streams all start with it).
-	start := opts.Prefix
-	if start == "" {
-		start = opts.Category
+	// The range is where the prefix's and the category's ranges meet (byte order is Go's
+	// string order).
+	lo, hi := opts.Prefix, prefixEnd(opts.Prefix)
+	if c := opts.Category; c != "" {
+		lo = max(lo, c)
+		if hi == "" || c+"." < hi {
+			hi = c + "." // '.' follows '-': c-… sorts before c.
+		}
 	}
-	args := []any{opts.After, opts.Prefix, opts.Category, opts.Max}
+	args := []any{pgx.QueryExecModeExec, opts.After, opts.Prefix, opts.Category, opts.Max}
 	sql := listStreamsAll
-	if end := prefixEnd(start); end != "" {
+	if hi != "" {
 		sql = listStreamsBounded
-		args = append(args, start, end)
+		args = append(args, lo, hi)
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
