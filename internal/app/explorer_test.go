@@ -97,109 +97,14 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	}
 	streamID := "order-" + o.Order.ID
 
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox, // the tests run as root in CI
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		// Without these Chromium reaches for outside hosts on its own.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer cancelAlloc() // waits for the browser process to exit
-
-	var (
-		mu       sync.Mutex
-		requests []string
-		sockets  []string
-		problems []string
-	)
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithListener(func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *network.EventRequestWillBeSent:
-			requests = append(requests, ev.Request.URL)
-		case *network.EventWebSocketCreated:
-			sockets = append(sockets, ev.URL)
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, "exception: "+ev.ExceptionDetails.Text+" "+describe(ev.ExceptionDetails.Exception))
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
-				text := string(ev.Type) + ":"
-				for _, arg := range ev.Args {
-					text += " " + describe(arg) + string(arg.Value)
-				}
-				problems = append(problems, text)
-			}
-		case *cdplog.EventEntryAdded:
-			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Source == cdplog.EntrySourceSecurity {
-				problems = append(problems, fmt.Sprintf("%s %s: %s %s", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
-			}
-		}
-	}))
-	defer cancelBrowser()
-
-	fail := func(step string, err error) {
-		t.Helper()
-		body, _ := chromedp.Run(browserCtx, chromedp.Text(chromedp.CSS("body")))
-		mu.Lock()
-		reported := strings.Join(problems, "\n")
-		mu.Unlock()
-		t.Fatalf("in the Explorer, %s: %v\nthe page reported:\n%.2000s\npage text:\n%.3000s", step, err, reported, body)
-	}
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(browserCtx, actions...); err != nil {
-			fail(step, err)
-		}
-	}
-	// until waits for a JavaScript condition to hold.
-	until := func(step, cond string) {
-		t.Helper()
-		if _, err := chromedp.Run(browserCtx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			fail(step, err)
-		}
-	}
-	text := func(step, selector string) string {
-		t.Helper()
-		s, err := chromedp.Run(browserCtx, chromedp.Text(chromedp.CSS(selector)))
-		if err != nil {
-			fail(step, err)
-		}
-		return strings.TrimSpace(s)
-	}
-	screenshot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(browserCtx, chromedp.FullScreenshot(100)) // 100: PNG
-		if err != nil {
-			fail("take the screenshot "+name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name), png, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := openBrowser(t)
+	defer b.close()
+	do, until, text, fail := b.do, b.until, b.text, b.fail
+	browserCtx := b.ctx
+	screenshot := func(name string) { b.screenshot(filepath.Join(shots, name)) }
 
 	// Streams: search by prefix, find the order's stream.
 	do("open /explorer",
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
-				return err
-			}
-			_, err := cdp.Call(ctx, t, cdplog.Enable, cdp.Empty{})
-			return err
-		}),
 		chromedp.Navigate(srv.URL+explorer.Path),
 		chromedp.WaitVisible(chromedp.CSS(`#stream-prefix`)),
 	)
@@ -305,32 +210,226 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	}
 	screenshot("6-statistics.png")
 
-	mu.Lock()
-	defer mu.Unlock()
-	for _, p := range problems {
-		t.Errorf("the page reported: %.300s", p)
+	if sockets := b.checkOwnOrigin(srv.URL); sockets < 2 {
+		t.Errorf("the page opened %d WebSockets, want one for the live tail and one after resuming", sockets)
 	}
-	server, err := url.Parse(srv.URL)
+	t.Logf("screenshots in %s", shots)
+}
+
+// browser is a headless Chromium tab that records what its page requests and reports.
+type browser struct {
+	t      *testing.T
+	ctx    context.Context
+	cancel []context.CancelFunc
+
+	mu       sync.Mutex
+	requests []string
+	sockets  []string // WebSocket URLs, which are no requests to the network domain
+	problems []string // thrown exceptions, console errors, failed loads, policy violations
+}
+
+// openBrowser starts Chromium with the flags that keep it from reaching outside hosts on its
+// own, and a tab that records requests, WebSockets and problems from its first command.
+func openBrowser(t *testing.T) *browser {
+	t.Helper()
+	b := &browser{t: t}
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests run as root in CI
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithListener(b.record))
+	// cancelAlloc waits for the browser process to exit.
+	b.ctx, b.cancel = browserCtx, []context.CancelFunc{cancelBrowser, cancelAlloc, cancel}
+	if err := chromedp.Do(browserCtx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, t, cdplog.Enable, cdp.Empty{})
+		return err
+	})); err != nil {
+		b.close()
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return b
+}
+
+func (b *browser) close() {
+	for _, c := range b.cancel {
+		c()
+	}
+}
+
+// record runs in the tab's message loop: it records and returns.
+func (b *browser) record(ev any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch ev := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		b.requests = append(b.requests, ev.Request.URL)
+	case *network.EventWebSocketCreated:
+		b.sockets = append(b.sockets, ev.URL)
+	case *runtime.EventExceptionThrown:
+		b.problems = append(b.problems, "exception: "+ev.ExceptionDetails.Text+" "+describe(ev.ExceptionDetails.Exception))
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
+			text := string(ev.Type) + ":"
+			for _, arg := range ev.Args {
+				text += " " + describe(arg) + string(arg.Value)
+			}
+			b.problems = append(b.problems, text)
+		}
+	case *cdplog.EventEntryAdded:
+		// The browser's own warnings change with its version; its errors (failed loads) and
+		// policy violations are the page's doing.
+		if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Source == cdplog.EntrySourceSecurity {
+			b.problems = append(b.problems, fmt.Sprintf("%s %s: %s %s", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+		}
+	}
+}
+
+// fail ends the test with what the page showed, which says more than a timeout does.
+func (b *browser) fail(step string, err error) {
+	b.t.Helper()
+	body, _ := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("body")))
+	b.mu.Lock()
+	reported := strings.Join(b.problems, "\n")
+	b.mu.Unlock()
+	b.t.Fatalf("in the Explorer, %s: %v\nthe page reported:\n%.2000s\npage text:\n%.3000s", step, err, reported, body)
+}
+
+func (b *browser) do(step string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.fail(step, err)
+	}
+}
+
+// until waits for a JavaScript condition to hold.
+func (b *browser) until(step, cond string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		b.fail(step, err)
+	}
+}
+
+func (b *browser) text(step, selector string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(selector)))
 	if err != nil {
-		t.Fatal(err)
+		b.fail(step, err)
 	}
-	for _, r := range requests {
+	return strings.TrimSpace(s)
+}
+
+// screenshot writes the whole page as a PNG.
+func (b *browser) screenshot(file string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG
+	if err != nil {
+		b.fail("take the screenshot "+filepath.Base(file), err)
+	}
+	if err := os.WriteFile(file, png, 0o600); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// checkOwnOrigin fails the test for each problem the page reported and each request or
+// WebSocket to anywhere but server; it returns how many WebSockets the page opened.
+func (b *browser) checkOwnOrigin(server string) int {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Errorf("the page reported: %.300s", p)
+	}
+	own, err := url.Parse(server)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for _, r := range b.requests {
 		u, err := url.Parse(r)
 		switch {
 		case err != nil:
-			t.Errorf("the page requested %q, which does not parse: %v", r, err)
-		case u.Scheme == "data" || u.Scheme == "blob":
-		case u.Host != server.Host:
-			t.Errorf("the page requested %s, which is not the server it came from (%s)", r, server.Host)
+			b.t.Errorf("the page requested %q, which does not parse: %v", r, err)
+		case u.Scheme == "data" || u.Scheme == "blob": // made in the page, fetch nothing
+		case u.Host != own.Host:
+			b.t.Errorf("the page requested %s, which is not the server it came from (%s)", r, own.Host)
 		}
 	}
-	for _, s := range sockets {
-		if u, err := url.Parse(s); err != nil || u.Scheme != "ws" || u.Host != server.Host || u.Path != "/query" {
-			t.Errorf("the page opened a WebSocket to %s, want ws://%s/query", s, server.Host)
+	for _, s := range b.sockets {
+		if u, err := url.Parse(s); err != nil || u.Scheme != "ws" || u.Host != own.Host || u.Path != "/query" {
+			b.t.Errorf("the page opened a WebSocket to %s, want ws://%s/query", s, own.Host)
 		}
 	}
-	if len(sockets) < 2 {
-		t.Errorf("the page opened %d WebSockets, want one for the live tail and one after resuming", len(sockets))
+	return len(b.sockets)
+}
+
+// With authentication on, the Explorer asks for a token, keeps it in the tab's sessionStorage
+// (never localStorage), and sends it as a bearer token with its queries and in the live
+// tail's connection_init.
+func TestExplorerSendsItsTokenWithQueriesAndSubscriptions(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the Explorer test drives headless Chromium at %s: %v; install Debian's chromium package (apt-get install -y chromium; .ci/run does)", chromiumPath, err)
 	}
-	t.Logf("screenshots in %s", shots)
+	s := startAuthServer(t)
+	writer := s.token(t, "walt", "writer", time.Hour)
+	reader := s.token(t, "rita", "reader", time.Hour)
+	const appendM = `mutation($s: String!) { appendEvents(streamId: $s, events: [{type: "Noted", data: {}}]) { position } }`
+	if _, r := gqlAs(t, s.addr, writer, appendM, map[string]any{"s": "authdemo-1"}); len(r.Errors) > 0 {
+		t.Fatalf("append: %+v", r.Errors)
+	}
+	server := "http://" + s.addr
+
+	b := openBrowser(t)
+	defer b.close()
+	b.do("open /explorer without a token", chromedp.Navigate(server+explorer.Path+"#/streams?prefix=authdemo"))
+	b.until("see the server ask for a token", `document.querySelector('#stream-results')?.textContent.includes('UNAUTHENTICATED')`)
+	b.mu.Lock()
+	b.problems = nil // the browser reports the 401 as a failed load, which it was meant to be
+	b.mu.Unlock()
+	b.do("give the token",
+		chromedp.SendKeys(chromedp.CSS(`#token`), reader),
+		chromedp.Click(chromedp.CSS(`form.token button`)),
+	)
+	b.until("see the stream with the token", `[...document.querySelectorAll('#stream-results a.stream-link')].some(a => a.textContent === 'authdemo-1')`)
+	stored, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]any](`[sessionStorage.getItem('strata.explorer.token'), localStorage.length]`))
+	if err != nil {
+		b.fail("read the storage", err)
+	}
+	if len(stored) != 2 || stored[0] != reader || stored[1] != float64(0) {
+		t.Errorf("sessionStorage token and localStorage size are %v, want the reader token and 0", stored)
+	}
+
+	b.do("open the live tail", chromedp.Navigate(server+explorer.Path+"#/live"))
+	b.until("see the live tail connected", `document.querySelector('#live-status')?.dataset.state === 'live'`)
+	// The server registers the subscription a moment after it acknowledged the connection,
+	// and delivers only events appended after that: append until one shows.
+	for i := 1; ; i++ {
+		if _, r := gqlAs(t, s.addr, writer, appendM, map[string]any{"s": fmt.Sprintf("authlive-%d", i)}); len(r.Errors) > 0 {
+			t.Fatalf("append: %+v", r.Errors)
+		}
+		shown, err := chromedp.Run(b.ctx, chromedp.Poll[bool](`document.querySelector('#live-list')?.textContent.includes('authlive-')`,
+			chromedp.WithPollingTimeout(time.Second)))
+		if err == nil && shown {
+			break
+		}
+		if i == 20 {
+			b.fail("see an event in the live tail", err)
+		}
+	}
+	b.checkOwnOrigin(server)
 }

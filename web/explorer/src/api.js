@@ -105,7 +105,11 @@ export function subscribe(document, variables, { onNext, onError, onComplete, on
   };
   socket.onclose = (event) => {
     if (closedByUs) return;
-    finish(onError, new Error(`the connection closed (${event.code}${event.reason ? ': ' + event.reason : ''})`));
+    const text = `the connection closed (${event.code}${event.reason ? ': ' + event.reason : ''})`;
+    // 4400–4499 are the server's refusals (4401: no valid token, 4429: too many connections):
+    // reconnecting as is would be refused again. Other closes are worth a retry.
+    const refused = event.code >= 4400 && event.code < 4500;
+    finish(onError, refused ? new GraphQLError(text, `CLOSE_${event.code}`) : new Error(text));
   };
   return () => {
     closedByUs = true;
