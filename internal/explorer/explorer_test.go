@@ -4,11 +4,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // serve answers one GET of path with h and returns the response and its body.
@@ -124,5 +130,48 @@ func TestWithoutBuiltAssetsAnswers503SayingHowToBuild(t *testing.T) {
 	}
 	if resp, _ := serve(t, h, AssetPrefix+"app.js"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET %sapp.js without assets = %d, want 404", AssetPrefix, resp.StatusCode)
+	}
+}
+
+// Every GraphQL operation in the page's source is valid against schema.graphql: the browser
+// test runs most of them, this also covers those it does not reach (the user view, "as of").
+func TestThePagesOperationsAreValidAgainstTheSchema(t *testing.T) {
+	t.Parallel()
+	schemaText, err := os.ReadFile(filepath.Join("..", "..", "schema.graphql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, gerr := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: string(schemaText)})
+	if gerr != nil {
+		t.Fatalf("schema.graphql: %v", gerr)
+	}
+	sources, err := filepath.Glob(filepath.Join("..", "..", "web", "explorer", "src", "*.js"))
+	if err != nil || len(sources) == 0 {
+		t.Fatalf("no sources under web/explorer/src: %v", err)
+	}
+	operation := regexp.MustCompile("`((?:query|subscription|mutation) [^`]*)`")
+	var names []string
+	for _, file := range sources {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range operation.FindAllStringSubmatch(string(src), -1) {
+			doc, errs := gqlparser.LoadQuery(schema, m[1])
+			if errs != nil {
+				t.Errorf("%s: %.60q… is not valid: %v", filepath.Base(file), m[1], errs)
+				continue
+			}
+			for _, op := range doc.Operations {
+				names = append(names, op.Name)
+			}
+		}
+	}
+	want := []string{"ExplorerOrderAtVersion", "ExplorerUserAtVersion", "ExplorerOrderAsOf", "ExplorerUserAsOf",
+		"ExplorerLive", "ExplorerProjections", "ExplorerEventStats", "ExplorerStreams", "ExplorerStream", "ExplorerVersions"}
+	for _, w := range want {
+		if !slices.Contains(names, w) {
+			t.Errorf("no valid operation %s in the page's source; found %v", w, names)
+		}
 	}
 }

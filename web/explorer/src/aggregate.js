@@ -8,38 +8,37 @@ import { query } from './api.js';
 
 const kinds = {
   order: {
-    stateFields: 'id status total version carrier trackingNumber cancelReason items { sku quantity unitPrice }',
     rows: (s) => [
       ['status', s.status], ['total', s.total], ['items', s.items.map((i) => `${i.quantity} × ${i.sku} at ${i.unitPrice}`).join(', ')],
       ['carrier', s.carrier], ['trackingNumber', s.trackingNumber], ['cancelReason', s.cancelReason],
     ],
-  },
-  user: {
-    stateFields: 'id name email status version',
-    rows: (s) => [['name', s.name], ['email', s.email], ['status', s.status]],
-  },
-};
-
-// atQuery is the view's query: the aggregate at a version, and that version's history entry
-// (history's cursor is a version, so after: v-1 is the entry of version v).
-function atQuery(kind) {
-  const name = kind === 'order' ? 'Order' : 'User';
-  return `query Explorer${name}AtVersion($id: ID!, $version: Int!, $after: String!) {
-  ${kind}(id: $id, atVersion: $version) {
-    ${kinds[kind].stateFields}
+    // The view's query: the aggregate at a version, and that version's history entry
+    // (history's cursor is a version, so after: v-1 is the entry of version v).
+    at: `query ExplorerOrderAtVersion($id: ID!, $version: Int!, $after: String!) {
+  order(id: $id, atVersion: $version) {
+    id status total version carrier trackingNumber cancelReason items { sku quantity unitPrice }
     history(first: 1, after: $after) {
       edges { node { event { version type recordedAt position metadata data } changes { field before after } } }
     }
   }
-}`;
-}
+}`,
+    asOf: `query ExplorerOrderAsOf($id: ID!, $asOf: Time!) { order(id: $id, asOf: $asOf) { version } }`,
+  },
+  user: {
+    rows: (s) => [['name', s.name], ['email', s.email], ['status', s.status]],
+    at: `query ExplorerUserAtVersion($id: ID!, $version: Int!, $after: String!) {
+  user(id: $id, atVersion: $version) {
+    id name email status version
+    history(first: 1, after: $after) {
+      edges { node { event { version type recordedAt position metadata data } changes { field before after } } }
+    }
+  }
+}`,
+    asOf: `query ExplorerUserAsOf($id: ID!, $asOf: Time!) { user(id: $id, asOf: $asOf) { version } }`,
+  },
+};
 
 const versionsQuery = `query ExplorerVersions($stream: String!) { stream(id: $stream) { version firstVersion deleted } }`;
-
-const asOfQuery = {
-  order: `query ExplorerOrderAsOf($id: ID!, $asOf: Time!) { order(id: $id, asOf: $asOf) { version } }`,
-  user: `query ExplorerUserAsOf($id: ID!, $asOf: Time!) { user(id: $id, asOf: $asOf) { version } }`,
-};
 
 function show(value) {
   if (value === null || value === undefined) return '—';
@@ -82,7 +81,7 @@ export function aggregateView(main, kind, id, params) {
     slider.value = String(version);
     label.textContent = `version ${version} of ${slider.max}`;
     const vars = { id, version, after: String(version - 1) };
-    const doc = atQuery(kind);
+    const doc = kinds[kind].at;
     link.href = `/?${new URLSearchParams({ query: doc, variables: JSON.stringify(vars, null, 2) })}`;
     history.replaceState(null, '', `#/aggregate/${kind}/${encodeURIComponent(id)}?v=${version}`);
     try {
@@ -156,7 +155,7 @@ export function aggregateView(main, kind, id, params) {
             const t = new Date(`${asOf.value}Z`);
             if (Number.isNaN(t.getTime())) return;
             try {
-              const data = await query(asOfQuery[kind], { id, asOf: t.toISOString() });
+              const data = await query(kinds[kind].asOf, { id, asOf: t.toISOString() });
               if (!alive) return;
               if (!data[kind]) {
                 asOfNote.textContent = `the ${kind} did not exist yet then`;
