@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/explorer"
 )
 
@@ -209,6 +211,32 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 		t.Errorf("the chart says %q, want it to start %q: every event of the log", got, want)
 	}
 	screenshot("6-statistics.png")
+
+	// A stream of 100,000 events: its last page is 50 of them, and the page asks for no more.
+	const big = 100000
+	for v := 0; v < big; v += 1000 {
+		batch := make([]eventstore.EventData, 1000)
+		for i := range batch {
+			batch[i] = eventstore.EventData{Type: "Ticked", Data: json.RawMessage(`{}`)}
+		}
+		if _, err := parts.resolver.Store.Append(t.Context(), "big-1", eventstore.Exactly(int64(v)), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do("open the big stream's last page", chromedp.Navigate(srv.URL+explorer.Path+"#/stream/big-1?last=1"))
+	until("see the big stream's last page", `document.querySelectorAll('#timeline li').length === 50 && `+
+		`document.querySelector('#timeline li:last-child')?.dataset.version === '100000'`)
+	if got := text("read the big stream's pager", `#stream-view .pager span`); got != "versions 99951–100000 of 100000" {
+		t.Errorf("the big stream's pager says %q, want versions 99951–100000 of 100000", got)
+	}
+	do("page to the events before", chromedp.Click(chromedp.CSS(`#stream-view .pager button:nth-of-type(2)`)))
+	until("see the page before", `document.querySelector('#timeline li')?.dataset.version === '99901' && document.querySelectorAll('#timeline li').length === 50`)
+
+	// Versions hidden by truncateBefore: the timeline starts at the first one kept.
+	ok(t, gql(t, addr, `mutation { setStreamMetadata(streamId: "big-1", truncateBefore: 1001) { firstVersion } }`, nil), "setStreamMetadata", &struct{}{})
+	do("open the truncated stream from version 1", chromedp.Navigate(srv.URL+explorer.Path+"#/stream/big-1?from=1"))
+	until("see the truncated stream from its first kept version", `document.querySelector('#timeline li')?.dataset.version === '1001'`)
+
 
 	if sockets := b.checkOwnOrigin(srv.URL); sockets < 2 {
 		t.Errorf("the page opened %d WebSockets, want one for the live tail and one after resuming", sockets)

@@ -168,7 +168,7 @@ func TestThePagesOperationsAreValidAgainstTheSchema(t *testing.T) {
 		}
 	}
 	want := []string{"ExplorerOrderAtVersion", "ExplorerUserAtVersion", "ExplorerOrderAsOf", "ExplorerUserAsOf",
-		"ExplorerLive", "ExplorerProjections", "ExplorerEventStats", "ExplorerStreams", "ExplorerStream", "ExplorerVersions"}
+		"ExplorerLive", "ExplorerProjections", "ExplorerEventStats", "ExplorerStreams", "ExplorerStream", "ExplorerStreamLast", "ExplorerVersions"}
 	for _, w := range want {
 		if !slices.Contains(names, w) {
 			t.Errorf("no valid operation %s in the page's source; found %v", w, names)

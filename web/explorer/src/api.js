@@ -20,9 +20,10 @@ function authorization() {
 
 // GraphQLError carries the first error of an answer, with its extensions.code.
 export class GraphQLError extends Error {
-  constructor(message, code) {
+  constructor(message, code, extensions = {}) {
     super(code ? `${message} (${code})` : message);
     this.code = code;
+    this.extensions = extensions;
   }
 }
 
@@ -44,7 +45,7 @@ export async function query(document, variables = {}) {
   }
   if (body.errors && body.errors.length > 0) {
     const e = body.errors[0];
-    throw new GraphQLError(e.message, e.extensions && e.extensions.code);
+    throw new GraphQLError(e.message, e.extensions && e.extensions.code, e.extensions);
   }
   return body.data;
 }

@@ -12,12 +12,21 @@ const streamsQuery = `query ExplorerStreams($prefix: String, $category: String, 
   }
 }`;
 
-const streamQuery = `query ExplorerStream($id: String!, $from: Int, $first: Int, $backward: Boolean) {
+const streamQuery = `query ExplorerStream($id: String!, $from: Int!, $first: Int!) {
   stream(id: $id) {
     id version firstVersion deleted
-    events(fromVersion: $from, first: $first, backward: $backward) {
+    events(fromVersion: $from, first: $first) {
       edges { node { version type recordedAt position data metadata } }
-      pageInfo { hasNextPage }
+    }
+  }
+}`;
+
+// The last page: backward without fromVersion starts at the stream's last event.
+const streamLastQuery = `query ExplorerStreamLast($id: String!, $first: Int!) {
+  stream(id: $id) {
+    id version firstVersion deleted
+    events(first: $first, backward: true) {
+      edges { node { version type recordedAt position data metadata } }
     }
   }
 }`;
@@ -118,11 +127,10 @@ export function streamView(main, id, params) {
   async function load() {
     replace(body, h('p', { class: 'muted' }, 'Loading…'));
     const last = params.get('last') === '1';
-    const vars = last
-      ? { id, first: pageSize, backward: true }
-      : { id, from: Math.max(1, Number(params.get('from')) || 1), first: pageSize, backward: false };
     try {
-      const { stream } = await query(streamQuery, vars);
+      const { stream } = last
+        ? await query(streamLastQuery, { id, first: pageSize })
+        : await query(streamQuery, { id, from: Math.max(1, Number(params.get('from')) || 1), first: pageSize });
       if (!alive) return;
       if (!stream) {
         replace(body, h('p', {}, 'This stream has no events.'));
@@ -152,7 +160,13 @@ export function streamView(main, id, params) {
             h('pre', {}, json(e.data)), h('pre', { class: 'muted' }, json(e.metadata)))))),
         pager());
     } catch (err) {
-      if (alive) replace(body, errorBox(err));
+      if (!alive) return;
+      // Its lifecycle settings hide the versions asked for: start at the first one kept.
+      if (err.code === 'STREAM_TRUNCATED' && err.extensions.firstVersion && !last) {
+        go({ from: err.extensions.firstVersion });
+        return;
+      }
+      replace(body, errorBox(err));
     }
   }
   load();
