@@ -237,7 +237,6 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	do("open the truncated stream from version 1", chromedp.Navigate(srv.URL+explorer.Path+"#/stream/big-1?from=1"))
 	until("see the truncated stream from its first kept version", `document.querySelector('#timeline li')?.dataset.version === '1001'`)
 
-
 	if sockets := b.checkOwnOrigin(srv.URL); sockets < 2 {
 		t.Errorf("the page opened %d WebSockets, want one for the live tail and one after resuming", sockets)
 	}
