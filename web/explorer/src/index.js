@@ -72,6 +72,8 @@ function route() {
     if (current) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  const view = views.find((v) => v.path === (name === 'stream' ? 'streams' : name)) || views[0];
+  document.title = `${view.label} · Strata Explorer`;
   replace(main);
   switch (name) {
     case 'stream':
