@@ -163,8 +163,8 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	}
 	until("see the linked query's answer", `(document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror.getValue() ?? '').includes('"SHIPPED"')`)
 
-	// The live tail: an event appended through the API appears; after a pause, what was
-	// appended meanwhile appears once on resume.
+	// The live tail: events appended through the API appear; after a pause, what was appended
+	// meanwhile appears once on resume, also when the tail was paused before its first event.
 	do("open the live tail", chromedp.Navigate(srv.URL+explorer.Path+"#/live"))
 	until("see the live tail connected", `document.querySelector('#live-status')?.dataset.state === 'live'`)
 	waitSubscribers := func(step string, want func(int) bool) {
@@ -178,21 +178,49 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	waitSubscribers("wait for the live tail's subscription to reach the server", func(n int) bool { return n > 0 })
 	const appendM = `mutation($s: String!, $t: String!) { appendEvents(streamId: $s, events: [{type: $t, data: {}}]) { position } }`
 	var appended struct{ Position string }
-	ok(t, gql(t, addr, appendM, map[string]any{"s": "live-explorer1", "t": "WentLive"}), "appendEvents", &appended)
-	until("see the appended event in the live tail", `document.querySelector('#live-list')?.textContent.includes('live-explorer1')`)
+	appendLive := func(stream, typ string) {
+		t.Helper()
+		ok(t, gql(t, addr, appendM, map[string]any{"s": stream, "t": typ}), "appendEvents", &appended)
+	}
+	shown := func(step, stream string) {
+		t.Helper()
+		until(step, `[...document.querySelectorAll('#live-list li a')].some(a => a.textContent === `+jsString(stream)+`)`)
+	}
+	pause := func() {
+		t.Helper()
+		do("pause the live tail", chromedp.Click(chromedp.CSS(`#live-toggle`)))
+		until("see the live tail paused", `document.querySelector('#live-status')?.dataset.state === 'paused'`)
+	}
+	resume := func() {
+		t.Helper()
+		do("resume the live tail", chromedp.Click(chromedp.CSS(`#live-toggle`)))
+	}
 
-	do("pause the live tail", chromedp.Click(chromedp.CSS(`#live-toggle`)))
-	until("see the live tail paused", `document.querySelector('#live-status')?.dataset.state === 'paused'`)
+	// Paused before any event: the subscription stays until the first event, which is held
+	// back and gives the place to resume from; the next one comes after it has ended.
+	pause()
+	appendLive("live-explorer0", "CameWhilePaused")
+	waitSubscribers("wait for the first event to end the paused subscription", func(n int) bool { return n == 0 })
+	appendLive("live-explorer0b", "CameWhileNothingListened")
+	if n, err := chromedp.Run(browserCtx, chromedp.Evaluate[int](`document.querySelectorAll('#live-list li').length`)); err != nil || n != 0 {
+		t.Errorf("the paused live tail shows %d events (%v), want none until it resumes", n, err)
+	}
+	resume()
+	shown("see the events appended while paused", "live-explorer0b")
+
+	appendLive("live-explorer1", "WentLive")
+	shown("see the appended event in the live tail", "live-explorer1")
+	pause()
 	waitSubscribers("wait for the paused subscription to end on the server", func(n int) bool { return n == 0 })
-	ok(t, gql(t, addr, appendM, map[string]any{"s": "live-explorer2", "t": "WentLiveWhilePaused"}), "appendEvents", &appended)
-	do("resume the live tail", chromedp.Click(chromedp.CSS(`#live-toggle`)))
-	until("see the event appended while paused", `document.querySelector('#live-list')?.textContent.includes('live-explorer2')`)
+	appendLive("live-explorer2", "WentLiveWhilePaused")
+	resume()
+	shown("see the event appended while paused", "live-explorer2")
 	rows, err := chromedp.Run(browserCtx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#live-list li a')].map(a => a.textContent)`))
 	if err != nil {
 		fail("read the live tail", err)
 	}
-	if strings.Join(rows, " ") != "live-explorer2 live-explorer1" {
-		t.Errorf("the live tail shows streams %q, want live-explorer2 then live-explorer1, each once", rows)
+	if got, want := strings.Join(rows, " "), "live-explorer2 live-explorer1 live-explorer0b live-explorer0"; got != want {
+		t.Errorf("the live tail shows streams %q, want %q: each once, newest first", got, want)
 	}
 	screenshot("5-live-tail.png")
 
@@ -237,8 +265,8 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	do("open the truncated stream from version 1", chromedp.Navigate(srv.URL+explorer.Path+"#/stream/big-1?from=1"))
 	until("see the truncated stream from its first kept version", `document.querySelector('#timeline li')?.dataset.version === '1001'`)
 
-	if sockets := b.checkOwnOrigin(srv.URL); sockets < 2 {
-		t.Errorf("the page opened %d WebSockets, want one for the live tail and one after resuming", sockets)
+	if sockets := b.checkOwnOrigin(srv.URL); sockets < 3 {
+		t.Errorf("the page opened %d WebSockets, want one for the live tail and one after each resume", sockets)
 	}
 	t.Logf("screenshots in %s", shots)
 }

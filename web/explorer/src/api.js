@@ -68,6 +68,9 @@ export function subscribe(document, variables, { onNext, onError, onComplete, on
     socket.send(JSON.stringify({ type: 'connection_init', payload: auth ? { Authorization: auth } : {} }));
   };
   socket.onmessage = (message) => {
+    // Once ended, nothing more is delivered: a resumed tail gets what came after the last
+    // event delivered here from its own subscription.
+    if (closedByUs) return;
     let msg;
     try {
       msg = JSON.parse(message.data);
