@@ -222,6 +222,23 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	if got, want := strings.Join(rows, " "), "live-explorer2 live-explorer1 live-explorer0b live-explorer0"; got != want {
 		t.Errorf("the live tail shows streams %q, want %q: each once, newest first", got, want)
 	}
+
+	// Filters: a new subscription from the last position, with only what matches.
+	do("filter the live tail",
+		chromedp.SendKeys(chromedp.CSS(`#live-category`), "kept"),
+		chromedp.SendKeys(chromedp.CSS(`#live-types`), "Wanted, AlsoWanted"),
+		chromedp.Click(chromedp.CSS(`#live-apply`)))
+	appendLive("other-1", "Wanted")    // another category
+	appendLive("kept-1", "NotWanted")  // another type
+	appendLive("kept-2", "AlsoWanted") // both match
+	shown("see the event that matches the filters", "kept-2")
+	rows, err = chromedp.Run(browserCtx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#live-list li a')].map(a => a.textContent)`))
+	if err != nil {
+		fail("read the filtered live tail", err)
+	}
+	if got, want := strings.Join(rows, " "), "kept-2 live-explorer2 live-explorer1 live-explorer0b live-explorer0"; got != want {
+		t.Errorf("the filtered live tail shows streams %q, want %q", got, want)
+	}
 	screenshot("5-live-tail.png")
 
 	// Statistics: the projections and their lag.

@@ -25,7 +25,7 @@ export function liveView(main, params) {
     h('form', { class: 'search', onsubmit: (e) => { e.preventDefault(); restart(); } },
       h('label', { for: 'live-category' }, 'Category'), category,
       h('label', { for: 'live-types' }, 'Types'), types,
-      h('button', { type: 'submit' }, 'Apply filters'), toggle, clear),
+      h('button', { type: 'submit', id: 'live-apply' }, 'Apply filters'), toggle, clear),
     status,
     list);
 
