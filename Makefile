@@ -2,14 +2,15 @@
 GOLANGCI_LINT_VERSION := v2.15.0
 BASELINE ?= ../shared/tools/pg-baseline.sh
 
-.PHONY: run test fuzz generate lint bench build playground
+.PHONY: run test fuzz generate lint bench build playground explorer
 
 PLAYGROUND := internal/playground/dist/index.html
+EXPLORER := internal/explorer/dist/index.html
 
-run: $(PLAYGROUND) ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
+run: $(PLAYGROUND) $(EXPLORER) ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
 	go run ./cmd/strata serve
 
-test: $(PLAYGROUND) ## the whole test suite, against real PostgreSQL, then make fuzz
+test: $(PLAYGROUND) $(EXPLORER) ## the whole test suite, against real PostgreSQL, then make fuzz
 	go test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
@@ -45,7 +46,12 @@ playground: $(PLAYGROUND) ## build the Playground's assets (npm), embedded by in
 $(PLAYGROUND): web/playground/package-lock.json web/playground/package.json web/playground/build.mjs $(wildcard web/playground/src/*) internal/playground/examples.graphql
 	cd web/playground && npm ci --no-audit --no-fund && npm run build
 
-build: $(PLAYGROUND)
+explorer: $(EXPLORER) ## build the Explorer's assets (npm), embedded by internal/explorer
+
+$(EXPLORER): web/explorer/package-lock.json web/explorer/package.json web/explorer/build.mjs $(wildcard web/explorer/src/*)
+	cd web/explorer && npm ci --no-audit --no-fund && npm run build
+
+build: $(PLAYGROUND) $(EXPLORER)
 	go build -o bin/strata ./cmd/strata
 
 bench: build ## append benchmark next to the raw PostgreSQL baseline, then subscriptions (needs DATABASE_URL)

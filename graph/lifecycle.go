@@ -65,3 +65,17 @@ func (r *Resolver) setStreamMetadata(ctx context.Context, streamID string, trunc
 	}
 	return toStream(info), nil
 }
+
+// toStreamConnection is a page of at most n streams out of infos, read with one more than n to
+// tell whether there is a next page.
+func toStreamConnection(infos []eventstore.StreamInfo, n int) *model.StreamConnection {
+	conn := &model.StreamConnection{PageInfo: &model.PageInfo{HasNextPage: len(infos) > n}, Edges: []*model.StreamEdge{}}
+	for _, info := range infos[:min(n, len(infos))] {
+		conn.Edges = append(conn.Edges, &model.StreamEdge{Cursor: info.ID, Node: toStream(info)})
+	}
+	if len(conn.Edges) > 0 {
+		end := conn.Edges[len(conn.Edges)-1].Cursor
+		conn.PageInfo.EndCursor = &end
+	}
+	return conn
+}

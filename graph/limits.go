@@ -201,6 +201,7 @@ func complexity(c *generated.ComplexityRoot, maxPage int) {
 		return def
 	}
 	c.Query.AllEvents = func(child int, first *int, _ *string, _ *string, _ []string) int { return 1 + page(first, 100)*child }
+	c.Query.Streams = func(child int, _ *string, _ *string, first *int, _ *string) int { return 1 + page(first, 20)*child }
 	c.Stream.Events = func(child int, _ *int, first *int, _ *bool) int { return 1 + page(first, 100)*child }
 	c.Query.Users = func(child int, first *int, _ *string, _ *model.UserStatus, _ *string, _ *string, _ *time.Time) int {
 		return 1 + page(first, 20)*child

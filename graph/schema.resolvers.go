@@ -363,6 +363,32 @@ func (r *queryResolver) OrderStats(ctx context.Context, from time.Time, to time.
 	return toOrderStats(stats), nil
 }
 
+// Streams is the resolver for the streams field.
+func (r *queryResolver) Streams(ctx context.Context, prefix *string, category *string, first *int, after *string) (*model.StreamConnection, error) {
+	n, err := r.pageSizeDefault(ctx, first, 20)
+	if err != nil {
+		return nil, err
+	}
+	opts := eventstore.ListStreamsOptions{Max: n + 1}
+	if prefix != nil {
+		opts.Prefix = *prefix
+	}
+	if category != nil {
+		opts.Category = *category
+	}
+	if after != nil {
+		opts.After = *after
+	}
+	var infos []eventstore.StreamInfo
+	if err := r.read(ctx, func(s side) (err error) {
+		infos, err = s.store.ListStreams(ctx, opts)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return toStreamConnection(infos, n), nil
+}
+
 // Events is the resolver for the events field.
 func (r *streamResolver) Events(ctx context.Context, obj *model.Stream, fromVersion *int, first *int, backward *bool) (*model.EventConnection, error) {
 	n, err := r.pageSize(ctx, first)

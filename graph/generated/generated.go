@@ -212,6 +212,7 @@ type ComplexityRoot struct {
 		Orders      func(childComplexity int, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) int
 		Projections func(childComplexity int) int
 		Stream      func(childComplexity int, id string) int
+		Streams     func(childComplexity int, prefix *string, category *string, first *int, after *string) int
 		User        func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
 		Users       func(childComplexity int, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string, asOf *time.Time) int
 	}
@@ -228,6 +229,16 @@ type ComplexityRoot struct {
 		ID           func(childComplexity int) int
 		Metadata     func(childComplexity int) int
 		Version      func(childComplexity int) int
+	}
+
+	StreamConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	StreamEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	StreamMetadata struct {
@@ -320,6 +331,7 @@ type QueryResolver interface {
 	Projections(ctx context.Context) ([]*model.Projection, error)
 	EventStats(ctx context.Context, from time.Time, to time.Time, interval model.StatsInterval, category *string, types []string) (*model.EventStats, error)
 	OrderStats(ctx context.Context, from time.Time, to time.Time, consistentWith *string) (*model.OrderStats, error)
+	Streams(ctx context.Context, prefix *string, category *string, first *int, after *string) (*model.StreamConnection, error)
 }
 type StreamResolver interface {
 	Events(ctx context.Context, obj *model.Stream, fromVersion *int, first *int, backward *bool) (*model.EventConnection, error)
@@ -1087,6 +1099,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Stream(childComplexity, args["id"].(string)), true
+	case "Query.streams":
+		if e.ComplexityRoot.Query.Streams == nil {
+			break
+		}
+
+		args, err := ec.field_Query_streams_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Streams(childComplexity, args["prefix"].(*string), args["category"].(*string), args["first"].(*int), args["after"].(*string)), true
 	case "Query.user":
 		if e.ComplexityRoot.Query.User == nil {
 			break
@@ -1164,6 +1187,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Stream.Version(childComplexity), true
+
+	case "StreamConnection.edges":
+		if e.ComplexityRoot.StreamConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StreamConnection.Edges(childComplexity), true
+	case "StreamConnection.pageInfo":
+		if e.ComplexityRoot.StreamConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StreamConnection.PageInfo(childComplexity), true
+
+	case "StreamEdge.cursor":
+		if e.ComplexityRoot.StreamEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StreamEdge.Cursor(childComplexity), true
+	case "StreamEdge.node":
+		if e.ComplexityRoot.StreamEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StreamEdge.Node(childComplexity), true
 
 	case "StreamMetadata.maxAge":
 		if e.ComplexityRoot.StreamMetadata.MaxAge == nil {
@@ -1935,6 +1984,31 @@ extend type Query {
   """
   orderStats(from: Time!, to: Time!, consistentWith: String): OrderStats!
 }
+
+# ---------------------------------------------------------------------------------------------
+# Listing streams (the Explorer's search, docs/design.md "Explorer").
+
+type StreamEdge {
+  "The stream's id: pass it as after for the next page."
+  cursor: String!
+  node: Stream!
+}
+
+"A page of streams (a Relay connection)."
+type StreamConnection {
+  edges: [StreamEdge!]!
+  pageInfo: PageInfo!
+}
+
+extend type Query {
+  """
+  Streams in byte order of their ids, deleted ones included (deleted says so). prefix keeps the
+  ids that start with it, category the streams of that category (no '-' in it); both may be
+  given. Paging with after: pageInfo.endCursor walks every stream once. first is at most the
+  server's page cap (1,000 unless configured).
+  """
+  streams(prefix: String, category: String, first: Int = 20, after: String): StreamConnection!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -2259,6 +2333,26 @@ func (ec *executionContext) childFields_Stream(ctx context.Context, field graphq
 		return ec.fieldContext_Stream_metadata(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Stream", field.Name)
+}
+
+func (ec *executionContext) childFields_StreamConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_StreamConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_StreamConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StreamConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_StreamEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_StreamEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_StreamEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StreamEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_StreamMetadata(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3142,6 +3236,44 @@ func (ec *executionContext) field_Query_stream_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_streams_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "prefix",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["prefix"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "category",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["category"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg3
 	return args, nil
 }
 
@@ -6512,6 +6644,50 @@ func (ec *executionContext) fieldContext_Query_orderStats(ctx context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_streams(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_streams(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Streams(ctx, fc.Args["prefix"].(*string), fc.Args["category"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StreamConnection) graphql.Marshaler {
+			return ec.marshalNStreamConnection2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_streams(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StreamConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_streams_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6797,6 +6973,125 @@ func (ec *executionContext) fieldContext_Stream_metadata(_ context.Context, fiel
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_StreamMetadata(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StreamConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.StreamConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StreamConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.StreamEdge) graphql.Marshaler {
+			return ec.marshalNStreamEdge2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StreamConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StreamConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StreamEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StreamConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.StreamConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StreamConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StreamConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StreamConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StreamEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.StreamEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StreamEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StreamEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StreamEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _StreamEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.StreamEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StreamEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Stream) graphql.Marshaler {
+			return ec.marshalNStream2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStream(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StreamEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StreamEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Stream(ctx, field)
 		},
 	}
 	return fc, nil
@@ -10057,6 +10352,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_orderStats(ctx, field)
 				})
+		case "streams":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_streams(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -10167,6 +10468,82 @@ func (ec *executionContext) _Stream(ctx context.Context, sel ast.SelectionSet, o
 			out.Values[i] = ec._Stream_metadata(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var streamConnectionImplementors = []string{"StreamConnection"}
+
+func (ec *executionContext) _StreamConnection(ctx context.Context, sel ast.SelectionSet, obj *model.StreamConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, streamConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StreamConnection")
+		case "edges":
+			out.Values[i] = ec._StreamConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._StreamConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var streamEdgeImplementors = []string{"StreamEdge"}
+
+func (ec *executionContext) _StreamEdge(ctx context.Context, sel ast.SelectionSet, obj *model.StreamEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, streamEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StreamEdge")
+		case "cursor":
+			out.Values[i] = ec._StreamEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._StreamEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -11422,6 +11799,38 @@ func (ec *executionContext) marshalNStream2ᚖgithubᚗcomᚋstrataᚑesᚋstrat
 		return graphql.Null
 	}
 	return ec._Stream(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNStreamConnection2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamConnection(ctx context.Context, sel ast.SelectionSet, v *model.StreamConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StreamConnection!")
+		return graphql.Null
+	}
+	return ec._StreamConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNStreamEdge2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.StreamEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNStreamEdge2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNStreamEdge2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamEdge(ctx context.Context, sel ast.SelectionSet, v *model.StreamEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StreamEdge!")
+		return graphql.Null
+	}
+	return ec._StreamEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNStreamMetadata2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamMetadata(ctx context.Context, sel ast.SelectionSet, v *model.StreamMetadata) graphql.Marshaler {

@@ -235,6 +235,18 @@ type Stream struct {
 	Metadata     *StreamMetadata `json:"metadata"`
 }
 
+// A page of streams (a Relay connection).
+type StreamConnection struct {
+	Edges    []*StreamEdge `json:"edges"`
+	PageInfo *PageInfo     `json:"pageInfo"`
+}
+
+type StreamEdge struct {
+	// The stream's id: pass it as after for the next page.
+	Cursor string  `json:"cursor"`
+	Node   *Stream `json:"node"`
+}
+
 // A stream's lifecycle settings; null when unset.
 type StreamMetadata struct {
 	// Events before this version are hidden; it only moves forward.

@@ -17,6 +17,7 @@ import (
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/explorer"
 	"github.com/strata-es/strata/internal/leader"
 	"github.com/strata-es/strata/internal/partition"
 	"github.com/strata-es/strata/internal/playground"
@@ -160,6 +161,8 @@ func routes(db *database, resolver *graph.Resolver, cfg config.Config, logger *s
 	mux.Handle("/query", api)
 	mux.Handle("GET /{$}", playground.Handler())
 	mux.Handle("GET "+playground.AssetPrefix, playground.Handler())
+	mux.Handle("GET "+explorer.Path, explorer.Handler())
+	mux.Handle("GET "+explorer.AssetPrefix, explorer.Handler())
 	// Metrics show load and the operation names clients send: admins only, once there is
 	// authentication.
 	mux.Handle("GET /metrics", graph.RequireRole(resolver.Auth, auth.RoleAdmin, resolver.Metrics.Handler()))

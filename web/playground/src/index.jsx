@@ -1,5 +1,6 @@
 // Strata's Playground: GraphiQL talking to this server's own /query, opening with the example
-// operations of internal/playground/examples.graphql.
+// operations of internal/playground/examples.graphql, and with one more tab, shown first, when
+// the URL carries ?query=…&variables=… (the Explorer's "Open in Playground" links do).
 import { createRoot } from 'react-dom/client';
 import { GraphiQL } from 'graphiql';
 import { createGraphiQLFetcher } from '@graphiql/toolkit';
@@ -13,6 +14,18 @@ import { exampleTabs } from './examples.js';
 const subscriptionUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/query`;
 const fetcher = createGraphiQLFetcher({ url: '/query', subscriptionUrl });
 
+// GraphiQL opens defaultTabs on a first visit; later it restores the tabs it saved, and then
+// the query and variables props select the tab holding them, or add one.
+const params = new URLSearchParams(location.search);
+const linked = params.get('query');
+const props = { defaultTabs: exampleTabs() };
+if (linked) {
+  const variables = params.get('variables') || undefined;
+  props.defaultTabs.unshift({ query: linked, variables });
+  props.query = linked;
+  props.variables = variables;
+}
+
 createRoot(document.getElementById('playground')).render(
-  <GraphiQL fetcher={fetcher} defaultTabs={exampleTabs()} />,
+  <GraphiQL fetcher={fetcher} {...props} />,
 );

@@ -1,0 +1,46 @@
+// Builds the Explorer into internal/explorer/dist, which the Go binary embeds: one script, one
+// stylesheet and index.html, all served by the binary itself (no fonts, nothing from another
+// origin).
+import { build } from 'esbuild';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const out = path.resolve(here, '../../internal/explorer/dist');
+
+// Only the built files go: the committed placeholder that lets the Go package compile before
+// the first build stays.
+for (const name of ['index.html', 'app.js', 'app.css']) {
+  await rm(path.join(out, name), { force: true });
+}
+await mkdir(out, { recursive: true });
+
+await build({
+  entryPoints: [path.join(here, 'src/index.js')],
+  outfile: path.join(out, 'app.js'), // its CSS import becomes app.css beside it
+  bundle: true,
+  minify: true,
+  format: 'iife',
+  target: ['es2020'],
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+
+await writeFile(
+  path.join(out, 'index.html'),
+  `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Strata Explorer</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/explorer/assets/app.css">
+</head>
+<body>
+<script src="/explorer/assets/app.js"></script>
+</body>
+</html>
+`,
+);
