@@ -306,23 +306,7 @@ func openBrowser(t *testing.T) *browser {
 	t.Helper()
 	b := &browser{t: t}
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox, // the tests run as root in CI
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
+	allocCtx, cancelAlloc := newChromium(ctx, t)
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithListener(b.record))
 	// cancelAlloc waits for the browser process to exit.
 	b.ctx, b.cancel = browserCtx, []context.CancelFunc{cancelBrowser, cancelAlloc, cancel}

@@ -73,24 +73,7 @@ func TestPlaygroundRunsAQueryAndASubscriptionAndTalksOnlyToItsServer(t *testing.
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox, // the tests run as root in CI
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		// Without these Chromium reaches for outside hosts on its own.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
+	allocCtx, cancelAlloc := newChromium(ctx, t)
 	defer cancelAlloc() // waits for the browser process to exit
 
 	var (
@@ -350,4 +333,27 @@ func describe(o *runtime.RemoteObject) string {
 		return ""
 	}
 	return o.Description
+}
+
+// newChromium starts headless Chromium, as root and without a GPU, with the flags that keep it
+// from reaching for outside hosts on its own. Its cancel waits for the browser process to exit.
+func newChromium(ctx context.Context, t *testing.T) (context.Context, context.CancelFunc) {
+	t.Helper()
+	return chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests run as root in CI
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 900),
+	)
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -120,7 +119,7 @@ func TestPageReferencesNothingOutsideItsOrigin(t *testing.T) {
 
 func TestWithoutBuiltAssetsAnswers503SayingHowToBuild(t *testing.T) {
 	t.Parallel()
-	h := handler{files: fstest.MapFS{"README.md": {Data: []byte("placeholder")}}, modTime: time.Now()}
+	h := handlerFor(fstest.MapFS{"README.md": {Data: []byte("placeholder")}})
 	resp, body := serve(t, h, Path)
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET %s without assets = %d, want 503", Path, resp.StatusCode)

@@ -5,14 +5,11 @@
 package playground
 
 import (
-	"bytes"
 	"embed"
 	"io/fs"
-	"mime"
 	"net/http"
-	"path"
-	"strings"
-	"time"
+
+	"github.com/strata-es/strata/internal/webpage"
 )
 
 // AssetPrefix is the path under which the page's script and stylesheet are served. The page
@@ -45,45 +42,13 @@ func Handler() http.Handler {
 	if err != nil {
 		panic(err) // the embed pattern guarantees the directory
 	}
-	return handler{files: files, modTime: time.Now()}
+	return handlerFor(files)
 }
 
-type handler struct {
-	files fs.FS
-	// modTime stands in for the files' times, which embed does not keep, so that a browser
-	// revalidates after the server restarts with other assets.
-	modTime time.Time
-}
-
-func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var name string
-	switch {
-	case r.URL.Path == "/":
-		name = "index.html"
-	case strings.HasPrefix(r.URL.Path, AssetPrefix):
-		name = strings.TrimPrefix(r.URL.Path, AssetPrefix)
-		if name == "index.html" || name == "README.md" || !fs.ValidPath(name) {
-			http.NotFound(w, r)
-			return
-		}
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	body, err := fs.ReadFile(h.files, name)
-	if err != nil {
-		if name == "index.html" {
-			http.Error(w, "the Playground's assets are not built into this binary: run `make playground` and build again",
-				http.StatusServiceUnavailable)
-			return
-		}
-		http.NotFound(w, r)
-		return
-	}
-	if ctype := mime.TypeByExtension(path.Ext(name)); ctype != "" {
-		w.Header().Set("Content-Type", ctype)
-	}
-	w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, name, h.modTime, bytes.NewReader(body))
+// handlerFor serves files as the page.
+func handlerFor(files fs.FS) http.Handler {
+	return webpage.Handler(webpage.Page{
+		Files: files, Path: "/", AssetPrefix: AssetPrefix, CSP: contentSecurityPolicy,
+		Missing: "the Playground's assets are not built into this binary: run `make playground` and build again",
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -115,7 +114,7 @@ func TestPageReferencesNothingOutsideItsOrigin(t *testing.T) {
 
 func TestWithoutBuiltAssetsAnswers503SayingHowToBuild(t *testing.T) {
 	t.Parallel()
-	h := handler{files: fstest.MapFS{"README.md": {Data: []byte("placeholder")}}, modTime: time.Now()}
+	h := handlerFor(fstest.MapFS{"README.md": {Data: []byte("placeholder")}})
 	resp, body := serve(t, h, "/")
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET / without assets = %d, want 503", resp.StatusCode)
