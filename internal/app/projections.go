@@ -21,7 +21,7 @@ func projectionsCmd(ctx context.Context, env *environment, args []string) error 
 	case "status":
 	case "rebuild":
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			fmt.Fprintln(env.stderr, "usage: strata projections rebuild NAME [flags]; NAME is one of users, orders")
+			fmt.Fprintln(env.stderr, "usage: strata projections rebuild NAME [flags]; NAME is one of users, orders, order_stats")
 			return errUsage
 		}
 		name, rest = rest[0], rest[1:]
