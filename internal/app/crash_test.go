@@ -523,6 +523,22 @@ func waitProjectionsLive(ctx context.Context, t *testing.T, pool *pgxpool.Pool, 
 	}
 }
 
+// rebuildWithCLI runs `bin projections rebuild NAME` for each name, with env added to this
+// process's environment, failing t if one does not succeed within a minute.
+func rebuildWithCLI(ctx context.Context, t *testing.T, bin string, env []string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		rebuildCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		cmd := exec.CommandContext(rebuildCtx, bin, "projections", "rebuild", name, "--log-level", "warn")
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("strata projections rebuild %s with %v: %v\n%s", name, env, err, out)
+		}
+	}
+}
+
 // childHarness is what the tests that start `strata serve` processes share: an HTTP client whose
 // connections close with the test, and one log that every server writes to.
 func childHarness(t *testing.T) (*http.Client, *environment, *syncBuffer) {
@@ -696,16 +712,7 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 	if len(before["users"]) != registered || len(before["orders"]) != created || registered == 0 {
 		t.Errorf("%d users and %d orders in the read models, %d and %d in the log; want equal and some", len(before["users"]), len(before["orders"]), registered, created)
 	}
-	for _, name := range []string{"users", "orders"} {
-		rebuildCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		cmd := exec.CommandContext(rebuildCtx, bin, "projections", "rebuild", name, "--log-level", "warn")
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("strata projections rebuild %s: %v\n%s", name, err, out)
-		}
-	}
+	rebuildWithCLI(ctx, t, bin, []string{"DATABASE_URL=" + url}, "users", "orders")
 	after := readModels(ctx, t, pool)
 	for _, name := range []string{"users", "orders", "skipped"} {
 		b, a := before[name], after[name]

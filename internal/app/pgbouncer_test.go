@@ -139,14 +139,7 @@ func TestBehindPgBouncer(t *testing.T) {
 	}
 
 	// A rebuild takes its lock on the direct URL and runs its work through the pooler.
-	rebuildCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	cmd := exec.CommandContext(rebuildCtx, bin, "projections", "rebuild", "users", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+pooled, "LISTEN_DATABASE_URL="+direct)
-	out, err := cmd.CombinedOutput()
-	cancel()
-	if err != nil {
-		t.Fatalf("strata projections rebuild users through the pooler: %v\n%s", err, out)
-	}
+	rebuildWithCLI(ctx, t, bin, []string{"DATABASE_URL=" + pooled, "LISTEN_DATABASE_URL=" + direct}, "users")
 
 	waitProjectionsLive(ctx, t, pool, client, a)
 	checkAppliedOnce(ctx, t, pool)
@@ -158,9 +151,9 @@ func TestBehindPgBouncer(t *testing.T) {
 	// server says so and does not start.
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cmd = exec.CommandContext(startCtx, bin, "serve", "--addr", "127.0.0.1:0", "--log-level", "warn")
+	cmd := exec.CommandContext(startCtx, bin, "serve", "--addr", "127.0.0.1:0", "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+pooled, "LISTEN_DATABASE_URL=")
-	out, err = cmd.CombinedOutput()
+	out, err := cmd.CombinedOutput()
 	if err == nil || startCtx.Err() != nil {
 		t.Fatalf("strata serve with the pooler for LISTEN: %v, want it to refuse to start; output:\n%s", err, out)
 	}

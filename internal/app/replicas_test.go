@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -164,16 +162,7 @@ func TestThreeReplicasOneProjectorLeader(t *testing.T) {
 	}
 	// A rebuild replays every stream from its first event into a fresh table: each row must be
 	// what the live projectors, across the takeover, made of it.
-	for _, name := range []string{"users", "orders"} {
-		rebuildCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		cmd := exec.CommandContext(rebuildCtx, bin, "projections", "rebuild", name, "--log-level", "warn")
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("strata projections rebuild %s: %v\n%s", name, err, out)
-		}
-	}
+	rebuildWithCLI(ctx, t, bin, []string{"DATABASE_URL=" + url}, "users", "orders")
 	rebuilt := readModels(ctx, t, pool)
 	for _, name := range []string{"users", "orders"} {
 		if !slices.Equal(live[name], rebuilt[name]) {

@@ -48,15 +48,9 @@ func projectOrder(ctx context.Context, rows orderRows, e eventstore.RecordedEven
 		// The stream was deleted: its row goes, as it would from a rebuild after a scavenge.
 		return rows.remove(ctx, id)
 	}
-	if e.UpcastErr != nil {
-		return fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
-	}
-	ev, err := order.Decode(e.Type, e.Data)
-	if errors.Is(err, domain.ErrUnknownEvent) {
-		return nil // a type this projection does not handle: ignored
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSkip, err)
+	ev, ok, err := decodeEvent(e, order.Decode)
+	if !ok {
+		return err
 	}
 	s, err := rows.get(ctx, id)
 	if err != nil {

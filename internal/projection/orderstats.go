@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/eventstore"
 )
@@ -41,15 +40,9 @@ func (OrderStats) Apply(ctx context.Context, tx pgx.Tx, table string, e eventsto
 		_, err := tx.Exec(ctx, `DELETE FROM `+t+` WHERE id = $1`, id)
 		return err
 	}
-	if e.UpcastErr != nil {
-		return fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
-	}
-	ev, err := order.Decode(e.Type, e.Data)
-	if errors.Is(err, domain.ErrUnknownEvent) {
-		return nil // a type this projection does not handle: ignored
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSkip, err)
+	ev, ok, err := decodeEvent(e, order.Decode)
+	if !ok {
+		return err
 	}
 	var version int64
 	err = tx.QueryRow(ctx, `SELECT version FROM `+t+` WHERE id = $1`, id).Scan(&version)

@@ -54,15 +54,9 @@ func projectUser(ctx context.Context, rows userRows, e eventstore.RecordedEvent)
 		// The stream was deleted: its row goes, as it would from a rebuild after a scavenge.
 		return rows.remove(ctx, id)
 	}
-	if e.UpcastErr != nil {
-		return fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
-	}
-	ev, err := user.Decode(e.Type, e.Data)
-	if errors.Is(err, domain.ErrUnknownEvent) {
-		return nil // a type this projection does not handle: ignored
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSkip, err)
+	ev, ok, err := decodeEvent(e, user.Decode)
+	if !ok {
+		return err
 	}
 	s, err := rows.get(ctx, id)
 	if err != nil {
@@ -123,6 +117,24 @@ func aggregateID(streamID, category string) (string, error) {
 		return "", fmt.Errorf("%w: stream %s is not a %s aggregate's", ErrSkip, streamID, category)
 	}
 	return id, nil
+}
+
+// decodeEvent decodes e for a read model of an aggregate with decode. ok is false when there is
+// nothing to apply: for a type the domain does not know (ignored, err nil), and for an event the
+// read model cannot use (err wraps ErrSkip). The stream's tombstone is the caller's to handle
+// first.
+func decodeEvent[E any](e eventstore.RecordedEvent, decode func(string, []byte) (E, error)) (ev E, ok bool, err error) {
+	if e.UpcastErr != nil {
+		return ev, false, fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
+	}
+	ev, err = decode(e.Type, e.Data)
+	if errors.Is(err, domain.ErrUnknownEvent) {
+		return ev, false, nil // a type this projection does not handle: ignored
+	}
+	if err != nil {
+		return ev, false, fmt.Errorf("%w: %w", ErrSkip, err)
+	}
+	return ev, true, nil
 }
 
 // fromSnapshot is where a row starts when its first event in the log is not its stream's
