@@ -87,6 +87,49 @@ func StatsBuckets(from, to time.Time, interval time.Duration) int64 {
 	return int64(last.Sub(first)/interval) + 1
 }
 
+// Buckets are the buckets of one interval that a range [from, to) spans, in time order: bucket i
+// begins at BucketStart(from) + i intervals, and is cut to the range at either end.
+type Buckets struct {
+	first    time.Time
+	interval time.Duration
+	from, to time.Time
+	n        int
+}
+
+// SpanBuckets returns the buckets of interval that [from, to) spans (StatsBuckets of them).
+func SpanBuckets(from, to time.Time, interval time.Duration) Buckets {
+	return Buckets{first: BucketStart(from, interval), interval: interval, from: from, to: to, n: int(StatsBuckets(from, to, interval))}
+}
+
+// Len is how many buckets there are.
+func (b Buckets) Len() int { return b.n }
+
+// First is where the first bucket begins, before it is cut to the range.
+func (b Buckets) First() time.Time { return b.first }
+
+// Span returns bucket i's bounds, cut to the range, in UTC.
+func (b Buckets) Span(i int) (start, end time.Time) {
+	s := b.first.Add(time.Duration(i) * b.interval)
+	e := s.Add(b.interval)
+	if s.Before(b.from) {
+		s = b.from
+	}
+	if e.After(b.to) {
+		e = b.to
+	}
+	return s.UTC(), e.UTC()
+}
+
+// Index returns the index of the bucket that begins (uncut) at t, or an error when no bucket of
+// the range does.
+func (b Buckets) Index(t time.Time) (int, error) {
+	i := int(t.Sub(b.first) / b.interval)
+	if i < 0 || i >= b.n {
+		return 0, fmt.Errorf("bucket %s is outside %s..%s", t, b.from, b.to)
+	}
+	return i, nil
+}
+
 // Validate checks the options as Stats does: a range of at most MaxStatsBuckets intervals.
 func (o StatsOptions) Validate() error {
 	switch {
@@ -144,16 +187,15 @@ func (s *Store) Stats(ctx context.Context, o StatsOptions) ([]StatsBucket, error
 	if err != nil {
 		return nil, fmt.Errorf("event stats: %w", err)
 	}
-	first := BucketStart(o.From, o.Interval)
-	buckets := make([]StatsBucket, StatsBuckets(o.From, o.To, o.Interval))
+	spans := SpanBuckets(o.From, o.To, o.Interval)
+	buckets := make([]StatsBucket, spans.Len())
 	for i := range buckets {
-		start := first.Add(time.Duration(i) * o.Interval)
-		buckets[i] = StatsBucket{Start: maxTime(start, o.From).UTC(), End: minTime(start.Add(o.Interval), o.To).UTC()}
+		buckets[i].Start, buckets[i].End = spans.Span(i)
 	}
 	for _, x := range counted {
-		i := int(x.bucket.Sub(first) / o.Interval)
-		if i < 0 || i >= len(buckets) {
-			return nil, fmt.Errorf("event stats: bucket %s is outside %s..%s", x.bucket, o.From, o.To)
+		i, err := spans.Index(x.bucket)
+		if err != nil {
+			return nil, fmt.Errorf("event stats: %w", err)
 		}
 		buckets[i].Total += x.tc.Count
 		buckets[i].Counts = append(buckets[i].Counts, x.tc)
@@ -162,20 +204,6 @@ func (s *Store) Stats(ctx context.Context, o StatsOptions) ([]StatsBucket, error
 		sort.Slice(buckets[i].Counts, func(a, b int) bool { return buckets[i].Counts[a].Type < buckets[i].Counts[b].Type })
 	}
 	return buckets, nil
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 // intervalName names the buckets of interval in a message: "days", or "buckets of 2h0m0s".

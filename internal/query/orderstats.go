@@ -66,19 +66,13 @@ func (r *Reader) OrderStats(ctx context.Context, from, to time.Time) (OrderStats
 		return OrderStats{}, err
 	}
 	from, to = eventstore.UpToMicrosecond(from), eventstore.UpToMicrosecond(to)
-	origin := eventstore.BucketStart(from, day)
-	out := OrderStats{Days: make([]OrderDay, eventstore.StatsBuckets(from, to, day)), Total: OrderDay{Start: from.UTC(), End: to.UTC()}}
+	days := eventstore.SpanBuckets(from, to, day)
+	origin := days.First()
+	out := OrderStats{Days: make([]OrderDay, days.Len()), Total: OrderDay{Start: from.UTC(), End: to.UTC()}}
 	for i := range out.Days {
-		start := origin.Add(time.Duration(i) * day)
-		out.Days[i] = OrderDay{Start: later(start, from).UTC(), End: earlier(start.Add(day), to).UTC()}
+		out.Days[i].Start, out.Days[i].End = days.Span(i)
 	}
-	index := func(t time.Time) (int, error) {
-		i := int(t.Sub(origin) / day)
-		if i < 0 || i >= len(out.Days) {
-			return 0, fmt.Errorf("order stats: day %s is outside %s..%s", t, from, to)
-		}
-		return i, nil
-	}
+	index := days.Index
 	rows, err := r.pool.Query(ctx, orderDaysSQL, from, to, origin)
 	if err != nil {
 		return OrderStats{}, fmt.Errorf("order stats: %w", err)
@@ -139,18 +133,4 @@ func (r *Reader) OrderStats(ctx context.Context, from, to time.Time) (OrderStats
 		return OrderStats{}, fmt.Errorf("order stats: median: %w", err)
 	}
 	return out, nil
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func earlier(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
