@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -70,8 +71,12 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 	written := time.Since(started)
 	// The rebuild reads the global order, which shows events once every older transaction in
 	// the cluster has ended: wait until all the orders are readable, or it would find fewer.
-	if err := waitVisible(ctx, store, slices.MaxFunc(lasts, eventstore.Position.Compare), time.Minute); err != nil {
+	readable, err := store.WaitReadable(ctx, slices.MaxFunc(lasts, eventstore.Position.Compare), time.Minute)
+	if err != nil {
 		return err
+	}
+	if !readable {
+		return errors.New("the orders written were not all readable within a minute: a transaction elsewhere on the server holds the global order back")
 	}
 
 	runner := projection.NewRunner(pool, store, projection.Default(), projection.Options{}, logger)
@@ -104,28 +109,6 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 	}
 	_, err = fmt.Fprintln(env.stdout, string(out))
 	return err
-}
-
-// waitVisible waits until every event up to and including pos is readable in the global order.
-func waitVisible(ctx context.Context, store *eventstore.Store, pos eventstore.Position, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		horizon, err := store.Horizon(ctx)
-		if err != nil {
-			return err
-		}
-		if horizon.Compare(pos) > 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the events written were not all readable within %s: a transaction elsewhere on the server holds the global order back", within)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // appendOrder writes one order's whole life in one append: created, paid, shipped; it returns

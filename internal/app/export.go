@@ -250,35 +250,23 @@ func resolveExportBounds(ctx context.Context, store *eventstore.Store, req expor
 			return after, last, err
 		}
 	}
-	deadline := time.Now().Add(exportSettle)
-	for {
-		horizon, err := store.Horizon(ctx)
-		if err != nil {
-			return after, last, err
-		}
-		if req.to == nil {
-			return after, horizon, nil
-		}
-		if last, err = asOf(req.to); err != nil {
-			return after, last, err
-		}
-		if last.Compare(horizon) <= 0 {
-			return after, last, nil
-		}
-		if time.Now().After(deadline) {
-			why := "it is beyond the end of the log"
-			if hs, err := store.HeldBackBy(ctx, 1); err == nil && len(hs) > 0 {
-				h := hs[0]
-				why += fmt.Sprintf(", or the transaction of pid %d (database %s, user %s, %s since %s) still holds back the global order", h.PID, h.Database, h.User, h.State, h.Since.Format(time.RFC3339))
-			}
-			return after, last, &eventstore.ValidationError{Field: "to", Reason: fmt.Sprintf("%s is not readable yet after %s: %s", req.to.text, exportSettle, why)}
-		}
-		select {
-		case <-ctx.Done():
-			return after, last, context.Cause(ctx)
-		case <-time.After(50 * time.Millisecond):
-		}
+	if req.to == nil {
+		last, err = store.Horizon(ctx)
+		return after, last, err
 	}
+	if last, err = asOf(req.to); err != nil {
+		return after, last, err
+	}
+	readable, err := store.WaitReadable(ctx, last, exportSettle)
+	if err != nil || readable {
+		return after, last, err
+	}
+	why := "it is beyond the end of the log"
+	if hs, err := store.HeldBackBy(ctx, 1); err == nil && len(hs) > 0 {
+		h := hs[0]
+		why += fmt.Sprintf(", or the transaction of pid %d (database %s, user %s, %s since %s) still holds back the global order", h.PID, h.Database, h.User, h.State, h.Since.Format(time.RFC3339))
+	}
+	return after, last, &eventstore.ValidationError{Field: "to", Reason: fmt.Sprintf("%s is not readable yet after %s: %s", req.to.text, exportSettle, why)}
 }
 
 // exportOutput is where an export writes: stdout, or FILE.partial renamed to FILE at the end.

@@ -62,3 +62,27 @@ func (s *Store) Horizon(ctx context.Context) (Position, error) {
 	}
 	return Position{tx: xmin - 1, seq: math.MaxInt64}, nil
 }
+
+// WaitReadable waits, up to within, until ReadAll shows every event up to and including pos, and
+// reports whether it does. A transaction anywhere on the server older than pos's holds that back
+// until it ends (HeldBackBy names it).
+func (s *Store) WaitReadable(ctx context.Context, pos Position, within time.Duration) (bool, error) {
+	deadline := time.Now().Add(within)
+	for {
+		horizon, err := s.Horizon(ctx)
+		if err != nil {
+			return false, err
+		}
+		if pos.Compare(horizon) <= 0 {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
