@@ -340,13 +340,19 @@ func (r runner) initdbIfNeeded(ctx context.Context, logger *slog.Logger, logFile
 		return fmt.Errorf("initdb %s: %w; its output ends with:\n%s", r.dir, err, lastLines(out.Bytes(), logTailLines))
 	}
 	// Only now may the log be written: it may live in the data directory, which initdb wants empty.
+	return r.startLog(logFile, "initdb", out.Bytes())
+}
+
+// startLog begins the server's log file with what the command that made the data directory
+// printed.
+func (r runner) startLog(logFile, command string, output []byte) error {
 	f, err := openLog(logFile, r.acct)
 	if err != nil {
 		return err
 	}
-	_, werr := f.Write(out.Bytes())
+	_, werr := f.Write(output)
 	if err := errors.Join(werr, f.Close()); err != nil {
-		return fmt.Errorf("write initdb output to %s: %w", logFile, err)
+		return fmt.Errorf("write %s output to %s: %w", command, logFile, err)
 	}
 	return nil
 }
@@ -392,15 +398,7 @@ func (r runner) basebackupIfNeeded(ctx context.Context, logger *slog.Logger, pri
 			return fmt.Errorf("log file %s: %w", logFile, err)
 		}
 	}
-	f, err := openLog(logFile, r.acct)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(out.Bytes())
-	if err := errors.Join(werr, f.Close()); err != nil {
-		return fmt.Errorf("write pg_basebackup output to %s: %w", logFile, err)
-	}
-	return nil
+	return r.startLog(logFile, "pg_basebackup", out.Bytes())
 }
 
 // portTakenError means postgres could not bind the port we picked for it.
