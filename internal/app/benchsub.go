@@ -141,12 +141,8 @@ func startServer(ctx context.Context, env *environment, cfg config.Config, bin, 
 		}
 		bin = exe
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeLocalAddr()
 	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "--addr", addr, "--database-url", dbURL, //nolint:noctx // stopped with SIGTERM by stop, not killed by a context
@@ -189,6 +185,17 @@ func startServer(ctx context.Context, env *environment, cfg config.Config, bin, 
 			return nil, fmt.Errorf("the server (%s serve) was not ready within 60s", bin)
 		}
 	}
+}
+
+// freeLocalAddr returns a 127.0.0.1 address that was free a moment ago. serve takes its address
+// before anything else, so the moment during which another process could take it is short.
+func freeLocalAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
 }
 
 // stop asks the server to stop (SIGTERM) and waits for it; after 30s it kills it.
