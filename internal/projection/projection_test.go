@@ -184,8 +184,8 @@ func checkAgainstReplay(t *testing.T, f *fixture, wantUsers, wantOrders int) {
 
 func waitAll(t *testing.T, f *fixture, pos eventstore.Position) {
 	t.Helper()
-	for _, name := range []string{"users", "orders"} {
-		if err := f.runner.WaitFor(context.Background(), name, pos, 30*time.Second); err != nil {
+	for _, p := range projection.Default() { // every read model the fixture's runner keeps
+		if err := f.runner.WaitFor(context.Background(), p.Name(), pos, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
