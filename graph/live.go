@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/strata-es/strata/graph/model"
 	"github.com/strata-es/strata/internal/command"
@@ -112,50 +113,48 @@ func checkFilter(f hub.Filter) error {
 
 // subscribeOrder is Subscription.order: the current state, then the state after each event.
 func (r *Resolver) subscribeOrder(ctx context.Context, id string) (<-chan *model.Order, error) {
-	return followAggregate(ctx, r, "order", id, order.StreamID(id), r.Commands.OrderAt, order.State.Exists, command.ApplyOrder, func(s order.State) int64 { return s.Version }, toOrder)
+	return followAggregate(ctx, r, order.Definition(), id, func(l command.Loaded[order.State]) *model.Order { return toOrder(l.State) })
 }
 
 // subscribeUser is Subscription.user, as subscribeOrder.
 func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.User, error) {
-	return followAggregate(ctx, r, "user", id, user.StreamID(id), r.Commands.UserAt, user.State.Exists, command.ApplyUser, func(s user.State) int64 { return s.Version }, toUser)
+	return followAggregate(ctx, r, user.Definition(), id, func(l command.Loaded[user.State]) *model.User { return toUser(l.State) })
 }
 
 // followAggregate pushes an aggregate's state now, then after each of its events: it replays
-// the stream (load), then follows it from the position of its last event. Events of a type
-// the aggregate does not know change nothing and push nothing; its tombstone (deleteStream)
+// the stream, then follows it from the position of its last event. Events of a type the
+// aggregate does not know change nothing and push nothing; its tombstone (deleteStream)
 // completes the subscription.
-func followAggregate[S, M any](ctx context.Context, r *Resolver, what, id, streamID string,
-	load func(context.Context, string) (S, eventstore.Position, error), exists func(S) bool,
-	apply func(S, eventstore.RecordedEvent) (S, bool, error), version func(S) int64, toModel func(S) M,
-) (<-chan M, error) {
+func followAggregate[S, M any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C], id string, toModel func(command.Loaded[S]) M) (<-chan M, error) {
 	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
 	}
-	s, at, err := load(ctx, id)
+	agg := command.For(r.Commands, def)
+	l, at, err := agg.At(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if !exists(s) {
-		return nil, fmt.Errorf("%s %s: %w", what, id, domain.ErrNotFound)
+	if !l.Exists() {
+		return nil, fmt.Errorf("%s %s: %w", strings.ToLower(def.Name), id, domain.ErrNotFound)
 	}
 	out := make(chan M, 1)
-	out <- toModel(s)
-	err = follow(ctx, r, &at, hub.Filter{StreamID: streamID}, out, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
+	out <- toModel(l)
+	err = follow(ctx, r, &at, hub.Filter{StreamID: def.Stream(id)}, out, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
 		switch {
 		case e.Type == eventstore.StreamDeletedType:
 			return false // the stream was deleted: the subscription completes
-		case e.Version <= version(s):
+		case e.Version <= l.Version:
 			// Folded already: a truncated stream whose visible events are all in the
 			// snapshot it loaded from has no last event to follow from.
 			return true
 		}
-		next, known, err := apply(s, e)
+		next, known, err := agg.Apply(l, e)
 		if err != nil {
-			r.logger().ErrorContext(ctx, what+" subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
+			r.logger().ErrorContext(ctx, strings.ToLower(def.Name)+" subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
 			return false
 		}
-		s = next
-		return !known || offer(ctx, out, toModel(s), stop)
+		l = next
+		return !known || offer(ctx, out, toModel(l), stop)
 	})
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ import (
 
 // AppendEvents is the resolver for the appendEvents field.
 func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error) {
-	if err := checkNotOwned(streamID); err != nil {
+	if err := r.checkNotOwned(streamID); err != nil {
 		return nil, err
 	}
 	data, err := toEventData(events)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-es/strata/graph/model"
 	"github.com/strata-es/strata/internal/command"
+	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
@@ -48,36 +49,46 @@ func (r *Resolver) asOf(ctx context.Context, t time.Time) (eventstore.Position, 
 	return r.Store.AsOf(ctx, t, settle)
 }
 
-// userAt is Query.user with asOf or atVersion: a replay, never the projection.
-func (r *Resolver) userAt(ctx context.Context, id string, u command.Until) (*model.User, error) {
-	var s user.State
-	err := r.readBefore(ctx, u.Before, func(sd side) (err error) {
-		s, err = sd.commands.UserUntil(ctx, id, u)
-		if err == nil && sd.replica && u.Version > s.Version {
+// jsonOrNull is v, or null for a field a state does not have.
+func jsonOrNull(v json.RawMessage) json.RawMessage {
+	if v == nil {
+		return json.RawMessage("null")
+	}
+	return v
+}
+
+// stateAt is an aggregate's state with asOf or atVersion: a replay, never the projection. ok
+// is false when the aggregate did not exist then, or has no such version.
+func stateAt[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C], id string, u command.Until) (l command.Loaded[S], ok bool, err error) {
+	err = r.readBefore(ctx, u.Before, func(sd side) (err error) {
+		l, err = command.For(sd.commands, def).Until(ctx, id, u)
+		if err == nil && sd.replica && u.Version > l.Version {
 			return errBehind // or the version does not exist: the primary says which
 		}
 		return err
 	})
-	if err != nil || !s.Exists() || u.Version > s.Version {
+	if err != nil || !l.Exists() || u.Version > l.Version {
+		return l, false, err
+	}
+	return l, true, nil
+}
+
+// userAt is Query.user with asOf or atVersion.
+func (r *Resolver) userAt(ctx context.Context, id string, u command.Until) (*model.User, error) {
+	l, ok, err := stateAt(ctx, r, user.Definition(), id, u)
+	if !ok {
 		return nil, err
 	}
-	return toUser(s), nil
+	return toUser(l.State), nil
 }
 
 // orderAt is Query.order with asOf or atVersion.
 func (r *Resolver) orderAt(ctx context.Context, id string, u command.Until) (*model.Order, error) {
-	var s order.State
-	err := r.readBefore(ctx, u.Before, func(sd side) (err error) {
-		s, err = sd.commands.OrderUntil(ctx, id, u)
-		if err == nil && sd.replica && u.Version > s.Version {
-			return errBehind // or the version does not exist: the primary says which
-		}
-		return err
-	})
-	if err != nil || !s.Exists() || u.Version > s.Version {
+	l, ok, err := stateAt(ctx, r, order.Definition(), id, u)
+	if !ok {
 		return nil, err
 	}
-	return toOrder(s), nil
+	return toOrder(l.State), nil
 }
 
 // historyPage picks the page of a history: after is a version (the cursor of an entry).
@@ -98,124 +109,102 @@ func (r *Resolver) historyPage(ctx context.Context, n int, first *int, after *st
 	return from, min(from+size, n), nil
 }
 
-func (r *Resolver) userHistory(ctx context.Context, id string, first *int, after *string) (*model.UserHistoryConnection, error) {
-	var steps []command.Step[user.State]
+// historyEntry is one entry of an aggregate's history: its cursor (the event's version), the
+// event, the state after it and the fields it changed.
+type historyEntry[S any] struct {
+	cursor  string
+	event   *model.Event
+	state   S
+	changes []*model.FieldChange
+}
+
+// history is a page of an aggregate's history, and its page info.
+func history[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C], id string, first *int, after *string) ([]historyEntry[S], *model.PageInfo, error) {
+	var steps []command.Step[S]
+	var agg command.Aggregate[S, E, C]
 	err := r.read(ctx, func(s side) (err error) {
-		steps, err = s.commands.UserHistory(ctx, id)
+		agg = command.For(s.commands, def)
+		steps, err = agg.History(ctx, id)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	from, to, err := r.historyPage(ctx, len(steps), first, after)
 	if err != nil {
+		return nil, nil, err
+	}
+	info := &model.PageInfo{HasNextPage: to < len(steps), EndCursor: after}
+	var prev command.Loaded[S]
+	if from > 0 {
+		prev = command.Loaded[S]{State: steps[from-1].State, Version: steps[from-1].Event.Version}
+	}
+	entries := make([]historyEntry[S], 0, to-from)
+	for _, st := range steps[from:to] {
+		next := command.Loaded[S]{State: st.State, Version: st.Event.Version}
+		cursor := strconv.FormatInt(st.Event.Version, 10)
+		entries = append(entries, historyEntry[S]{cursor: cursor, event: toEvent(st.Event), state: st.State, changes: changes(agg.Fields(prev), agg.Fields(next))})
+		info.EndCursor = &entries[len(entries)-1].cursor
+		prev = next
+	}
+	return entries, info, nil
+}
+
+func (r *Resolver) userHistory(ctx context.Context, id string, first *int, after *string) (*model.UserHistoryConnection, error) {
+	entries, info, err := history(ctx, r, user.Definition(), id, first, after)
+	if err != nil {
 		return nil, err
 	}
-	c := &model.UserHistoryConnection{Edges: []*model.UserHistoryEdge{}, PageInfo: &model.PageInfo{HasNextPage: to < len(steps), EndCursor: after}}
-	prev := user.State{}
-	if from > 0 {
-		prev = steps[from-1].State
-	}
-	for _, st := range steps[from:to] {
-		cursor := strconv.FormatInt(st.Event.Version, 10)
-		c.Edges = append(c.Edges, &model.UserHistoryEdge{Cursor: cursor, Node: &model.UserHistoryEntry{
-			Event: toEvent(st.Event), State: toUser(st.State), Changes: changes(userFields(prev), userFields(st.State)),
-		}})
-		c.PageInfo.EndCursor = &c.Edges[len(c.Edges)-1].Cursor
-		prev = st.State
+	c := &model.UserHistoryConnection{Edges: make([]*model.UserHistoryEdge, len(entries)), PageInfo: info}
+	for i, e := range entries {
+		c.Edges[i] = &model.UserHistoryEdge{Cursor: e.cursor, Node: &model.UserHistoryEntry{Event: e.event, State: toUser(e.state), Changes: e.changes}}
 	}
 	return c, nil
 }
 
 func (r *Resolver) orderHistory(ctx context.Context, id string, first *int, after *string) (*model.OrderHistoryConnection, error) {
-	var steps []command.Step[order.State]
-	err := r.read(ctx, func(s side) (err error) {
-		steps, err = s.commands.OrderHistory(ctx, id)
-		return err
-	})
+	entries, info, err := history(ctx, r, order.Definition(), id, first, after)
 	if err != nil {
 		return nil, err
 	}
-	from, to, err := r.historyPage(ctx, len(steps), first, after)
-	if err != nil {
-		return nil, err
-	}
-	c := &model.OrderHistoryConnection{Edges: []*model.OrderHistoryEdge{}, PageInfo: &model.PageInfo{HasNextPage: to < len(steps), EndCursor: after}}
-	prev := order.State{}
-	if from > 0 {
-		prev = steps[from-1].State
-	}
-	for _, st := range steps[from:to] {
-		cursor := strconv.FormatInt(st.Event.Version, 10)
-		c.Edges = append(c.Edges, &model.OrderHistoryEdge{Cursor: cursor, Node: &model.OrderHistoryEntry{
-			Event: toEvent(st.Event), State: toOrder(st.State), Changes: changes(orderFields(prev), orderFields(st.State)),
-		}})
-		c.PageInfo.EndCursor = &c.Edges[len(c.Edges)-1].Cursor
-		prev = st.State
+	c := &model.OrderHistoryConnection{Edges: make([]*model.OrderHistoryEdge, len(entries)), PageInfo: info}
+	for i, e := range entries {
+		c.Edges[i] = &model.OrderHistoryEdge{Cursor: e.cursor, Node: &model.OrderHistoryEntry{Event: e.event, State: toOrder(e.state), Changes: e.changes}}
 	}
 	return c, nil
 }
 
-// userFields are a user's fields as the schema shows them, for comparing two states.
-func userFields(s user.State) map[string]any {
-	if !s.Exists() {
-		return map[string]any{}
+// changes lists the fields whose values differ between two states, in the order the aggregate
+// lists its fields (a field only the state before has comes after those of the state after).
+func changes(before, after []domain.Field) []*model.FieldChange {
+	values := func(fields []domain.Field) map[string]json.RawMessage {
+		m := make(map[string]json.RawMessage, len(fields))
+		for _, f := range fields {
+			m[f.Name], _ = json.Marshal(f.Value)
+		}
+		return m
 	}
-	return map[string]any{"name": s.Name, "email": s.Email, "status": string(s.Status)}
-}
-
-// orderFields are an order's fields as the schema shows them (money as decimal strings).
-func orderFields(s order.State) map[string]any {
-	if !s.Exists() {
-		return map[string]any{}
-	}
-	items := make([]map[string]any, len(s.Items))
-	for i, it := range s.Items {
-		items[i] = map[string]any{"sku": it.SKU, "quantity": it.Quantity, "unitPrice": it.UnitPrice.String()}
-	}
-	f := map[string]any{"status": string(s.Status), "customerId": s.CustomerID, "items": items, "total": s.Total.String()}
-	if s.Carrier != "" || s.TrackingNumber != "" {
-		f["carrier"], f["trackingNumber"] = s.Carrier, s.TrackingNumber
-	}
-	if s.CancelReason != "" {
-		f["cancelReason"] = s.CancelReason
-	}
-	return f
-}
-
-// changes lists the fields whose values differ between two states, in the order fieldOrder
-// gives, then alphabetically for any other.
-func changes(before, after map[string]any) []*model.FieldChange {
+	b, a := values(before), values(after)
 	out := []*model.FieldChange{}
-	for _, name := range fieldNames(before, after) {
-		b, _ := json.Marshal(before[name])
-		a, _ := json.Marshal(after[name])
-		if string(a) == string(b) {
+	seen := map[string]bool{}
+	for _, f := range append(slices.Clone(after), before...) {
+		if seen[f.Name] {
 			continue
 		}
-		ch := &model.FieldChange{Field: name}
-		if _, ok := before[name]; ok {
-			ch.Before = b
+		seen[f.Name] = true
+		vb, inBefore := b[f.Name]
+		va, inAfter := a[f.Name]
+		if string(jsonOrNull(va)) == string(jsonOrNull(vb)) {
+			continue
 		}
-		if _, ok := after[name]; ok {
-			ch.After = a
+		ch := &model.FieldChange{Field: f.Name}
+		if inBefore {
+			ch.Before = vb
+		}
+		if inAfter {
+			ch.After = va
 		}
 		out = append(out, ch)
-	}
-	return out
-}
-
-func fieldNames(maps ...map[string]any) []string {
-	order := []string{"name", "email", "status", "customerId", "items", "total", "carrier", "trackingNumber", "cancelReason"}
-	seen := map[string]bool{}
-	var out []string
-	for _, n := range order {
-		for _, m := range maps {
-			if _, ok := m[n]; ok && !seen[n] {
-				seen[n] = true
-				out = append(out, n)
-			}
-		}
 	}
 	return out
 }

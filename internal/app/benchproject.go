@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/strata-es/strata/internal/aggregates"
 	cmdhandler "github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/domain/order"
@@ -43,7 +44,7 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 		return err
 	}
 	defer cleanup()
-	store := eventstore.New(pool, eventstore.Options{Upcasters: cmdhandler.Upcasters()})
+	store := eventstore.New(pool, eventstore.Options{Upcasters: cmdhandler.Upcasters(aggregates.All())})
 
 	started := time.Now()
 	const writers = 8

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/strata-es/strata/internal/aggregates"
 	cmdhandler "github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/domain/user"
@@ -39,7 +40,7 @@ func benchReplayCmd(ctx context.Context, env *environment, args []string) error 
 		return err
 	}
 	defer cleanup()
-	store := eventstore.New(pool, eventstore.Options{Upcasters: cmdhandler.Upcasters(), Personal: cmdhandler.PersonalFields()})
+	store := eventstore.New(pool, eventstore.Options{Upcasters: cmdhandler.Upcasters(aggregates.All()), Personal: cmdhandler.PersonalFields(aggregates.All())})
 	plain := cmdhandler.New(store, cmdhandler.Options{})
 	snapped := cmdhandler.New(store, cmdhandler.Options{SnapshotEvery: map[string]int{user.Category: every}})
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-es/strata/internal/aggregates"
 	cmdhandler "github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/eventstore"
@@ -27,7 +28,7 @@ func TestProjectionsRebuildOpensPersonalFieldsWithTheMasterKey(t *testing.T) {
 	for i := range key {
 		key[i] = 0x5a
 	}
-	store := eventstore.New(pool, eventstore.Options{Personal: cmdhandler.PersonalFields(), MasterKey: key})
+	store := eventstore.New(pool, eventstore.Options{Personal: cmdhandler.PersonalFields(aggregates.All()), MasterKey: key})
 	u, err := cmdhandler.New(store, cmdhandler.Options{}).RegisterUser(ctx, "Ada", "ada@example.com")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/graph"
+	"github.com/strata-es/strata/internal/aggregates"
 	cmdhandler "github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
@@ -30,8 +31,8 @@ type parts struct {
 // fields): every store of a server, on the primary or a replica, reads events the same way.
 func storeOptions(cfg config.Config) eventstore.Options {
 	opts := cfg.StoreOptions()
-	opts.Upcasters = cmdhandler.Upcasters()
-	opts.Personal = cmdhandler.PersonalFields()
+	opts.Upcasters = cmdhandler.Upcasters(aggregates.All())
+	opts.Personal = cmdhandler.PersonalFields(aggregates.All())
 	opts.MasterKey, _ = cfg.PersonalDataKey() // checked by Validate
 	return opts
 }

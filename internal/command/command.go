@@ -17,9 +17,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/strata-es/strata/internal/aggregates"
 	"github.com/strata-es/strata/internal/domain"
-	"github.com/strata-es/strata/internal/domain/order"
-	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
@@ -37,12 +36,15 @@ type Options struct {
 	// ReadOnly makes a handler that replays only, on a store that reads a read replica: it
 	// saves no snapshots (a standby refuses writes). Its commands are not to be run.
 	ReadOnly bool
+	// Aggregates are the registered aggregates; nil: aggregates.All().
+	Aggregates []domain.Kind
 }
 
 // Handler runs commands against the event store. It is safe for concurrent use.
 type Handler struct {
 	store  *eventstore.Store
 	opts   Options
+	kinds  []domain.Kind
 	dryRun bool
 }
 
@@ -133,8 +135,15 @@ func New(store *eventstore.Store, opts Options) *Handler {
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = DefaultMaxAttempts
 	}
-	return &Handler{store: store, opts: opts}
+	kinds := opts.Aggregates
+	if kinds == nil {
+		kinds = aggregates.All()
+	}
+	return &Handler{store: store, opts: opts, kinds: kinds}
 }
+
+// Aggregates returns the registered aggregates.
+func (h *Handler) Aggregates() []domain.Kind { return h.kinds }
 
 // Store returns the event store the handler writes to.
 func (h *Handler) Store() *eventstore.Store { return h.store }
@@ -202,49 +211,38 @@ func newID() (string, error) {
 // typed is a domain event as stored: its type name and JSON.
 type typed interface{ EventType() string }
 
-// decode decodes a stored event with an aggregate's Decode. An event type the aggregate does not
-// know gives (nil, nil): it is ignored, but still counts for the stream's version. A payload an
-// upcaster refused is an error.
-func decode[E any](e eventstore.RecordedEvent, dec func(string, []byte) (E, error)) (E, error) {
-	var zero E
-	if e.UpcastErr != nil {
-		return zero, e.UpcastErr
-	}
-	ev, err := dec(e.Type, e.Data)
-	if errors.Is(err, domain.ErrUnknownEvent) {
-		return zero, nil
-	}
-	return ev, err
-}
-
-// Upcasters are the domain's upcasters, for the store's Options.
-func Upcasters() []eventstore.Upcaster {
+// Upcasters are the registered aggregates' upcasters, for the store's Options.
+func Upcasters(kinds []domain.Kind) []eventstore.Upcaster {
 	var out []eventstore.Upcaster
-	for _, u := range append(user.Upcasters(), order.Upcasters()...) {
-		up := u.Up
-		out = append(out, eventstore.Upcaster{Type: u.Type, From: u.From, Up: func(data json.RawMessage) (json.RawMessage, error) { return up(data) }})
+	for _, k := range kinds {
+		for _, u := range k.Describe().Upcasters {
+			up := u.Up
+			out = append(out, eventstore.Upcaster{Type: u.Type, From: u.From, Up: func(data json.RawMessage) (json.RawMessage, error) { return up(data) }})
+		}
 	}
 	return out
 }
 
-// PersonalFields are the domain's marks of personal fields, for the store's Options.
-func PersonalFields() []eventstore.PersonalFields {
+// PersonalFields are the registered aggregates' marks of personal fields, for the store's
+// Options.
+func PersonalFields(kinds []domain.Kind) []eventstore.PersonalFields {
 	var out []eventstore.PersonalFields
-	for _, p := range []domain.PersonalFields{user.Personal()} {
-		out = append(out, eventstore.PersonalFields{Category: p.Category, Types: p.Types})
+	for _, k := range kinds {
+		if d := k.Describe(); len(d.Personal) > 0 {
+			out = append(out, eventstore.PersonalFields{Category: d.Category, Types: d.Personal})
+		}
 	}
 	return out
 }
 
 // subjectOf is the subject whose personal data a state of streamID holds, or "" when its
-// category has no personal fields: a snapshot of such a state must not outlive forgetting.
-func subjectOf(streamID string) string {
-	for _, p := range PersonalFields() {
-		if id, ok := strings.CutPrefix(streamID, p.Category+"-"); ok && id != "" {
-			return id
-		}
+// aggregate has no personal fields: a snapshot of such a state must not outlive forgetting.
+func (h *Handler) subjectOf(streamID string) string {
+	k, err := h.kindOf(streamID)
+	if err != nil || len(k.Describe().Personal) == 0 {
+		return ""
 	}
-	return ""
+	return strings.TrimPrefix(streamID, k.Describe().Category+"-")
 }
 
 // eventData encodes domain events for the store, with metadata naming the command.

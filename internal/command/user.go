@@ -9,6 +9,11 @@ import (
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
+// Users is the runtime of the User aggregate on h.
+func (h *Handler) Users() Aggregate[user.State, user.Event, user.Command] {
+	return For(h, user.Definition())
+}
+
 // UserResult is a user after a command, the position of the user's last event (zero in a dry
 // run), and the events the command appended (or would append).
 type UserResult struct {
@@ -21,6 +26,17 @@ type UserResult struct {
 // LoadUser replays a user's events. A user that does not exist is the zero State.
 func (h *Handler) LoadUser(ctx context.Context, id string) (user.State, error) {
 	return h.UserUntil(ctx, id, Until{})
+}
+
+// UserUntil replays a user's events up to u; a user that did not exist then is the zero State.
+func (h *Handler) UserUntil(ctx context.Context, id string, u Until) (user.State, error) {
+	l, err := h.Users().Until(ctx, id, u)
+	return l.State, err
+}
+
+// UserHistory returns every event of a user with the state after it, in version order.
+func (h *Handler) UserHistory(ctx context.Context, id string) ([]Step[user.State], error) {
+	return h.Users().History(ctx, id)
 }
 
 // loadClaim replays an address's claim stream.
@@ -40,7 +56,7 @@ func (h *Handler) RegisterUser(ctx context.Context, name, email string) (UserRes
 	if err != nil {
 		return UserResult{}, err
 	}
-	return h.userCommand(ctx, "registerUser", id, nil, func(_ user.State, claims claimCache) (user.Command, error) {
+	return h.userCommand(ctx, "registerUser", id, true, nil, func(_ user.State, claims claimCache) (user.Command, error) {
 		c, err := claims.get(ctx, email)
 		return user.Register{ID: id, Name: name, Email: email, EmailHolder: c.Holder}, err
 	})
@@ -48,7 +64,7 @@ func (h *Handler) RegisterUser(ctx context.Context, name, email string) (UserRes
 
 // ChangeUserEmail gives a user a new address. expected, when set, is the version the caller saw.
 func (h *Handler) ChangeUserEmail(ctx context.Context, id, email string, expected *int64) (UserResult, error) {
-	return h.userCommand(ctx, "changeUserEmail", id, expected, func(_ user.State, claims claimCache) (user.Command, error) {
+	return h.userCommand(ctx, "changeUserEmail", id, false, expected, func(_ user.State, claims claimCache) (user.Command, error) {
 		c, err := claims.get(ctx, email)
 		return user.ChangeEmail{Email: email, EmailHolder: c.Holder}, err
 	})
@@ -56,14 +72,14 @@ func (h *Handler) ChangeUserEmail(ctx context.Context, id, email string, expecte
 
 // RenameUser gives a user a new name.
 func (h *Handler) RenameUser(ctx context.Context, id, name string, expected *int64) (UserResult, error) {
-	return h.userCommand(ctx, "renameUser", id, expected, func(user.State, claimCache) (user.Command, error) {
+	return h.userCommand(ctx, "renameUser", id, false, expected, func(user.State, claimCache) (user.Command, error) {
 		return user.Rename{Name: name}, nil
 	})
 }
 
 // DeactivateUser deactivates a user and frees their address.
 func (h *Handler) DeactivateUser(ctx context.Context, id string, expected *int64) (UserResult, error) {
-	return h.userCommand(ctx, "deactivateUser", id, expected, func(user.State, claimCache) (user.Command, error) {
+	return h.userCommand(ctx, "deactivateUser", id, false, expected, func(user.State, claimCache) (user.Command, error) {
 		return user.Deactivate{}, nil
 	})
 }
@@ -74,7 +90,7 @@ func (h *Handler) DeactivateUser(ctx context.Context, id string, expected *int64
 // their order, stay. Forgetting a user again appends nothing and deletes the key and snapshots
 // again, which is harmless.
 func (h *Handler) ForgetUser(ctx context.Context, id string) (UserResult, error) {
-	res, err := h.userCommand(ctx, "forgetUser", id, nil, func(user.State, claimCache) (user.Command, error) {
+	res, err := h.userCommand(ctx, "forgetUser", id, false, nil, func(user.State, claimCache) (user.Command, error) {
 		return user.Forget{}, nil
 	})
 	var broken *domain.InvariantError
@@ -113,69 +129,46 @@ func (c claimCache) get(ctx context.Context, email string) (user.ClaimState, err
 	return s, nil
 }
 
-// userCommand loads the user, builds the command from the loaded state, decides, and appends
-// the user's events together with the claim changes they imply, each stream at the version it
-// was read at.
-func (h *Handler) userCommand(ctx context.Context, name, id string, expected *int64, build func(user.State, claimCache) (user.Command, error)) (UserResult, error) {
-	streamID := user.StreamID(id)
-	var out UserResult
-	err := h.retry(ctx, streamID, expected != nil, func() error {
-		s, err := h.LoadUser(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := checkExpected(streamID, expected, s.Version); err != nil && s.Exists() {
-			return err
-		}
-		claims := claimCache{h: h, claims: map[string]user.ClaimState{}}
-		cmd, err := build(s, claims)
-		if err != nil {
-			return err
-		}
-		events, err := user.Decide(s, cmd)
-		if err != nil {
-			return err
-		}
-		data, err := eventData(name, events)
-		if err != nil {
-			return err
-		}
-		parts := []eventstore.StreamAppend{{StreamID: streamID, Expected: expectedOf(s.Version), Events: data}}
-		change := user.Claims(events)
-		for _, c := range []struct{ email, typ string }{{change.Release, user.TypeEmailReleased}, {change.Claim, user.TypeEmailClaimed}} {
-			if c.email == "" {
-				continue
+// userCommand runs a command on the User aggregate: build makes it from the loaded state, and
+// the user's events are appended together with the claim changes they imply, each stream at the
+// version it was read at.
+func (h *Handler) userCommand(ctx context.Context, name, id string, isNew bool, expected *int64, build func(user.State, claimCache) (user.Command, error)) (UserResult, error) {
+	var claims claimCache
+	res, err := h.Users().Execute(ctx, Call[user.State, user.Command]{Name: name, ID: id, New: isNew, Expected: expected,
+		Prepare: func(_ context.Context, l Loaded[user.State], w *Write) (user.Command, error) {
+			claims = claimCache{h: h, claims: map[string]user.ClaimState{}}
+			cmd, err := build(l.State, claims)
+			if _, ok := cmd.(user.Forget); ok {
+				w.Forget(id)
 			}
-			state, err := claims.get(ctx, c.email)
-			if err != nil {
-				return err
+			return cmd, err
+		},
+		Then: func(ctx context.Context, _ Loaded[user.State], events []domain.Event, w *Write) error {
+			var decided []user.Event
+			for _, e := range events {
+				decided = append(decided, e.(user.Event))
 			}
-			claimData, err := eventData(name, []user.ClaimEvent{{Type: c.typ, UserID: id}})
-			if err != nil {
-				return err
+			change := user.Claims(decided)
+			for _, c := range []struct{ email, typ string }{{change.Release, user.TypeEmailReleased}, {change.Claim, user.TypeEmailClaimed}} {
+				if c.email == "" {
+					continue
+				}
+				state, err := claims.get(ctx, c.email)
+				if err != nil {
+					return err
+				}
+				claimData, err := eventData(name, []user.ClaimEvent{{Type: c.typ, UserID: id}})
+				if err != nil {
+					return err
+				}
+				w.Also(user.ClaimStreamID(c.email), state.Version, claimData)
 			}
-			parts = append(parts, eventstore.StreamAppend{StreamID: user.ClaimStreamID(c.email), Expected: expectedOf(state.Version), Events: claimData})
-		}
-		forget := ""
-		if _, ok := cmd.(user.Forget); ok {
-			forget = id
-		}
-		planned, pos, err := h.commitForgetting(ctx, parts, forget)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			s = s.Apply(e)
-		}
-		out = UserResult{User: s, Position: pos, Events: planned, DryRun: h.dryRun}
-		return nil
+			return nil
+		},
 	})
-	if errors.Is(err, domain.ErrNotFound) {
-		return UserResult{}, notFound("user", id)
-	}
 	if errors.Is(err, eventstore.ErrForgotten) {
 		// Forgotten between this command's load and its write.
 		return UserResult{}, domain.Broken("user-forgotten", "user %s has been forgotten", id)
 	}
-	return out, err
+	return UserResult{User: res.State, Position: res.Position, Events: res.Events, DryRun: res.DryRun}, err
 }

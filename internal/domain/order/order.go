@@ -328,3 +328,33 @@ func checkText(field, s string) error {
 	}
 	return nil
 }
+
+// WithVersion implements domain.Versioned.
+func (s State) WithVersion(v int64) State {
+	s.Version = v
+	return s
+}
+
+// Definition declares the Order aggregate to the runtime.
+func Definition() domain.Aggregate[State, Event, Command] {
+	return domain.Aggregate[State, Event, Command]{
+		Name: "Order", Category: Category, Shape: StateShape,
+		Decode: Decode, Evolve: State.Apply, Decide: Decide, Fields: Fields, Upcasters: Upcasters(),
+	}
+}
+
+// Fields are an order's fields as clients see them (money as decimal strings).
+func Fields(s State) []domain.Field {
+	items := make([]map[string]any, len(s.Items))
+	for i, it := range s.Items {
+		items[i] = map[string]any{"sku": it.SKU, "quantity": it.Quantity, "unitPrice": it.UnitPrice.String()}
+	}
+	f := []domain.Field{{Name: "status", Value: string(s.Status)}, {Name: "customerId", Value: s.CustomerID}, {Name: "items", Value: items}, {Name: "total", Value: s.Total.String()}}
+	if s.Carrier != "" || s.TrackingNumber != "" {
+		f = append(f, domain.Field{Name: "carrier", Value: s.Carrier}, domain.Field{Name: "trackingNumber", Value: s.TrackingNumber})
+	}
+	if s.CancelReason != "" {
+		f = append(f, domain.Field{Name: "cancelReason", Value: s.CancelReason})
+	}
+	return f
+}

@@ -400,3 +400,23 @@ func Claims(events []Event) ClaimChange {
 	}
 	return ch
 }
+
+// WithVersion implements domain.Versioned.
+func (s State) WithVersion(v int64) State {
+	s.Version = v
+	return s
+}
+
+// Definition declares the User aggregate to the runtime.
+func Definition() domain.Aggregate[State, Event, Command] {
+	return domain.Aggregate[State, Event, Command]{
+		Name: "User", Category: Category, Shape: StateShape,
+		Decode: Decode, Evolve: State.Apply, Decide: Decide, Fields: Fields, Upcasters: Upcasters(),
+		Personal: Personal().Types, Also: []string{ClaimCategory},
+	}
+}
+
+// Fields are a user's fields as clients see them.
+func Fields(s State) []domain.Field {
+	return []domain.Field{{Name: "name", Value: s.Name}, {Name: "email", Value: s.Email}, {Name: "status", Value: string(s.Status)}}
+}

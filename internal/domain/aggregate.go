@@ -1,0 +1,176 @@
+package domain
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+)
+
+// Event is what every aggregate's events are: a value that names its stored type. Type names
+// are stored with every event and never change.
+type Event interface{ EventType() string }
+
+// Aggregate declares one aggregate: everything that is particular to it, and nothing about
+// storage. S is its state, E its events (the package's own event interface), C its commands.
+// The command runtime (internal/command) gives every declared aggregate its loads with
+// snapshots, commands with retries, dry runs and expected versions, history with changes, state
+// at a version or a time, and live follows; the registry lists the declarations
+// (docs/aggregates.md).
+//
+// The zero S is the aggregate before its first event. The runtime counts versions itself (a
+// state needs no version field); a state that keeps one implements Versioned, and the runtime
+// sets it after every event, including the events of types Decode does not know.
+type Aggregate[S any, E Event, C any] struct {
+	// Name is the aggregate's name for people and messages: "Order".
+	Name string
+	// Category is the stream category: an aggregate's stream is "<Category>-<id>". It has no
+	// '-' in it.
+	Category string
+	// Shape is the version of S's shape in snapshots: change it when S's fields change, and
+	// snapshots of the old shape are ignored. Snapshots are JSON of S.
+	Shape int
+	// Decode turns a stored event into an E. For a type it does not know it returns an error
+	// wrapping ErrUnknownEvent: such events are ignored (they still count for the version).
+	Decode func(typ string, data []byte) (E, error)
+	// Evolve returns the state after an event. It never fails and never validates: events are
+	// facts.
+	Evolve func(S, E) S
+	// Decide returns the events a command produces on a state, or the rule it would break
+	// (Broken), or an error wrapping ErrNotFound. It never changes the state.
+	Decide func(S, C) ([]E, error)
+	// Fields is the state as clients see it, in the order they see it: history's changes
+	// compare two states field by field. The state of an aggregate that does not exist yet has
+	// no fields.
+	Fields func(S) []Field
+	// Upcasters bring old payloads of its events to current shapes when they are read.
+	Upcasters []Upcaster
+	// Personal names, per event type, the top-level fields that hold personal data; their
+	// subject is the aggregate. Empty: the aggregate holds none.
+	Personal map[string][]string
+	// Also are other stream categories the aggregate's commands write (the User's email
+	// claims): like its own, appendEvents refuses them.
+	Also []string
+}
+
+// Field is one field of a state as clients see it: a name and a value that encodes as JSON.
+type Field struct {
+	Name  string
+	Value any
+}
+
+// Versioned is a state that keeps its stream's version; the runtime sets it after every event.
+type Versioned[S any] interface {
+	WithVersion(v int64) S
+}
+
+// Stream returns the stream of the aggregate with this id.
+func (a Aggregate[S, E, C]) Stream(id string) string { return a.Category + "-" + id }
+
+// Kind is a declared aggregate with its types erased: what the parts of Strata that serve every
+// aggregate alike (the registry, stream lifecycle, personal data, upcasting, read models) need
+// to know of it. Every Aggregate is one.
+type Kind interface {
+	// Describe says what the aggregate is: its name, category and snapshot shape, its
+	// upcasters and personal fields.
+	Describe() Description
+	// Fold is its replay with the state as an any (the aggregate's S).
+	Fold() Fold
+}
+
+// Description is what a Kind declares of itself.
+type Description struct {
+	Name      string
+	Category  string
+	Shape     int
+	Upcasters []Upcaster
+	Personal  map[string][]string
+	Also      []string
+}
+
+// Fold replays an aggregate whose state's type the caller does not know.
+type Fold struct {
+	// Zero is the state before the first event.
+	Zero any
+	// Apply folds a stored event (already upcast) at version into state: the state after it,
+	// and whether the aggregate knew its type (an unknown type changes only the version).
+	Apply func(state any, typ string, data []byte, version int64) (any, bool, error)
+	// Unmarshal reads a snapshot's state.
+	Unmarshal func(data []byte) (any, error)
+	// Fields is the state as clients see it.
+	Fields func(state any) []Field
+}
+
+// Describe implements Kind.
+func (a Aggregate[S, E, C]) Describe() Description {
+	return Description{Name: a.Name, Category: a.Category, Shape: a.Shape, Upcasters: a.Upcasters, Personal: a.Personal, Also: a.Also}
+}
+
+// Fold implements Kind.
+func (a Aggregate[S, E, C]) Fold() Fold {
+	var zero S
+	return Fold{
+		Zero: zero,
+		Apply: func(state any, typ string, data []byte, version int64) (any, bool, error) {
+			s, known, err := a.Apply(state.(S), typ, data, version)
+			return s, known, err
+		},
+		Unmarshal: func(data []byte) (any, error) {
+			var s S
+			err := json.Unmarshal(data, &s)
+			return s, err
+		},
+		Fields: func(state any) []Field { return a.FieldsOf(state.(S)) },
+	}
+}
+
+// Apply folds a stored event (already upcast) at version into s: the state after it, and
+// whether Decode knew its type. An unknown type changes nothing but the version; a payload that
+// does not decode is an error.
+func (a Aggregate[S, E, C]) Apply(s S, typ string, data []byte, version int64) (S, bool, error) {
+	ev, err := a.Decode(typ, data)
+	known := err == nil
+	switch {
+	case errors.Is(err, ErrUnknownEvent):
+		err = nil
+	case err == nil:
+		s = a.Evolve(s, ev)
+	}
+	if v, ok := any(s).(Versioned[S]); ok {
+		s = v.WithVersion(version)
+	}
+	return s, known, err
+}
+
+// FieldsOf is s as clients see it: Fields, or every field of s's JSON, in its order.
+func (a Aggregate[S, E, C]) FieldsOf(s S) []Field {
+	if a.Fields != nil {
+		return a.Fields(s)
+	}
+	return jsonFields(s)
+}
+
+// jsonFields are the top-level fields of v's JSON object, in the order they are written.
+func jsonFields(v any) []Field {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var out []Field
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		name, _ := t.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return out
+		}
+		out = append(out, Field{Name: name, Value: raw})
+	}
+	return out
+}
