@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/advisory"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/wsclient"
 )
@@ -217,7 +218,7 @@ func holdStreamLock(t *testing.T, pool *pgxpool.Pool, stream string) (release fu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1398031425, hashtext($1))`, stream); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+advisory.Stream+`, hashtext($1))`, stream); err != nil {
 		t.Fatal(err)
 	}
 	return func() {
@@ -231,7 +232,7 @@ func holdStreamLock(t *testing.T, pool *pgxpool.Pool, stream string) (release fu
 func appendsWaiting(t *testing.T, pool *pgxpool.Pool) int {
 	t.Helper()
 	var n int
-	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 1398031425`).Scan(&n); err != nil {
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = `+advisory.Stream).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/strata-es/strata/internal/advisory"
 )
 
 // ExpectedVersion is the optimistic concurrency condition of an Append.
@@ -74,9 +76,9 @@ type AppendResult struct {
 // row comes back, nothing is inserted and the statement returns no rows.
 //
 // Appends to different streams never wait for each other, but for a rare hash collision, which
-// only makes two appends take turns. 1398031425 is Strata's class of advisory locks.
+// only makes two appends take turns. The class, advisory.Stream, is the streams' alone.
 const (
-	lockStream = `WITH lock AS (SELECT pg_advisory_xact_lock(1398031425, hashtext($1))),
+	lockStream = `WITH lock AS (SELECT pg_advisory_xact_lock(` + advisory.Stream + `, hashtext($1))),
 stream AS (`
 	// $2 is NULL: any version. $3 is the number of events.
 	upsertStream = `

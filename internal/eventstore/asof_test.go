@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-es/strata/internal/advisory"
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
@@ -25,7 +26,7 @@ func TestAsOfWaitsForAnOlderTransactionThatBeganLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = holder.Rollback(context.Background()) }()
-	if _, err := holder.Exec(ctx, `SELECT pg_advisory_xact_lock(1398031425, hashtext('asof-1'))`); err != nil {
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_xact_lock(`+advisory.Stream+`, hashtext('asof-1'))`); err != nil {
 		t.Fatal(err)
 	}
 	appended := make(chan eventstore.AppendResult, 1)
@@ -40,7 +41,7 @@ func TestAsOfWaitsForAnOlderTransactionThatBeganLater(t *testing.T) {
 	}()
 	for waiting := 0; waiting == 0; {
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-			AND classid = 1398031425 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting); err != nil {
+			AND classid = `+advisory.Stream+` AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-es/strata/internal/advisory"
 )
 
 // Group commit: appends that arrive while another batch is being written wait in a queue; a
@@ -347,7 +349,7 @@ func splitWaves(batch []*pending) [][]*pending {
 // transaction: the wave statement is prepared once per connection, and planning it afresh for
 // every batch would cost more than running it (one statement fewer than a SET LOCAL).
 const groupLockSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
-	count(pg_advisory_xact_lock(1398031425, hashtext(s)))
+	count(pg_advisory_xact_lock(` + advisory.Stream + `, hashtext(s)))
 FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams`
 
 // groupWaveSQL appends one wave. A row per part: stream $1, expected version $2 (NULL: any),

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/advisory"
 	"github.com/strata-es/strata/internal/dbtest"
 	. "github.com/strata-es/strata/internal/eventstore" //nolint:revive // the tests read as the package's own
 )
@@ -50,7 +51,7 @@ func (g *groupRig) batch(appends ...func() (AppendResult, error)) []outcome {
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(g.ctx)) }()
 	blocker := "blocker-" + uuid.NewString()
-	if _, err := tx.Exec(g.ctx, `SELECT pg_advisory_xact_lock(1398031425, hashtext($1))`, blocker); err != nil {
+	if _, err := tx.Exec(g.ctx, `SELECT pg_advisory_xact_lock(`+advisory.Stream+`, hashtext($1))`, blocker); err != nil {
 		g.t.Fatal(err)
 	}
 	held := make(chan error, 1)
@@ -288,7 +289,7 @@ func TestGroupCommitLostConnectionFailsTheWholeBatchRetryably(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(g.ctx)) }()
-	if _, err := tx.Exec(g.ctx, `SELECT pg_advisory_xact_lock(1398031425, hashtext('lost-held'))`); err != nil {
+	if _, err := tx.Exec(g.ctx, `SELECT pg_advisory_xact_lock(`+advisory.Stream+`, hashtext('lost-held'))`); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan []outcome, 1)
@@ -299,7 +300,7 @@ func TestGroupCommitLostConnectionFailsTheWholeBatchRetryably(t *testing.T) {
 	var pid int
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := admin.QueryRow(g.ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 1398031425
+		err := admin.QueryRow(g.ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = `+advisory.Stream+`
 			AND objid::bigint = (hashtext('lost-held')::bigint + 4294967296) % 4294967296 LIMIT 1`).Scan(&pid)
 		if err == nil {
 			break

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-es/strata/internal/advisory"
 )
 
 // Stream lifecycle: soft deletion with a tombstone event, and stream metadata that hides a
@@ -226,7 +228,7 @@ func (s *Store) refused(ctx context.Context, streamID string, expected ExpectedV
 
 // recreateSQL undeletes a stream under its append lock: the events up to the tombstone stay
 // hidden (truncateBefore), and the version it returns is where the recreating append goes on.
-const recreateSQL = `WITH lock AS (SELECT pg_advisory_xact_lock(1398031425, hashtext($1)))
+const recreateSQL = `WITH lock AS (SELECT pg_advisory_xact_lock(` + advisory.Stream + `, hashtext($1)))
 UPDATE streams AS s SET deleted_version = NULL, updated_at = now(),
 	metadata = s.metadata || jsonb_build_object('truncateBefore', s.version + 1)
 FROM lock WHERE s.stream_id = $1 AND s.deleted_version IS NOT NULL

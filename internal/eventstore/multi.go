@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-es/strata/internal/advisory"
 )
 
 // StreamAppend is one stream's part of an AppendMulti call.
@@ -23,7 +25,7 @@ type StreamAppend struct {
 
 // checkStreamSQL reads a stream's version under the same lock appends to it take, so that the
 // version cannot change before the transaction ends.
-const checkStreamSQL = `WITH lock AS (SELECT pg_advisory_xact_lock(1398031425, hashtext($1)))
+const checkStreamSQL = `WITH lock AS (SELECT pg_advisory_xact_lock(` + advisory.Stream + `, hashtext($1)))
 SELECT coalesce((SELECT version FROM streams WHERE stream_id = $1), 0) FROM lock`
 
 // AppendMulti appends to several streams in one transaction: every part commits, or none does.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/advisory"
 )
 
 // Crypto-shredding. A field marked personal (PersonalFields) is stored as an envelope,
@@ -210,11 +212,11 @@ func (s *Store) unwrapKey(subject string, stored []byte, wrapped bool) ([]byte, 
 	return key, nil
 }
 
-// lockSubject serialises forgetting a subject with saving snapshots of its streams:
-// 1398031428 is Strata's class of advisory locks on subjects.
+// lockSubject serialises forgetting a subject with saving snapshots of its streams, on the
+// subject's advisory lock (class advisory.Subject).
 const (
-	lockSubjectShared    = `SELECT pg_advisory_xact_lock_shared(1398031428, hashtext($1))`
-	lockSubjectExclusive = `SELECT pg_advisory_xact_lock(1398031428, hashtext($1))`
+	lockSubjectShared    = `SELECT pg_advisory_xact_lock_shared(` + advisory.Subject + `, hashtext($1))`
+	lockSubjectExclusive = `SELECT pg_advisory_xact_lock(` + advisory.Subject + `, hashtext($1))`
 )
 
 // Forget deletes the subject's key for good, leaving a tombstone so that none is made again,

@@ -1,8 +1,8 @@
 // Package leader elects, among any number of server processes sharing one database, the one
 // that runs a piece of work (a projector, a scavenger) at a time.
 //
-// Leadership of a name is a session-level PostgreSQL advisory lock, class 1398031429 and
-// hashtext(name), held on a connection of its own: never a pool's, whose sessions are shared.
+// Leadership of a name is a session-level PostgreSQL advisory lock, class advisory.Leader and
+// key hashtext(name), held on a connection of its own: never a pool's, whose sessions are shared.
 // The lock lives exactly as long as that session. A leader that dies, or whose connection
 // breaks, loses it the moment the server sees the session end; another process, trying every
 // Options.Retry, takes it over.
@@ -20,16 +20,18 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/advisory"
 )
 
-// Advisory locks of class 1398031429 are leaderships, one per name, held for a session.
+// Advisory locks of class advisory.Leader are leaderships, one per name, held for a session.
 const (
-	tryLockSQL = `SELECT pg_try_advisory_lock(1398031429, hashtext($1))`
-	unlockSQL  = `SELECT pg_advisory_unlock(1398031429, hashtext($1))`
+	tryLockSQL = `SELECT pg_try_advisory_lock(` + advisory.Leader + `, hashtext($1))`
+	unlockSQL  = `SELECT pg_advisory_unlock(` + advisory.Leader + `, hashtext($1))`
 	// holdsSQL checks that this very session still holds the lock: a connection that went
 	// through a pooler in transaction mode would not, and must not be trusted with leadership.
 	holdsSQL = `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-	AND classid = 1398031429 AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)`
+	AND classid = ` + advisory.Leader + ` AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)`
 )
 
 // Options configures Run. Zero fields take the defaults.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/strata-es/strata/internal/advisory"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/leader"
 )
@@ -141,7 +142,7 @@ func TestLeaderWhoseConnectionIsKilledHandsOver(t *testing.T) {
 	defer func() { _ = admin.Close(context.Background()) }()
 	var killed bool
 	err = admin.QueryRow(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks
-		WHERE locktype = 'advisory' AND classid = 1398031429 AND objid = hashtext($1)::oid AND granted`, "projection:orders").Scan(&killed)
+		WHERE locktype = 'advisory' AND classid = `+advisory.Leader+` AND objid = hashtext($1)::oid AND granted`, "projection:orders").Scan(&killed)
 	if err != nil || !killed {
 		t.Fatalf("terminate the leader's session: %v (terminated: %v)", err, killed)
 	}

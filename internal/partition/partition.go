@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-es/strata/internal/advisory"
 )
 
 // DefaultSize is how many positions a partition spans unless configured.
@@ -53,10 +55,11 @@ func parseName(name string) (first, end int64, ok bool) {
 	return f, e, err1 == nil && err2 == nil && e > f
 }
 
-// lockKey is the advisory lock (Strata's class 1398031425) that makes, detaches, drops and
-// restores partitions one at a time: two servers making partitions ahead at once, or an archive
-// and a restore, would otherwise race for the same ranges.
-const lockSQL = `SELECT pg_advisory_xact_lock(1398031425, hashtext('events partitions'))`
+// lockSQL takes the advisory lock that makes, detaches, drops and restores partitions one at a
+// time: two servers making partitions ahead at once, or an archive and a restore, would
+// otherwise race for the same ranges. Its class is its own, so that no stream's append lock is
+// ever the same lock.
+const lockSQL = `SELECT pg_advisory_xact_lock(` + advisory.Partitions + `, ` + advisory.PartitionsKey + `)`
 
 // Manager makes, lists, archives and restores partitions.
 type Manager struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/advisory"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/partition"
@@ -177,6 +178,63 @@ func TestAppendWithoutPartitionFails(t *testing.T) {
 	}
 	if n := count(t, pool, `SELECT count(*) FROM streams`); n != 0 {
 		t.Fatalf("a failed append left %d stream rows", n)
+	}
+}
+
+// An append to the stream whose id is the partition lock's key text does not wait while partition
+// maintenance holds its lock: the two locks differ in class. Maintenance does wait for the held
+// lock, which shows that it is the one Manager takes.
+func TestAppendDoesNotWaitForPartitionMaintenance(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := dbtest.Pool(t)
+	s := eventstore.New(pool, eventstore.Options{})
+	m := partition.New(pool, partition.DefaultSize, nil)
+
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_xact_lock(`+advisory.Partitions+`, `+advisory.PartitionsKey+`)`); err != nil {
+		t.Fatal(err)
+	}
+	var ensureErr error
+	ensured := make(chan struct{})
+	go func() {
+		defer close(ensured)
+		_, ensureErr = m.Ensure(ctx, 0)
+	}()
+	defer func() {
+		_ = holder.Rollback(context.WithoutCancel(ctx))
+		<-ensured
+	}()
+	for waiting := int64(0); waiting == 0; {
+		select {
+		case <-ensured:
+			t.Fatalf("Ensure ended while the partition lock was held: %v", ensureErr)
+		case <-time.After(10 * time.Millisecond):
+		}
+		waiting = count(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+	AND classid = `+advisory.Partitions+` AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	}
+
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.Append(actx, "events partitions", eventstore.Any(), []eventstore.EventData{{Type: "Noted", Data: json.RawMessage(`{}`)}}); err != nil {
+		t.Fatalf("append to the stream %q while partition maintenance holds its lock: %v", "events partitions", err)
+	}
+	select {
+	case <-ensured:
+		t.Fatalf("Ensure ended while the partition lock was held: %v", ensureErr)
+	default:
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-ensured
+	if ensureErr != nil {
+		t.Fatalf("Ensure after the partition lock was let go: %v", ensureErr)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/advisory"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/leader"
 )
@@ -185,9 +186,9 @@ func (r *Runner) follow(ctx context.Context, p Projector) {
 	}
 }
 
-// Advisory locks of class 1398031426 are projectors': one per checkpoint name.
+// Advisory locks of class advisory.Checkpoint are projectors': one per checkpoint name.
 const (
-	lockCheckpointSQL = `SELECT pg_advisory_xact_lock(1398031426, hashtext($1))`
+	lockCheckpointSQL = `SELECT pg_advisory_xact_lock(` + advisory.Checkpoint + `, hashtext($1))`
 	readCheckpointSQL = `SELECT position FROM projection_checkpoints WHERE name = $1`
 	moveCheckpointSQL = `UPDATE projection_checkpoints SET position = $2, skipped = skipped + $3, updated_at = now() WHERE name = $1`
 )

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/advisory"
 	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/domain/order"
@@ -374,7 +375,7 @@ func TestRebuildRefusesUnknownAndConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_lock(1398031427, hashtext('users'))`); err != nil {
+	if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_lock(`+advisory.Rebuild+`, hashtext('users'))`); err != nil {
 		t.Fatal(err)
 	}
 	infos, err := f.runner.Status(context.Background())
@@ -387,7 +388,7 @@ func TestRebuildRefusesUnknownAndConcurrent(t *testing.T) {
 	if err := f.runner.Rebuild(context.Background(), "users", nil); !errors.Is(err, projection.ErrRebuildRunning) {
 		t.Errorf("concurrent rebuild: got %v", err)
 	}
-	if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock(1398031427, hashtext('users'))`); err != nil {
+	if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock(`+advisory.Rebuild+`, hashtext('users'))`); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-es/strata/internal/advisory"
 )
 
 // ErrRebuildRunning is returned by Rebuild when the projection is being rebuilt already.
@@ -49,10 +51,10 @@ type sessionConn interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Session advisory locks of class 1398031427 mark running rebuilds, one per projection.
+// Session advisory locks of class advisory.Rebuild mark running rebuilds, one per projection.
 const (
-	tryRebuildLockSQL = `SELECT pg_try_advisory_lock(1398031427, hashtext($1))`
-	rebuildUnlockSQL  = `SELECT pg_advisory_unlock(1398031427, hashtext($1))`
+	tryRebuildLockSQL = `SELECT pg_try_advisory_lock(` + advisory.Rebuild + `, hashtext($1))`
+	rebuildUnlockSQL  = `SELECT pg_advisory_unlock(` + advisory.Rebuild + `, hashtext($1))`
 )
 
 // Rebuild rebuilds projection name from the first event into a fresh copy of its table while

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/advisory"
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
@@ -37,7 +38,7 @@ func (r *Runner) Status(ctx context.Context) ([]Info, error) {
 		info := Info{Name: p.Name()}
 		var rebuilding bool
 		err := r.pool.QueryRow(ctx, `SELECT position, skipped, updated_at,
-	EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = 1398031427 AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)
+	EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = `+advisory.Rebuild+` AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)
 FROM projection_checkpoints WHERE name = $1`, p.Name()).Scan(&info.Position, &info.Skipped, &info.UpdatedAt, &rebuilding)
 		if err != nil {
 			return nil, fmt.Errorf("status of %s: %w", p.Name(), err)
