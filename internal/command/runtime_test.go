@@ -46,7 +46,7 @@ func (tallyAdded) SchemaVersion() int { return 2 }
 func (tallyClosed) EventType() string { return "TallyClosed" }
 
 type (
-	tallyCommand interface{}
+	tallyCommand any
 	openTally    struct{ Label, Owner string }
 	addToTally   struct{ N int64 }
 )
