@@ -176,7 +176,7 @@ func (a Aggregate[S, E, C]) Execute(ctx context.Context, c Call[S, C]) (Result[S
 			}
 		}
 		parts := append([]eventstore.StreamAppend{{StreamID: streamID, Expected: expectedOf(l.Version), Events: data}}, w.parts...)
-		planned, pos, err := a.h.commitForgetting(ctx, parts, w.forget)
+		planned, pos, err := a.h.commit(ctx, parts, w.forget)
 		if err != nil {
 			return err
 		}

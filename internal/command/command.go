@@ -66,15 +66,10 @@ type Planned struct {
 }
 
 // commit appends parts, or in a dry run only lists what it would append. It returns the events
-// and the position of the first part's last event (zero in a dry run).
-func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend) ([]Planned, eventstore.Position, error) {
-	return h.commitForgetting(ctx, parts, "")
-}
-
-// commitForgetting is commit that, when subject is not empty, also forgets the subject in the
-// append's transaction (eventstore.ForgetAndAppend), deleting the snapshots of the first part's
-// stream.
-func (h *Handler) commitForgetting(ctx context.Context, parts []eventstore.StreamAppend, subject string) ([]Planned, eventstore.Position, error) {
+// and the position of the first part's last event (zero in a dry run). When subject is not
+// empty it also forgets the subject in the append's transaction (eventstore.ForgetAndAppend),
+// deleting the snapshots of the first part's stream.
+func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend, subject string) ([]Planned, eventstore.Position, error) {
 	var planned []Planned
 	if h.dryRun {
 		for _, p := range parts {
