@@ -315,7 +315,8 @@ func TestGroupCommitLostConnectionFailsTheWholeBatchRetryably(t *testing.T) {
 		out, err := g.tryBatch(g.appendOf("lost-a", Any(), event(`{}`)), g.appendOf("lost-held", Any(), event(`{}`)), g.appendOf("lost-b", Any(), event(`{}`)))
 		done <- batchResult{out, err}
 	}()
-	// The batch's backend waits on the held lock: terminate it.
+	// The batch's backend waits on the held lock: terminate it. Only this database's: pg_locks
+	// shows the whole cluster's.
 	var pid int
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -325,7 +326,8 @@ func TestGroupCommitLostConnectionFailsTheWholeBatchRetryably(t *testing.T) {
 		default:
 		}
 		err := admin.QueryRow(g.ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 1398031425
-			AND objid::bigint = (hashtext('lost-held')::bigint + 4294967296) % 4294967296 LIMIT 1`).Scan(&pid)
+			AND objid::bigint = (hashtext('lost-held')::bigint + 4294967296) % 4294967296
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1`).Scan(&pid)
 		if err == nil {
 			break
 		}
