@@ -38,29 +38,39 @@ func post(t *testing.T, url, query string, vars map[string]any) response {
 // postRequest sends a GraphQL request body over real HTTP and decodes the answer.
 func postRequest(t *testing.T, url string, request map[string]any) response {
 	t.Helper()
-	body, err := json.Marshal(request)
+	r, err := sendRequest(t.Context(), url, request)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(body))
+	return r
+}
+
+// sendRequest is postRequest for goroutines other than the test's, which must not call
+// t.Fatal: it returns the error instead.
+func sendRequest(ctx context.Context, url string, request map[string]any) (response, error) {
+	body, err := json.Marshal(request)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return response{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	var r response
 	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatalf("status %d, body %s: %v", resp.StatusCode, raw, err)
+		return response{}, fmt.Errorf("status %d, body %s: %w", resp.StatusCode, raw, err)
 	}
-	return r
+	return r, nil
 }
 
 func TestStreamQuery(t *testing.T) {
@@ -277,8 +287,15 @@ func TestAllEventsPagingWhileWritersRun(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < appends; i++ {
 				ev := map[string]any{"type": "Tick", "data": map[string]any{"w": w, "i": i}}
-				r := post(t, srv.URL, `mutation($s: String!, $e: [EventInput!]!) { appendEvents(streamId: $s, events: $e) { events { position } } }`,
-					map[string]any{"s": fmt.Sprintf("tick-%d", i%5), "e": []any{ev, ev}})
+				// Not post: a writer is not the test's goroutine, so it reports errors with t.Errorf.
+				r, err := sendRequest(t.Context(), srv.URL, map[string]any{
+					"query":     `mutation($s: String!, $e: [EventInput!]!) { appendEvents(streamId: $s, events: $e) { events { position } } }`,
+					"variables": map[string]any{"s": fmt.Sprintf("tick-%d", i%5), "e": []any{ev, ev}},
+				})
+				if err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
 				if len(r.Errors) > 0 {
 					t.Errorf("writer %d: %+v", w, r.Errors)
 					return

@@ -244,12 +244,12 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 	transport := &http.Transport{MaxIdleConns: opts.Writers, MaxIdleConnsPerHost: opts.Writers}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: time.Minute}
-	appenders := make(bench.RoundRobin, len(urls))
+	appenders := make([]bench.Appender, len(urls))
 	for i, u := range urls {
 		appenders[i] = bench.GraphQLAppender{URL: u, Client: client}
 	}
 	opts.Progress, opts.Category = env.stderr, "bench"
-	res, runErr := bench.Append(ctx, appenders, opts)
+	res, runErr := bench.Append(ctx, bench.NewRoundRobin(appenders...), opts)
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err

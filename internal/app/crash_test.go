@@ -122,6 +122,28 @@ const (
 	crashShipM     = `mutation($id: ID!) { shipOrder(id: $id, carrier: "DHL", trackingNumber: "JD0001") { order { id } events { streamId version type } } }`
 )
 
+// crashSeedEnv names the environment variable that sets the seed of the crash tests' random
+// writers, a decimal uint64. Each test logs the seed it uses at its start, so that a failed run
+// can be run again with the same choices of requests (STRATA_CRASH_SEED=<seed> go test -run
+// <test> ./internal/app/); the moment of the kill and how the writers interleave still vary.
+// Unset, each run takes a fresh seed from the clock.
+const crashSeedEnv = "STRATA_CRASH_SEED"
+
+// crashSeed returns the seed of the test's random writers, from crashSeedEnv or else the clock,
+// and logs it.
+func crashSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(crashSeedEnv); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: want a decimal uint64: %v", crashSeedEnv, s, err)
+		}
+	}
+	t.Logf("writers seeded with %s=%d", crashSeedEnv, seed)
+	return seed
+}
+
 // crashWriter is one client of the crash test, with what it has written and learned.
 type crashWriter struct {
 	n      int
@@ -556,6 +578,7 @@ func childHarness(t *testing.T) (*http.Client, *environment, *syncBuffer) {
 // each stream's versions run 1..n in the global order, a retried append is recognised, and the
 // projections hold what a rebuild from the log gives.
 func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
+	seed := crashSeed(t) // first, so that the log has it whatever fails
 	bin := buildStrata(t)
 	url := dbtest.URL(t)
 	pool := dbtest.PoolFor(t, url, 4)
@@ -576,7 +599,7 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 		ws       []*crashWriter
 	)
 	for n := range writers {
-		w := &crashWriter{n: n, addr: srv.addr, client: client, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(n))), shared: map[string]int64{}}
+		w := &crashWriter{n: n, addr: srv.addr, client: client, rng: rand.New(rand.NewPCG(seed, uint64(n))), shared: map[string]int64{}}
 		ws = append(ws, w)
 		wg.Add(1)
 		go func() {

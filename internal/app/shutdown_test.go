@@ -228,11 +228,13 @@ func holdStreamLock(t *testing.T, pool *pgxpool.Pool, stream string) (release fu
 	}
 }
 
-// appendsWaiting counts the appends waiting on a stream lock.
+// appendsWaiting counts the appends waiting on a stream lock in pool's database (pg_locks
+// shows every database's locks, and other tests and servers append on the same cluster).
 func appendsWaiting(t *testing.T, pool *pgxpool.Pool) int {
 	t.Helper()
 	var n int
-	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = `+advisory.Stream).Scan(&n); err != nil {
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = `+advisory.Stream+`
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

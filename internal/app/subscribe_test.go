@@ -37,12 +37,23 @@ type subscriber struct {
 // subscribe opens a connection with proto and subscribes to events with vars.
 func subscribe(t *testing.T, addr, proto string, vars map[string]any) *subscriber {
 	t.Helper()
-	c, err := wsclient.Dial(t.Context(), "ws://"+addr+"/query", proto, nil, nil)
+	s, err := trySubscribe(t, addr, proto, vars)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// trySubscribe is subscribe for goroutines other than the test's, which must not call t.Fatal:
+// it returns the error instead.
+func trySubscribe(t *testing.T, addr, proto string, vars map[string]any) (*subscriber, error) {
+	c, err := wsclient.Dial(t.Context(), "ws://"+addr+"/query", proto, nil, nil)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.Subscribe("1", eventsSub, vars); err != nil {
-		t.Fatal(err)
+		_ = c.Close()
+		return nil, err
 	}
 	s := &subscriber{client: c, done: make(chan struct{})}
 	go func() {
@@ -77,7 +88,7 @@ func subscribe(t *testing.T, addr, proto string, vars map[string]any) *subscribe
 		}
 	}()
 	t.Cleanup(func() { _ = c.Close(); <-s.done })
-	return s
+	return s, nil
 }
 
 // waitFor waits until the subscriber has n events, or fails.
@@ -211,7 +222,11 @@ func TestSubscriptionsCatchUpThenGoLiveWithoutGapOrDuplicate(t *testing.T) {
 				appendVia(t, a, fmt.Sprintf("load-%d", w+1), "Tick")
 				if w == 0 && i == perWriter/2 {
 					for _, proto := range []string{wsclient.TransportWS, wsclient.GraphQLWS} {
-						s := subscribe(t, a, proto, map[string]any{"after": start, "category": "load"})
+						s, err := trySubscribe(t, a, proto, map[string]any{"after": start, "category": "load"})
+						if err != nil {
+							t.Errorf("subscribe during the writes over %s: %v", proto, err)
+							continue
+						}
 						mu.Lock()
 						during = append(during, s)
 						mu.Unlock()

@@ -87,12 +87,21 @@ func (g GraphQLAppender) Append(ctx context.Context, streamID string, expected e
 }
 
 // RoundRobin spreads appends over several appenders (the replicas of one deployment), one after
-// the other.
-type RoundRobin []Appender
+// the other, starting with the first. Each RoundRobin keeps its own turn, so that two of them
+// (two benchmarks in one process, say) do not skew each other's spread. It is safe for
+// concurrent use; make one with NewRoundRobin.
+type RoundRobin struct {
+	appenders []Appender
+	turns     atomic.Uint64 // appends passed on so far
+}
 
-var roundRobinNext atomic.Uint64 //nolint:gochecknoglobals // a turn counter shared by every RoundRobin; which one starts does not matter
+// NewRoundRobin returns a RoundRobin over appenders, of which there must be at least one.
+func NewRoundRobin(appenders ...Appender) *RoundRobin {
+	return &RoundRobin{appenders: appenders}
+}
 
 // Append appends through the next appender in turn.
-func (r RoundRobin) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
-	return r[roundRobinNext.Add(1)%uint64(len(r))].Append(ctx, streamID, expected, events)
+func (r *RoundRobin) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	turn := r.turns.Add(1) - 1
+	return r.appenders[turn%uint64(len(r.appenders))].Append(ctx, streamID, expected, events)
 }

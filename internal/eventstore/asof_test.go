@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/strata-es/strata/internal/advisory"
+	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
@@ -76,6 +79,40 @@ func TestAsOfWaitsForAnOlderTransactionThatBeganLater(t *testing.T) {
 	pos, err := s.AsOf(ctx, at, 15*time.Second)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if res.Position.Compare(pos) >= 0 {
+		t.Errorf("as of %s: the log ends at %s, before the event at %s that began then", at, pos, res.Position)
+	}
+}
+
+// A transaction open in another database of the cluster cannot append to this log, so AsOf does
+// not wait for it, however early it began (an old one of this database's own would keep the
+// log as of a later time open). Without an id it does not hold back the horizon either: AsOf
+// answers at once.
+func TestAsOfDoesNotWaitForAnotherDatabasesTransaction(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, eventstore.Options{})
+	ctx := context.Background()
+
+	elsewhere, err := pgx.Connect(ctx, dbtest.EmptyURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = elsewhere.Close(context.Background()) }()
+	open, err := elsewhere.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = open.Rollback(context.Background()) }()
+	if _, err := open.Exec(ctx, `SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+
+	res := mustAppend(t, s, "asof-2", eventstore.NoStream(), ev("Noted", `{}`))
+	at := res.Events[0].RecordedAt // after the other database's transaction began
+	pos, err := s.AsOf(ctx, at, 15*time.Second)
+	if err != nil {
+		t.Fatalf("as of the event's time with a transaction open in another database: %v", err)
 	}
 	if res.Position.Compare(pos) >= 0 {
 		t.Errorf("as of %s: the log ends at %s, before the event at %s that began then", at, pos, res.Position)

@@ -44,22 +44,35 @@ func newGroupRig(t *testing.T) *groupRig {
 // in order. It fails the test if they did not go as one batch.
 func (g *groupRig) batch(appends ...func() (AppendResult, error)) []outcome {
 	g.t.Helper()
+	out, err := g.tryBatch(appends...)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return out
+}
+
+// tryBatch is batch for a goroutine other than the test's: instead of failing the test (which
+// only the test's goroutine may do) it returns an error if the appends did not go as one batch.
+func (g *groupRig) tryBatch(appends ...func() (AppendResult, error)) ([]outcome, error) {
 	// Hold the only writer: an append to a stream whose lock the test owns.
 	tx, err := g.pool.Begin(g.ctx)
 	if err != nil {
-		g.t.Fatal(err)
+		return nil, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(g.ctx)) }()
 	blocker := "blocker-" + uuid.NewString()
 	if _, err := tx.Exec(g.ctx, `SELECT pg_advisory_xact_lock(`+advisory.Stream+`, hashtext($1))`, blocker); err != nil {
-		g.t.Fatal(err)
+		return nil, err
 	}
 	held := make(chan error, 1)
 	go func() {
 		_, err := g.s.Append(g.ctx, blocker, Any(), []EventData{{Type: "Blocker", Data: json.RawMessage(`{}`)}})
 		held <- err
 	}()
-	g.waitQueued(0) // the writer has taken the blocker
+	// The writer has taken the blocker.
+	if _, err := g.waitQueuedOr(0, nil); err != nil {
+		return nil, err
+	}
 	before, _ := g.s.GroupStats()
 
 	// One at a time, so that they queue in the order given; an append refused before it is
@@ -73,43 +86,43 @@ func (g *groupRig) batch(appends ...func() (AppendResult, error)) []outcome {
 			defer close(finished)
 			out[i].res, out[i].err = f()
 		})
-		if g.waitQueuedOr(queued+1, finished) {
+		ok, err := g.waitQueuedOr(queued+1, finished)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			queued++
 		}
 	}
 	if err := tx.Commit(g.ctx); err != nil {
-		g.t.Fatal(err)
+		return nil, err
 	}
 	if err := <-held; err != nil {
-		g.t.Fatalf("the blocking append: %v", err)
+		return nil, fmt.Errorf("the blocking append: %w", err)
 	}
 	wg.Wait()
 	if after, _ := g.s.GroupStats(); after != before+1 {
-		g.t.Fatalf("%d queued appends went in %d batches, want 1", queued, after-before)
+		return nil, fmt.Errorf("%d queued appends went in %d batches, want 1", queued, after-before)
 	}
-	return out
+	return out, nil
 }
 
-// waitQueued waits until n appends wait in the queue and a writer is busy.
-func (g *groupRig) waitQueued(n int) { g.waitQueuedOr(n, nil) }
-
 // waitQueuedOr waits until n appends wait in the queue and a writer is busy (true), or until
-// finished is closed (false).
-func (g *groupRig) waitQueuedOr(n int, finished <-chan struct{}) bool {
-	g.t.Helper()
+// finished is closed (false). It returns an error after 20s of neither.
+func (g *groupRig) waitQueuedOr(n int, finished <-chan struct{}) (bool, error) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		queued, writers := g.s.GroupQueue()
 		if queued == n && writers == 1 {
-			return true
+			return true, nil
 		}
 		select {
 		case <-finished:
-			return false
+			return false, nil
 		default:
 		}
 		if time.Now().After(deadline) {
-			g.t.Fatalf("waited 20s for %d queued appends (%d queued, %d writers)", n, queued, writers)
+			return false, fmt.Errorf("waited 20s for %d queued appends (%d queued, %d writers)", n, queued, writers)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -292,16 +305,30 @@ func TestGroupCommitLostConnectionFailsTheWholeBatchRetryably(t *testing.T) {
 	if _, err := tx.Exec(g.ctx, `SELECT pg_advisory_xact_lock(`+advisory.Stream+`, hashtext('lost-held'))`); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan []outcome, 1)
+	// The batch runs in a goroutine of its own, which must not fail the test: it hands its
+	// error back, and the test fails on its own goroutine.
+	type batchResult struct {
+		out []outcome
+		err error
+	}
+	done := make(chan batchResult, 1)
 	go func() {
-		done <- g.batch(g.appendOf("lost-a", Any(), event(`{}`)), g.appendOf("lost-held", Any(), event(`{}`)), g.appendOf("lost-b", Any(), event(`{}`)))
+		out, err := g.tryBatch(g.appendOf("lost-a", Any(), event(`{}`)), g.appendOf("lost-held", Any(), event(`{}`)), g.appendOf("lost-b", Any(), event(`{}`)))
+		done <- batchResult{out, err}
 	}()
-	// The batch's backend waits on the held lock: terminate it.
+	// The batch's backend waits on the held lock: terminate it. Only this database's: pg_locks
+	// shows the whole cluster's.
 	var pid int
 	deadline := time.Now().Add(20 * time.Second)
 	for {
+		select {
+		case r := <-done:
+			t.Fatalf("the batch ended before its backend was terminated: %+v, %v", r.out, r.err)
+		default:
+		}
 		err := admin.QueryRow(g.ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = `+advisory.Stream+`
-			AND objid::bigint = (hashtext('lost-held')::bigint + 4294967296) % 4294967296 LIMIT 1`).Scan(&pid)
+			AND objid::bigint = (hashtext('lost-held')::bigint + 4294967296) % 4294967296
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1`).Scan(&pid)
 		if err == nil {
 			break
 		}
@@ -313,7 +340,11 @@ func TestGroupCommitLostConnectionFailsTheWholeBatchRetryably(t *testing.T) {
 	if _, err := admin.Exec(g.ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
 		t.Fatal(err)
 	}
-	for i, o := range <-done {
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for i, o := range r.out {
 		if o.err == nil || !IsUnavailable(o.err) {
 			t.Errorf("append %d of the lost batch: %v, want a retryable unavailability", i, o.err)
 		}

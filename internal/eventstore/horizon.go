@@ -20,6 +20,10 @@ type Holder struct {
 	GID      string    // a prepared transaction's global id
 }
 
+// heldBackBySQL lists the transactions of every database of the cluster, deliberately: the
+// horizon (pg_snapshot_xmin) is cluster-wide, so a transaction in any database holds back this
+// database's global order, and the one to find may well be elsewhere. Unlike the queries that
+// ask about this database's own sessions and locks, it must not filter on the current database.
 const heldBackBySQL = `
 SELECT pid, coalesce(datname, ''), coalesce(usename, ''), coalesce(state, ''), xact_start, '' AS gid, age(backend_xid) AS age
 FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND xact_start IS NOT NULL

@@ -270,12 +270,18 @@ const asOfPendingSQL = `SELECT EXISTS (SELECT 1 FROM events WHERE transaction_id
 // is still open after the wait: the log as of that time may still grow.
 var ErrAsOfUnsettled = errors.New("the log as of that time is not settled yet")
 
-// unsettledSQL says whether a transaction that began at or before $1 is still open anywhere in
-// the cluster (prepared ones included): its events, when it commits, may still belong to the
-// log as of $1.
+// unsettledSQL says whether a transaction that began at or before $1 is still open in this
+// database (prepared ones included): its events, when it commits, may still belong to the log
+// as of $1.
+//
+// Only this database: a transaction belongs to the database of its session, so only one of
+// this database can append to its events table, and one open in another database of the
+// cluster cannot change the log as of $1. (What such a transaction can do is hold back the
+// horizon, which is cluster-wide; AsOf waits for that separately, through asOfPendingSQL.)
+// Counting the cluster's would make AsOf wait, and time out, on work that is not Strata's.
 const unsettledSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-	WHERE xact_start <= $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend')
-  OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE prepared <= $1)`
+	WHERE xact_start <= $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database())
+  OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE prepared <= $1 AND database = current_database())`
 
 // AsOf returns the end of the prefix of the global order that is the log "as of" t: every event
 // before the first one (in the global order) whose transaction began after t. The prefix is
@@ -321,9 +327,10 @@ func (s *Store) AsOf(ctx context.Context, t time.Time, settle time.Duration) (Po
 			}
 			// Every visible event is as of t. An event that began by t but is not visible yet
 			// (at or above the horizon) waits on a transaction with an older id, and that one
-			// began after t if it is not among the open ones above: should it append, its events
-			// would come first in the global order and end the prefix before that event. Until
-			// it ends, whether the event is in the log as of t is not known.
+			// began after t, or belongs to another database, if it is not among the open ones
+			// above: should one of this database append, its events would come first in the
+			// global order and end the prefix before that event. Until it ends, whether the
+			// event is in the log as of t is not known.
 			var pending bool
 			if err := s.pool.QueryRow(ctx, asOfPendingSQL, t, xmin2).Scan(&pending); err != nil {
 				return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)

@@ -110,7 +110,8 @@ func TestIsUnavailableOnRealFailures(t *testing.T) {
 	sleeping := func(t *testing.T, pid uint32) bool {
 		t.Helper()
 		var n int
-		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep%'`, pid).Scan(&n); err != nil {
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND datname = current_database()
+			AND state = 'active' AND query LIKE '%pg_sleep%'`, pid).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n == 1

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/eventstore"
@@ -48,15 +48,25 @@ func startWith(t *testing.T, opts hub.Options, observer eventstore.Observer) *fi
 
 func (f *fixture) append(t *testing.T, stream string, n int) []eventstore.Position {
 	t.Helper()
+	out, err := f.tryAppend(stream, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// tryAppend is append for goroutines other than the test's, which must not call t.Fatal: it
+// returns the error instead.
+func (f *fixture) tryAppend(stream string, n int) ([]eventstore.Position, error) {
 	var out []eventstore.Position
 	for range n {
 		res, err := f.store.Append(context.Background(), stream, eventstore.Any(), []eventstore.EventData{{Type: "T", Data: json.RawMessage(`{}`)}})
 		if err != nil {
-			t.Fatal(err)
+			return out, err
 		}
 		out = append(out, res.Position)
 	}
-	return out
+	return out, nil
 }
 
 func receive(t *testing.T, sub *hub.Subscription, n int) []eventstore.Position {
@@ -214,11 +224,16 @@ func TestNotificationsAreCoalesced(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := time.Now()
-	var wg sync.WaitGroup
+	var writers errgroup.Group
 	for w := range 8 {
-		wg.Go(func() { f.append(t, fmt.Sprintf("n-%d", w), 25) })
+		writers.Go(func() error {
+			_, err := f.tryAppend(fmt.Sprintf("n-%d", w), 25)
+			return err
+		})
 	}
-	wg.Wait()
+	if err := writers.Wait(); err != nil {
+		t.Fatal(err)
+	}
 	elapsed := time.Since(started)
 	notes := 0
 	for {

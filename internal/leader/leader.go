@@ -30,6 +30,8 @@ const (
 	unlockSQL  = `SELECT pg_advisory_unlock(` + advisory.Leader + `, hashtext($1))`
 	// holdsSQL checks that this very session still holds the lock: a connection that went
 	// through a pooler in transaction mode would not, and must not be trusted with leadership.
+	// pid = pg_backend_pid() keeps it to this session's locks, all in this session's database,
+	// though pg_locks lists the whole cluster's.
 	holdsSQL = `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
 	AND classid = ` + advisory.Leader + ` AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)`
 )

@@ -120,11 +120,37 @@ func TestOnlyOneContenderLeads(t *testing.T) {
 	waitLeader(t, []*contender{other})
 }
 
+// leaderLockSQL finds the session that holds the leadership of a name in the current database.
+// Advisory locks are per database, but pg_locks shows those of the whole cluster: without the
+// database, it would find the leader of the same name in any other database too (another test's,
+// another server's), and terminate it, or fail to when it belongs to another user.
+const leaderLockSQL = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = ` + advisory.Leader + `
+	AND objid = hashtext($1)::oid AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
+
 func TestLeaderWhoseConnectionIsKilledHandsOver(t *testing.T) {
 	t.Parallel()
 	url := dbtest.URL(t)
 	var active atomic.Int32
 	var overlap atomic.Bool
+
+	// Another database of the cluster has a leader of the same name (same lock class and key):
+	// the leader killed below must be this database's, and that one must keep its leadership.
+	elsewhereURL := dbtest.EmptyURL(t)
+	var elsewhereActive atomic.Int32
+	var elsewhereOverlap atomic.Bool
+	elsewhere := newContender()
+	elsewhere.run(t, elsewhereURL, "projection:orders", leader.Options{Retry: 50 * time.Millisecond, Check: 50 * time.Millisecond}, &elsewhereActive, &elsewhereOverlap)
+	waitLeader(t, []*contender{elsewhere})
+	elsewhereAdmin, err := pgx.Connect(t.Context(), elsewhereURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = elsewhereAdmin.Close(context.Background()) }()
+	var elsewherePID int
+	if err := elsewhereAdmin.QueryRow(t.Context(), leaderLockSQL, "projection:orders").Scan(&elsewherePID); err != nil {
+		t.Fatalf("find the other database's leader: %v", err)
+	}
+
 	a, b := newContender(), newContender()
 	// a retries rarely, so that once it has lost the name, b is the one to take it.
 	stopA := a.run(t, url, "projection:orders", leader.Options{Retry: time.Hour, Check: 50 * time.Millisecond}, &active, &overlap)
@@ -140,11 +166,16 @@ func TestLeaderWhoseConnectionIsKilledHandsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = admin.Close(context.Background()) }()
+	// With a timeout, pg_terminate_backend returns once the backend has exited: had it
+	// terminated the other database's leader too, that one's lock would be gone below.
 	var killed bool
-	err = admin.QueryRow(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks
-		WHERE locktype = 'advisory' AND classid = `+advisory.Leader+` AND objid = hashtext($1)::oid AND granted`, "projection:orders").Scan(&killed)
+	err = admin.QueryRow(t.Context(), `SELECT pg_terminate_backend(pid, 10000) FROM (`+leaderLockSQL+`) leader`, "projection:orders").Scan(&killed)
 	if err != nil || !killed {
 		t.Fatalf("terminate the leader's session: %v (terminated: %v)", err, killed)
+	}
+	var stillHeld bool
+	if err := elsewhereAdmin.QueryRow(t.Context(), `SELECT EXISTS (`+leaderLockSQL+` AND pid = $2)`, "projection:orders", elsewherePID).Scan(&stillHeld); err != nil || !stillHeld {
+		t.Fatalf("the other database's leader lost its lock (%v): the leader terminated was not only this database's", err)
 	}
 
 	select {
@@ -177,6 +208,15 @@ func TestLeaderWhoseConnectionIsKilledHandsOver(t *testing.T) {
 	stopA()
 	if a.led.Load() != 1 {
 		t.Errorf("a led %d times, want 1", a.led.Load())
+	}
+	// The other database's leader led all along, once.
+	select {
+	case <-elsewhere.ended:
+		t.Error("the other database's leader lost its leadership")
+	default:
+	}
+	if !elsewhere.leading.Load() || elsewhere.led.Load() != 1 {
+		t.Errorf("the other database's leader: leading %v, led %d times; want true and 1", elsewhere.leading.Load(), elsewhere.led.Load())
 	}
 }
 
