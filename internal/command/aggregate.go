@@ -31,10 +31,16 @@ func (a Aggregate[S, E, C]) Definition() domain.Aggregate[S, E, C] { return a.de
 // event's type (an unknown type changes nothing but the version). A payload that cannot be
 // decoded, or that an upcaster refused, is an error.
 func (a Aggregate[S, E, C]) Apply(l Loaded[S], e eventstore.RecordedEvent) (Loaded[S], bool, error) {
+	return foldStored(l, e, a.def.Apply)
+}
+
+// foldStored folds a stored event into l with apply (a declaration's Apply): an event whose
+// payload an upcaster refused is an error, and moves only the version.
+func foldStored[S any](l Loaded[S], e eventstore.RecordedEvent, apply func(S, string, []byte, int64) (S, bool, error)) (Loaded[S], bool, error) {
 	if e.UpcastErr != nil {
 		return Loaded[S]{State: l.State, Version: e.Version}, false, e.UpcastErr
 	}
-	s, known, err := a.def.Apply(l.State, e.Type, e.Data, e.Version)
+	s, known, err := apply(l.State, e.Type, e.Data, e.Version)
 	return Loaded[S]{State: s, Version: e.Version}, known, err
 }
 
@@ -181,11 +187,8 @@ func (a Aggregate[S, E, C]) Execute(ctx context.Context, c Call[S, C]) (Result[S
 			return err
 		}
 		for _, e := range events {
-			l.State = a.def.Evolve(l.State, e)
 			l.Version++
-			if v, ok := any(l.State).(domain.Versioned[S]); ok {
-				l.State = v.WithVersion(l.Version)
-			}
+			l.State = a.def.Step(l.State, e, l.Version)
 		}
 		out = Result[S]{Loaded: l, Position: pos, Events: planned, DryRun: a.h.dryRun}
 		return nil
@@ -205,11 +208,7 @@ func kindFolder(k domain.Kind) folder[any] {
 			if l.Version == 0 {
 				l.State = f.Zero
 			}
-			if e.UpcastErr != nil {
-				return Loaded[any]{State: l.State, Version: e.Version}, false, e.UpcastErr
-			}
-			s, known, err := f.Apply(l.State, e.Type, e.Data, e.Version)
-			return Loaded[any]{State: s, Version: e.Version}, known, err
+			return foldStored(l, e, f.Apply)
 		},
 		unmarshal: f.Unmarshal,
 	}

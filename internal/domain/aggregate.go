@@ -128,17 +128,25 @@ func (a Aggregate[S, E, C]) Fold() Fold {
 // does not decode is an error.
 func (a Aggregate[S, E, C]) Apply(s S, typ string, data []byte, version int64) (S, bool, error) {
 	ev, err := a.Decode(typ, data)
-	known := err == nil
 	switch {
+	case err == nil:
+		return a.Step(s, ev, version), true, nil
 	case errors.Is(err, ErrUnknownEvent):
 		err = nil
-	case err == nil:
-		s = a.Evolve(s, ev)
 	}
+	return a.withVersion(s, version), false, err
+}
+
+// Step is s after e, the event at version: Evolve, and the version kept in a Versioned state.
+func (a Aggregate[S, E, C]) Step(s S, e E, version int64) S {
+	return a.withVersion(a.Evolve(s, e), version)
+}
+
+func (a Aggregate[S, E, C]) withVersion(s S, version int64) S {
 	if v, ok := any(s).(Versioned[S]); ok {
 		s = v.WithVersion(version)
 	}
-	return s, known, err
+	return s
 }
 
 // FieldsOf is s as clients see it: Fields, or every field of s's JSON, in its order.
