@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,13 +13,16 @@ import (
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/readmodel"
 )
 
 // loaders batch the reads of one request: every Order.customer of a response is read in one
-// statement, every User.orders page (per page arguments) in one statement.
+// statement (byID, aggregate.go), every User.orders page (per page arguments) in one statement.
 type loaders struct {
-	users  *dataloader.Loader[string, *model.User]
 	orders *dataloader.Loader[ordersKey, []order.State]
+	// byID are the aggregates' loaders by id (byID), by category, made when first used.
+	mu   sync.Mutex
+	byID map[string]any
 	// primary is set once the request went to the primary for consistentWith: the rest of it
 	// reads there too (replica.go).
 	primary atomic.Bool
@@ -51,7 +55,6 @@ func (r *Resolver) withLoaders(next http.Handler) http.Handler {
 
 func (r *Resolver) newLoaders() *loaders {
 	return &loaders{
-		users:  dataloader.NewBatchedLoader(r.loadUsers, dataloader.WithWait[string, *model.User](loaderWait)),
 		orders: dataloader.NewBatchedLoader(r.loadOrders, dataloader.WithWait[ordersKey, []order.State](loaderWait)),
 	}
 }
@@ -62,46 +65,6 @@ func (r *Resolver) loadersFor(ctx context.Context) *loaders {
 		return l
 	}
 	return r.newLoaders()
-}
-
-// loadUsers reads users from the projection in one statement. A user the projection has not
-// reached yet (just registered) is replayed from its stream, so a customer is never missing.
-func (r *Resolver) loadUsers(ctx context.Context, ids []string) []*dataloader.Result[*model.User] {
-	out := make([]*dataloader.Result[*model.User], len(ids))
-	var (
-		found   map[string]user.State
-		missing = map[string]user.State{}
-	)
-	err := r.read(ctx, func(s side) (err error) {
-		if found, err = s.reader.UsersByID(ctx, ids); err != nil {
-			return err
-		}
-		// A user the projection has not reached yet is replayed where the projection was read.
-		for _, id := range ids {
-			if _, ok := found[id]; !ok {
-				if missing[id], err = s.commands.LoadUser(ctx, id); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	for i, id := range ids {
-		switch s, ok := found[id]; {
-		case err != nil:
-			out[i] = &dataloader.Result[*model.User]{Error: err}
-		case ok:
-			out[i] = &dataloader.Result[*model.User]{Data: toUser(s)}
-		default:
-			switch s := missing[id]; {
-			case !s.Exists():
-				out[i] = &dataloader.Result[*model.User]{}
-			default:
-				out[i] = &dataloader.Result[*model.User]{Data: toUser(s)}
-			}
-		}
-	}
-	return out
 }
 
 // loadOrders reads the orders pages of many customers: one statement per distinct page.
@@ -116,13 +79,18 @@ func (r *Resolver) loadOrders(ctx context.Context, keys []ordersKey) []*dataload
 		for j, i := range idx {
 			ids[j] = keys[i].customerID
 		}
-		var found map[string][]order.State
+		m, _ := readmodel.Of(order.Definition())
+		var found map[string][]readmodel.Row
 		err := r.read(ctx, func(s side) (err error) {
-			found, err = s.reader.OrdersOfCustomers(ctx, ids, page)
+			found, err = s.reader.ListBy(ctx, m, "customer_id", ids, page)
 			return err
 		})
 		for _, i := range idx {
-			out[i] = &dataloader.Result[[]order.State]{Data: found[keys[i].customerID], Error: err}
+			var list []order.State
+			for _, row := range found[keys[i].customerID] {
+				list = append(list, row.State.(order.State))
+			}
+			out[i] = &dataloader.Result[[]order.State]{Data: list, Error: err}
 		}
 	}
 	return out

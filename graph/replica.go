@@ -99,9 +99,9 @@ func (r *Resolver) onReplica(ctx context.Context, fn func(side) error) error {
 // replicate with the read models they describe); then the read, and the rest of the request,
 // go to the primary, which waits for what is left of the timeout.
 func (r *Resolver) readConsistent(ctx context.Context, consistentWith *string, fn func(side) error) error {
-	// Both: an order's answer may hold its customer (the users read model) and a user's its
-	// orders, so a wait for one alone could mix a fresh order with a stale customer.
-	return r.readConsistentOf(ctx, consistentWith, []string{"users", "orders"}, fn)
+	// Every aggregate's: an order's answer may hold its customer (the users read model) and a
+	// user's its orders, so a wait for one alone could mix a fresh order with a stale customer.
+	return r.readConsistentOf(ctx, consistentWith, r.readModelNames(), fn)
 }
 
 // readConsistentOf is readConsistent waiting for the read models called models.

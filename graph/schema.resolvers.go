@@ -19,6 +19,7 @@ import (
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/readmodel"
 )
 
 // AppendEvents is the resolver for the appendEvents field.
@@ -151,11 +152,14 @@ func (r *mutationResolver) RebuildProjection(ctx context.Context, name string) (
 
 // Customer is the resolver for the customer field.
 func (r *orderResolver) Customer(ctx context.Context, obj *model.Order) (*model.User, error) {
-	u, err := r.loadersFor(ctx).users.Load(ctx, obj.CustomerID)()
-	if err == nil && u == nil {
+	l, err := byID(ctx, r.Resolver, user.Definition()).Load(ctx, obj.CustomerID)()
+	if err == nil && !l.Exists() {
 		err = fmt.Errorf("customer %s of order %s: %w", obj.CustomerID, obj.ID, domain.ErrNotFound)
 	}
-	return u, err
+	if err != nil {
+		return nil, err
+	}
+	return toUser(l.State), nil
 }
 
 // History is the resolver for the history field.
@@ -207,117 +211,64 @@ func (r *queryResolver) AllEvents(ctx context.Context, first *int, after *string
 
 // User is the resolver for the user field.
 func (r *queryResolver) User(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.User, error) {
-	if _, err := command.ParseID("id", id); err != nil {
+	l, ok, err := one(ctx, r.Resolver, user.Definition(), id, consistentWith, asOf, atVersion)
+	if !ok {
 		return nil, err
 	}
-	if u, ok, err := r.until(ctx, asOf, atVersion); ok || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return r.userAt(ctx, id, u)
-	}
-	var found map[string]user.State
-	err := r.readConsistent(ctx, consistentWith, func(s side) (err error) {
-		found, err = s.reader.UsersByID(ctx, []string{id})
-		return err
-	})
-	if s, ok := found[id]; ok && err == nil {
-		return toUser(s), nil
-	}
-	return nil, err
+	return toUser(l.State), nil
 }
 
 // Users is the resolver for the users field.
 func (r *queryResolver) Users(ctx context.Context, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string, asOf *time.Time) (*model.UserConnection, error) {
-	p, err := r.page(ctx, first, 20, after)
-	if err != nil {
-		return nil, err
-	}
-	f := query.UserFilter{}
+	f := readmodel.Filters{}
 	if status != nil {
-		f.Status = user.Status(*status)
+		f["status"] = string(*status)
 	}
 	if emailContains != nil {
-		f.EmailContains = *emailContains
+		f["emailContains"] = *emailContains
 	}
-	var list []user.State
-	var more bool
-	if asOf != nil {
-		if err := r.readConsistent(ctx, consistentWith, func(side) error { return nil }); err != nil {
-			return nil, err
-		}
-		list, more, err = r.usersAsOf(ctx, *asOf, f, p)
-	} else {
-		err = r.readConsistent(ctx, consistentWith, func(s side) (err error) {
-			list, more, err = s.reader.Users(ctx, f, p)
-			return err
-		})
-	}
+	list, info, err := list(ctx, r.Resolver, user.Definition(), first, after, f, consistentWith, asOf)
 	if err != nil {
 		return nil, err
 	}
-	c := &model.UserConnection{Edges: make([]*model.UserEdge, len(list)), PageInfo: &model.PageInfo{HasNextPage: more, EndCursor: after}}
-	for i, s := range list {
-		c.Edges[i] = &model.UserEdge{Cursor: s.ID, Node: toUser(s)}
-		c.PageInfo.EndCursor = &c.Edges[i].Cursor
+	c := &model.UserConnection{Edges: make([]*model.UserEdge, len(list)), PageInfo: info}
+	for i, l := range list {
+		c.Edges[i] = &model.UserEdge{Cursor: l.State.ID, Node: toUser(l.State)}
 	}
 	return c, nil
 }
 
 // Order is the resolver for the order field.
 func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.Order, error) {
-	if _, err := command.ParseID("id", id); err != nil {
+	l, ok, err := one(ctx, r.Resolver, order.Definition(), id, consistentWith, asOf, atVersion)
+	if !ok {
 		return nil, err
 	}
-	if u, ok, err := r.until(ctx, asOf, atVersion); ok || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return r.orderAt(ctx, id, u)
-	}
-	var found map[string]order.State
-	err := r.readConsistent(ctx, consistentWith, func(s side) (err error) {
-		found, err = s.reader.OrdersByID(ctx, []string{id})
-		return err
-	})
-	if s, ok := found[id]; ok && err == nil {
-		return toOrder(s), nil
-	}
-	return nil, err
+	return toOrder(l.State), nil
 }
 
 // Orders is the resolver for the orders field.
 func (r *queryResolver) Orders(ctx context.Context, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) (*model.OrderConnection, error) {
-	p, err := r.page(ctx, first, 20, after)
-	if err != nil {
-		return nil, err
-	}
-	f := query.OrderFilter{}
+	f := readmodel.Filters{}
 	if status != nil {
-		f.Status = order.Status(*status)
+		f["status"] = string(*status)
 	}
 	if customerID != nil {
-		if f.CustomerID, err = command.ParseID("customerId", *customerID); err != nil {
+		id, err := command.ParseID("customerId", *customerID)
+		if err != nil {
 			return nil, err
 		}
+		f["customerId"] = id
 	}
-	var list []order.State
-	var more bool
-	if asOf != nil {
-		if err := r.readConsistent(ctx, consistentWith, func(side) error { return nil }); err != nil {
-			return nil, err
-		}
-		list, more, err = r.ordersAsOf(ctx, *asOf, f, p)
-	} else {
-		err = r.readConsistent(ctx, consistentWith, func(s side) (err error) {
-			list, more, err = s.reader.Orders(ctx, f, p)
-			return err
-		})
-	}
+	list, info, err := list(ctx, r.Resolver, order.Definition(), first, after, f, consistentWith, asOf)
 	if err != nil {
 		return nil, err
 	}
-	return orderConnection(list, more, after), nil
+	c := &model.OrderConnection{Edges: make([]*model.OrderEdge, len(list)), PageInfo: info}
+	for i, l := range list {
+		c.Edges[i] = &model.OrderEdge{Cursor: l.State.ID, Node: toOrder(l.State)}
+	}
+	return c, nil
 }
 
 // Projections is the resolver for the projections field.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/strata-es/strata/graph/model"
@@ -15,8 +14,6 @@ import (
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/projection"
-	"github.com/strata-es/strata/internal/query"
 )
 
 // until turns asOf / atVersion into a replay bound; ok is false when neither is given.
@@ -73,24 +70,6 @@ func stateAt[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def
 	return l, true, nil
 }
 
-// userAt is Query.user with asOf or atVersion.
-func (r *Resolver) userAt(ctx context.Context, id string, u command.Until) (*model.User, error) {
-	l, ok, err := stateAt(ctx, r, user.Definition(), id, u)
-	if !ok {
-		return nil, err
-	}
-	return toUser(l.State), nil
-}
-
-// orderAt is Query.order with asOf or atVersion.
-func (r *Resolver) orderAt(ctx context.Context, id string, u command.Until) (*model.Order, error) {
-	l, ok, err := stateAt(ctx, r, order.Definition(), id, u)
-	if !ok {
-		return nil, err
-	}
-	return toOrder(l.State), nil
-}
-
 // historyPage picks the page of a history: after is a version (the cursor of an entry).
 func (r *Resolver) historyPage(ctx context.Context, n int, first *int, after *string) (from, to int, err error) {
 	size, err := r.pageSizeDefault(ctx, first, 20)
@@ -114,7 +93,7 @@ func (r *Resolver) historyPage(ctx context.Context, n int, first *int, after *st
 type historyEntry[S any] struct {
 	cursor  string
 	event   *model.Event
-	state   S
+	loaded  command.Loaded[S]
 	changes []*model.FieldChange
 }
 
@@ -143,7 +122,7 @@ func history[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def
 	for _, st := range steps[from:to] {
 		next := command.Loaded[S]{State: st.State, Version: st.Event.Version}
 		cursor := strconv.FormatInt(st.Event.Version, 10)
-		entries = append(entries, historyEntry[S]{cursor: cursor, event: toEvent(st.Event), state: st.State, changes: changes(agg.Fields(prev), agg.Fields(next))})
+		entries = append(entries, historyEntry[S]{cursor: cursor, event: toEvent(st.Event), loaded: next, changes: changes(agg.Fields(prev), agg.Fields(next))})
 		info.EndCursor = &entries[len(entries)-1].cursor
 		prev = next
 	}
@@ -157,7 +136,7 @@ func (r *Resolver) userHistory(ctx context.Context, id string, first *int, after
 	}
 	c := &model.UserHistoryConnection{Edges: make([]*model.UserHistoryEdge, len(entries)), PageInfo: info}
 	for i, e := range entries {
-		c.Edges[i] = &model.UserHistoryEdge{Cursor: e.cursor, Node: &model.UserHistoryEntry{Event: e.event, State: toUser(e.state), Changes: e.changes}}
+		c.Edges[i] = &model.UserHistoryEdge{Cursor: e.cursor, Node: &model.UserHistoryEntry{Event: e.event, State: toUser(e.loaded.State), Changes: e.changes}}
 	}
 	return c, nil
 }
@@ -169,7 +148,7 @@ func (r *Resolver) orderHistory(ctx context.Context, id string, first *int, afte
 	}
 	c := &model.OrderHistoryConnection{Edges: make([]*model.OrderHistoryEdge, len(entries)), PageInfo: info}
 	for i, e := range entries {
-		c.Edges[i] = &model.OrderHistoryEdge{Cursor: e.cursor, Node: &model.OrderHistoryEntry{Event: e.event, State: toOrder(e.state), Changes: e.changes}}
+		c.Edges[i] = &model.OrderHistoryEdge{Cursor: e.cursor, Node: &model.OrderHistoryEntry{Event: e.event, State: toOrder(e.loaded.State), Changes: e.changes}}
 	}
 	return c, nil
 }
@@ -207,61 +186,6 @@ func changes(before, after []domain.Field) []*model.FieldChange {
 		out = append(out, ch)
 	}
 	return out
-}
-
-// usersAsOf lists users as of t from an in-memory read model built by the live projection's code.
-func (r *Resolver) usersAsOf(ctx context.Context, t time.Time, f query.UserFilter, p query.Page) ([]user.State, bool, error) {
-	before, err := r.asOf(ctx, t)
-	if err != nil {
-		return nil, false, err
-	}
-	var rows map[string]user.State
-	err = r.readBefore(ctx, before, func(s side) (err error) {
-		rows, err = projection.UsersAsOf(ctx, s.store, before, r.maxReplay())
-		return err
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	var list []user.State
-	for _, s := range rows {
-		if (f.Status == "" || s.Status == f.Status) && (f.EmailContains == "" || strings.Contains(strings.ToLower(s.Email), strings.ToLower(f.EmailContains))) && s.ID > p.After {
-			list = append(list, s)
-		}
-	}
-	slices.SortFunc(list, func(a, b user.State) int { return strings.Compare(a.ID, b.ID) })
-	return pageOf(list, p.First)
-}
-
-// ordersAsOf lists orders as of t, as usersAsOf.
-func (r *Resolver) ordersAsOf(ctx context.Context, t time.Time, f query.OrderFilter, p query.Page) ([]order.State, bool, error) {
-	before, err := r.asOf(ctx, t)
-	if err != nil {
-		return nil, false, err
-	}
-	var rows map[string]order.State
-	err = r.readBefore(ctx, before, func(s side) (err error) {
-		rows, err = projection.OrdersAsOf(ctx, s.store, before, r.maxReplay())
-		return err
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	var list []order.State
-	for _, s := range rows {
-		if (f.Status == "" || s.Status == f.Status) && (f.CustomerID == "" || s.CustomerID == f.CustomerID) && s.ID > p.After {
-			list = append(list, s)
-		}
-	}
-	slices.SortFunc(list, func(a, b order.State) int { return strings.Compare(a.ID, b.ID) })
-	return pageOf(list, p.First)
-}
-
-func pageOf[S any](list []S, first int) ([]S, bool, error) {
-	if len(list) > first {
-		return list[:first], true, nil
-	}
-	return list, false, nil
 }
 
 // DefaultMaxReplayEvents bounds the replay behind a list as of a time unless configured.

@@ -1538,6 +1538,9 @@ var sources = []*ast.Source{
 # INTERNAL (logged on the server, shown without detail). Malformed or invalid GraphQL documents get gqlgen's GRAPHQL_PARSE_FAILED or
 # GRAPHQL_VALIDATION_FAILED.
 
+"Code generation: forceResolver gives a field of a generated model its own resolver (a field with arguments, say)."
+directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on INPUT_FIELD_DEFINITION | FIELD_DEFINITION
+
 "Any JSON value; event data and metadata are JSON objects."
 scalar JSON
 "A point in time, RFC 3339 with nanoseconds."
@@ -1640,7 +1643,7 @@ type Stream {
   backward (fromVersion then defaults to the last event). first is at most the server's page cap
   (1,000 unless configured).
   """
-  events(fromVersion: Int = 1, first: Int = 100, backward: Boolean = false): EventConnection!
+  events(fromVersion: Int = 1, first: Int = 100, backward: Boolean = false): EventConnection! @goField(forceResolver: true)
 }
 
 type Query {

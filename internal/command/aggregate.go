@@ -172,6 +172,15 @@ func (a Aggregate[S, E, C]) Execute(ctx context.Context, c Call[S, C]) (Result[S
 		if err != nil {
 			return err
 		}
+		if len(a.def.Unique) > 0 {
+			after := l.State
+			for i, e := range events {
+				after = a.def.Step(after, e, l.Version+int64(i)+1)
+			}
+			if err := a.claim(ctx, c.Name, c.ID, l, after, &w); err != nil {
+				return err
+			}
+		}
 		if c.Then != nil {
 			decided := make([]domain.Event, len(events))
 			for i, e := range events {

@@ -195,7 +195,8 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-func newID() (string, error) {
+// NewID returns a fresh aggregate id (a UUIDv7: ids sort roughly by creation time).
+func NewID() (string, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return "", fmt.Errorf("make id: %w", err)

@@ -42,7 +42,7 @@ func (h *Handler) OrderUntil(ctx context.Context, id string, u Until) (order.Sta
 // is checked at the version the customer was read at when the order is written, so an order
 // cannot be created for a customer deactivated at the same moment.
 func (h *Handler) CreateOrder(ctx context.Context, customerID string, items []order.Item) (OrderResult, error) {
-	id, err := newID()
+	id, err := NewID()
 	if err != nil {
 		return OrderResult{}, err
 	}

@@ -52,7 +52,7 @@ func (h *Handler) loadClaim(ctx context.Context, email string) (user.ClaimState,
 
 // RegisterUser registers a new user with a fresh id.
 func (h *Handler) RegisterUser(ctx context.Context, name, email string) (UserResult, error) {
-	id, err := newID()
+	id, err := NewID()
 	if err != nil {
 		return UserResult{}, err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 )
 
 // Event is what every aggregate's events are: a value that names its stored type. Type names
@@ -50,7 +52,78 @@ type Aggregate[S any, E Event, C any] struct {
 	// Also are other stream categories the aggregate's commands write (the User's email
 	// claims): like its own, appendEvents refuses them.
 	Also []string
+	// Exists says whether a state is of an aggregate that exists; nil means any state after
+	// an event. The read model keeps no row for a state that does not (an order stream whose
+	// first event is not OrderCreated).
+	Exists func(S) bool
+	// Unique are values that at most one aggregate of the kind holds at a time (a product's
+	// SKU). The runtime keeps a claim stream per value and checks and moves it in the same
+	// write as the aggregate's events, so two commands cannot both take a value.
+	Unique []Unique[S]
+	// ReadModel is the aggregate's list: a table the runtime keeps from its events and
+	// queries. Nil: the aggregate has none (it is still loaded, replayed and followed).
+	ReadModel *ReadModel
 }
+
+// Unique declares a value that at most one aggregate holds at a time.
+type Unique[S any] struct {
+	// Rule is the rule a command breaks by taking a value another aggregate holds:
+	// "sku-unique".
+	Rule string
+	// Name is the value's name in messages: "SKU".
+	Name string
+	// Category is the category of the value's claim streams ("<Category>-<hash of the key>").
+	// Like the aggregate's own, appendEvents refuses it.
+	Category string
+	// Key is the value a state holds, normalised so that two values that must not coexist
+	// have the same key (lower case, say); "" holds nothing.
+	Key func(S) string
+}
+
+// ReadModel declares an aggregate's read model: a table with one row per aggregate, kept by a
+// checkpointed projector that folds the aggregate's events with its own Evolve, and read by its
+// list and by-id queries. Its SQL is derived from the columns; its migration creates the table
+// (docs/aggregates.md shows one).
+//
+// Besides the declared columns the table has the runtime's: id uuid PRIMARY KEY (the aggregate's
+// id, from its stream), version bigint (its stream's version), position text (of the last event
+// applied), created_at and updated_at timestamptz, and applied bigint (events applied).
+type ReadModel struct {
+	// Table is the table's name; it is also the projection's name ("orders").
+	Table string
+	// Columns are the state's fields the table keeps. A row is written from the state's JSON
+	// and read back into it, so the declared columns must hold everything a read needs. "id"
+	// and "version" may be declared too, to read them back into the state's fields.
+	Columns []Column
+	// Filters are the ways its list can be narrowed.
+	Filters []Filter
+}
+
+// Column is one column of a read model: its name and the field of the state's JSON it holds.
+type Column struct {
+	Name  string
+	Field string
+}
+
+// Filter narrows a read model's list by one column.
+type Filter struct {
+	// Name is the filter's name (an argument of the list query: "customerId").
+	Name string
+	// Column is the column it compares.
+	Column string
+	// Match is how: the column equals the value, or contains it ignoring case.
+	Match Match
+}
+
+// Match is how a filter compares its column with the value it is given.
+type Match int
+
+const (
+	// Equals keeps the rows whose column is the value.
+	Equals Match = iota
+	// Contains keeps the rows whose column contains the value, ignoring case.
+	Contains
+)
 
 // Field is one field of a state as clients see it: a name and a value that encodes as JSON.
 type Field struct {
@@ -84,7 +157,10 @@ type Description struct {
 	Shape     int
 	Upcasters []Upcaster
 	Personal  map[string][]string
+	// Also are the other categories it writes: its declared Also and its unique values'
+	// claim categories.
 	Also      []string
+	ReadModel *ReadModel
 }
 
 // Fold replays an aggregate whose state's type the caller does not know.
@@ -98,11 +174,17 @@ type Fold struct {
 	Unmarshal func(data []byte) (any, error)
 	// Fields is the state as clients see it.
 	Fields func(state any) []Field
+	// Exists says whether a state is of an aggregate that exists (Aggregate.Exists).
+	Exists func(state any) bool
 }
 
 // Describe implements Kind.
 func (a Aggregate[S, E, C]) Describe() Description {
-	return Description{Name: a.Name, Category: a.Category, Shape: a.Shape, Upcasters: a.Upcasters, Personal: a.Personal, Also: a.Also}
+	also := append([]string(nil), a.Also...)
+	for _, u := range a.Unique {
+		also = append(also, u.Category)
+	}
+	return Description{Name: a.Name, Category: a.Category, Shape: a.Shape, Upcasters: a.Upcasters, Personal: a.Personal, Also: also, ReadModel: a.ReadModel}
 }
 
 // Fold implements Kind.
@@ -120,6 +202,7 @@ func (a Aggregate[S, E, C]) Fold() Fold {
 			return s, err
 		},
 		Fields: func(state any) []Field { return a.FieldsOf(state.(S)) },
+		Exists: func(state any) bool { return a.Exists == nil || a.Exists(state.(S)) },
 	}
 }
 
@@ -181,4 +264,25 @@ func jsonFields(v any) []Field {
 		out = append(out, Field{Name: name, Value: raw})
 	}
 	return out
+}
+
+// DecodeJSON returns a Decode for events stored as their JSON: one zero value of each event
+// type, whose EventType names the type it decodes. Name is the aggregate's, for messages.
+func DecodeJSON[E Event](name string, events ...E) func(typ string, data []byte) (E, error) {
+	types := make(map[string]reflect.Type, len(events))
+	for _, e := range events {
+		types[e.EventType()] = reflect.TypeOf(e)
+	}
+	return func(typ string, data []byte) (E, error) {
+		var zero E
+		t, ok := types[typ]
+		if !ok {
+			return zero, fmt.Errorf("%s: %w %q", name, ErrUnknownEvent, typ)
+		}
+		v := reflect.New(t)
+		if err := json.Unmarshal(data, v.Interface()); err != nil {
+			return zero, fmt.Errorf("%s: decode %s: %w", name, typ, err)
+		}
+		return v.Elem().Interface().(E), nil
+	}
 }

@@ -20,13 +20,24 @@ import (
 
 // countingUsers is the users projector, counting the events it applies.
 type countingUsers struct {
-	projection.Users
+	projection.Projector
 	applied *atomic.Int64
 }
 
 func (c countingUsers) Apply(ctx context.Context, tx pgx.Tx, table string, e eventstore.RecordedEvent) error {
 	c.applied.Add(1)
-	return c.Users.Apply(ctx, tx, table, e)
+	return c.Projector.Apply(ctx, tx, table, e)
+}
+
+// usersProjector is the projector of the users read model.
+func usersProjector(t *testing.T) projection.Projector {
+	for _, p := range projection.Default() {
+		if p.Name() == "users" {
+			return p
+		}
+	}
+	t.Fatal("no users projector")
+	return nil
 }
 
 // Two runners on one database, as two server processes would be: only the leader of
@@ -45,7 +56,7 @@ func TestOnlyTheLeaderRunsAProjector(t *testing.T) {
 	runners := make([]*projection.Runner, 2)
 	stops := make([]func(), 2)
 	for i := range runners {
-		runners[i] = projection.NewRunner(pool, store, []projection.Projector{countingUsers{applied: counts[i]}}, opts, logger)
+		runners[i] = projection.NewRunner(pool, store, []projection.Projector{countingUsers{Projector: usersProjector(t), applied: counts[i]}}, opts, logger)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/eventstore"
 )
@@ -81,4 +82,31 @@ func (OrderStats) Apply(ctx context.Context, tx pgx.Tx, table string, e eventsto
 		_, err = tx.Exec(ctx, `UPDATE `+t+` SET version = $2, position = $3 WHERE id = $1`, id, e.Version, pos)
 	}
 	return err
+}
+
+// decodeEvent decodes e with decode. ok is false when there is nothing to apply: for a type the
+// domain does not know (ignored, err nil), and for an event the read model cannot use (err wraps
+// ErrSkip). The stream's tombstone is the caller's to handle first.
+func decodeEvent[E any](e eventstore.RecordedEvent, decode func(string, []byte) (E, error)) (ev E, ok bool, err error) {
+	if e.UpcastErr != nil {
+		return ev, false, fmt.Errorf("%w: %w", ErrSkip, e.UpcastErr)
+	}
+	ev, err = decode(e.Type, e.Data)
+	if errors.Is(err, domain.ErrUnknownEvent) {
+		return ev, false, nil // a type this projection does not handle: ignored
+	}
+	if err != nil {
+		return ev, false, fmt.Errorf("%w: %w", ErrSkip, err)
+	}
+	return ev, true, nil
+}
+
+// inOrder checks that e comes after the version a row is at: anything else would mean an event
+// applied twice, which the checkpoint rules out; it stops the projector rather than let the read
+// model drift. (A later version than the next one follows an event that was skipped.)
+func inOrder(rowVersion int64, e eventstore.RecordedEvent) error {
+	if e.Version <= rowVersion {
+		return fmt.Errorf("read model is at version %d of %s, event is version %d", rowVersion, e.StreamID, e.Version)
+	}
+	return nil
 }

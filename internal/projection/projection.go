@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/advisory"
+	"github.com/strata-es/strata/internal/aggregates"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/leader"
 )
@@ -98,8 +99,9 @@ func NewRunner(pool *pgxpool.Pool, store *eventstore.Store, projectors []Project
 	return r
 }
 
-// Default returns the seed domain's projectors: users, orders and the order statistics.
-func Default() []Projector { return []Projector{Users{}, Orders{}, OrderStats{}} }
+// Default returns the projectors of the registered aggregates' read models, and the order
+// statistics.
+func Default() []Projector { return append(For(aggregates.All()), OrderStats{}) }
 
 // Projector returns the projector called name.
 func (r *Runner) Projector(name string) (Projector, error) {

@@ -340,6 +340,17 @@ func Definition() domain.Aggregate[State, Event, Command] {
 	return domain.Aggregate[State, Event, Command]{
 		Name: "Order", Category: Category, Shape: StateShape,
 		Decode: Decode, Evolve: State.Apply, Decide: Decide, Fields: Fields, Upcasters: Upcasters(),
+		Exists: func(s State) bool { return s.CustomerID != "" },
+		ReadModel: &domain.ReadModel{
+			Table: "orders",
+			Columns: []domain.Column{
+				{Name: "id", Field: "ID"}, {Name: "customer_id", Field: "CustomerID"}, {Name: "status", Field: "Status"},
+				{Name: "items", Field: "Items"}, {Name: "total", Field: "Total"}, {Name: "carrier", Field: "Carrier"},
+				{Name: "tracking_number", Field: "TrackingNumber"}, {Name: "cancel_reason", Field: "CancelReason"},
+				{Name: "version", Field: "Version"},
+			},
+			Filters: []domain.Filter{{Name: "status", Column: "status"}, {Name: "customerId", Column: "customer_id"}},
+		},
 	}
 }
 

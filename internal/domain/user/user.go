@@ -413,6 +413,14 @@ func Definition() domain.Aggregate[State, Event, Command] {
 		Name: "User", Category: Category, Shape: StateShape,
 		Decode: Decode, Evolve: State.Apply, Decide: Decide, Fields: Fields, Upcasters: Upcasters(),
 		Personal: Personal().Types, Also: []string{ClaimCategory},
+		ReadModel: &domain.ReadModel{
+			Table: "users",
+			Columns: []domain.Column{
+				{Name: "id", Field: "ID"}, {Name: "name", Field: "Name"}, {Name: "email", Field: "Email"},
+				{Name: "status", Field: "Status"}, {Name: "version", Field: "Version"},
+			},
+			Filters: []domain.Filter{{Name: "status", Column: "status"}, {Name: "emailContains", Column: "email", Match: domain.Contains}},
+		},
 	}
 }
 
