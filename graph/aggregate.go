@@ -2,7 +2,11 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -188,4 +192,58 @@ func (r *Resolver) readModelNames() []string {
 		names = append(names, m.Name())
 	}
 	return names
+}
+
+// toModel is an aggregate as its GraphQL type M: the state's JSON fields, matched to M's by
+// name ignoring case (ID to id, SKU to sku), and the stream's version. It fits a GraphQL type
+// that shows the state's fields as they are; User and Order, whose types show some fields only
+// in some states, convert by hand.
+func toModel[M, S any](l command.Loaded[S]) *M {
+	out := new(M)
+	data, err := json.Marshal(l.State)
+	if err != nil {
+		panic(fmt.Sprintf("the state of an aggregate does not encode: %v", err)) // the runtime encodes every state it snapshots
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		panic(fmt.Sprintf("the state of an aggregate is not a JSON object: %v", err))
+	}
+	for k := range fields {
+		if strings.EqualFold(k, "version") {
+			delete(fields, k)
+		}
+	}
+	fields["version"] = json.RawMessage(strconv.FormatInt(l.Version, 10))
+	if data, err = json.Marshal(fields); err == nil {
+		err = json.Unmarshal(data, out)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("the state of an aggregate does not fit its GraphQL type %T: %v", out, err))
+	}
+	return out
+}
+
+// mutate runs call on def's aggregate, a dry run when dryRun is true, and answers with R, the
+// mutation's result type: its field of type *M holds the aggregate after the command, and its
+// fields Position, Events and DryRun what they say.
+func mutate[R, M any, S any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C], dryRun *bool, call command.Call[S, C]) (*R, error) {
+	res, err := execute(ctx, r, def, dryRun, call)
+	if err != nil {
+		return nil, err
+	}
+	out := new(R)
+	v := reflect.ValueOf(out).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); {
+		case f.Type() == reflect.TypeFor[*M]():
+			f.Set(reflect.ValueOf(toModel[M](res.Loaded)))
+		case v.Type().Field(i).Name == "Position":
+			f.SetString(res.Position.String())
+		case v.Type().Field(i).Name == "Events":
+			f.Set(reflect.ValueOf(commandEvents(res)))
+		case v.Type().Field(i).Name == "DryRun":
+			f.SetBool(res.DryRun)
+		}
+	}
+	return out, nil
 }
