@@ -197,6 +197,60 @@ type PageInfo struct {
 	EndCursor *string `json:"endCursor,omitempty"`
 }
 
+type Product struct {
+	ID string `json:"id"`
+	// Unique among products; SKUs that differ only in case are one SKU.
+	Sku   string       `json:"sku"`
+	Name  string       `json:"name"`
+	Price domain.Money `json:"price"`
+	// Units in stock, 0 to 10⁹.
+	Stock  int           `json:"stock"`
+	Status ProductStatus `json:"status"`
+	// The version of the product's stream (product-<id>).
+	Version int `json:"version"`
+	// Every event of the product with the state after it and the fields it changed, oldest first.
+	History *ProductHistoryConnection `json:"history"`
+}
+
+type ProductConnection struct {
+	Edges    []*ProductEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+type ProductEdge struct {
+	Cursor string   `json:"cursor"`
+	Node   *Product `json:"node"`
+}
+
+type ProductHistoryConnection struct {
+	Edges    []*ProductHistoryEdge `json:"edges"`
+	PageInfo *PageInfo             `json:"pageInfo"`
+}
+
+type ProductHistoryEdge struct {
+	Cursor string               `json:"cursor"`
+	Node   *ProductHistoryEntry `json:"node"`
+}
+
+type ProductHistoryEntry struct {
+	// The event; its metadata says who or what caused it.
+	Event *Event `json:"event"`
+	// The product right after the event.
+	State   *Product       `json:"state"`
+	Changes []*FieldChange `json:"changes"`
+}
+
+type ProductResult struct {
+	// The product after the command (in a dry run: as it would be).
+	Product *Product `json:"product"`
+	// The position of the event written: consistentWith for a later query. Empty in a dry run.
+	Position string `json:"position"`
+	// The events appended, or that a dry run would append.
+	Events []*CommandEvent `json:"events"`
+	// True when nothing was written: the mutation was asked with dryRun: true.
+	DryRun bool `json:"dryRun"`
+}
+
 // A read model kept from the log.
 type Projection struct {
 	Name string `json:"name"`
@@ -353,6 +407,61 @@ func (e *OrderStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e OrderStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ProductStatus string
+
+const (
+	ProductStatusActive       ProductStatus = "ACTIVE"
+	ProductStatusDiscontinued ProductStatus = "DISCONTINUED"
+)
+
+var AllProductStatus = []ProductStatus{
+	ProductStatusActive,
+	ProductStatusDiscontinued,
+}
+
+func (e ProductStatus) IsValid() bool {
+	switch e {
+	case ProductStatusActive, ProductStatusDiscontinued:
+		return true
+	}
+	return false
+}
+
+func (e ProductStatus) String() string {
+	return string(e)
+}
+
+func (e *ProductStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ProductStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ProductStatus", str)
+	}
+	return nil
+}
+
+func (e ProductStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ProductStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ProductStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

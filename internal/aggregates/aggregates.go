@@ -6,6 +6,7 @@ package aggregates
 import (
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
+	"github.com/strata-es/strata/internal/domain/product"
 	"github.com/strata-es/strata/internal/domain/user"
 )
 
@@ -14,5 +15,6 @@ func All() []domain.Kind {
 	return []domain.Kind{
 		user.Definition(),
 		order.Definition(),
+		product.Definition(),
 	}
 }
