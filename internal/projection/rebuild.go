@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -161,17 +162,24 @@ ON CONFLICT (name) DO UPDATE SET position = '', skipped = 0, updated_at = now()`
 				return errors.New("the copy cannot reach the live table's checkpoint")
 			}
 		}
+		// The live table's index and constraint names, to give to the copy's once the old
+		// table is gone, so that a later migration naming them works after a rebuild too.
+		renames, err := keepNames(ctx, tx, name, copyName)
+		if err != nil {
+			return err
+		}
 		old := pgx.Identifier{name + "_old"}.Sanitize()
-		for _, stmt := range []string{
+		stmts := []string{
 			`ALTER TABLE ` + live + ` RENAME TO ` + pgx.Identifier{name + "_old"}.Sanitize(),
 			`ALTER TABLE ` + copyTable + ` RENAME TO ` + live,
 			`DROP TABLE ` + old,
-		} {
+		}
+		for _, stmt := range append(stmts, renames...) {
 			if _, err := tx.Exec(ctx, stmt); err != nil {
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints AS l SET position = c.position, skipped = c.skipped, updated_at = now()
+		_, err = tx.Exec(ctx, `UPDATE projection_checkpoints AS l SET position = c.position, skipped = c.skipped, updated_at = now()
 FROM projection_checkpoints AS c WHERE l.name = $1 AND c.name = $2`, name, checkpoint)
 		if err != nil {
 			return err
@@ -186,4 +194,105 @@ FROM projection_checkpoints AS c WHERE l.name = $1 AND c.name = $2`, name, check
 	r.logger.InfoContext(ctx, "projection rebuilt", "projection", name, "events", applied, "duration", time.Since(started))
 	r.Wake()
 	return nil
+}
+
+// namesSQL lists the indexes and constraints of tables $1 (live) and $2 (its copy) in the
+// current schema, each with a key that is the same for an index or constraint of the live table
+// and its copy by CREATE TABLE ... (LIKE ... INCLUDING ALL): what it is, without its name or its
+// table's. An index's key is built from the catalog rather than from pg_get_indexdef's text,
+// which holds both names; its columns are by name (a live table with dropped columns numbers
+// them differently from its copy). Constraints that own an index (primary key, unique,
+// exclusion) are renamed with it, so they come as part of the index's key.
+const namesSQL = `SELECT n.nspname, c.relname = $2, false, ic.relname,
+  ROW(am.amname, x.indisunique, x.indisprimary, x.indisexclusion,
+    to_jsonb(x) -> 'indnullsnotdistinct', x.indnkeyatts, x.indclass::text, x.indcollation::text,
+    x.indoption::text, ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, false) FROM generate_series(1, x.indnatts) AS k ORDER BY k),
+    pg_get_expr(x.indpred, x.indrelid), ic.reloptions, con.contype, pg_get_constraintdef(con.oid))::text
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_index x ON x.indrelid = c.oid
+JOIN pg_class ic ON ic.oid = x.indexrelid
+JOIN pg_am am ON am.oid = ic.relam
+LEFT JOIN pg_constraint con ON con.conindid = x.indexrelid AND con.conrelid = c.oid AND con.contype IN ('p', 'u', 'x')
+WHERE n.nspname = current_schema() AND c.relname IN ($1, $2)
+UNION ALL
+SELECT n.nspname, c.relname = $2, true, con.conname, ROW(con.contype, pg_get_constraintdef(con.oid))::text
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_constraint con ON con.conrelid = c.oid
+WHERE n.nspname = current_schema() AND c.relname IN ($1, $2) AND con.contype NOT IN ('p', 'u', 'x')`
+
+// keepNames returns the statements that give the indexes and constraints of table copyName, once
+// it is renamed to name and the live table is dropped, the names the live table's had. It reads
+// the names before the swap renames anything, and fails when the two tables' indexes or
+// constraints do not correspond one to one (the live table changed during the rebuild, or has
+// what LIKE does not copy, such as a foreign key): a swap would lose them or their names.
+//
+// No rename collides: each index takes the name of one of the dropped table's, free by then, and
+// the copy's own index names differ from all of those (they were in the same schema at once).
+// LIKE copies the names of check constraints, so those are seldom renamed at all.
+func keepNames(ctx context.Context, tx pgx.Tx, name, copyName string) ([]string, error) {
+	rows, err := tx.Query(ctx, namesSQL, name, copyName)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type entry struct {
+		constraint bool
+		key        string
+	}
+	var (
+		schema       string
+		live, copied = map[entry][]string{}, map[entry][]string{}
+	)
+	for rows.Next() {
+		var (
+			isCopy bool
+			e      entry
+			n      string
+		)
+		if err := rows.Scan(&schema, &isCopy, &e.constraint, &n, &e.key); err != nil {
+			return nil, err
+		}
+		if isCopy {
+			copied[e] = append(copied[e], n)
+		} else {
+			live[e] = append(live[e], n)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for e := range copied {
+		if _, ok := live[e]; !ok {
+			return nil, fmt.Errorf("the rebuilt table has %v, which %s no longer has", copied[e], name)
+		}
+	}
+	table := pgx.Identifier{schema, name}.Sanitize()
+	var stmts []string
+	for e, liveNames := range live {
+		copyNames := copied[e]
+		if len(copyNames) != len(liveNames) {
+			return nil, fmt.Errorf("%s has %v, the rebuilt table %v: changed during the rebuild, or not copied by LIKE", name, liveNames, copyNames)
+		}
+		// Alike ones (the same index twice) pair in any order; a name both have stays.
+		liveNames, copyNames = slices.Clone(liveNames), slices.Clone(copyNames)
+		liveNames = slices.DeleteFunc(liveNames, func(n string) bool {
+			i := slices.Index(copyNames, n)
+			if i >= 0 {
+				copyNames = slices.Delete(copyNames, i, i+1)
+			}
+			return i >= 0
+		})
+		slices.Sort(liveNames)
+		slices.Sort(copyNames)
+		for i, to := range liveNames {
+			if e.constraint {
+				stmts = append(stmts, `ALTER TABLE `+table+` RENAME CONSTRAINT `+pgx.Identifier{copyNames[i]}.Sanitize()+` TO `+pgx.Identifier{to}.Sanitize())
+			} else {
+				stmts = append(stmts, `ALTER INDEX `+pgx.Identifier{schema, copyNames[i]}.Sanitize()+` RENAME TO `+pgx.Identifier{to}.Sanitize())
+			}
+		}
+	}
+	return stmts, nil
 }
