@@ -124,7 +124,7 @@ WHERE n.nspname = current_schema() AND (c.relname LIKE '%rebuild%' OR c.relname 
 
 // oddUsers is the users projector on a table whose indexes and constraints are harder to tell
 // apart than the migrations' are.
-type oddUsers struct{ projection.Users }
+type oddUsers struct{ projection.Projector }
 
 func (oddUsers) Name() string { return "odd_users" }
 
@@ -157,7 +157,7 @@ func TestRebuildKeepsNamesOfEveryKindOfIndex(t *testing.T) {
 	if _, err := f.pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES ('odd_users', $1)`, last.String()); err != nil {
 		t.Fatal(err)
 	}
-	runner := projection.NewRunner(f.pool, f.store, []projection.Projector{oddUsers{}}, projection.Options{}, slog.New(slog.DiscardHandler))
+	runner := projection.NewRunner(f.pool, f.store, []projection.Projector{oddUsers{Projector: usersProjector(t)}}, projection.Options{}, slog.New(slog.DiscardHandler))
 	tables := []string{"odd_users"}
 	before := namesOf(t, f.pool, tables)
 	if len(before["odd_users"].Indexes) != 10 || len(before["odd_users"].Constraints) != 3 {
