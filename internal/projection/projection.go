@@ -197,40 +197,94 @@ const (
 
 // step applies the next batch of events to table and moves the checkpoint called checkpoint,
 // in one transaction. caughtUp says the batch reached the end of the log as it stood.
+//
+// The batch is read before the transaction, on a connection of its own, and applied only if the
+// checkpoint, read again under the checkpoint's lock, is still where the batch starts (another
+// process may have moved it meanwhile: then nothing is applied, and the next step reads again).
+// A transaction thus never waits for a second connection while it holds one, so any number of
+// projectors share a pool of any size.
 func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string) (applied int, caughtUp bool, err error) {
-	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		applied, caughtUp, err = r.stepInTx(ctx, tx, p, checkpoint, table)
-		return err
-	})
-	return applied, caughtUp, err
-}
-
-func (r *Runner) stepInTx(ctx context.Context, tx pgx.Tx, p Projector, checkpoint, table string) (int, bool, error) {
-	// The lock takes no transaction id, so waiting on it holds back no reader of the log.
-	if _, err := tx.Exec(ctx, lockCheckpointSQL, checkpoint); err != nil {
-		return 0, false, fmt.Errorf("lock checkpoint %s: %w", checkpoint, err)
-	}
 	var at string
-	if err := tx.QueryRow(ctx, readCheckpointSQL, checkpoint).Scan(&at); err != nil {
+	if err := r.pool.QueryRow(ctx, readCheckpointSQL, checkpoint).Scan(&at); err != nil {
 		return 0, false, fmt.Errorf("read checkpoint %s: %w", checkpoint, err)
 	}
 	after, err := eventstore.ParsePosition(at)
 	if err != nil {
 		return 0, false, fmt.Errorf("checkpoint %s: %w", checkpoint, err)
 	}
+	b, err := r.read(ctx, p, after)
+	if err != nil {
+		return 0, false, err
+	}
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		now, err := lockCheckpoint(ctx, tx, checkpoint)
+		if err != nil || now != after {
+			return err // moved meanwhile: nothing applied, caughtUp false, read again
+		}
+		applied, caughtUp, err = r.apply(ctx, tx, p, checkpoint, table, b)
+		return err
+	})
+	return applied, caughtUp, err
+}
+
+// stepInTx is step inside tx, which holds the checkpoint's lock until it ends (a rebuild's
+// swap): the batch is read on a second connection.
+func (r *Runner) stepInTx(ctx context.Context, tx pgx.Tx, p Projector, checkpoint, table string) (int, bool, error) {
+	after, err := lockCheckpoint(ctx, tx, checkpoint)
+	if err != nil {
+		return 0, false, err
+	}
+	b, err := r.read(ctx, p, after)
+	if err != nil {
+		return 0, false, err
+	}
+	return r.apply(ctx, tx, p, checkpoint, table, b)
+}
+
+// lockCheckpoint takes checkpoint's lock in tx and reads it under the lock. The lock takes no
+// transaction id, so waiting on it holds back no reader of the log.
+func lockCheckpoint(ctx context.Context, tx pgx.Tx, checkpoint string) (eventstore.Position, error) {
+	if _, err := tx.Exec(ctx, lockCheckpointSQL, checkpoint); err != nil {
+		return eventstore.Position{}, fmt.Errorf("lock checkpoint %s: %w", checkpoint, err)
+	}
+	var at string
+	if err := tx.QueryRow(ctx, readCheckpointSQL, checkpoint).Scan(&at); err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoint %s: %w", checkpoint, err)
+	}
+	after, err := eventstore.ParsePosition(at)
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("checkpoint %s: %w", checkpoint, err)
+	}
+	return after, nil
+}
+
+// batch is what one step applies: the events of a category after a checkpoint, and the horizon
+// read before them.
+type batch struct {
+	after   eventstore.Position
+	horizon eventstore.Position
+	events  []eventstore.RecordedEvent
+}
+
+func (r *Runner) read(ctx context.Context, p Projector, after eventstore.Position) (batch, error) {
 	// The horizon is read before the events: everything of the category before it is in this
 	// read, or in an earlier one, when the read comes back short.
 	horizon, err := r.store.Horizon(ctx)
 	if err != nil {
-		return 0, false, err
+		return batch{}, err
 	}
 	events, err := r.store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Max: r.opts.Batch, Category: p.Category()})
 	if err != nil {
-		return 0, false, err
+		return batch{}, err
 	}
-	next := after
+	return batch{after: after, horizon: horizon, events: events}, nil
+}
+
+// apply applies b to table in tx and moves the checkpoint.
+func (r *Runner) apply(ctx context.Context, tx pgx.Tx, p Projector, checkpoint, table string, b batch) (int, bool, error) {
+	next := b.after
 	skipped := 0
-	for _, e := range events {
+	for _, e := range b.events {
 		if err := p.Apply(ctx, tx, table, e); err != nil {
 			if !errors.Is(err, ErrSkip) {
 				return 0, false, fmt.Errorf("%s: apply %s %s@%d: %w", p.Name(), e.Type, e.StreamID, e.Version, err)
@@ -240,16 +294,16 @@ func (r *Runner) stepInTx(ctx context.Context, tx pgx.Tx, p Projector, checkpoin
 		}
 		next = e.Position
 	}
-	caughtUp := len(events) < r.opts.Batch
-	if caughtUp && horizon.Compare(next) > 0 {
-		next = horizon
+	caughtUp := len(b.events) < r.opts.Batch
+	if caughtUp && b.horizon.Compare(next) > 0 {
+		next = b.horizon
 	}
-	if next.Compare(after) > 0 {
+	if next.Compare(b.after) > 0 {
 		if _, err := tx.Exec(ctx, moveCheckpointSQL, checkpoint, next.String(), skipped); err != nil {
 			return 0, false, fmt.Errorf("move checkpoint %s: %w", checkpoint, err)
 		}
 	}
-	return len(events), caughtUp, nil
+	return len(b.events), caughtUp, nil
 }
 
 // ErrConsistencyTimeout is returned by WaitFor when a projection did not reach a position in
