@@ -90,3 +90,14 @@ func (s *Store) WaitReadable(ctx context.Context, pos Position, within time.Dura
 		}
 	}
 }
+
+// Now returns a position that every event of a transaction that has committed by now is at or
+// before (with events of transactions still running, which may commit later). WaitReadable(Now)
+// is how a reader makes sure it will see everything written before it started.
+func (s *Store) Now(ctx context.Context) (Position, error) {
+	var xmax uint64
+	if err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())`).Scan(&xmax); err != nil {
+		return Position{}, fmt.Errorf("read the current position: %w", err)
+	}
+	return Position{tx: xmax - 1, seq: math.MaxInt64}, nil
+}

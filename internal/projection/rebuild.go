@@ -13,6 +13,9 @@ import (
 	"github.com/strata-es/strata/internal/advisory"
 )
 
+// settleRebuild bounds how long a rebuild waits for the transactions running when it starts.
+const settleRebuild = 5 * time.Second
+
 // ErrRebuildRunning is returned by Rebuild when the projection is being rebuilt already.
 var ErrRebuildRunning = errors.New("a rebuild of this projection is already running")
 
@@ -98,6 +101,17 @@ ON CONFLICT (name) DO UPDATE SET position = '', skipped = 0, updated_at = now()`
 	}
 	r.logger.InfoContext(ctx, "projection rebuild started", "projection", name)
 	started := time.Now()
+	// Whatever was written before the rebuild started is in the copy it swaps in, even what no
+	// projector has applied yet (a rebuild right after a write, from the command line): the
+	// rebuild waits, a while, for the transactions running now, anywhere on the server, to
+	// end. One that runs longer is logged, and the rebuild then reaches the live checkpoint.
+	if now, err := r.store.Now(ctx); err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	} else if ok, err := r.store.WaitReadable(ctx, now, settleRebuild); err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	} else if !ok {
+		r.logger.WarnContext(ctx, "projection rebuild: a long transaction holds back the log; events it holds back are applied by the projector after the swap", "projection", name, "waited", settleRebuild)
+	}
 
 	var applied int64
 	report := func() {
