@@ -2,44 +2,13 @@ package graph
 
 import (
 	"context"
-	"fmt"
-	"slices"
 
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/aggregates"
 	"github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
-	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/projection"
 	"github.com/strata-es/strata/internal/query"
 )
-
-// checkNotOwned refuses a stream of a category a registered aggregate writes: an event written
-// around an aggregate would skip its invariants.
-func (r *Resolver) checkNotOwned(streamID string) error {
-	category := eventstore.Category(streamID)
-	for _, k := range r.aggregates() {
-		d := k.Describe()
-		if category == d.Category || slices.Contains(d.Also, category) {
-			owner := d.Name
-			if category != d.Category {
-				owner += " (" + category + ")"
-			}
-			return &eventstore.ValidationError{Field: "streamId", Reason: fmt.Sprintf("streams of category %s belong to the %s aggregate; change them with its mutations", category, owner)}
-		}
-	}
-	return nil
-}
-
-// aggregates are the registered aggregates: the command handler's, or the registry's for a
-// resolver that runs no commands.
-func (r *Resolver) aggregates() []domain.Kind {
-	if r.Commands != nil {
-		return r.Commands.Aggregates()
-	}
-	return aggregates.All()
-}
 
 func optionalExpected(v *int) *int64 {
 	if v == nil {

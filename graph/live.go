@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/strata-es/strata/graph/model"
 	"github.com/strata-es/strata/internal/command"
@@ -14,6 +13,7 @@ import (
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/hub"
+	"github.com/strata-es/strata/internal/service"
 	"github.com/strata-es/strata/internal/wsconn"
 )
 
@@ -121,42 +121,25 @@ func (r *Resolver) subscribeUser(ctx context.Context, id string) (<-chan *model.
 	return followAggregate(ctx, r, user.Definition(), id, func(l command.Loaded[user.State]) *model.User { return toUser(l.State) })
 }
 
-// followAggregate pushes an aggregate's state now, then after each of its events: it replays
-// the stream, then follows it from the position of its last event. Events of a type the
-// aggregate does not know change nothing and push nothing; its tombstone (deleteStream)
+// followAggregate pushes an aggregate's state now, then after each of its events
+// (service.Follow), counted against its connection's cap; its tombstone (deleteStream)
 // completes the subscription.
 func followAggregate[S, M any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C], id string, toModel func(command.Loaded[S]) M) (<-chan M, error) {
-	if _, err := command.ParseID("id", id); err != nil {
-		return nil, err
-	}
-	agg := command.For(r.Commands, def)
-	l, at, err := agg.At(ctx, id)
+	release, err := r.takeSubscription(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if !l.Exists() {
-		return nil, fmt.Errorf("%s %s: %w", strings.ToLower(def.Name), id, domain.ErrNotFound)
 	}
 	out := make(chan M, 1)
-	out <- toModel(l)
-	err = follow(ctx, r, &at, hub.Filter{StreamID: def.Stream(id)}, out, func(e eventstore.RecordedEvent, stop <-chan struct{}) bool {
-		switch {
-		case e.Type == eventstore.StreamDeletedType:
-			return false // the stream was deleted: the subscription completes
-		case e.Version <= l.Version:
-			// Folded already: a truncated stream whose visible events are all in the
-			// snapshot it loaded from has no last event to follow from.
-			return true
-		}
-		next, known, err := agg.Apply(l, e)
-		if err != nil {
-			r.logger().ErrorContext(ctx, strings.ToLower(def.Name)+" subscription: undecodable event", "stream_id", e.StreamID, "version", e.Version, "err", err)
-			return false
-		}
-		l = next
-		return !known || offer(ctx, out, toModel(l), stop)
-	})
+	err = service.Follow(ctx, r.svc(), def, id,
+		func(l command.Loaded[S]) { out <- toModel(l) },
+		func(l command.Loaded[S], stop <-chan struct{}) bool { return offer(ctx, out, toModel(l), stop) },
+		func(err error) {
+			release()
+			close(out)
+			r.ended(ctx, err)
+		})
 	if err != nil {
+		release()
 		return nil, err
 	}
 	return out, nil

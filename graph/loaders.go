@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -14,6 +13,7 @@ import (
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/query"
 	"github.com/strata-es/strata/internal/readmodel"
+	"github.com/strata-es/strata/internal/service"
 )
 
 // loaders batch the reads of one request: every Order.customer of a response is read in one
@@ -23,9 +23,6 @@ type loaders struct {
 	// byID are the aggregates' loaders by id (byID), by category, made when first used.
 	mu   sync.Mutex
 	byID map[string]any
-	// primary is set once the request went to the primary for consistentWith: the rest of it
-	// reads there too (replica.go).
-	primary atomic.Bool
 }
 
 // ordersKey is one User.orders field: the customer and the page asked for.
@@ -49,7 +46,9 @@ func (r *Resolver) withLoaders(next http.Handler) http.Handler {
 			next.ServeHTTP(w, req)
 			return
 		}
-		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), loadersKey{}, r.newLoaders())))
+		// One request: its reads share where they go (service.WithRequest).
+		ctx := service.WithRequest(context.WithValue(req.Context(), loadersKey{}, r.newLoaders()))
+		next.ServeHTTP(w, req.WithContext(ctx))
 	})
 }
 
@@ -82,7 +81,7 @@ func (r *Resolver) loadOrders(ctx context.Context, keys []ordersKey) []*dataload
 		m, _ := readmodel.Of(order.Definition())
 		var found map[string][]readmodel.Row
 		err := r.read(ctx, func(s side) (err error) {
-			found, err = s.reader.ListBy(ctx, m, "customer_id", ids, page)
+			found, err = s.Reader.ListBy(ctx, m, "customer_id", ids, page)
 			return err
 		})
 		for _, i := range idx {

@@ -8,6 +8,7 @@ package graph
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/strata-es/strata/internal/auth"
@@ -17,11 +18,12 @@ import (
 	"github.com/strata-es/strata/internal/metrics"
 	"github.com/strata-es/strata/internal/projection"
 	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/service"
 	"github.com/strata-es/strata/internal/wsconn"
 )
 
 // DefaultConsistencyTimeout bounds how long consistentWith waits unless configured otherwise.
-const DefaultConsistencyTimeout = 5 * time.Second
+const DefaultConsistencyTimeout = service.DefaultConsistencyTimeout
 
 // Resolver carries what the resolvers need; app builds it.
 type Resolver struct {
@@ -60,4 +62,9 @@ type Resolver struct {
 	Logger *slog.Logger
 	// Metrics counts operations and dropped slow consumers; nil counts nothing.
 	Metrics *metrics.Metrics
+	// Service is the application layer the resolvers call; nil makes one from the fields
+	// above when first needed.
+	Service *service.Service
+
+	svcOnce sync.Once
 }

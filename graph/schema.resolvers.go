@@ -24,7 +24,7 @@ import (
 
 // AppendEvents is the resolver for the appendEvents field.
 func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error) {
-	if err := r.checkNotOwned(streamID); err != nil {
+	if err := r.svc().CheckNotOwned(streamID); err != nil {
 		return nil, err
 	}
 	data, err := toEventData(events)
@@ -171,7 +171,7 @@ func (r *orderResolver) History(ctx context.Context, obj *model.Order, first *in
 func (r *queryResolver) Stream(ctx context.Context, id string) (*model.Stream, error) {
 	var info eventstore.StreamInfo
 	err := r.read(ctx, func(s side) (err error) {
-		info, err = s.store.Stream(ctx, id)
+		info, err = s.Store.Stream(ctx, id)
 		return err
 	})
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
@@ -200,7 +200,7 @@ func (r *queryResolver) AllEvents(ctx context.Context, first *int, after *string
 	}
 	var events []eventstore.RecordedEvent
 	err = r.read(ctx, func(s side) (err error) {
-		events, err = s.store.ReadAll(ctx, opts)
+		events, err = s.Store.ReadAll(ctx, opts)
 		return err
 	})
 	if err != nil {
@@ -292,7 +292,7 @@ func (r *queryResolver) EventStats(ctx context.Context, from time.Time, to time.
 	}
 	var buckets []eventstore.StatsBucket
 	err := r.read(ctx, func(s side) (err error) {
-		buckets, err = s.store.Stats(ctx, opts)
+		buckets, err = s.Store.Stats(ctx, opts)
 		return err
 	})
 	if err != nil {
@@ -305,7 +305,7 @@ func (r *queryResolver) EventStats(ctx context.Context, from time.Time, to time.
 func (r *queryResolver) OrderStats(ctx context.Context, from time.Time, to time.Time, consistentWith *string) (*model.OrderStats, error) {
 	var stats query.OrderStats
 	err := r.readConsistentOf(ctx, consistentWith, orderStatsModels(), func(s side) (err error) {
-		stats, err = s.reader.OrderStats(ctx, from, to)
+		stats, err = s.Reader.OrderStats(ctx, from, to)
 		return err
 	})
 	if err != nil {
@@ -332,7 +332,7 @@ func (r *queryResolver) Streams(ctx context.Context, prefix *string, category *s
 	}
 	var infos []eventstore.StreamInfo
 	if err := r.read(ctx, func(s side) (err error) {
-		infos, err = s.store.ListStreams(ctx, opts)
+		infos, err = s.Store.ListStreams(ctx, opts)
 		return err
 	}); err != nil {
 		return nil, err
@@ -358,7 +358,7 @@ func (r *streamResolver) Events(ctx context.Context, obj *model.Stream, fromVers
 	}
 	var slice eventstore.StreamSlice
 	err = r.read(ctx, func(s side) (err error) {
-		slice, err = s.store.ReadStream(ctx, obj.ID, opts)
+		slice, err = s.Store.ReadStream(ctx, obj.ID, opts)
 		return err
 	})
 	if err != nil {

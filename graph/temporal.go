@@ -2,11 +2,8 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
-	"time"
 
 	"github.com/strata-es/strata/graph/model"
 	"github.com/strata-es/strata/internal/command"
@@ -14,61 +11,8 @@ import (
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/service"
 )
-
-// until turns asOf / atVersion into a replay bound; ok is false when neither is given.
-func (r *Resolver) until(ctx context.Context, asOf *time.Time, atVersion *int) (u command.Until, ok bool, err error) {
-	switch {
-	case asOf != nil && atVersion != nil:
-		return u, false, &eventstore.ValidationError{Field: "asOf", Reason: "give asOf or atVersion, not both"}
-	case atVersion != nil:
-		if *atVersion < 1 {
-			return u, false, &eventstore.ValidationError{Field: "atVersion", Reason: "must be at least 1"}
-		}
-		return command.Until{Version: int64(*atVersion)}, true, nil
-	case asOf != nil:
-		before, err := r.asOf(ctx, *asOf)
-		return command.Until{Before: before}, true, err
-	}
-	return u, false, nil
-}
-
-// asOf finds the end of the log as of t, waiting (as consistentWith does) for transactions
-// that began by t to end. A time in the future has no settled log yet and is refused.
-func (r *Resolver) asOf(ctx context.Context, t time.Time) (eventstore.Position, error) {
-	if t.After(time.Now()) {
-		return eventstore.Position{}, &eventstore.ValidationError{Field: "asOf", Reason: fmt.Sprintf("%s is in the future", t.Format(time.RFC3339Nano))}
-	}
-	settle := r.ConsistencyTimeout
-	if settle <= 0 {
-		settle = DefaultConsistencyTimeout
-	}
-	return r.Store.AsOf(ctx, t, settle)
-}
-
-// jsonOrNull is v, or null for a field a state does not have.
-func jsonOrNull(v json.RawMessage) json.RawMessage {
-	if v == nil {
-		return json.RawMessage("null")
-	}
-	return v
-}
-
-// stateAt is an aggregate's state with asOf or atVersion: a replay, never the projection. ok
-// is false when the aggregate did not exist then, or has no such version.
-func stateAt[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C], id string, u command.Until) (l command.Loaded[S], ok bool, err error) {
-	err = r.readBefore(ctx, u.Before, func(sd side) (err error) {
-		l, err = command.For(sd.commands, def).Until(ctx, id, u)
-		if err == nil && sd.replica && u.Version > l.Version {
-			return errBehind // or the version does not exist: the primary says which
-		}
-		return err
-	})
-	if err != nil || !l.Exists() || u.Version > l.Version {
-		return l, false, err
-	}
-	return l, true, nil
-}
 
 // historyPage picks the page of a history: after is a version (the cursor of an entry).
 func (r *Resolver) historyPage(ctx context.Context, n int, first *int, after *string) (from, to int, err error) {
@@ -99,34 +43,30 @@ type historyEntry[S any] struct {
 
 // history is a page of an aggregate's history, and its page info.
 func history[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C], id string, first *int, after *string) ([]historyEntry[S], *model.PageInfo, error) {
-	var steps []command.Step[S]
-	var agg command.Aggregate[S, E, C]
-	err := r.read(ctx, func(s side) (err error) {
-		agg = command.For(s.commands, def)
-		steps, err = agg.History(ctx, id)
-		return err
-	})
+	all, err := service.History(ctx, r.svc(), def, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	from, to, err := r.historyPage(ctx, len(steps), first, after)
+	from, to, err := r.historyPage(ctx, len(all), first, after)
 	if err != nil {
 		return nil, nil, err
 	}
-	info := &model.PageInfo{HasNextPage: to < len(steps), EndCursor: after}
-	var prev command.Loaded[S]
-	if from > 0 {
-		prev = command.Loaded[S]{State: steps[from-1].State, Version: steps[from-1].Event.Version}
-	}
+	info := &model.PageInfo{HasNextPage: to < len(all), EndCursor: after}
 	entries := make([]historyEntry[S], 0, to-from)
-	for _, st := range steps[from:to] {
-		next := command.Loaded[S]{State: st.State, Version: st.Event.Version}
-		cursor := strconv.FormatInt(st.Event.Version, 10)
-		entries = append(entries, historyEntry[S]{cursor: cursor, event: toEvent(st.Event), loaded: next, changes: changes(agg.Fields(prev), agg.Fields(next))})
+	for _, e := range all[from:to] {
+		cursor := strconv.FormatInt(e.Event.Version, 10)
+		entries = append(entries, historyEntry[S]{cursor: cursor, event: toEvent(e.Event), loaded: e.After, changes: toChanges(e.Changes)})
 		info.EndCursor = &entries[len(entries)-1].cursor
-		prev = next
 	}
 	return entries, info, nil
+}
+
+func toChanges(in []service.Change) []*model.FieldChange {
+	out := make([]*model.FieldChange, len(in))
+	for i, c := range in {
+		out[i] = &model.FieldChange{Field: c.Field, Before: c.Before, After: c.After}
+	}
+	return out
 }
 
 func (r *Resolver) userHistory(ctx context.Context, id string, first *int, after *string) (*model.UserHistoryConnection, error) {
@@ -153,47 +93,5 @@ func (r *Resolver) orderHistory(ctx context.Context, id string, first *int, afte
 	return c, nil
 }
 
-// changes lists the fields whose values differ between two states, in the order the aggregate
-// lists its fields (a field only the state before has comes after those of the state after).
-func changes(before, after []domain.Field) []*model.FieldChange {
-	values := func(fields []domain.Field) map[string]json.RawMessage {
-		m := make(map[string]json.RawMessage, len(fields))
-		for _, f := range fields {
-			m[f.Name], _ = json.Marshal(f.Value)
-		}
-		return m
-	}
-	b, a := values(before), values(after)
-	out := []*model.FieldChange{}
-	seen := map[string]bool{}
-	for _, f := range append(slices.Clone(after), before...) {
-		if seen[f.Name] {
-			continue
-		}
-		seen[f.Name] = true
-		vb, inBefore := b[f.Name]
-		va, inAfter := a[f.Name]
-		if string(jsonOrNull(va)) == string(jsonOrNull(vb)) {
-			continue
-		}
-		ch := &model.FieldChange{Field: f.Name}
-		if inBefore {
-			ch.Before = vb
-		}
-		if inAfter {
-			ch.After = va
-		}
-		out = append(out, ch)
-	}
-	return out
-}
-
 // DefaultMaxReplayEvents bounds the replay behind a list as of a time unless configured.
-const DefaultMaxReplayEvents = 100_000
-
-func (r *Resolver) maxReplay() int {
-	if r.MaxReplayEvents > 0 {
-		return r.MaxReplayEvents
-	}
-	return DefaultMaxReplayEvents
-}
+const DefaultMaxReplayEvents = service.DefaultMaxReplayEvents
