@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/bench"
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/partition"
@@ -26,7 +27,7 @@ const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--dura
 (strata bench <name> --help lists every flag)`
 
 // benchCmd runs one of the benchmarks in benchUsage.
-func benchCmd(ctx context.Context, env *environment, args []string) error {
+func benchCmd(ctx context.Context, env *cli.Env, args []string) error {
 	switch {
 	case len(args) > 0 && args[0] == "append":
 		return benchAppendCmd(ctx, env, args[1:])
@@ -41,8 +42,8 @@ func benchCmd(ctx context.Context, env *environment, args []string) error {
 	case len(args) > 0 && args[0] == "stats":
 		return benchStatsCmd(ctx, env, args[1:])
 	}
-	fmt.Fprintln(env.stderr, benchUsage)
-	return errUsage
+	fmt.Fprintln(env.Stderr, benchUsage)
+	return cli.ErrUsage
 }
 
 // cleanups are undone last first.
@@ -105,10 +106,10 @@ func scratchPool(ctx context.Context, cfg config.Config, logger *slog.Logger, sc
 
 // benchAppendCmd runs `strata bench append`: it makes a scratch database on the server, migrates
 // it, appends for a while, prints one JSON line on stdout and drops the scratch database again.
-func benchAppendCmd(ctx context.Context, env *environment, args []string) error {
+func benchAppendCmd(ctx context.Context, env *cli.Env, args []string) error {
 	var opts bench.AppendOptions
 	var scratch string
-	cfg, _, err := parse(env, "bench append", args, func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "bench append", args, func(_ *config.Config, f *config.FlagSet) {
 		appendFlags(f, &opts, 8)
 		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "database made afresh on the server for the run and dropped after it")
 	})
@@ -118,7 +119,7 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 	if err := validOptions(env, opts); err != nil {
 		return err
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	conns := int32(min(opts.Writers, 1<<15)) //nolint:gosec // bounded
 	pool, cleanup, err := scratchPool(ctx, cfg, logger, scratch, func(c *pgxpool.Config) {
 		c.MaxConns, c.MinConns = conns, conns
@@ -130,7 +131,7 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 	if err := warmUp(ctx, pool, int(conns)); err != nil {
 		return err
 	}
-	opts.Progress = env.stderr
+	opts.Progress = env.Stderr
 	// Partitions are kept ahead as the server keeps them, so a long run never runs out.
 	keepCtx, stopKeeping := context.WithCancel(ctx)
 	kept := make(chan struct{})
@@ -145,7 +146,7 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(env.stdout, string(line))
+	fmt.Fprintln(env.Stdout, string(line))
 	return runErr
 }
 
@@ -207,11 +208,11 @@ func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Conf
 // benchGraphQLCmd runs the append benchmark through the GraphQL API over HTTP: against --url,
 // or against `strata serve` started on a scratch database with this command's settings
 // (--group-commit among them).
-func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error {
+func benchGraphQLCmd(ctx context.Context, env *cli.Env, args []string) error {
 	var opts bench.AppendOptions
 	var scratch, serverURL, serverBin string
 	var replicas int
-	cfg, _, err := parse(env, "bench graphql", args, func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "bench graphql", args, func(_ *config.Config, f *config.FlagSet) {
 		appendFlags(f, &opts, 64)
 		f.Int(&replicas, "replicas", "STRATA_BENCH_REPLICAS", 1, "without --url: how many servers to start on the scratch database; writers are spread over them in turn")
 		f.String(&serverURL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
@@ -225,10 +226,10 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 		return err
 	}
 	if replicas < 1 || serverURL != "" && replicas != 1 {
-		fmt.Fprintln(env.stderr, "--replicas must be at least 1, and is only for servers this command starts (no --url)")
-		return fmt.Errorf("%w: --replicas %d", errUsage, replicas)
+		fmt.Fprintln(env.Stderr, "--replicas must be at least 1, and is only for servers this command starts (no --url)")
+		return fmt.Errorf("%w: --replicas %d", cli.ErrUsage, replicas)
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	urls := []string{serverURL}
 	if serverURL == "" {
 		srvs, stop, err := serveReplicasOnScratch(ctx, env, cfg, logger, scratch, serverBin, replicas)
@@ -248,13 +249,13 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 	for i, u := range urls {
 		appenders[i] = bench.GraphQLAppender{URL: u, Client: client}
 	}
-	opts.Progress, opts.Category = env.stderr, "bench"
+	opts.Progress, opts.Category = env.Stderr, "bench"
 	res, runErr := bench.Append(ctx, bench.NewRoundRobin(appenders...), opts)
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(env.stdout, string(line))
+	fmt.Fprintln(env.Stdout, string(line))
 	return runErr
 }
 
@@ -267,10 +268,10 @@ func appendFlags(f *config.FlagSet, opts *bench.AppendOptions, writers int) {
 }
 
 // validOptions checks a benchmark's options, printing what is wrong as a usage error.
-func validOptions(env *environment, opts interface{ Validate() error }) error {
+func validOptions(env *cli.Env, opts interface{ Validate() error }) error {
 	if err := opts.Validate(); err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return fmt.Errorf("%w: %w", errUsage, err)
+		fmt.Fprintln(env.Stderr, err)
+		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/strata-es/strata/internal/bench"
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/wsclient"
 )
@@ -26,13 +27,13 @@ import (
 // benchSubscribeCmd runs `strata bench subscribe`. Without --url it starts `strata serve` as a
 // child process on a scratch database, so that one command measures everything and the
 // server's memory is its own; with --url it measures a server already running.
-func benchSubscribeCmd(ctx context.Context, env *environment, args []string) error {
+func benchSubscribeCmd(ctx context.Context, env *cli.Env, args []string) error {
 	opts := bench.SubscribeOptions{}
 	var (
 		scratch, serverBin string
 		serverPID          int
 	)
-	cfg, _, err := parse(env, "bench subscribe", args, func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "bench subscribe", args, func(_ *config.Config, f *config.FlagSet) {
 		f.String(&opts.URL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
 		f.Int(&serverPID, "server-pid", "STRATA_BENCH_SERVER_PID", 0, "with --url: the server's process id, to report its memory (0: not reported)")
 		f.String(&serverBin, "server-bin", "STRATA_BENCH_SERVER_BIN", "", "without --url: the strata binary to start the server with; empty is this one")
@@ -55,7 +56,7 @@ func benchSubscribeCmd(ctx context.Context, env *environment, args []string) err
 	if err := raiseFileLimit(uint64(opts.StreamSubscribers+opts.AllSubscribers+opts.Writers) + 256); err != nil { //nolint:gosec // validated, small
 		return err
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	if opts.URL != "" {
 		if serverPID > 0 {
 			opts.Memory = func() (float64, float64, error) { return processMemoryMB(serverPID) }
@@ -69,20 +70,20 @@ func benchSubscribeCmd(ctx context.Context, env *environment, args []string) err
 		opts.URL = "http://" + srv.addr
 		opts.Memory = func() (float64, float64, error) { return processMemoryMB(srv.cmd.Process.Pid) }
 	}
-	opts.Progress = env.stderr
+	opts.Progress = env.Stderr
 	res, runErr := bench.Subscribe(ctx, opts)
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(env.stdout, string(line))
+	fmt.Fprintln(env.Stdout, string(line))
 	return runErr
 }
 
 // serveOnScratch starts `strata serve` (serverBin, or this executable) on a scratch database
 // made afresh on the server of cfg (a private cluster when DATABASE_URL is unset); stop stops
 // the server, drops the database and stops the cluster, in that order.
-func serveOnScratch(ctx context.Context, env *environment, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *childServer, stop func(), err error) {
+func serveOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *childServer, stop func(), err error) {
 	srvs, stop, err := serveReplicasOnScratch(ctx, env, cfg, logger, scratch, serverBin, 1)
 	if err != nil {
 		return nil, nil, err
@@ -92,7 +93,7 @@ func serveOnScratch(ctx context.Context, env *environment, cfg config.Config, lo
 
 // serveReplicasOnScratch is serveOnScratch with n servers sharing the one scratch database, as
 // replicas of one deployment would.
-func serveReplicasOnScratch(ctx context.Context, env *environment, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*childServer, stop func(), err error) {
+func serveReplicasOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*childServer, stop func(), err error) {
 	serverURL, _, undo, err := scratchServer(ctx, cfg, logger, scratch)
 	if err != nil {
 		return nil, nil, err
@@ -133,7 +134,7 @@ type childServer struct {
 
 // startServer starts `bin serve` (this executable when bin is empty) on a free local port
 // against dbURL, with extra arguments if any, and waits until it is ready.
-func startServer(ctx context.Context, env *environment, cfg config.Config, bin, dbURL string, extra ...string) (*childServer, error) {
+func startServer(ctx context.Context, env *cli.Env, cfg config.Config, bin, dbURL string, extra ...string) (*childServer, error) {
 	if bin == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -152,7 +153,7 @@ func startServer(ctx context.Context, env *environment, cfg config.Config, bin, 
 			"--group-max-events", strconv.Itoa(cfg.GroupMaxEvents), "--group-max-bytes", strconv.Itoa(cfg.GroupMaxBytes))
 	}
 	cmd.Args = append(cmd.Args, extra...)
-	cmd.Stdout, cmd.Stderr = env.stderr, env.stderr
+	cmd.Stdout, cmd.Stderr = env.Stderr, env.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the server (%s serve): %w", bin, err)
 	}

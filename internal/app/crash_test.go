@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/domain/order"
@@ -563,14 +564,14 @@ func rebuildWithCLI(ctx context.Context, t *testing.T, bin string, env []string,
 
 // childHarness is what the tests that start `strata serve` processes share: an HTTP client whose
 // connections close with the test, and one log that every server writes to.
-func childHarness(t *testing.T) (*http.Client, *environment, *syncBuffer) {
+func childHarness(t *testing.T) (*http.Client, *cli.Env, *syncBuffer) {
 	t.Helper()
 	// metricstest.Scrape keeps connections to the servers open in the default client.
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	t.Cleanup(transport.CloseIdleConnections)
 	serverLog := &syncBuffer{}
-	return &http.Client{Timeout: 30 * time.Second, Transport: transport}, &environment{stdout: serverLog, stderr: serverLog}, serverLog
+	return &http.Client{Timeout: 30 * time.Second, Transport: transport}, &cli.Env{Stdout: serverLog, Stderr: serverLog}, serverLog
 }
 
 // While 8 writers append through GraphQL, the server is killed (SIGKILL) and started again:

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
 )
@@ -53,11 +54,11 @@ type exportRequest struct {
 
 // exportCmd is `strata export`: events of the global order between two bounds, to stdout or a
 // file, page by page (memory does not grow with the export), resumable by position.
-func exportCmd(ctx context.Context, env *environment, args []string) error {
+func exportCmd(ctx context.Context, env *cli.Env, args []string) error {
 	var from, to, category, format, out string
 	var types []string
 	var batch int
-	cfg, _, err := parse(env, "export", args, func(c *config.Config, fs *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "export", args, func(c *config.Config, fs *config.FlagSet) {
 		fs.String(&from, "from", "STRATA_EXPORT_FROM", "", "start after this position (exclusive), or with the first event not in the log as of this RFC 3339 time; empty: the start of the log")
 		fs.String(&to, "to", "STRATA_EXPORT_TO", "", "end with this position (inclusive), or with the log as of this RFC 3339 time; empty: the end of the log when the export starts")
 		fs.String(&category, "category", "STRATA_EXPORT_CATEGORY", "", "only events of streams in this category")
@@ -72,8 +73,8 @@ func exportCmd(ctx context.Context, env *environment, args []string) error {
 	}
 	usageErr := func(format string, args ...any) error {
 		msg := fmt.Sprintf(format, args...)
-		fmt.Fprintln(env.stderr, "strata export:", msg)
-		return fmt.Errorf("%w: %s", errUsage, msg)
+		fmt.Fprintln(env.Stderr, "strata export:", msg)
+		return fmt.Errorf("%w: %s", cli.ErrUsage, msg)
 	}
 	req := exportRequest{format: format, out: out, opts: eventstore.ReadAllOptions{Max: batch, Category: category, Types: types}}
 	if format != "ndjson" && format != "csv" {
@@ -112,7 +113,7 @@ func exportCmd(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	db, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -124,7 +125,7 @@ func exportCmd(ctx context.Context, env *environment, args []string) error {
 
 // runExport resolves the bounds, reads the first page (so that a filter the store refuses is
 // refused before any file is made), then writes page after page.
-func runExport(ctx context.Context, env *environment, store *eventstore.Store, req exportRequest, usageErr func(string, ...any) error) error {
+func runExport(ctx context.Context, env *cli.Env, store *eventstore.Store, req exportRequest, usageErr func(string, ...any) error) error {
 	after, last, err := resolveExportBounds(ctx, store, req)
 	if err != nil {
 		if ve := (*eventstore.ValidationError)(nil); errors.As(err, &ve) {
@@ -163,7 +164,7 @@ func runExport(ctx context.Context, env *environment, store *eventstore.Store, r
 	cursor := after
 	progress := func() {
 		secs := time.Since(started).Seconds()
-		fmt.Fprintf(env.stderr, "exporting: %d events, at position %s, %.0f events/s\n", written, orNone(cursor.String()), float64(written)/max(secs, 1e-3))
+		fmt.Fprintf(env.Stderr, "exporting: %d events, at position %s, %.0f events/s\n", written, orNone(cursor.String()), float64(written)/max(secs, 1e-3))
 	}
 	interrupted := func(cause error) error {
 		// Everything encoded so far is whole events: flushed, they are a prefix that --from
@@ -180,7 +181,7 @@ func runExport(ctx context.Context, env *environment, store *eventstore.Store, r
 				_ = os.Remove(w.tmp)
 			}
 		}
-		fmt.Fprintf(env.stderr, "export stopped after %d events, %s holds them; continue with --from %s\n", written, where, orNone(cursor.String()))
+		fmt.Fprintf(env.Stderr, "export stopped after %d events, %s holds them; continue with --from %s\n", written, where, orNone(cursor.String()))
 		return fmt.Errorf("export stopped: %w", cause)
 	}
 	for {
@@ -225,10 +226,10 @@ func runExport(ctx context.Context, env *environment, store *eventstore.Store, r
 	if req.out != "" {
 		where = req.out
 	}
-	fmt.Fprintf(env.stderr, "exported %d events to %s in %s; last event at position %s; the export covers the log through %s: continue with --from %s\n",
+	fmt.Fprintf(env.Stderr, "exported %d events to %s in %s; last event at position %s; the export covers the log through %s: continue with --from %s\n",
 		written, where, time.Since(started).Round(time.Millisecond), orNone(cursor.String()), last, last)
 	if refused > 0 {
-		fmt.Fprintf(env.stderr, "%d events exported as stored: an upcaster or a personal field refused them (allEvents' upcastError says why)\n", refused)
+		fmt.Fprintf(env.Stderr, "%d events exported as stored: an upcaster or a personal field refused them (allEvents' upcastError says why)\n", refused)
 	}
 	return nil
 }
@@ -277,9 +278,9 @@ type exportOutput struct {
 	done      bool
 }
 
-func openExportOutput(env *environment, path string) (*exportOutput, error) {
+func openExportOutput(env *cli.Env, path string) (*exportOutput, error) {
 	if path == "" {
-		return &exportOutput{buf: bufio.NewWriterSize(env.stdout, 1<<16)}, nil
+		return &exportOutput{buf: bufio.NewWriterSize(env.Stdout, 1<<16)}, nil
 	}
 	tmp := path + ".partial"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // the operator names the file

@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/auth"
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/explorer"
 	"github.com/strata-es/strata/internal/leader"
@@ -26,12 +27,12 @@ import (
 	"github.com/strata-es/strata/migrations"
 )
 
-func serveCmd(ctx context.Context, env *environment, args []string) error {
-	cfg, _, err := parse(env, "serve", args, (*config.Config).RegisterServe)
+func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
+	cfg, _, err := cli.Parse(env, "serve", args, (*config.Config).RegisterServe)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	authn, err := cfg.Authenticator()
 	if err != nil {
 		return err
