@@ -8,6 +8,8 @@ import (
 
 	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/projection"
 )
 
 // projectionsCmd is `strata projections status` and `strata projections rebuild NAME`.
@@ -41,7 +43,9 @@ func projectionsCmd(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	defer db.close(context.WithoutCancel(ctx), cfg, logger)
-	runner := newResolver(db.pool, db.connect, cfg, logger).projectors
+	// A rebuild holds its lock on a session of its own, named as the servers' leaders are.
+	store := eventstore.New(db.pool, storeOptions(cfg))
+	runner := projection.NewRunner(db.pool, store, projection.Default(), projection.Options{Connect: db.connect("strata leader")}, logger)
 
 	if sub == "rebuild" {
 		started, last := time.Now(), time.Time{}

@@ -36,7 +36,7 @@ func scavengeCmd(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	defer db.close(context.WithoutCancel(ctx), cfg, logger)
-	store := newResolver(db.pool, db.connect, cfg, logger).resolver.Store
+	store := eventstore.New(db.pool, storeOptions(cfg))
 	started := time.Now()
 	deleted, err := newScavenger(db.pool, store, cfg, logger).Once(ctx)
 	if err != nil {
