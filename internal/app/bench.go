@@ -181,7 +181,7 @@ func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Conf
 	}
 	conn, err := pgx.Connect(ctx, serverURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", describeDB(serverURL), err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", config.DescribeDB(serverURL), err)
 	}
 	ident := pgx.Identifier{name}.Sanitize()
 	drop := func(ctx context.Context) error {

@@ -116,7 +116,7 @@ func serveReplicasOnScratch(ctx context.Context, env *cli.Env, cfg config.Config
 func databaseURLFor(serverURL, name string) (string, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", fmt.Errorf("bench subscribe needs DATABASE_URL as a postgres:// URL, not %s", describeDB(serverURL))
+		return "", fmt.Errorf("bench subscribe needs DATABASE_URL as a postgres:// URL, not %s", config.DescribeDB(serverURL))
 	}
 	if name != "" {
 		u.Path = "/" + name

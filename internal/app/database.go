@@ -76,7 +76,7 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		return db, fmt.Errorf("connect: %w", err)
 	}
 	if err := db.pool.Ping(ctx); err != nil {
-		return db, fmt.Errorf("connect to %s: %w%s", describeDB(url), err, startupParameterHint(err))
+		return db, fmt.Errorf("connect to %s: %w%s", config.DescribeDB(url), err, startupParameterHint(err))
 	}
 	if err := checkIsolation(ctx, db.pool); err != nil {
 		return db, err

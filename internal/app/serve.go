@@ -75,7 +75,7 @@ func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url), "session_database", describeDB(db.session))
+	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", config.DescribeDB(db.url), "session_database", config.DescribeDB(db.session))
 	switch {
 	case authn.Enabled():
 		logger.InfoContext(ctx, "authentication is on: every request needs a bearer token",
