@@ -26,6 +26,7 @@ import (
 
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/serveproc"
 	"github.com/strata-es/strata/migrations"
 )
 
@@ -316,7 +317,7 @@ func TestBenchGraphQL(t *testing.T) {
 // freeAddr returns a 127.0.0.1 address that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	addr, err := freeLocalAddr()
+	addr, err := serveproc.FreeLocalAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

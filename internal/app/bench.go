@@ -239,7 +239,7 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, args []string) error {
 		defer stop()
 		urls = urls[:0]
 		for _, s := range srvs {
-			urls = append(urls, "http://"+s.addr)
+			urls = append(urls, "http://"+s.Addr)
 		}
 	}
 	transport := &http.Transport{MaxIdleConns: opts.Writers, MaxIdleConnsPerHost: opts.Writers}

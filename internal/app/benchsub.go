@@ -8,11 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +18,7 @@ import (
 	"github.com/strata-es/strata/internal/bench"
 	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/serveproc"
 	"github.com/strata-es/strata/internal/wsclient"
 )
 
@@ -67,8 +65,8 @@ func benchSubscribeCmd(ctx context.Context, env *cli.Env, args []string) error {
 			return err
 		}
 		defer stop()
-		opts.URL = "http://" + srv.addr
-		opts.Memory = func() (float64, float64, error) { return processMemoryMB(srv.cmd.Process.Pid) }
+		opts.URL = "http://" + srv.Addr
+		opts.Memory = func() (float64, float64, error) { return processMemoryMB(srv.Cmd.Process.Pid) }
 	}
 	opts.Progress = env.Stderr
 	res, runErr := bench.Subscribe(ctx, opts)
@@ -83,7 +81,7 @@ func benchSubscribeCmd(ctx context.Context, env *cli.Env, args []string) error {
 // serveOnScratch starts `strata serve` (serverBin, or this executable) on a scratch database
 // made afresh on the server of cfg (a private cluster when DATABASE_URL is unset); stop stops
 // the server, drops the database and stops the cluster, in that order.
-func serveOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *childServer, stop func(), err error) {
+func serveOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *serveproc.Server, stop func(), err error) {
 	srvs, stop, err := serveReplicasOnScratch(ctx, env, cfg, logger, scratch, serverBin, 1)
 	if err != nil {
 		return nil, nil, err
@@ -93,17 +91,17 @@ func serveOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger
 
 // serveReplicasOnScratch is serveOnScratch with n servers sharing the one scratch database, as
 // replicas of one deployment would.
-func serveReplicasOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*childServer, stop func(), err error) {
+func serveReplicasOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*serveproc.Server, stop func(), err error) {
 	serverURL, _, undo, err := scratchServer(ctx, cfg, logger, scratch)
 	if err != nil {
 		return nil, nil, err
 	}
 	dbURL, err := databaseURLFor(serverURL, scratch)
 	for i := 0; err == nil && i < n; i++ {
-		var srv *childServer
-		if srv, err = startServer(ctx, env, cfg, serverBin, dbURL); err == nil {
+		var srv *serveproc.Server
+		if srv, err = serveproc.Start(ctx, env.Stderr, cfg, serverBin, dbURL); err == nil {
 			srvs = append(srvs, srv)
-			undo.add(srv.stop)
+			undo.add(srv.Stop)
 		}
 	}
 	if err != nil {
@@ -122,92 +120,6 @@ func databaseURLFor(serverURL, name string) (string, error) {
 		u.Path = "/" + name
 	}
 	return u.String(), nil
-}
-
-// childServer is `strata serve` run by the benchmark.
-type childServer struct {
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's error, once done is closed
-}
-
-// startServer starts `bin serve` (this executable when bin is empty) on a free local port
-// against dbURL, with extra arguments if any, and waits until it is ready.
-func startServer(ctx context.Context, env *cli.Env, cfg config.Config, bin, dbURL string, extra ...string) (*childServer, error) {
-	if bin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("bench subscribe: cannot find this executable to start the server: %w", err)
-		}
-		bin = exe
-	}
-	addr, err := freeLocalAddr()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--database-url", dbURL, //nolint:noctx // stopped with SIGTERM by stop, not killed by a context
-		"--db-max-conns", strconv.Itoa(cfg.DBMaxConns), "--log-level", strings.ToLower(cfg.LogLevel.String()), "--log-format", cfg.LogFormat)
-	if cfg.GroupWriters > 0 { // a parsed configuration: the server groups as this command was told
-		cmd.Args = append(cmd.Args, "--group-commit="+strconv.FormatBool(cfg.GroupCommit), "--group-writers", strconv.Itoa(cfg.GroupWriters),
-			"--group-max-events", strconv.Itoa(cfg.GroupMaxEvents), "--group-max-bytes", strconv.Itoa(cfg.GroupMaxBytes))
-	}
-	cmd.Args = append(cmd.Args, extra...)
-	cmd.Stdout, cmd.Stderr = env.Stderr, env.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the server (%s serve): %w", bin, err)
-	}
-	s := &childServer{addr: addr, cmd: cmd, done: make(chan struct{})}
-	go func() { s.err = cmd.Wait(); close(s.done) }()
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-		if err != nil {
-			s.stop()
-			return nil, err
-		}
-		if resp, err := client.Do(req); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("the server (%s serve) exited before it was ready: %w", bin, s.err)
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("the server (%s serve) was not ready within 60s", bin)
-		}
-	}
-}
-
-// freeLocalAddr returns a 127.0.0.1 address that was free a moment ago. serve takes its address
-// before anything else, so the moment during which another process could take it is short.
-func freeLocalAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := l.Addr().String()
-	return addr, l.Close()
-}
-
-// stop asks the server to stop (SIGTERM) and waits for it; after 30s it kills it.
-func (s *childServer) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
 }
 
 // processMemoryMB reads a process's resident memory now (VmRSS) and at its peak (VmHWM).
