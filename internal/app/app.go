@@ -10,6 +10,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/strata-es/strata/internal/benchcmd"
 	"github.com/strata-es/strata/internal/cli"
 )
 
@@ -30,6 +31,11 @@ func commands() map[string]command {
 		"export":      {"write events of the global order between two positions or times as NDJSON or CSV, resumable", exportCmd},
 		"scavenge":    {"delete the events streams hide (deleted, truncated, beyond maxAge or maxCount) once", scavengeCmd},
 	}
+}
+
+// benchCmd is `strata bench` (internal/benchcmd), on the server serve would use.
+func benchCmd(ctx context.Context, env *cli.Env, args []string) error {
+	return benchcmd.Run(ctx, env, postgres, args)
 }
 
 // Main runs the strata command line and returns the process exit code: 0 on success, 2 for a

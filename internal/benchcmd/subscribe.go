@@ -1,4 +1,4 @@
-package app
+package benchcmd
 
 import (
 	"bufio"
@@ -25,7 +25,7 @@ import (
 // benchSubscribeCmd runs `strata bench subscribe`. Without --url it starts `strata serve` as a
 // child process on a scratch database, so that one command measures everything and the
 // server's memory is its own; with --url it measures a server already running.
-func benchSubscribeCmd(ctx context.Context, env *cli.Env, args []string) error {
+func benchSubscribeCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	opts := bench.SubscribeOptions{}
 	var (
 		scratch, serverBin string
@@ -60,7 +60,7 @@ func benchSubscribeCmd(ctx context.Context, env *cli.Env, args []string) error {
 			opts.Memory = func() (float64, float64, error) { return processMemoryMB(serverPID) }
 		}
 	} else {
-		srv, stop, err := serveOnScratch(ctx, env, cfg, logger, scratch, serverBin)
+		srv, stop, err := serveOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin)
 		if err != nil {
 			return err
 		}
@@ -81,8 +81,8 @@ func benchSubscribeCmd(ctx context.Context, env *cli.Env, args []string) error {
 // serveOnScratch starts `strata serve` (serverBin, or this executable) on a scratch database
 // made afresh on the server of cfg (a private cluster when DATABASE_URL is unset); stop stops
 // the server, drops the database and stops the cluster, in that order.
-func serveOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *serveproc.Server, stop func(), err error) {
-	srvs, stop, err := serveReplicasOnScratch(ctx, env, cfg, logger, scratch, serverBin, 1)
+func serveOnScratch(ctx context.Context, env *cli.Env, pg Postgres, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *serveproc.Server, stop func(), err error) {
+	srvs, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, 1)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -91,8 +91,8 @@ func serveOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger
 
 // serveReplicasOnScratch is serveOnScratch with n servers sharing the one scratch database, as
 // replicas of one deployment would.
-func serveReplicasOnScratch(ctx context.Context, env *cli.Env, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*serveproc.Server, stop func(), err error) {
-	serverURL, _, undo, err := scratchServer(ctx, cfg, logger, scratch)
+func serveReplicasOnScratch(ctx context.Context, env *cli.Env, pg Postgres, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*serveproc.Server, stop func(), err error) {
+	serverURL, _, undo, err := scratchServer(ctx, pg, cfg, logger, scratch)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,4 +1,4 @@
-package app
+package benchcmd
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 // paid, shipped) are written to a scratch database, then the orders projection is rebuilt from
 // the first event, which is the path a projector takes when it catches up; one JSON line with
 // the events applied per second.
-func benchProjectCmd(ctx context.Context, env *cli.Env, args []string) error {
+func benchProjectCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var (
 		orders  int
 		scratch string
@@ -40,7 +40,7 @@ func benchProjectCmd(ctx context.Context, env *cli.Env, args []string) error {
 		return fmt.Errorf("%w: --orders must be at least 1", cli.ErrUsage)
 	}
 	logger := cli.NewLogger(cfg, env.Stderr)
-	pool, cleanup, err := scratchPool(ctx, cfg, logger, scratch, nil)
+	pool, cleanup, err := scratchPool(ctx, pg, cfg, logger, scratch, nil)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package app
+package benchcmd
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 // existing log), then eventStats' query is timed over the last --query-days days by day and by
 // hour, with and without a category. It checks its own counts, prints the query plan on stderr, and one
 // JSON line of timings on stdout.
-func benchStatsCmd(ctx context.Context, env *cli.Env, args []string) error {
+func benchStatsCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var (
 		events, days, rounds, queryDays int
 		scratch                         string
@@ -48,7 +48,7 @@ func benchStatsCmd(ctx context.Context, env *cli.Env, args []string) error {
 		return fmt.Errorf("%w: --rounds must be at least 1", cli.ErrUsage)
 	}
 	logger := cli.NewLogger(cfg, env.Stderr)
-	pool, cleanup, err := scratchPool(ctx, cfg, logger, scratch, nil)
+	pool, cleanup, err := scratchPool(ctx, pg, cfg, logger, scratch, nil)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,7 @@
-package app
+// Package benchcmd is `strata bench`: the append, GraphQL, subscription, replay, projection and
+// statistics benchmarks, each run on a scratch database it makes and drops again (or against a
+// server already running, for those that take --url), printing one JSON line on stdout.
+package benchcmd
 
 import (
 	"context"
@@ -10,12 +13,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/strata-es/strata/internal/bench"
 	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/partition"
+	"github.com/strata-es/strata/migrations"
 )
 
 const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N]
@@ -26,21 +31,26 @@ const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--dura
        strata bench stats [--events N] [--days D] [--query-days Q] [--rounds R]
 (strata bench <name> --help lists every flag)`
 
-// benchCmd runs one of the benchmarks in benchUsage.
-func benchCmd(ctx context.Context, env *cli.Env, args []string) error {
+// Postgres returns the URL of the PostgreSQL server cfg names, starting the private cluster when
+// it names none (as `strata serve` does), and a function that stops what it started.
+type Postgres func(ctx context.Context, cfg config.Config, logger *slog.Logger) (url string, stop func(), err error)
+
+// Run runs `strata bench args...`: one of the benchmarks in benchUsage, on the server pg gives.
+// A command line it cannot understand is an error wrapping cli.ErrUsage.
+func Run(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	switch {
 	case len(args) > 0 && args[0] == "append":
-		return benchAppendCmd(ctx, env, args[1:])
+		return benchAppendCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "graphql":
-		return benchGraphQLCmd(ctx, env, args[1:])
+		return benchGraphQLCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "subscribe":
-		return benchSubscribeCmd(ctx, env, args[1:])
+		return benchSubscribeCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "replay":
-		return benchReplayCmd(ctx, env, args[1:])
+		return benchReplayCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "project":
-		return benchProjectCmd(ctx, env, args[1:])
+		return benchProjectCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "stats":
-		return benchStatsCmd(ctx, env, args[1:])
+		return benchStatsCmd(ctx, env, pg, args[1:])
 	}
 	fmt.Fprintln(env.Stderr, benchUsage)
 	return cli.ErrUsage
@@ -57,18 +67,16 @@ func (c *cleanups) run() {
 	}
 }
 
-// scratchServer makes a fresh scratch database on the server of cfg (a private cluster when
-// DATABASE_URL is unset) and returns the server's URL and a pool configuration for the
+// scratchServer makes a fresh scratch database on the server pg gives for cfg (a private cluster
+// when DATABASE_URL is unset) and returns the server's URL and a pool configuration for the
 // database; undo drops the database and stops the cluster, in that order.
-func scratchServer(ctx context.Context, cfg config.Config, logger *slog.Logger, scratch string) (serverURL string, poolCfg *pgxpool.Config, undo *cleanups, err error) {
+func scratchServer(ctx context.Context, pg Postgres, cfg config.Config, logger *slog.Logger, scratch string) (serverURL string, poolCfg *pgxpool.Config, undo *cleanups, err error) {
 	undo = &cleanups{}
-	serverURL, cluster, err := startCluster(ctx, cfg, logger)
+	serverURL, stop, err := pg(ctx, cfg, logger)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	if cluster != nil {
-		undo.add(func() { (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger) })
-	}
+	undo.add(stop)
 	poolCfg, drop, err := scratchDatabase(ctx, serverURL, scratch)
 	if err != nil {
 		undo.run()
@@ -81,8 +89,8 @@ func scratchServer(ctx context.Context, cfg config.Config, logger *slog.Logger, 
 // scratchPool makes a fresh, migrated scratch database (scratchServer) and returns a pool on
 // it, tuned by tune; cleanup closes the pool, drops the database and stops the cluster, in
 // that order.
-func scratchPool(ctx context.Context, cfg config.Config, logger *slog.Logger, scratch string, tune func(*pgxpool.Config)) (*pgxpool.Pool, func(), error) {
-	_, poolCfg, undo, err := scratchServer(ctx, cfg, logger, scratch)
+func scratchPool(ctx context.Context, pg Postgres, cfg config.Config, logger *slog.Logger, scratch string, tune func(*pgxpool.Config)) (*pgxpool.Pool, func(), error) {
+	_, poolCfg, undo, err := scratchServer(ctx, pg, cfg, logger, scratch)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,16 +105,24 @@ func scratchPool(ctx context.Context, cfg config.Config, logger *slog.Logger, sc
 		return nil, nil, fmt.Errorf("connect: %w", err)
 	}
 	undo.add(pool.Close)
-	if err := applyMigrations(ctx, pool, nil); err != nil {
+	if err := applyMigrations(ctx, pool); err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	return pool, cleanup, nil
 }
 
+// applyMigrations applies pending migrations through a database/sql view of pool (a direct one:
+// a scratch database).
+func applyMigrations(ctx context.Context, pool *pgxpool.Pool) error {
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer func() { _ = sqlDB.Close() }()
+	return migrations.Up(ctx, sqlDB, nil)
+}
+
 // benchAppendCmd runs `strata bench append`: it makes a scratch database on the server, migrates
 // it, appends for a while, prints one JSON line on stdout and drops the scratch database again.
-func benchAppendCmd(ctx context.Context, env *cli.Env, args []string) error {
+func benchAppendCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var opts bench.AppendOptions
 	var scratch string
 	cfg, _, err := cli.Parse(env, "bench append", args, func(_ *config.Config, f *config.FlagSet) {
@@ -121,7 +137,7 @@ func benchAppendCmd(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	logger := cli.NewLogger(cfg, env.Stderr)
 	conns := int32(min(opts.Writers, 1<<15)) //nolint:gosec // bounded
-	pool, cleanup, err := scratchPool(ctx, cfg, logger, scratch, func(c *pgxpool.Config) {
+	pool, cleanup, err := scratchPool(ctx, pg, cfg, logger, scratch, func(c *pgxpool.Config) {
 		c.MaxConns, c.MinConns = conns, conns
 	})
 	if err != nil {
@@ -208,7 +224,7 @@ func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Conf
 // benchGraphQLCmd runs the append benchmark through the GraphQL API over HTTP: against --url,
 // or against `strata serve` started on a scratch database with this command's settings
 // (--group-commit among them).
-func benchGraphQLCmd(ctx context.Context, env *cli.Env, args []string) error {
+func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var opts bench.AppendOptions
 	var scratch, serverURL, serverBin string
 	var replicas int
@@ -232,7 +248,7 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, args []string) error {
 	logger := cli.NewLogger(cfg, env.Stderr)
 	urls := []string{serverURL}
 	if serverURL == "" {
-		srvs, stop, err := serveReplicasOnScratch(ctx, env, cfg, logger, scratch, serverBin, replicas)
+		srvs, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, replicas)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package app
+package benchcmd
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 
 // benchReplayCmd runs `strata bench replay`: one aggregate's stream of --events events, loaded
 // at its latest version and at its middle one, with and without snapshots; one JSON line.
-func benchReplayCmd(ctx context.Context, env *cli.Env, args []string) error {
+func benchReplayCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var (
 		events, rounds, every int
 		scratch               string
@@ -36,7 +36,7 @@ func benchReplayCmd(ctx context.Context, env *cli.Env, args []string) error {
 	if events < 2 || rounds < 1 || every < 1 {
 		return fmt.Errorf("%w: --events must be at least 2, --rounds and --every at least 1", cli.ErrUsage)
 	}
-	pool, cleanup, err := scratchPool(ctx, cfg, cli.NewLogger(cfg, env.Stderr), scratch, nil)
+	pool, cleanup, err := scratchPool(ctx, pg, cfg, cli.NewLogger(cfg, env.Stderr), scratch, nil)
 	if err != nil {
 		return err
 	}
