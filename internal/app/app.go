@@ -8,25 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"sort"
-	"strings"
 
-	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/benchcmd"
+	"github.com/strata-es/strata/internal/cli"
 )
-
-// errUsage marks a command line that could not be understood; what was wrong has been printed.
-var errUsage = errors.New("usage")
 
 type command struct {
 	summary string
-	run     func(ctx context.Context, env *environment, args []string) error
-}
-
-// environment is what a subcommand receives from the process.
-type environment struct {
-	stdout, stderr io.Writer
-	getenv         func(string) string
+	run     func(ctx context.Context, env *cli.Env, args []string) error
 }
 
 func commands() map[string]command {
@@ -43,6 +33,11 @@ func commands() map[string]command {
 	}
 }
 
+// benchCmd is `strata bench` (internal/benchcmd), on the server serve would use.
+func benchCmd(ctx context.Context, env *cli.Env, args []string) error {
+	return benchcmd.Run(ctx, env, postgres, args)
+}
+
 // Main runs the strata command line and returns the process exit code: 0 on success, 2 for a
 // command line it could not understand, 1 for any other failure (printed to stderr).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -50,7 +45,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, cli.ErrUsage):
 		return 2
 	default:
 		fmt.Fprintln(stderr, "strata:", err)
@@ -60,12 +55,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 
 // Run runs the subcommand args[0] with the rest of args.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	env := &environment{stdout: stdout, stderr: stderr, getenv: getenv}
+	env := &cli.Env{Stdout: stdout, Stderr: stderr, Getenv: getenv}
 	cmds := commands()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr, cmds)
 		if len(args) == 0 {
-			return errUsage
+			return cli.ErrUsage
 		}
 		return nil
 	}
@@ -73,7 +68,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if !ok {
 		fmt.Fprintf(stderr, "strata: unknown command %q\n\n", args[0])
 		usage(stderr, cmds)
-		return errUsage
+		return cli.ErrUsage
 	}
 	return cmd.run(ctx, env, args[1:])
 }
@@ -90,36 +85,4 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
 	}
-}
-
-// parse parses a subcommand's flags into a validated Config; register adds the subcommand's own.
-func parse(env *environment, name string, args []string, register func(*config.Config, *config.FlagSet)) (config.Config, *config.FlagSet, error) {
-	var cfg config.Config
-	fs := config.NewFlagSet("strata "+name, env.getenv, env.stderr)
-	cfg.Register(fs)
-	if register != nil {
-		register(&cfg, fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, fs, err
-		}
-		return cfg, fs, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(env.stderr, "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return cfg, fs, fmt.Errorf("%w: unexpected arguments %s", errUsage, strings.Join(fs.Args(), " "))
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fs, err
-	}
-	return cfg, fs, nil
-}
-
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -24,12 +24,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/metrics/metricstest"
+	"github.com/strata-es/strata/internal/serveproc"
 )
 
 // outcome is what a client learned about one request it sent.
@@ -563,14 +565,14 @@ func rebuildWithCLI(ctx context.Context, t *testing.T, bin string, env []string,
 
 // childHarness is what the tests that start `strata serve` processes share: an HTTP client whose
 // connections close with the test, and one log that every server writes to.
-func childHarness(t *testing.T) (*http.Client, *environment, *syncBuffer) {
+func childHarness(t *testing.T) (*http.Client, *cli.Env, *syncBuffer) {
 	t.Helper()
 	// metricstest.Scrape keeps connections to the servers open in the default client.
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	t.Cleanup(transport.CloseIdleConnections)
 	serverLog := &syncBuffer{}
-	return &http.Client{Timeout: 30 * time.Second, Transport: transport}, &environment{stdout: serverLog, stderr: serverLog}, serverLog
+	return &http.Client{Timeout: 30 * time.Second, Transport: transport}, &cli.Env{Stdout: serverLog, Stderr: serverLog}, serverLog
 }
 
 // While 8 writers append through GraphQL, the server is killed (SIGKILL) and started again:
@@ -586,11 +588,11 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 	ctx := t.Context()
 	client, env, serverLog := childHarness(t)
 	cfg := config.Config{DBMaxConns: 20, LogLevel: slog.LevelWarn, LogFormat: "text"}
-	srv, err := startServer(ctx, env, cfg, bin, url)
+	srv, err := serveproc.Start(ctx, env.Stderr, cfg, bin, url)
 	if err != nil {
 		t.Fatalf("%v; server log:\n%s", err, serverLog)
 	}
-	t.Cleanup(srv.stop)
+	t.Cleanup(srv.Stop)
 
 	const writers = 8
 	var (
@@ -599,7 +601,7 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 		ws       []*crashWriter
 	)
 	for n := range writers {
-		w := &crashWriter{n: n, addr: srv.addr, client: client, rng: rand.New(rand.NewPCG(seed, uint64(n))), shared: map[string]int64{}}
+		w := &crashWriter{n: n, addr: srv.Addr, client: client, rng: rand.New(rand.NewPCG(seed, uint64(n))), shared: map[string]int64{}}
 		ws = append(ws, w)
 		wg.Add(1)
 		go func() {
@@ -609,8 +611,8 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 	}
 	// The writers stop at their first request that gets no answer, so a dead server stops them.
 	crash := func() {
-		_ = srv.cmd.Process.Signal(syscall.SIGKILL)
-		<-srv.done
+		_ = srv.Cmd.Process.Signal(syscall.SIGKILL)
+		<-srv.Done()
 		wg.Wait()
 	}
 	// Kill once a few hundred requests have been answered, or after 2s when the machine is
@@ -618,9 +620,9 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 	started := time.Now()
 	for n := answered.Load(); n < 500 && (n < 40 || time.Since(started) < 2*time.Second); n = answered.Load() {
 		select {
-		case <-srv.done:
+		case <-srv.Done():
 			wg.Wait()
-			t.Fatalf("the server exited on its own (%v); log:\n%s", srv.err, serverLog)
+			t.Fatalf("the server exited on its own (%v); log:\n%s", srv.Err(), serverLog)
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Since(started) > 60*time.Second {
@@ -629,13 +631,13 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 		}
 	}
 	// The appends being cut off are grouped ones: some transactions carried several.
-	m := metricstest.Scrape(t, "http://"+srv.addr+"/metrics")
+	m := metricstest.Scrape(t, "http://"+srv.Addr+"/metrics")
 	if batches, grouped := m["strata_group_commits_total"], m["strata_group_commit_appends_total"]; batches == 0 || grouped <= batches {
 		t.Errorf("before the kill, %v group commits carried %v appends: none was shared", batches, grouped)
 	}
 	crash()
-	if !errors.As(srv.err, new(*exec.ExitError)) {
-		t.Fatalf("the server ended with %v, want killed", srv.err)
+	if !errors.As(srv.Err(), new(*exec.ExitError)) {
+		t.Fatalf("the server ended with %v, want killed", srv.Err())
 	}
 
 	var (
@@ -687,11 +689,11 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 		t.Logf("the %s projection was left %d events behind", p.name, lag)
 	}
 
-	srv, err = startServer(ctx, env, cfg, bin, url)
+	srv, err = serveproc.Start(ctx, env.Stderr, cfg, bin, url)
 	if err != nil {
 		t.Fatalf("restart: %v; server log:\n%s", err, serverLog)
 	}
-	t.Cleanup(srv.stop)
+	t.Cleanup(srv.Stop)
 
 	stored := checkLog(ctx, t, pool, appends, commands)
 
@@ -708,7 +710,7 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 			wereStored++
 		}
 		q, vars := a.request()
-		r, err := crashPost(ctx, client, srv.addr, q, vars)
+		r, err := crashPost(ctx, client, srv.Addr, q, vars)
 		if err != nil {
 			t.Fatalf("retry of an append to %s: %v", a.stream, err)
 		}
@@ -726,7 +728,7 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 	checkLog(ctx, t, pool, appends, commands)
 
 	// The projections, once caught up, hold what a rebuild from the first event makes.
-	waitProjectionsLive(ctx, t, pool, client, srv.addr)
+	waitProjectionsLive(ctx, t, pool, client, srv.Addr)
 	before := readModels(ctx, t, pool)
 	var registered, created int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE type = 'UserRegistered'), count(*) FILTER (WHERE type = 'OrderCreated') FROM events`).Scan(&registered, &created); err != nil {
@@ -751,9 +753,9 @@ func TestServerKilledUnderWritersKeepsEveryAcknowledgedAppend(t *testing.T) {
 		}
 	}
 
-	srv.stop()
-	if srv.err != nil {
-		t.Errorf("the restarted server, stopped with SIGTERM: %v; log:\n%s", srv.err, serverLog)
+	srv.Stop()
+	if srv.Err() != nil {
+		t.Errorf("the restarted server, stopped with SIGTERM: %v; log:\n%s", srv.Err(), serverLog)
 	}
 }
 

@@ -50,6 +50,17 @@ func startCluster(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	return cluster.URL("postgres"), cluster, nil
 }
 
+// postgres is startCluster for the bench commands: the URL of cfg's server, and a function that
+// stops the private cluster if one was started.
+func postgres(ctx context.Context, cfg config.Config, logger *slog.Logger) (string, func(), error) {
+	url, cluster, err := startCluster(ctx, cfg, logger)
+	if err != nil {
+		return "", nil, err
+	}
+	db := &database{cluster: cluster}
+	return url, func() { db.close(context.WithoutCancel(ctx), cfg, logger) }, nil
+}
+
 // openDatabase connects to cfg's server (starting the private cluster if need be) and applies
 // pending migrations.
 func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (db *database, err error) {
@@ -76,7 +87,7 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		return db, fmt.Errorf("connect: %w", err)
 	}
 	if err := db.pool.Ping(ctx); err != nil {
-		return db, fmt.Errorf("connect to %s: %w%s", describeDB(url), err, startupParameterHint(err))
+		return db, fmt.Errorf("connect to %s: %w%s", config.DescribeDB(url), err, startupParameterHint(err))
 	}
 	if err := checkIsolation(ctx, db.pool); err != nil {
 		return db, err
@@ -90,14 +101,6 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		}
 	}
 	return db, nil
-}
-
-// applyMigrations applies pending migrations through a database/sql view of pool (a direct one:
-// the benchmarks' scratch databases).
-func applyMigrations(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
-	sqlDB := stdlib.OpenDBFromPool(pool)
-	defer func() { _ = sqlDB.Close() }()
-	return migrations.Up(ctx, sqlDB, logger)
 }
 
 // migrate applies pending migrations on the session URL: goose holds its lock on a session of

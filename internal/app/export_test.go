@@ -26,6 +26,7 @@ import (
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/export"
 )
 
 // exported is one event as an export file holds it, whatever the format.
@@ -72,8 +73,8 @@ func parseCSV(t *testing.T, b []byte) []exported {
 	if err != nil {
 		t.Fatalf("the CSV export does not parse: %v", err)
 	}
-	if len(records) == 0 || !reflect.DeepEqual(records[0], csvHeader) {
-		t.Fatalf("CSV header: got %v, want %v", records[:min(1, len(records))], csvHeader)
+	if len(records) == 0 || !reflect.DeepEqual(records[0], export.CSVHeader()) {
+		t.Fatalf("CSV header: got %v, want %v", records[:min(1, len(records))], export.CSVHeader())
 	}
 	var out []exported
 	for _, r := range records[1:] {

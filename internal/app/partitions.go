@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/partition"
 )
 
 // partitionsCmd is `strata partitions list` and `strata partitions create [--count N]`.
-func partitionsCmd(ctx context.Context, env *environment, args []string) error {
+func partitionsCmd(ctx context.Context, env *cli.Env, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(env.stderr, "usage: strata partitions list | strata partitions create [--count N] [flags]")
-		return errUsage
+		fmt.Fprintln(env.Stderr, "usage: strata partitions list | strata partitions create [--count N] [flags]")
+		return cli.ErrUsage
 	}
 	sub, rest := args[0], args[1:]
 	var count int
@@ -26,18 +27,18 @@ func partitionsCmd(ctx context.Context, env *environment, args []string) error {
 			fs.Int(&count, "count", "STRATA_PARTITIONS_COUNT", 0, "partitions to make beyond those kept ahead")
 		}
 	default:
-		fmt.Fprintf(env.stderr, "strata partitions: unknown subcommand %q (list, create)\n", sub)
-		return errUsage
+		fmt.Fprintf(env.Stderr, "strata partitions: unknown subcommand %q (list, create)\n", sub)
+		return cli.ErrUsage
 	}
-	cfg, _, err := parse(env, "partitions "+sub, rest, register)
+	cfg, _, err := cli.Parse(env, "partitions "+sub, rest, register)
 	if err != nil {
 		return err
 	}
 	if count < 0 {
-		fmt.Fprintf(env.stderr, "--count must be at least 0, not %d\n", count)
-		return fmt.Errorf("%w: --count must be at least 0, not %d", errUsage, count)
+		fmt.Fprintf(env.Stderr, "--count must be at least 0, not %d\n", count)
+		return fmt.Errorf("%w: --count must be at least 0, not %d", cli.ErrUsage, count)
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	db, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -50,9 +51,9 @@ func partitionsCmd(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 		for _, p := range made {
-			fmt.Fprintf(env.stderr, "made partition %s [%d, %d)\n", p.Name, p.First, p.End)
+			fmt.Fprintf(env.Stderr, "made partition %s [%d, %d)\n", p.Name, p.First, p.End)
 		}
-		fmt.Fprintf(env.stderr, "%d partitions made\n", len(made))
+		fmt.Fprintf(env.Stderr, "%d partitions made\n", len(made))
 	}
 	ps, err := m.List(ctx)
 	if err != nil {
@@ -62,22 +63,22 @@ func partitionsCmd(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "%-48s %19s %19s %12s  %s\n", "NAME", "FIRST", "END", "ROWS", "STATE")
+	fmt.Fprintf(env.Stdout, "%-48s %19s %19s %12s  %s\n", "NAME", "FIRST", "END", "ROWS", "STATE")
 	for _, p := range ps {
 		state := "attached"
 		if !p.Attached {
 			state = "detached"
 		}
-		fmt.Fprintf(env.stdout, "%-48s %19d %19d %12d  %s\n", p.Name, p.First, p.End, p.Rows, state)
+		fmt.Fprintf(env.Stdout, "%-48s %19d %19d %12d  %s\n", p.Name, p.First, p.End, p.Rows, state)
 	}
-	fmt.Fprintf(env.stdout, "next position: %d\n", next)
+	fmt.Fprintf(env.Stdout, "next position: %d\n", next)
 	return nil
 }
 
 // archiveCmd is `strata archive --before POSITION|TIME --to FILE`.
-func archiveCmd(ctx context.Context, env *environment, args []string) error {
+func archiveCmd(ctx context.Context, env *cli.Env, args []string) error {
 	var before, to string
-	cfg, _, err := parse(env, "archive", args, func(_ *config.Config, fs *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "archive", args, func(_ *config.Config, fs *config.FlagSet) {
 		fs.String(&before, "before", "STRATA_ARCHIVE_BEFORE", "", "archive whole partitions before this position number, position cursor or RFC 3339 time")
 		fs.String(&to, "to", "STRATA_ARCHIVE_TO", "", "file to write (gzip NDJSON, the manifest on the last line); must not exist")
 	})
@@ -85,15 +86,15 @@ func archiveCmd(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	if before == "" || to == "" {
-		fmt.Fprintln(env.stderr, "usage: strata archive --before POSITION|CURSOR|TIME --to FILE [flags]")
-		return errUsage
+		fmt.Fprintln(env.Stderr, "usage: strata archive --before POSITION|CURSOR|TIME --to FILE [flags]")
+		return cli.ErrUsage
 	}
 	bound, err := partition.ParseBound(before)
 	if err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return fmt.Errorf("%w: %w", errUsage, err)
+		fmt.Fprintln(env.Stderr, err)
+		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	db, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -102,31 +103,31 @@ func archiveCmd(ctx context.Context, env *environment, args []string) error {
 	m := partition.New(db.pool, int64(cfg.PartitionSize), logger)
 	res, err := m.Archive(ctx, bound, to, progressTo(env))
 	if res.Stopped != "" {
-		fmt.Fprintf(env.stderr, "archive stops before %s\n", res.Stopped)
+		fmt.Fprintf(env.Stderr, "archive stops before %s\n", res.Stopped)
 	}
 	if err != nil {
 		return err
 	}
 	mf := res.Manifest
-	fmt.Fprintf(env.stdout, "archived %d events of %d partitions to %s (positions %s to %s, sha256 %s)\n",
+	fmt.Fprintf(env.Stdout, "archived %d events of %d partitions to %s (positions %s to %s, sha256 %s)\n",
 		mf.Count, len(mf.Partitions), to, orNone(mf.FirstPosition), orNone(mf.LastPosition), mf.SHA256)
 	return nil
 }
 
 // restoreCmd is `strata restore --from FILE`.
-func restoreCmd(ctx context.Context, env *environment, args []string) error {
+func restoreCmd(ctx context.Context, env *cli.Env, args []string) error {
 	var from string
-	cfg, _, err := parse(env, "restore", args, func(_ *config.Config, fs *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "restore", args, func(_ *config.Config, fs *config.FlagSet) {
 		fs.String(&from, "from", "STRATA_RESTORE_FROM", "", "archive file written by strata archive")
 	})
 	if err != nil {
 		return err
 	}
 	if from == "" {
-		fmt.Fprintln(env.stderr, "usage: strata restore --from FILE [flags]")
-		return errUsage
+		fmt.Fprintln(env.Stderr, "usage: strata restore --from FILE [flags]")
+		return cli.ErrUsage
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	db, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -140,12 +141,12 @@ func restoreCmd(ctx context.Context, env *environment, args []string) error {
 		}
 		return err
 	}
-	fmt.Fprintf(env.stdout, "restored %d events of %d partitions from %s\n", mf.Count, len(mf.Partitions), from)
+	fmt.Fprintf(env.Stdout, "restored %d events of %d partitions from %s\n", mf.Count, len(mf.Partitions), from)
 	return nil
 }
 
-func progressTo(env *environment) partition.Progress {
-	return func(format string, args ...any) { fmt.Fprintf(env.stderr, format+"\n", args...) }
+func progressTo(env *cli.Env) partition.Progress {
+	return func(format string, args ...any) { fmt.Fprintf(env.Stderr, format+"\n", args...) }
 }
 
 func orNone(s string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/metrics/metricstest"
+	"github.com/strata-es/strata/internal/serveproc"
 	"github.com/strata-es/strata/internal/wsclient"
 )
 
@@ -32,16 +33,16 @@ func TestBehindPgBouncer(t *testing.T) {
 	ctx := t.Context()
 	client, env, serverLog := childHarness(t)
 	cfg := config.Config{DBMaxConns: 10, LogLevel: slog.LevelInfo, LogFormat: "text"}
-	var srvs []*childServer
+	var srvs []*serveproc.Server
 	for i := range 2 {
-		srv, err := startServer(ctx, env, cfg, bin, pooled, "--listen-database-url", direct)
+		srv, err := serveproc.Start(ctx, env.Stderr, cfg, bin, pooled, "--listen-database-url", direct)
 		if err != nil {
 			t.Fatalf("server %d: %v; log:\n%s", i, err, serverLog)
 		}
-		t.Cleanup(srv.stop)
+		t.Cleanup(srv.Stop)
 		srvs = append(srvs, srv)
 	}
-	a, b := srvs[0].addr, srvs[1].addr
+	a, b := srvs[0].Addr, srvs[1].Addr
 	post := func(addr, query string, vars map[string]any) map[string]json.RawMessage {
 		t.Helper()
 		r, err := crashPost(ctx, client, addr, query, vars)
@@ -105,7 +106,7 @@ func TestBehindPgBouncer(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				addr := srvs[(w+i)%2].addr
+				addr := srvs[(w+i)%2].Addr
 				r, err := crashPost(ctx, client, addr, `mutation($s: String!) { appendEvents(streamId: $s, events: [{type: "Pooled", data: {}}], expectedVersion: null) { position } }`,
 					map[string]any{"s": fmt.Sprintf("pgb-w%d", w)})
 				if err != nil || len(r.Errors) > 0 {
@@ -117,13 +118,13 @@ func TestBehindPgBouncer(t *testing.T) {
 	}
 	// Domain commands meanwhile, through both servers.
 	for i := range 10 {
-		post(srvs[i%2].addr, `mutation($n: String!, $e: String!) { registerUser(name: $n, email: $e) { user { id } } }`,
+		post(srvs[i%2].Addr, `mutation($n: String!, $e: String!) { registerUser(name: $n, email: $e) { user { id } } }`,
 			map[string]any{"n": fmt.Sprintf("User %d", i), "e": fmt.Sprintf("u%d@pgbouncer.example.com", i)})
 	}
 	wg.Wait()
 	var batches, grouped float64
 	for _, s := range srvs {
-		m := metricstest.Scrape(t, "http://"+s.addr+"/metrics")
+		m := metricstest.Scrape(t, "http://"+s.Addr+"/metrics")
 		batches += m["strata_group_commits_total"]
 		grouped += m["strata_group_commit_appends_total"]
 	}
@@ -162,9 +163,9 @@ func TestBehindPgBouncer(t *testing.T) {
 	}
 
 	for _, s := range srvs {
-		s.stop()
-		if s.err != nil {
-			t.Errorf("server stopped with SIGTERM: %v", s.err)
+		s.Stop()
+		if s.Err() != nil {
+			t.Errorf("server stopped with SIGTERM: %v", s.Err())
 		}
 	}
 	if t.Failed() {

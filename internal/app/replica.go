@@ -39,9 +39,9 @@ func openReplica(ctx context.Context, cfg config.Config, logger *slog.Logger) (*
 	}
 	if err := pool.Ping(ctx); err != nil {
 		logger.WarnContext(ctx, "read replica does not answer: reads go to the primary until it does",
-			"read_database", describeDB(cfg.ReadDatabaseURL), "err", err)
+			"read_database", config.DescribeDB(cfg.ReadDatabaseURL), "err", err)
 	} else {
-		logger.InfoContext(ctx, "reading projections and history from a replica", "read_database", describeDB(cfg.ReadDatabaseURL))
+		logger.InfoContext(ctx, "reading projections and history from a replica", "read_database", config.DescribeDB(cfg.ReadDatabaseURL))
 	}
 	return pool, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/metrics/metricstest"
+	"github.com/strata-es/strata/internal/serveproc"
 )
 
 // leaderships are what one replica at a time runs, as /metrics labels them: the seed's
@@ -27,14 +28,14 @@ var leaderships = []string{"projection:orders", "projection:users", "scavenger"}
 
 // leadersOf scrapes the metrics of each server and returns, for each leadership, the
 // indexes of the servers that report leading it.
-func leadersOf(t *testing.T, srvs []*childServer) map[string][]int {
+func leadersOf(t *testing.T, srvs []*serveproc.Server) map[string][]int {
 	t.Helper()
 	out := map[string][]int{}
 	for i, s := range srvs {
 		if s == nil {
 			continue
 		}
-		m := metricstest.Scrape(t, "http://"+s.addr+"/metrics")
+		m := metricstest.Scrape(t, "http://"+s.Addr+"/metrics")
 		for _, name := range leaderships {
 			v, ok := m[`strata_leader{name="`+name+`"}`]
 			if !ok {
@@ -50,7 +51,7 @@ func leadersOf(t *testing.T, srvs []*childServer) map[string][]int {
 
 // waitOneLeaderEach waits until each leadership has exactly one leader among srvs (nil entries
 // are servers that are gone) and returns them.
-func waitOneLeaderEach(t *testing.T, srvs []*childServer, within time.Duration) map[string]int {
+func waitOneLeaderEach(t *testing.T, srvs []*serveproc.Server, within time.Duration) map[string]int {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -86,13 +87,13 @@ func TestThreeReplicasOneProjectorLeader(t *testing.T) {
 	ctx := t.Context()
 	client, env, serverLog := childHarness(t)
 	cfg := config.Config{DBMaxConns: 10, LogLevel: slog.LevelInfo, LogFormat: "text"}
-	srvs := make([]*childServer, 3)
+	srvs := make([]*serveproc.Server, 3)
 	for i := range srvs {
-		srv, err := startServer(ctx, env, cfg, bin, url)
+		srv, err := serveproc.Start(ctx, env.Stderr, cfg, bin, url)
 		if err != nil {
 			t.Fatalf("server %d: %v; log:\n%s", i, err, serverLog)
 		}
-		t.Cleanup(srv.stop)
+		t.Cleanup(srv.Stop)
 		srvs[i] = srv
 	}
 	before := waitOneLeaderEach(t, srvs, 30*time.Second)
@@ -108,7 +109,7 @@ func TestThreeReplicasOneProjectorLeader(t *testing.T) {
 	writeCtx, stopWriters := context.WithCancel(ctx)
 	defer stopWriters()
 	for n := range 6 {
-		w := &crashWriter{n: n, addr: srvs[n%3].addr, client: client, rng: rand.New(rand.NewPCG(seed, uint64(n))), shared: map[string]int64{}}
+		w := &crashWriter{n: n, addr: srvs[n%3].Addr, client: client, rng: rand.New(rand.NewPCG(seed, uint64(n))), shared: map[string]int64{}}
 		ws = append(ws, w)
 		wg.Go(func() { w.run(writeCtx, t, &answered) })
 	}
@@ -127,8 +128,8 @@ func TestThreeReplicasOneProjectorLeader(t *testing.T) {
 	waitAnswered(300, "before the kill")
 
 	victim := before["projection:orders"]
-	_ = srvs[victim].cmd.Process.Signal(syscall.SIGKILL)
-	<-srvs[victim].done
+	_ = srvs[victim].Cmd.Process.Signal(syscall.SIGKILL)
+	<-srvs[victim].Done()
 	srvs[victim] = nil
 	killedAt, answeredAtKill := time.Now(), answered.Load()
 	after := waitOneLeaderEach(t, srvs, 30*time.Second)
@@ -138,7 +139,7 @@ func TestThreeReplicasOneProjectorLeader(t *testing.T) {
 	waitAnswered(answeredAtKill+300, "after the kill")
 	stopWriters()
 	wg.Wait()
-	var survivor *childServer
+	var survivor *serveproc.Server
 	for _, s := range srvs {
 		if s != nil {
 			survivor = s
@@ -154,7 +155,7 @@ func TestThreeReplicasOneProjectorLeader(t *testing.T) {
 		commands = append(commands, w.commands...)
 	}
 	checkLog(ctx, t, pool, appends, commands)
-	waitProjectionsLive(ctx, t, pool, client, survivor.addr)
+	waitProjectionsLive(ctx, t, pool, client, survivor.Addr)
 	checkAppliedOnce(ctx, t, pool)
 
 	live := readModels(ctx, t, pool)
@@ -181,9 +182,9 @@ func TestThreeReplicasOneProjectorLeader(t *testing.T) {
 	}
 	for _, s := range srvs {
 		if s != nil {
-			s.stop()
-			if s.err != nil {
-				t.Errorf("a surviving server, stopped with SIGTERM: %v", s.err)
+			s.Stop()
+			if s.Err() != nil {
+				t.Errorf("a surviving server, stopped with SIGTERM: %v", s.Err())
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/projection"
@@ -24,23 +25,23 @@ func newScavenger(pool *pgxpool.Pool, store *eventstore.Store, cfg config.Config
 }
 
 // scavengeCmd is `strata scavenge`: one pass of the scavenger, with a progress line per batch.
-func scavengeCmd(ctx context.Context, env *environment, args []string) error {
-	cfg, _, err := parse(env, "scavenge", args, (*config.Config).RegisterScavenge)
+func scavengeCmd(ctx context.Context, env *cli.Env, args []string) error {
+	cfg, _, err := cli.Parse(env, "scavenge", args, (*config.Config).RegisterScavenge)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	db, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer db.close(context.WithoutCancel(ctx), cfg, logger)
-	store := newResolver(db.pool, db.connect, cfg, logger).resolver.Store
+	store := eventstore.New(db.pool, storeOptions(cfg))
 	started := time.Now()
 	deleted, err := newScavenger(db.pool, store, cfg, logger).Once(ctx)
 	if err != nil {
 		return fmt.Errorf("after deleting %d events: %w", deleted, err)
 	}
-	fmt.Fprintf(env.stdout, "scavenged %d events in %s\n", deleted, time.Since(started).Round(time.Millisecond))
+	fmt.Fprintf(env.Stdout, "scavenged %d events in %s\n", deleted, time.Since(started).Round(time.Millisecond))
 	return nil
 }

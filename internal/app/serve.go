@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/auth"
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/explorer"
 	"github.com/strata-es/strata/internal/leader"
@@ -26,12 +27,12 @@ import (
 	"github.com/strata-es/strata/migrations"
 )
 
-func serveCmd(ctx context.Context, env *environment, args []string) error {
-	cfg, _, err := parse(env, "serve", args, (*config.Config).RegisterServe)
+func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
+	cfg, _, err := cli.Parse(env, "serve", args, (*config.Config).RegisterServe)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	authn, err := cfg.Authenticator()
 	if err != nil {
 		return err
@@ -74,7 +75,7 @@ func serveCmd(ctx context.Context, env *environment, args []string) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", describeDB(db.url), "session_database", describeDB(db.session))
+	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", config.DescribeDB(db.url), "session_database", config.DescribeDB(db.session))
 	switch {
 	case authn.Enabled():
 		logger.InfoContext(ctx, "authentication is on: every request needs a bearer token",

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/config"
 )
 
 // sessionProbeTimeout bounds how long checkSession waits for its own notification: on a
@@ -38,14 +40,14 @@ func checkSession(ctx context.Context, db *database, logger *slog.Logger) error 
 	}
 	conn, err := db.connect("strata session check")(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to %s (--listen-database-url): %w", describeDB(db.session), err)
+		return fmt.Errorf("connect to %s (--listen-database-url): %w", config.DescribeDB(db.session), err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	nonce := make([]byte, 8)
 	_, _ = rand.Read(nonce)
 	channel := "strata_session_check_" + hex.EncodeToString(nonce)
 	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
-		return fmt.Errorf("session check: LISTEN on %s: %w", describeDB(db.session), err)
+		return fmt.Errorf("session check: LISTEN on %s: %w", config.DescribeDB(db.session), err)
 	}
 	if _, err := db.pool.Exec(ctx, `SELECT pg_notify($1, 'check')`, channel); err != nil {
 		return fmt.Errorf("session check: NOTIFY through the pool: %w", err)
@@ -58,9 +60,9 @@ func checkSession(ctx context.Context, db *database, logger *slog.Logger) error 
 				"That connection does not keep a session of its own: it goes through a pooler in transaction or statement mode "+
 				"(PgBouncer's pool_mode = transaction, say). Set --listen-database-url (LISTEN_DATABASE_URL) to a direct "+
 				"connection to PostgreSQL, or to a pooler database in session mode",
-				errNoSession, describeDB(db.session), sessionProbeTimeout)
+				errNoSession, config.DescribeDB(db.session), sessionProbeTimeout)
 		}
-		return fmt.Errorf("session check on %s: %w", describeDB(db.session), err)
+		return fmt.Errorf("session check on %s: %w", config.DescribeDB(db.session), err)
 	}
 	return nil
 }

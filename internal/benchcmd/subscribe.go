@@ -1,4 +1,4 @@
-package app
+package benchcmd
 
 import (
 	"bufio"
@@ -8,31 +8,30 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/strata-es/strata/internal/bench"
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/serveproc"
 	"github.com/strata-es/strata/internal/wsclient"
 )
 
 // benchSubscribeCmd runs `strata bench subscribe`. Without --url it starts `strata serve` as a
 // child process on a scratch database, so that one command measures everything and the
 // server's memory is its own; with --url it measures a server already running.
-func benchSubscribeCmd(ctx context.Context, env *environment, args []string) error {
+func benchSubscribeCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	opts := bench.SubscribeOptions{}
 	var (
 		scratch, serverBin string
 		serverPID          int
 	)
-	cfg, _, err := parse(env, "bench subscribe", args, func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "bench subscribe", args, func(_ *config.Config, f *config.FlagSet) {
 		f.String(&opts.URL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
 		f.Int(&serverPID, "server-pid", "STRATA_BENCH_SERVER_PID", 0, "with --url: the server's process id, to report its memory (0: not reported)")
 		f.String(&serverBin, "server-bin", "STRATA_BENCH_SERVER_BIN", "", "without --url: the strata binary to start the server with; empty is this one")
@@ -55,35 +54,35 @@ func benchSubscribeCmd(ctx context.Context, env *environment, args []string) err
 	if err := raiseFileLimit(uint64(opts.StreamSubscribers+opts.AllSubscribers+opts.Writers) + 256); err != nil { //nolint:gosec // validated, small
 		return err
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	if opts.URL != "" {
 		if serverPID > 0 {
 			opts.Memory = func() (float64, float64, error) { return processMemoryMB(serverPID) }
 		}
 	} else {
-		srv, stop, err := serveOnScratch(ctx, env, cfg, logger, scratch, serverBin)
+		srv, stop, err := serveOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		opts.URL = "http://" + srv.addr
-		opts.Memory = func() (float64, float64, error) { return processMemoryMB(srv.cmd.Process.Pid) }
+		opts.URL = "http://" + srv.Addr
+		opts.Memory = func() (float64, float64, error) { return processMemoryMB(srv.Cmd.Process.Pid) }
 	}
-	opts.Progress = env.stderr
+	opts.Progress = env.Stderr
 	res, runErr := bench.Subscribe(ctx, opts)
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(env.stdout, string(line))
+	fmt.Fprintln(env.Stdout, string(line))
 	return runErr
 }
 
 // serveOnScratch starts `strata serve` (serverBin, or this executable) on a scratch database
 // made afresh on the server of cfg (a private cluster when DATABASE_URL is unset); stop stops
 // the server, drops the database and stops the cluster, in that order.
-func serveOnScratch(ctx context.Context, env *environment, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *childServer, stop func(), err error) {
-	srvs, stop, err := serveReplicasOnScratch(ctx, env, cfg, logger, scratch, serverBin, 1)
+func serveOnScratch(ctx context.Context, env *cli.Env, pg Postgres, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *serveproc.Server, stop func(), err error) {
+	srvs, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, 1)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -92,17 +91,17 @@ func serveOnScratch(ctx context.Context, env *environment, cfg config.Config, lo
 
 // serveReplicasOnScratch is serveOnScratch with n servers sharing the one scratch database, as
 // replicas of one deployment would.
-func serveReplicasOnScratch(ctx context.Context, env *environment, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*childServer, stop func(), err error) {
-	serverURL, _, undo, err := scratchServer(ctx, cfg, logger, scratch)
+func serveReplicasOnScratch(ctx context.Context, env *cli.Env, pg Postgres, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*serveproc.Server, stop func(), err error) {
+	serverURL, _, undo, err := scratchServer(ctx, pg, cfg, logger, scratch)
 	if err != nil {
 		return nil, nil, err
 	}
 	dbURL, err := databaseURLFor(serverURL, scratch)
 	for i := 0; err == nil && i < n; i++ {
-		var srv *childServer
-		if srv, err = startServer(ctx, env, cfg, serverBin, dbURL); err == nil {
+		var srv *serveproc.Server
+		if srv, err = serveproc.Start(ctx, env.Stderr, cfg, serverBin, dbURL); err == nil {
 			srvs = append(srvs, srv)
-			undo.add(srv.stop)
+			undo.add(srv.Stop)
 		}
 	}
 	if err != nil {
@@ -115,98 +114,12 @@ func serveReplicasOnScratch(ctx context.Context, env *environment, cfg config.Co
 func databaseURLFor(serverURL, name string) (string, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", fmt.Errorf("bench subscribe needs DATABASE_URL as a postgres:// URL, not %s", describeDB(serverURL))
+		return "", fmt.Errorf("bench subscribe needs DATABASE_URL as a postgres:// URL, not %s", config.DescribeDB(serverURL))
 	}
 	if name != "" {
 		u.Path = "/" + name
 	}
 	return u.String(), nil
-}
-
-// childServer is `strata serve` run by the benchmark.
-type childServer struct {
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's error, once done is closed
-}
-
-// startServer starts `bin serve` (this executable when bin is empty) on a free local port
-// against dbURL, with extra arguments if any, and waits until it is ready.
-func startServer(ctx context.Context, env *environment, cfg config.Config, bin, dbURL string, extra ...string) (*childServer, error) {
-	if bin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("bench subscribe: cannot find this executable to start the server: %w", err)
-		}
-		bin = exe
-	}
-	addr, err := freeLocalAddr()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--database-url", dbURL, //nolint:noctx // stopped with SIGTERM by stop, not killed by a context
-		"--db-max-conns", strconv.Itoa(cfg.DBMaxConns), "--log-level", strings.ToLower(cfg.LogLevel.String()), "--log-format", cfg.LogFormat)
-	if cfg.GroupWriters > 0 { // a parsed configuration: the server groups as this command was told
-		cmd.Args = append(cmd.Args, "--group-commit="+strconv.FormatBool(cfg.GroupCommit), "--group-writers", strconv.Itoa(cfg.GroupWriters),
-			"--group-max-events", strconv.Itoa(cfg.GroupMaxEvents), "--group-max-bytes", strconv.Itoa(cfg.GroupMaxBytes))
-	}
-	cmd.Args = append(cmd.Args, extra...)
-	cmd.Stdout, cmd.Stderr = env.stderr, env.stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the server (%s serve): %w", bin, err)
-	}
-	s := &childServer{addr: addr, cmd: cmd, done: make(chan struct{})}
-	go func() { s.err = cmd.Wait(); close(s.done) }()
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-		if err != nil {
-			s.stop()
-			return nil, err
-		}
-		if resp, err := client.Do(req); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("the server (%s serve) exited before it was ready: %w", bin, s.err)
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("the server (%s serve) was not ready within 60s", bin)
-		}
-	}
-}
-
-// freeLocalAddr returns a 127.0.0.1 address that was free a moment ago. serve takes its address
-// before anything else, so the moment during which another process could take it is short.
-func freeLocalAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := l.Addr().String()
-	return addr, l.Close()
-}
-
-// stop asks the server to stop (SIGTERM) and waits for it; after 30s it kills it.
-func (s *childServer) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
 }
 
 // processMemoryMB reads a process's resident memory now (VmRSS) and at its peak (VmHWM).

@@ -1,8 +1,10 @@
-package app
+package config_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/strata-es/strata/internal/config"
 )
 
 func TestDescribeDBHidesSecrets(t *testing.T) {
@@ -13,9 +15,9 @@ func TestDescribeDBHidesSecrets(t *testing.T) {
 		{"host=db.example port=5434 user=ann password=s3cret dbname=app sslmode=disable", "postgres://ann@db.example:5434/app"},
 		{"postgres://%zz", "(unparsable database url)"},
 	} {
-		got := describeDB(tc.in)
+		got := config.DescribeDB(tc.in)
 		if got != tc.want || strings.Contains(got, "s3cret") {
-			t.Errorf("describeDB(%q) = %q, want %q", tc.in, got, tc.want)
+			t.Errorf("config.DescribeDB(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

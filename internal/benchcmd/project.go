@@ -1,4 +1,4 @@
-package app
+package benchcmd
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-es/strata/internal/aggregates"
+	"github.com/strata-es/strata/internal/cli"
 	cmdhandler "github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/domain/order"
@@ -23,12 +24,12 @@ import (
 // paid, shipped) are written to a scratch database, then the orders projection is rebuilt from
 // the first event, which is the path a projector takes when it catches up; one JSON line with
 // the events applied per second.
-func benchProjectCmd(ctx context.Context, env *environment, args []string) error {
+func benchProjectCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var (
 		orders  int
 		scratch string
 	)
-	cfg, _, err := parse(env, "bench project", args, func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "bench project", args, func(_ *config.Config, f *config.FlagSet) {
 		f.Int(&orders, "orders", "STRATA_BENCH_ORDERS", 20000, "orders written before the projection is rebuilt (three events each)")
 		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "database made afresh on the server for the run and dropped after it")
 	})
@@ -36,10 +37,10 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 		return err
 	}
 	if orders < 1 {
-		return fmt.Errorf("%w: --orders must be at least 1", errUsage)
+		return fmt.Errorf("%w: --orders must be at least 1", cli.ErrUsage)
 	}
-	logger := newLogger(cfg, env.stderr)
-	pool, cleanup, err := scratchPool(ctx, cfg, logger, scratch, nil)
+	logger := cli.NewLogger(cfg, env.Stderr)
+	pool, cleanup, err := scratchPool(ctx, pg, cfg, logger, scratch, nil)
 	if err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 				}
 				lasts[w] = pos
 				if i > 0 && i%5000 == 0 {
-					fmt.Fprintf(env.stderr, "bench: %d of %d orders written, %s\n", i, orders, time.Since(started).Round(time.Second))
+					fmt.Fprintf(env.Stderr, "bench: %d of %d orders written, %s\n", i, orders, time.Since(started).Round(time.Second))
 				}
 			}
 			return nil
@@ -86,7 +87,7 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 	if err := runner.Rebuild(ctx, "orders", func(applied int64, position string) {
 		if time.Since(last) >= time.Second {
 			last = time.Now()
-			fmt.Fprintf(env.stderr, "bench: projecting, %d events applied, at %s\n", applied, position)
+			fmt.Fprintf(env.Stderr, "bench: projecting, %d events applied, at %s\n", applied, position)
 		}
 	}); err != nil {
 		return err
@@ -108,7 +109,7 @@ func benchProjectCmd(ctx context.Context, env *environment, args []string) error
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(env.stdout, string(out))
+	_, err = fmt.Fprintln(env.Stdout, string(out))
 	return err
 }
 

@@ -1,4 +1,4 @@
-package app
+package benchcmd
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
 )
@@ -21,12 +22,12 @@ import (
 // existing log), then eventStats' query is timed over the last --query-days days by day and by
 // hour, with and without a category. It checks its own counts, prints the query plan on stderr, and one
 // JSON line of timings on stdout.
-func benchStatsCmd(ctx context.Context, env *environment, args []string) error {
+func benchStatsCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var (
 		events, days, rounds, queryDays int
 		scratch                         string
 	)
-	cfg, _, err := parse(env, "bench stats", args, func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "bench stats", args, func(_ *config.Config, f *config.FlagSet) {
 		f.Int(&events, "events", "STRATA_BENCH_EVENTS", 1_000_000, "events inserted, spread evenly over --days")
 		f.Int(&days, "days", "STRATA_BENCH_DAYS", 30, "days of history the events cover, up to now")
 		f.Int(&queryDays, "query-days", "STRATA_BENCH_QUERY_DAYS", 30, "days the timed queries cover: the last ones, at most --days")
@@ -38,16 +39,16 @@ func benchStatsCmd(ctx context.Context, env *environment, args []string) error {
 	}
 	switch {
 	case events < 1 || events > 100_000_000:
-		return fmt.Errorf("%w: --events must be 1 to 100000000", errUsage)
+		return fmt.Errorf("%w: --events must be 1 to 100000000", cli.ErrUsage)
 	case days < 1 || days > 900:
-		return fmt.Errorf("%w: --days must be 1 to 900", errUsage)
+		return fmt.Errorf("%w: --days must be 1 to 900", cli.ErrUsage)
 	case queryDays < 1 || queryDays > days:
-		return fmt.Errorf("%w: --query-days must be 1 to --days (%d)", errUsage, days)
+		return fmt.Errorf("%w: --query-days must be 1 to --days (%d)", cli.ErrUsage, days)
 	case rounds < 1:
-		return fmt.Errorf("%w: --rounds must be at least 1", errUsage)
+		return fmt.Errorf("%w: --rounds must be at least 1", cli.ErrUsage)
 	}
-	logger := newLogger(cfg, env.stderr)
-	pool, cleanup, err := scratchPool(ctx, cfg, logger, scratch, nil)
+	logger := cli.NewLogger(cfg, env.Stderr)
+	pool, cleanup, err := scratchPool(ctx, pg, cfg, logger, scratch, nil)
 	if err != nil {
 		return err
 	}
@@ -115,21 +116,21 @@ func benchStatsCmd(ctx context.Context, env *environment, args []string) error {
 		slices.Sort(took)
 		out[c.name+"_ms_median"] = float64(took[rounds/2].Microseconds()) / 1000
 		out[c.name+"_ms_max"] = float64(took[rounds-1].Microseconds()) / 1000
-		fmt.Fprintf(env.stderr, "bench: %s: median %s of %d\n", c.name, took[rounds/2].Round(time.Millisecond), rounds)
+		fmt.Fprintf(env.Stderr, "bench: %s: median %s of %d\n", c.name, took[rounds/2].Round(time.Millisecond), rounds)
 	}
 	for _, category := range []string{"", "order"} {
 		plan, err := explainStats(ctx, pool, qfrom, to, category)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stderr, "bench: the plan of the hourly count (category %q):\n%s\n", category, plan)
+		fmt.Fprintf(env.Stderr, "bench: the plan of the hourly count (category %q):\n%s\n", category, plan)
 		out["index_only_scan"+map[string]string{"": "", "order": "_category"}[category]] = strings.Contains(plan, "Index Only Scan using events_")
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(env.stdout, string(b))
+	_, err = fmt.Fprintln(env.Stdout, string(b))
 	return err
 }
 
@@ -160,7 +161,7 @@ GROUP BY 1, 2`)
 
 // fillStatsEvents inserts n events recorded evenly over [from, to) in chunks, with a progress
 // line per chunk, making the partitions they need first.
-func fillStatsEvents(ctx context.Context, env *environment, pool *pgxpool.Pool, n int, from, to time.Time) error {
+func fillStatsEvents(ctx context.Context, env *cli.Env, pool *pgxpool.Pool, n int, from, to time.Time) error {
 	if _, err := pool.Exec(ctx, `DROP INDEX events_recorded_at_idx`); err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ WHERE to_regclass(format('events_p%s_%s', lpad((p * 1000000)::text, 19, '0'), lp
 INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins`, first, last, from, to, n); err != nil {
 			return fmt.Errorf("insert events %d..%d: %w", first, last, err)
 		}
-		fmt.Fprintf(env.stderr, "bench: %d of %d events inserted, %s\n", last+1, n, time.Since(started).Round(time.Second))
+		fmt.Fprintf(env.Stderr, "bench: %d of %d events inserted, %s\n", last+1, n, time.Since(started).Round(time.Second))
 	}
 	return nil
 }
@@ -193,7 +194,7 @@ INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, tran
 // waitStatsVisible waits until eventStats counts all n events: a transaction elsewhere on the
 // server that began before the last insert holds back what the global order shows, and so
 // what eventStats counts, until it ends.
-func waitStatsVisible(ctx context.Context, env *environment, store *eventstore.Store, from, to time.Time, n int) error {
+func waitStatsVisible(ctx context.Context, env *cli.Env, store *eventstore.Store, from, to time.Time, n int) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		buckets, err := store.Stats(ctx, eventstore.StatsOptions{From: from, To: to, Interval: 24 * time.Hour})
@@ -211,7 +212,7 @@ func waitStatsVisible(ctx context.Context, env *environment, store *eventstore.S
 			holders, _ := store.HeldBackBy(ctx, 3)
 			return fmt.Errorf("eventStats counts %d of %d events after a minute; held back by %+v", total, n, holders)
 		}
-		fmt.Fprintf(env.stderr, "bench: %d of %d events visible, waiting for older transactions to end\n", total, n)
+		fmt.Fprintf(env.Stderr, "bench: %d of %d events visible, waiting for older transactions to end\n", total, n)
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)

@@ -1,4 +1,7 @@
-package app
+// Package benchcmd is `strata bench`: the append, GraphQL, subscription, replay, projection and
+// statistics benchmarks, each run on a scratch database it makes and drops again (or against a
+// server already running, for those that take --url), printing one JSON line on stdout.
+package benchcmd
 
 import (
 	"context"
@@ -10,11 +13,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/strata-es/strata/internal/bench"
+	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/partition"
+	"github.com/strata-es/strata/migrations"
 )
 
 const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N]
@@ -25,24 +31,29 @@ const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--dura
        strata bench stats [--events N] [--days D] [--query-days Q] [--rounds R]
 (strata bench <name> --help lists every flag)`
 
-// benchCmd runs one of the benchmarks in benchUsage.
-func benchCmd(ctx context.Context, env *environment, args []string) error {
+// Postgres returns the URL of the PostgreSQL server cfg names, starting the private cluster when
+// it names none (as `strata serve` does), and a function that stops what it started.
+type Postgres func(ctx context.Context, cfg config.Config, logger *slog.Logger) (url string, stop func(), err error)
+
+// Run runs `strata bench args...`: one of the benchmarks in benchUsage, on the server pg gives.
+// A command line it cannot understand is an error wrapping cli.ErrUsage.
+func Run(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	switch {
 	case len(args) > 0 && args[0] == "append":
-		return benchAppendCmd(ctx, env, args[1:])
+		return benchAppendCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "graphql":
-		return benchGraphQLCmd(ctx, env, args[1:])
+		return benchGraphQLCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "subscribe":
-		return benchSubscribeCmd(ctx, env, args[1:])
+		return benchSubscribeCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "replay":
-		return benchReplayCmd(ctx, env, args[1:])
+		return benchReplayCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "project":
-		return benchProjectCmd(ctx, env, args[1:])
+		return benchProjectCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "stats":
-		return benchStatsCmd(ctx, env, args[1:])
+		return benchStatsCmd(ctx, env, pg, args[1:])
 	}
-	fmt.Fprintln(env.stderr, benchUsage)
-	return errUsage
+	fmt.Fprintln(env.Stderr, benchUsage)
+	return cli.ErrUsage
 }
 
 // cleanups are undone last first.
@@ -56,18 +67,16 @@ func (c *cleanups) run() {
 	}
 }
 
-// scratchServer makes a fresh scratch database on the server of cfg (a private cluster when
-// DATABASE_URL is unset) and returns the server's URL and a pool configuration for the
+// scratchServer makes a fresh scratch database on the server pg gives for cfg (a private cluster
+// when DATABASE_URL is unset) and returns the server's URL and a pool configuration for the
 // database; undo drops the database and stops the cluster, in that order.
-func scratchServer(ctx context.Context, cfg config.Config, logger *slog.Logger, scratch string) (serverURL string, poolCfg *pgxpool.Config, undo *cleanups, err error) {
+func scratchServer(ctx context.Context, pg Postgres, cfg config.Config, logger *slog.Logger, scratch string) (serverURL string, poolCfg *pgxpool.Config, undo *cleanups, err error) {
 	undo = &cleanups{}
-	serverURL, cluster, err := startCluster(ctx, cfg, logger)
+	serverURL, stop, err := pg(ctx, cfg, logger)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	if cluster != nil {
-		undo.add(func() { (&database{cluster: cluster}).close(context.WithoutCancel(ctx), cfg, logger) })
-	}
+	undo.add(stop)
 	poolCfg, drop, err := scratchDatabase(ctx, serverURL, scratch)
 	if err != nil {
 		undo.run()
@@ -80,8 +89,8 @@ func scratchServer(ctx context.Context, cfg config.Config, logger *slog.Logger, 
 // scratchPool makes a fresh, migrated scratch database (scratchServer) and returns a pool on
 // it, tuned by tune; cleanup closes the pool, drops the database and stops the cluster, in
 // that order.
-func scratchPool(ctx context.Context, cfg config.Config, logger *slog.Logger, scratch string, tune func(*pgxpool.Config)) (*pgxpool.Pool, func(), error) {
-	_, poolCfg, undo, err := scratchServer(ctx, cfg, logger, scratch)
+func scratchPool(ctx context.Context, pg Postgres, cfg config.Config, logger *slog.Logger, scratch string, tune func(*pgxpool.Config)) (*pgxpool.Pool, func(), error) {
+	_, poolCfg, undo, err := scratchServer(ctx, pg, cfg, logger, scratch)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -96,19 +105,27 @@ func scratchPool(ctx context.Context, cfg config.Config, logger *slog.Logger, sc
 		return nil, nil, fmt.Errorf("connect: %w", err)
 	}
 	undo.add(pool.Close)
-	if err := applyMigrations(ctx, pool, nil); err != nil {
+	if err := applyMigrations(ctx, pool); err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	return pool, cleanup, nil
 }
 
+// applyMigrations applies pending migrations through a database/sql view of pool (a direct one:
+// a scratch database).
+func applyMigrations(ctx context.Context, pool *pgxpool.Pool) error {
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer func() { _ = sqlDB.Close() }()
+	return migrations.Up(ctx, sqlDB, nil)
+}
+
 // benchAppendCmd runs `strata bench append`: it makes a scratch database on the server, migrates
 // it, appends for a while, prints one JSON line on stdout and drops the scratch database again.
-func benchAppendCmd(ctx context.Context, env *environment, args []string) error {
+func benchAppendCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var opts bench.AppendOptions
 	var scratch string
-	cfg, _, err := parse(env, "bench append", args, func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "bench append", args, func(_ *config.Config, f *config.FlagSet) {
 		appendFlags(f, &opts, 8)
 		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "database made afresh on the server for the run and dropped after it")
 	})
@@ -118,9 +135,9 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 	if err := validOptions(env, opts); err != nil {
 		return err
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	conns := int32(min(opts.Writers, 1<<15)) //nolint:gosec // bounded
-	pool, cleanup, err := scratchPool(ctx, cfg, logger, scratch, func(c *pgxpool.Config) {
+	pool, cleanup, err := scratchPool(ctx, pg, cfg, logger, scratch, func(c *pgxpool.Config) {
 		c.MaxConns, c.MinConns = conns, conns
 	})
 	if err != nil {
@@ -130,7 +147,7 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 	if err := warmUp(ctx, pool, int(conns)); err != nil {
 		return err
 	}
-	opts.Progress = env.stderr
+	opts.Progress = env.Stderr
 	// Partitions are kept ahead as the server keeps them, so a long run never runs out.
 	keepCtx, stopKeeping := context.WithCancel(ctx)
 	kept := make(chan struct{})
@@ -145,7 +162,7 @@ func benchAppendCmd(ctx context.Context, env *environment, args []string) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(env.stdout, string(line))
+	fmt.Fprintln(env.Stdout, string(line))
 	return runErr
 }
 
@@ -180,7 +197,7 @@ func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Conf
 	}
 	conn, err := pgx.Connect(ctx, serverURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", describeDB(serverURL), err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", config.DescribeDB(serverURL), err)
 	}
 	ident := pgx.Identifier{name}.Sanitize()
 	drop := func(ctx context.Context) error {
@@ -207,11 +224,11 @@ func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Conf
 // benchGraphQLCmd runs the append benchmark through the GraphQL API over HTTP: against --url,
 // or against `strata serve` started on a scratch database with this command's settings
 // (--group-commit among them).
-func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error {
+func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var opts bench.AppendOptions
 	var scratch, serverURL, serverBin string
 	var replicas int
-	cfg, _, err := parse(env, "bench graphql", args, func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "bench graphql", args, func(_ *config.Config, f *config.FlagSet) {
 		appendFlags(f, &opts, 64)
 		f.Int(&replicas, "replicas", "STRATA_BENCH_REPLICAS", 1, "without --url: how many servers to start on the scratch database; writers are spread over them in turn")
 		f.String(&serverURL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
@@ -225,20 +242,20 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 		return err
 	}
 	if replicas < 1 || serverURL != "" && replicas != 1 {
-		fmt.Fprintln(env.stderr, "--replicas must be at least 1, and is only for servers this command starts (no --url)")
-		return fmt.Errorf("%w: --replicas %d", errUsage, replicas)
+		fmt.Fprintln(env.Stderr, "--replicas must be at least 1, and is only for servers this command starts (no --url)")
+		return fmt.Errorf("%w: --replicas %d", cli.ErrUsage, replicas)
 	}
-	logger := newLogger(cfg, env.stderr)
+	logger := cli.NewLogger(cfg, env.Stderr)
 	urls := []string{serverURL}
 	if serverURL == "" {
-		srvs, stop, err := serveReplicasOnScratch(ctx, env, cfg, logger, scratch, serverBin, replicas)
+		srvs, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, replicas)
 		if err != nil {
 			return err
 		}
 		defer stop()
 		urls = urls[:0]
 		for _, s := range srvs {
-			urls = append(urls, "http://"+s.addr)
+			urls = append(urls, "http://"+s.Addr)
 		}
 	}
 	transport := &http.Transport{MaxIdleConns: opts.Writers, MaxIdleConnsPerHost: opts.Writers}
@@ -248,13 +265,13 @@ func benchGraphQLCmd(ctx context.Context, env *environment, args []string) error
 	for i, u := range urls {
 		appenders[i] = bench.GraphQLAppender{URL: u, Client: client}
 	}
-	opts.Progress, opts.Category = env.stderr, "bench"
+	opts.Progress, opts.Category = env.Stderr, "bench"
 	res, runErr := bench.Append(ctx, bench.NewRoundRobin(appenders...), opts)
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(env.stdout, string(line))
+	fmt.Fprintln(env.Stdout, string(line))
 	return runErr
 }
 
@@ -267,10 +284,10 @@ func appendFlags(f *config.FlagSet, opts *bench.AppendOptions, writers int) {
 }
 
 // validOptions checks a benchmark's options, printing what is wrong as a usage error.
-func validOptions(env *environment, opts interface{ Validate() error }) error {
+func validOptions(env *cli.Env, opts interface{ Validate() error }) error {
 	if err := opts.Validate(); err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return fmt.Errorf("%w: %w", errUsage, err)
+		fmt.Fprintln(env.Stderr, err)
+		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package app
+package benchcmd
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ func TestBenchReplay(t *testing.T) {
 	admin, scratch := scratchName(t)
 	var stdout, stderr syncBuffer
 	args := []string{"bench", "replay", "--scratch-db", scratch, "--events", "2500", "--rounds", "2", "--every", "100"}
-	if err := Run(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
+	if err := runStrata(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
 		t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	var res map[string]float64
@@ -34,7 +34,7 @@ func TestBenchProject(t *testing.T) {
 	admin, scratch := scratchName(t)
 	var stdout, stderr syncBuffer
 	args := []string{"bench", "project", "--scratch-db", scratch, "--orders", "300"}
-	if err := Run(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
+	if err := runStrata(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
 		t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	var res map[string]float64
@@ -51,7 +51,7 @@ func TestBenchStats(t *testing.T) {
 	admin, scratch := scratchName(t)
 	var stdout, stderr syncBuffer
 	args := []string{"bench", "stats", "--scratch-db", scratch, "--events", "5000", "--days", "3", "--query-days", "2", "--rounds", "1"}
-	if err := Run(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
+	if err := runStrata(t.Context(), args, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": admin})); err != nil {
 		t.Fatalf("strata %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	var res map[string]any

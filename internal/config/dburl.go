@@ -1,4 +1,4 @@
-package app
+package config
 
 import (
 	"fmt"
@@ -6,9 +6,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// describeDB names the server and database a connection string points at, without the password
+// DescribeDB names the server and database a connection string points at, without the password
 // or any other secret it may carry, in URL or keyword/value form.
-func describeDB(connString string) string {
+func DescribeDB(connString string) string {
 	cfg, err := pgconn.ParseConfig(connString)
 	if err != nil {
 		return "(unparsable database url)"

@@ -1,4 +1,4 @@
-package app
+package benchcmd
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/strata-es/strata/internal/aggregates"
+	"github.com/strata-es/strata/internal/cli"
 	cmdhandler "github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/config"
 	"github.com/strata-es/strata/internal/domain/user"
@@ -18,12 +19,12 @@ import (
 
 // benchReplayCmd runs `strata bench replay`: one aggregate's stream of --events events, loaded
 // at its latest version and at its middle one, with and without snapshots; one JSON line.
-func benchReplayCmd(ctx context.Context, env *environment, args []string) error {
+func benchReplayCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var (
 		events, rounds, every int
 		scratch               string
 	)
-	cfg, _, err := parse(env, "bench replay", args, func(_ *config.Config, f *config.FlagSet) {
+	cfg, _, err := cli.Parse(env, "bench replay", args, func(_ *config.Config, f *config.FlagSet) {
 		f.Int(&events, "events", "STRATA_BENCH_EVENTS", 100000, "events in the aggregate's stream")
 		f.Int(&rounds, "rounds", "STRATA_BENCH_ROUNDS", 15, "loads measured per case (the median is reported)")
 		f.Int(&every, "every", "STRATA_BENCH_SNAPSHOT_EVERY", 100, "snapshot every N events (the with-snapshots case)")
@@ -33,9 +34,9 @@ func benchReplayCmd(ctx context.Context, env *environment, args []string) error 
 		return err
 	}
 	if events < 2 || rounds < 1 || every < 1 {
-		return fmt.Errorf("%w: --events must be at least 2, --rounds and --every at least 1", errUsage)
+		return fmt.Errorf("%w: --events must be at least 2, --rounds and --every at least 1", cli.ErrUsage)
 	}
-	pool, cleanup, err := scratchPool(ctx, cfg, newLogger(cfg, env.stderr), scratch, nil)
+	pool, cleanup, err := scratchPool(ctx, pg, cfg, cli.NewLogger(cfg, env.Stderr), scratch, nil)
 	if err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func benchReplayCmd(ctx context.Context, env *environment, args []string) error 
 				return err
 			}
 			if v%20000 < 1000 {
-				fmt.Fprintf(env.stderr, "bench: %d of %d events written, %s\n", v, events, time.Since(started).Round(time.Second))
+				fmt.Fprintf(env.Stderr, "bench: %d of %d events written, %s\n", v, events, time.Since(started).Round(time.Second))
 			}
 		}
 	}
@@ -110,6 +111,6 @@ func benchReplayCmd(ctx context.Context, env *environment, args []string) error 
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(env.stdout, string(out))
+	_, err = fmt.Fprintln(env.Stdout, string(out))
 	return err
 }
