@@ -388,7 +388,7 @@ func TestEndToEnd(t *testing.T) {
 		Lag          int
 	}
 	ok(t, gql(t, a, `{ projections { name status lag } }`, nil), "projections", &projections)
-	if len(projections) != 3 || projections[0].Name != "users" || projections[1].Name != "orders" || projections[2].Name != "order_stats" {
+	if len(projections) != 4 || projections[0].Name != "users" || projections[1].Name != "orders" || projections[2].Name != "products" || projections[3].Name != "order_stats" {
 		t.Errorf("projections %+v", projections)
 	}
 }

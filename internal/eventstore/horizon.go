@@ -64,8 +64,12 @@ func (s *Store) Horizon(ctx context.Context) (Position, error) {
 	if err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())`).Scan(&xmin); err != nil {
 		return Position{}, fmt.Errorf("read horizon: %w", err)
 	}
-	return Position{tx: xmin - 1, seq: math.MaxInt64}, nil
+	return HorizonOf(xmin), nil
 }
+
+// HorizonOf is the horizon (Horizon) for a snapshot whose xmin is xmin, for a reader that reads
+// pg_snapshot_xmin(pg_current_snapshot()) together with something else in one statement.
+func HorizonOf(xmin uint64) Position { return Position{tx: xmin - 1, seq: math.MaxInt64} }
 
 // WaitReadable waits, up to within, until ReadAll shows every event up to and including pos, and
 // reports whether it does. A transaction anywhere on the server older than pos's holds that back

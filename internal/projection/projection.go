@@ -192,7 +192,10 @@ func (r *Runner) follow(ctx context.Context, p Projector) {
 const (
 	lockCheckpointSQL = `SELECT pg_advisory_xact_lock(` + advisory.Checkpoint + `, hashtext($1))`
 	readCheckpointSQL = `SELECT position FROM projection_checkpoints WHERE name = $1`
-	moveCheckpointSQL = `UPDATE projection_checkpoints SET position = $2, skipped = skipped + $3, updated_at = now() WHERE name = $1`
+	// The checkpoint with the horizon (eventstore.HorizonOf) of the statement's snapshot.
+	readCheckpointAndHorizonSQL = `SELECT position, pg_snapshot_xmin(pg_current_snapshot()) FROM projection_checkpoints WHERE name = $1`
+	moveIdleCheckpointSQL       = `UPDATE projection_checkpoints SET position = $3, updated_at = now() WHERE name = $1 AND position = $2`
+	moveCheckpointSQL           = `UPDATE projection_checkpoints SET position = $2, skipped = skipped + $3, updated_at = now() WHERE name = $1`
 )
 
 // step applies the next batch of events to table and moves the checkpoint called checkpoint,
@@ -204,17 +207,34 @@ const (
 // A transaction thus never waits for a second connection while it holds one, so any number of
 // projectors share a pool of any size.
 func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string) (applied int, caughtUp bool, err error) {
-	var at string
-	if err := r.pool.QueryRow(ctx, readCheckpointSQL, checkpoint).Scan(&at); err != nil {
+	// The checkpoint and the horizon in one statement; the horizon is read before the events
+	// (read below): everything of the category before it is in this read, or in an earlier
+	// one, when the read comes back short.
+	var (
+		at   string
+		xmin uint64
+	)
+	if err := r.pool.QueryRow(ctx, readCheckpointAndHorizonSQL, checkpoint).Scan(&at, &xmin); err != nil {
 		return 0, false, fmt.Errorf("read checkpoint %s: %w", checkpoint, err)
 	}
 	after, err := eventstore.ParsePosition(at)
 	if err != nil {
 		return 0, false, fmt.Errorf("checkpoint %s: %w", checkpoint, err)
 	}
-	b, err := r.read(ctx, p, after)
+	b, err := r.readAfter(ctx, p, after, eventstore.HorizonOf(xmin))
 	if err != nil {
 		return 0, false, err
+	}
+	if len(b.events) == 0 {
+		// Nothing of the category: the checkpoint moves to the horizon in one statement, with
+		// no transaction of its own, and only if no other process moved it meanwhile (another
+		// one that applied events moves it at least as far).
+		if b.horizon.Compare(after) > 0 {
+			if _, err := r.pool.Exec(ctx, moveIdleCheckpointSQL, checkpoint, at, b.horizon.String()); err != nil {
+				return 0, false, fmt.Errorf("move checkpoint %s: %w", checkpoint, err)
+			}
+		}
+		return 0, true, nil
 	}
 	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		now, err := lockCheckpoint(ctx, tx, checkpoint)
@@ -273,6 +293,11 @@ func (r *Runner) read(ctx context.Context, p Projector, after eventstore.Positio
 	if err != nil {
 		return batch{}, err
 	}
+	return r.readAfter(ctx, p, after, horizon)
+}
+
+// readAfter reads the batch after after, with the horizon read before it.
+func (r *Runner) readAfter(ctx context.Context, p Projector, after, horizon eventstore.Position) (batch, error) {
 	events, err := r.store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Max: r.opts.Batch, Category: p.Category()})
 	if err != nil {
 		return batch{}, err

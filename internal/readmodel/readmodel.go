@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,7 +40,19 @@ type Model struct {
 	rm   domain.ReadModel
 	// columns are the columns a write sets from the state: id, version and the declared ones.
 	columns []string
+	// row is the select list that reads a row ("r") as its id, version and state JSON.
+	row string
+	// stmts are the statements per table (the live one, a rebuild's copy), made once.
+	stmts *sync.Map // table → statements
 }
+
+// statements are a model's SQL on one table.
+type statements struct {
+	get, put, remove, byID, list string
+}
+
+// compiled keeps every model's SQL, made once per declaration: Of is called per request.
+var compiled sync.Map // key → Model
 
 // Of returns the read model of k, and false when k declares none.
 func Of(k domain.Kind) (Model, bool) {
@@ -47,14 +60,76 @@ func Of(k domain.Kind) (Model, bool) {
 	if d.ReadModel == nil {
 		return Model{}, false
 	}
-	m := Model{desc: d, fold: k.Fold(), rm: *d.ReadModel, columns: []string{"id", "version"}}
+	key := fmt.Sprintf("%s %+v", d.Category, *d.ReadModel)
+	if m, ok := compiled.Load(key); ok {
+		return m.(Model), true
+	}
+	m := Model{desc: d, fold: k.Fold(), rm: *d.ReadModel, columns: []string{"id", "version"}, stmts: &sync.Map{}}
+	pairs := make([]string, 0, len(m.rm.Columns))
 	for _, c := range m.rm.Columns {
 		if !slices.Contains(m.columns, c.Name) {
 			m.columns = append(m.columns, c.Name)
 		}
+		pairs = append(pairs, quoteLiteral(c.Field)+", r."+quote(c.Name))
 	}
+	m.row = `r.id::text, r.version, jsonb_build_object(` + strings.Join(pairs, ", ") + `)`
+	compiled.Store(key, m)
 	return m, true
 }
+
+// on returns the model's statements on table.
+func (m Model) on(table string) statements {
+	if st, ok := m.stmts.Load(table); ok {
+		return st.(statements)
+	}
+	t := quote(table)
+	names := make([]string, len(m.columns))
+	values := make([]string, len(m.columns))
+	sets := make([]string, 0, len(m.columns))
+	for i, c := range m.columns {
+		names[i] = quote(c)
+		values[i] = quoteLiteral(c) + ", " + m.fieldOf(c)
+		if c != "id" {
+			sets = append(sets, names[i]+` = EXCLUDED.`+names[i])
+		}
+	}
+	list := strings.Join(names, ", ")
+	st := statements{
+		get: `SELECT ` + m.row + ` FROM ` + t + ` r WHERE id = $1`,
+		// The state's JSON goes once, as a string (in pgx's exec mode, for a pooler in
+		// transaction mode, a []byte goes as bytea); each column takes its field, and
+		// jsonb_populate_record turns the values into the columns' types.
+		put: `INSERT INTO ` + t + ` AS r (` + list + `, position, created_at, updated_at, applied)
+SELECT ` + list + `, $4, $5, $5, 1 FROM (SELECT $1::jsonb AS s) x,
+	jsonb_populate_record(NULL::` + t + `, jsonb_build_object(` + strings.Join(values, ", ") + `))
+ON CONFLICT (id) DO UPDATE SET ` + strings.Join(sets, ", ") + `, position = EXCLUDED.position, updated_at = EXCLUDED.updated_at, applied = r.applied + 1`,
+		remove: `DELETE FROM ` + t + ` WHERE id = $1`,
+		byID:   `SELECT ` + m.row + ` FROM ` + t + ` r WHERE id = ANY($1::uuid[])`,
+		list:   `SELECT ` + m.row + ` FROM ` + t + ` r WHERE ($1 = '' OR id > NULLIF($1, '')::uuid)`,
+	}
+	m.stmts.Store(table, st)
+	return st
+}
+
+// fieldOf is the SQL that takes column c's value out of a write's parameters: id and version
+// from theirs ($2, $3), a declared column from its field of the state's JSON (x.s).
+func (m Model) fieldOf(c string) string {
+	switch c {
+	case "id":
+		return "$2::text"
+	case "version":
+		return "$3::bigint"
+	}
+	for _, col := range m.rm.Columns {
+		if col.Name == c {
+			return "x.s->" + quoteLiteral(col.Field)
+		}
+	}
+	return "NULL"
+}
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // All returns the read models that kinds declare, in their order.
 func All(kinds []domain.Kind) []Model {
@@ -92,32 +167,20 @@ type Row struct {
 // table is the quoted name of table (the live table's, or a rebuild's copy).
 func quote(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// decode reads a row from its to_jsonb.
-func (m Model) decode(b []byte) (Row, error) {
-	var cols map[string]json.RawMessage
-	if err := json.Unmarshal(b, &cols); err != nil {
-		return Row{}, fmt.Errorf("read model %s: %w", m.rm.Table, err)
-	}
-	fields := make(map[string]json.RawMessage, len(m.rm.Columns))
-	for _, c := range m.rm.Columns {
-		if v, ok := cols[c.Name]; ok {
-			fields[c.Field] = v
-		}
-	}
-	var r Row
-	if err := json.Unmarshal(cols["id"], &r.ID); err != nil {
-		return r, fmt.Errorf("read model %s: id: %w", m.rm.Table, err)
-	}
-	if err := json.Unmarshal(cols["version"], &r.Version); err != nil {
-		return r, fmt.Errorf("read model %s: version of %s: %w", m.rm.Table, r.ID, err)
-	}
-	data, err := json.Marshal(fields)
-	if err != nil {
+// scan reads a row selected with m.row: its id, version and state.
+func (m Model) scan(row pgx.Row) (Row, error) {
+	var (
+		r    Row
+		data []byte
+	)
+	if err := row.Scan(&r.ID, &r.Version, &data); err != nil {
 		return r, err
 	}
-	if r.State, err = m.fold.Unmarshal(data); err != nil {
+	s, err := m.fold.Unmarshal(data)
+	if err != nil {
 		return r, fmt.Errorf("read model %s: row %s: %w", m.rm.Table, r.ID, err)
 	}
+	r.State = s
 	return r, nil
 }
 
@@ -151,45 +214,23 @@ func (m Model) columnsOf(r Row) (map[string]json.RawMessage, error) {
 // Get reads the row of id from table (the live table or a rebuild's copy); ok is false when
 // there is none.
 func (m Model) Get(ctx context.Context, db DB, table, id string) (r Row, ok bool, err error) {
-	var b []byte
-	err = db.QueryRow(ctx, `SELECT to_jsonb(r) FROM `+quote(table)+` r WHERE id = $1`, id).Scan(&b)
+	r, err = m.scan(db.QueryRow(ctx, m.on(table).get, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Row{}, false, nil
 	}
 	if err != nil {
 		return Row{}, false, fmt.Errorf("read model %s: read %s: %w", m.rm.Table, id, err)
 	}
-	r, err = m.decode(b)
-	return r, err == nil, err
+	return r, true, nil
 }
 
 // Put writes r to table as of the event at, which it applied last.
 func (m Model) Put(ctx context.Context, db DB, table string, r Row, at eventstore.Position, recorded time.Time) error {
-	cols, err := m.columnsOf(r)
+	state, err := json.Marshal(r.State)
 	if err != nil {
 		return err
 	}
-	obj, err := json.Marshal(cols)
-	if err != nil {
-		return err
-	}
-	names := make([]string, len(m.columns))
-	sets := make([]string, 0, len(m.columns))
-	for i, c := range m.columns {
-		names[i] = quote(c)
-		if c != "id" {
-			sets = append(sets, names[i]+` = EXCLUDED.`+names[i])
-		}
-	}
-	list := strings.Join(names, ", ")
-	t := quote(table)
-	// The JSON goes as a string: in pgx's exec mode (a pooler in transaction mode) a []byte
-	// goes as bytea.
-	_, err = db.Exec(ctx, `INSERT INTO `+t+` AS r (`+list+`, position, created_at, updated_at, applied)
-SELECT `+list+`, $2, $3, $3, 1 FROM jsonb_populate_record(NULL::`+t+`, $1::jsonb)
-ON CONFLICT (id) DO UPDATE SET `+strings.Join(sets, ", ")+`, position = EXCLUDED.position, updated_at = EXCLUDED.updated_at, applied = r.applied + 1`,
-		string(obj), at.String(), recorded)
-	if err != nil {
+	if _, err = db.Exec(ctx, m.on(table).put, string(state), r.ID, r.Version, at.String(), recorded); err != nil {
 		return fmt.Errorf("read model %s: write %s: %w", m.rm.Table, r.ID, err)
 	}
 	return nil
@@ -197,7 +238,7 @@ ON CONFLICT (id) DO UPDATE SET `+strings.Join(sets, ", ")+`, position = EXCLUDED
 
 // Remove deletes the row of id from table.
 func (m Model) Remove(ctx context.Context, db DB, table, id string) error {
-	if _, err := db.Exec(ctx, `DELETE FROM `+quote(table)+` WHERE id = $1`, id); err != nil {
+	if _, err := db.Exec(ctx, m.on(table).remove, id); err != nil {
 		return fmt.Errorf("read model %s: delete %s: %w", m.rm.Table, id, err)
 	}
 	return nil
@@ -207,13 +248,7 @@ func (m Model) collect(rows pgx.Rows, err error) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read model %s: %w", m.rm.Table, err)
 	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Row, error) {
-		var b []byte
-		if err := row.Scan(&b); err != nil {
-			return Row{}, err
-		}
-		return m.decode(b)
-	})
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Row, error) { return m.scan(row) })
 	if err != nil {
 		return nil, fmt.Errorf("read model %s: %w", m.rm.Table, err)
 	}
@@ -222,7 +257,7 @@ func (m Model) collect(rows pgx.Rows, err error) ([]Row, error) {
 
 // ByID reads rows by id in one statement; ids without a row are absent.
 func (m Model) ByID(ctx context.Context, db DB, ids []string) (map[string]Row, error) {
-	list, err := m.collect(db.Query(ctx, `SELECT to_jsonb(r) FROM `+quote(m.rm.Table)+` r WHERE id = ANY($1::uuid[])`, ids))
+	list, err := m.collect(db.Query(ctx, m.on(m.rm.Table).byID, ids))
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +290,7 @@ func (m Model) filter(name string) (domain.Filter, error) {
 // List reads a page of rows in id order, narrowed by filters. It reads one row more than asked:
 // more says there is a next page.
 func (m Model) List(ctx context.Context, db DB, filters Filters, p Page) (list []Row, more bool, err error) {
-	where := []string{`($1 = '' OR id > NULLIF($1, '')::uuid)`}
+	var where []string
 	args := []any{p.After, p.First + 1}
 	names := make([]string, 0, len(filters))
 	for name := range filters {
@@ -281,7 +316,11 @@ func (m Model) List(ctx context.Context, db DB, filters Filters, p Page) (list [
 			where = append(where, quote(f.Column)+` = `+n)
 		}
 	}
-	list, err = m.collect(db.Query(ctx, `SELECT to_jsonb(r) FROM `+quote(m.rm.Table)+` r WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT $2`, args...))
+	q := m.on(m.rm.Table).list
+	for _, w := range where {
+		q += " AND " + w
+	}
+	list, err = m.collect(db.Query(ctx, q+` ORDER BY id LIMIT $2`, args...))
 	if err != nil {
 		return nil, false, err
 	}
@@ -295,7 +334,7 @@ func (m Model) List(ctx context.Context, db DB, filters Filters, p Page) (list [
 // rows per key at most (the extra row says there is a next page).
 func (m Model) ListBy(ctx context.Context, db DB, column string, keys []string, p Page) (map[string][]Row, error) {
 	c := quote(column)
-	list, err := m.collect(db.Query(ctx, `SELECT to_jsonb(r) - 'n' FROM (
+	list, err := m.collect(db.Query(ctx, `SELECT `+m.row+` FROM (
 	SELECT o.*, row_number() OVER (PARTITION BY `+c+` ORDER BY id) AS n
 	FROM `+quote(m.rm.Table)+` o WHERE `+c+` = ANY($1) AND ($2 = '' OR id > NULLIF($2, '')::uuid)
 ) r WHERE n <= $3 ORDER BY `+c+`, id`, keys, p.After, p.First+1))
