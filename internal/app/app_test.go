@@ -1,6 +1,8 @@
 package app
 
 import (
+	"github.com/strata-es/strata/internal/testkit"
+
 	"bytes"
 	"context"
 	"database/sql"
@@ -21,7 +23,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
-	"go.uber.org/goleak"
 
 	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/eventstore"
@@ -30,38 +31,6 @@ import (
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
-
-// verifyNoLeaks fails t if goroutines started after this call outlive t and its subtests.
-// Top-level parallel tests run only once every sequential one has finished, so a sequential
-// test that calls this sees no goroutine but its own.
-func verifyNoLeaks(t *testing.T) {
-	t.Helper()
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-}
-
-// syncBuffer is a bytes.Buffer that the command's goroutines may write while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// envOf returns a getenv that sees only vars: the test's own environment never leaks in.
-func envOf(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
-}
 
 // unreachableURL names a server that cannot answer, so that a command that should have failed
 // before connecting fails differently, and quickly, should it try.
@@ -403,3 +372,12 @@ func TestServeStopsWhenItsClusterDies(t *testing.T) {
 		t.Fatalf("serve still runs 30s after its cluster was killed; stderr:\n%s", run.stderr.String())
 	}
 }
+
+// The helpers the tests share with benchcmd's.
+var (
+	verifyNoLeaks = testkit.VerifyNoLeaks
+	envOf         = testkit.EnvOf
+	buildStrata   = testkit.BuildStrata
+)
+
+type syncBuffer = testkit.SyncBuffer

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,21 +17,6 @@ import (
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
 )
-
-// buildStrata builds the strata binary into a temporary directory.
-func buildStrata(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "strata")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed to build strata: %v", err)
-	}
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/strata-es/strata/cmd/strata")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // The server process is killed (SIGKILL, no chance to clean up) while its projectors are in
 // the middle of the log, three times; the fourth run finishes. Every read-model row then matches

@@ -1,7 +1,8 @@
 package benchcmd
 
 import (
-	"bytes"
+	"github.com/strata-es/strata/internal/testkit"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,15 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/goleak"
 
 	"github.com/strata-es/strata/internal/cli"
 	"github.com/strata-es/strata/internal/config"
@@ -41,54 +38,6 @@ func givenServer(_ context.Context, cfg config.Config, _ *slog.Logger) (string, 
 		return "", nil, errors.New("the bench tests run on the server DATABASE_URL names")
 	}
 	return cfg.DatabaseURL, func() {}, nil
-}
-
-// verifyNoLeaks fails t if goroutines started after this call outlive t and its subtests.
-// Top-level parallel tests run only once every sequential one has finished, so a sequential
-// test that calls this sees no goroutine but its own.
-func verifyNoLeaks(t *testing.T) {
-	t.Helper()
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-}
-
-// syncBuffer is a bytes.Buffer that the command's goroutines may write while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// envOf returns a getenv that sees only vars: the test's own environment never leaks in.
-func envOf(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
-}
-
-// buildStrata builds the strata binary into the test's temporary directory, for the benchmarks
-// that start `strata serve`.
-func buildStrata(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "strata")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed to build strata: %v", err)
-	}
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/strata-es/strata/cmd/strata")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // benchResult is the JSON line `strata bench append` prints (docs/benchmarks.md).
@@ -310,3 +259,12 @@ func TestBenchSubscribe(t *testing.T) {
 		})
 	}
 }
+
+// The helpers the tests share with internal/app's.
+var (
+	verifyNoLeaks = testkit.VerifyNoLeaks
+	envOf         = testkit.EnvOf
+	buildStrata   = testkit.BuildStrata
+)
+
+type syncBuffer = testkit.SyncBuffer
