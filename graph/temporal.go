@@ -57,8 +57,15 @@ func jsonOrNull(v json.RawMessage) json.RawMessage {
 // stateAt is an aggregate's state with asOf or atVersion: a replay, never the projection. ok
 // is false when the aggregate did not exist then, or has no such version.
 func stateAt[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C], id string, u command.Until) (l command.Loaded[S], ok bool, err error) {
+	return replayedAt(ctx, r, u, func(sd side) (command.Loaded[S], error) {
+		return command.For(sd.commands, def).Until(ctx, id, u)
+	})
+}
+
+// replayedAt is stateAt with the replay given: until replays the aggregate to u on a side.
+func replayedAt[S any](ctx context.Context, r *Resolver, u command.Until, until func(side) (command.Loaded[S], error)) (l command.Loaded[S], ok bool, err error) {
 	err = r.readBefore(ctx, u.Before, func(sd side) (err error) {
-		l, err = command.For(sd.commands, def).Until(ctx, id, u)
+		l, err = until(sd)
 		if err == nil && sd.replica && u.Version > l.Version {
 			return errBehind // or the version does not exist: the primary says which
 		}
@@ -99,11 +106,16 @@ type historyEntry[S any] struct {
 
 // history is a page of an aggregate's history, and its page info.
 func history[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C], id string, first *int, after *string) ([]historyEntry[S], *model.PageInfo, error) {
+	steps := func(s side) ([]command.Step[S], error) { return command.For(s.commands, def).History(ctx, id) }
+	return historyOf(ctx, r, steps, command.For(r.Commands, def).Fields, first, after)
+}
+
+// historyOf is history with the replay given: replay reads the aggregate's whole history on a
+// side, and fields shows a state as clients see it (none while the aggregate does not exist).
+func historyOf[S any](ctx context.Context, r *Resolver, replay func(side) ([]command.Step[S], error), fields func(command.Loaded[S]) []domain.Field, first *int, after *string) ([]historyEntry[S], *model.PageInfo, error) {
 	var steps []command.Step[S]
-	var agg command.Aggregate[S, E, C]
 	err := r.read(ctx, func(s side) (err error) {
-		agg = command.For(s.commands, def)
-		steps, err = agg.History(ctx, id)
+		steps, err = replay(s)
 		return err
 	})
 	if err != nil {
@@ -122,7 +134,7 @@ func history[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def
 	for _, st := range steps[from:to] {
 		next := command.Loaded[S]{State: st.State, Version: st.Event.Version}
 		cursor := strconv.FormatInt(st.Event.Version, 10)
-		entries = append(entries, historyEntry[S]{cursor: cursor, event: toEvent(st.Event), loaded: next, changes: changes(agg.Fields(prev), agg.Fields(next))})
+		entries = append(entries, historyEntry[S]{cursor: cursor, event: toEvent(st.Event), loaded: next, changes: changes(fields(prev), fields(next))})
 		info.EndCursor = &entries[len(entries)-1].cursor
 		prev = next
 	}
