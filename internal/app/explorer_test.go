@@ -69,7 +69,10 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	}
 	shots := screenshotDir(t)
 
-	pool := dbtest.Pool(t)
+	// Sized as serve's pool is by default (--db-max-conns 20), not pgxpool's max(4, CPUs): a
+	// projector's step holds one connection and takes a second, so four projectors on a pool of
+	// four wait for each other, and every request with them.
+	pool := dbtest.PoolFor(t, dbtest.URL(t), 20)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	parts := newResolver(pool, nil, config.Config{MaxPageSize: 100, ConsistencyTimeout: 5 * time.Second, SubscriberBuffer: 256}, logger)
 	runCtx, stopRunning := context.WithCancel(context.Background())
