@@ -212,6 +212,7 @@ func complexity(c *generated.ComplexityRoot, maxPage int) {
 	c.User.Orders = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
 	c.User.History = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
 	c.Order.History = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
+	c.AggregateState.History = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
 	// The stats fields cost their buckets (at most 1,000) times what each asks for.
 	c.Query.EventStats = func(child int, from, to time.Time, interval model.StatsInterval, _ *string, _ []string) int {
 		return 1 + statsBuckets(from, to, statsInterval(interval))*child

@@ -22,6 +22,11 @@ import (
 	"github.com/strata-es/strata/internal/readmodel"
 )
 
+// History is the resolver for the history field.
+func (r *aggregateStateResolver) History(ctx context.Context, obj *model.AggregateState, first *int, after *string) (*model.AggregateHistoryConnection, error) {
+	return r.aggregateHistory(ctx, obj, first, after)
+}
+
 // AppendEvents is the resolver for the appendEvents field.
 func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error) {
 	if err := r.svc().CheckNotOwned(streamID); err != nil {
@@ -340,6 +345,16 @@ func (r *queryResolver) Streams(ctx context.Context, prefix *string, category *s
 	return toStreamConnection(infos, n), nil
 }
 
+// AggregateKinds is the resolver for the aggregateKinds field.
+func (r *queryResolver) AggregateKinds(ctx context.Context) ([]*model.AggregateKind, error) {
+	return r.aggregateKinds(ctx), nil
+}
+
+// Aggregate is the resolver for the aggregate field.
+func (r *queryResolver) Aggregate(ctx context.Context, category string, id string, atVersion *int, asOf *time.Time) (*model.AggregateState, error) {
+	return r.aggregateAt(ctx, category, id, atVersion, asOf)
+}
+
 // Events is the resolver for the events field.
 func (r *streamResolver) Events(ctx context.Context, obj *model.Stream, fromVersion *int, first *int, backward *bool) (*model.EventConnection, error) {
 	n, err := r.pageSize(ctx, first)
@@ -404,6 +419,11 @@ func (r *userResolver) History(ctx context.Context, obj *model.User, first *int,
 	return r.userHistory(ctx, obj.ID, first, after)
 }
 
+// AggregateState returns generated.AggregateStateResolver implementation.
+func (r *Resolver) AggregateState() generated.AggregateStateResolver {
+	return &aggregateStateResolver{r}
+}
+
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
@@ -423,10 +443,11 @@ func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subsc
 func (r *Resolver) User() generated.UserResolver { return &userResolver{r} }
 
 type (
-	mutationResolver     struct{ *Resolver }
-	orderResolver        struct{ *Resolver }
-	queryResolver        struct{ *Resolver }
-	streamResolver       struct{ *Resolver }
-	subscriptionResolver struct{ *Resolver }
-	userResolver         struct{ *Resolver }
+	aggregateStateResolver struct{ *Resolver }
+	mutationResolver       struct{ *Resolver }
+	orderResolver          struct{ *Resolver }
+	queryResolver          struct{ *Resolver }
+	streamResolver         struct{ *Resolver }
+	subscriptionResolver   struct{ *Resolver }
+	userResolver           struct{ *Resolver }
 )

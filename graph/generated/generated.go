@@ -31,6 +31,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	AggregateState() AggregateStateResolver
 	Mutation() MutationResolver
 	Order() OrderResolver
 	Product() ProductResolver
@@ -44,6 +45,36 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AggregateHistoryConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	AggregateHistoryEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AggregateHistoryEntry struct {
+		Changes func(childComplexity int) int
+		Event   func(childComplexity int) int
+		Fields  func(childComplexity int) int
+	}
+
+	AggregateKind struct {
+		Category  func(childComplexity int) int
+		Name      func(childComplexity int) int
+		ReadModel func(childComplexity int) int
+	}
+
+	AggregateState struct {
+		Category func(childComplexity int) int
+		Fields   func(childComplexity int) int
+		History  func(childComplexity int, first *int, after *string) int
+		ID       func(childComplexity int) int
+		Version  func(childComplexity int) int
+	}
+
 	AppendResult struct {
 		Events              func(childComplexity int) int
 		NextExpectedVersion func(childComplexity int) int
@@ -255,18 +286,20 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		AllEvents   func(childComplexity int, first *int, after *string, category *string, types []string) int
-		EventStats  func(childComplexity int, from time.Time, to time.Time, interval model.StatsInterval, category *string, types []string) int
-		Order       func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
-		OrderStats  func(childComplexity int, from time.Time, to time.Time, consistentWith *string) int
-		Orders      func(childComplexity int, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) int
-		Product     func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
-		Products    func(childComplexity int, first *int, after *string, status *model.ProductStatus, consistentWith *string, asOf *time.Time) int
-		Projections func(childComplexity int) int
-		Stream      func(childComplexity int, id string) int
-		Streams     func(childComplexity int, prefix *string, category *string, first *int, after *string) int
-		User        func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
-		Users       func(childComplexity int, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string, asOf *time.Time) int
+		Aggregate      func(childComplexity int, category string, id string, atVersion *int, asOf *time.Time) int
+		AggregateKinds func(childComplexity int) int
+		AllEvents      func(childComplexity int, first *int, after *string, category *string, types []string) int
+		EventStats     func(childComplexity int, from time.Time, to time.Time, interval model.StatsInterval, category *string, types []string) int
+		Order          func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
+		OrderStats     func(childComplexity int, from time.Time, to time.Time, consistentWith *string) int
+		Orders         func(childComplexity int, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) int
+		Product        func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
+		Products       func(childComplexity int, first *int, after *string, status *model.ProductStatus, consistentWith *string, asOf *time.Time) int
+		Projections    func(childComplexity int) int
+		Stream         func(childComplexity int, id string) int
+		Streams        func(childComplexity int, prefix *string, category *string, first *int, after *string) int
+		User           func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
+		Users          func(childComplexity int, first *int, after *string, status *model.UserStatus, emailContains *string, consistentWith *string, asOf *time.Time) int
 	}
 
 	StoredPayload struct {
@@ -354,6 +387,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type AggregateStateResolver interface {
+	History(ctx context.Context, obj *model.AggregateState, first *int, after *string) (*model.AggregateHistoryConnection, error)
+}
 type MutationResolver interface {
 	AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error)
 	DeleteStream(ctx context.Context, streamID string, expectedVersion *int) (*model.AppendResult, error)
@@ -393,6 +429,8 @@ type QueryResolver interface {
 	EventStats(ctx context.Context, from time.Time, to time.Time, interval model.StatsInterval, category *string, types []string) (*model.EventStats, error)
 	OrderStats(ctx context.Context, from time.Time, to time.Time, consistentWith *string) (*model.OrderStats, error)
 	Streams(ctx context.Context, prefix *string, category *string, first *int, after *string) (*model.StreamConnection, error)
+	AggregateKinds(ctx context.Context) ([]*model.AggregateKind, error)
+	Aggregate(ctx context.Context, category string, id string, atVersion *int, asOf *time.Time) (*model.AggregateState, error)
 	Product(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.Product, error)
 	Products(ctx context.Context, first *int, after *string, status *model.ProductStatus, consistentWith *string, asOf *time.Time) (*model.ProductConnection, error)
 }
@@ -427,6 +465,106 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AggregateHistoryConnection.edges":
+		if e.ComplexityRoot.AggregateHistoryConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateHistoryConnection.Edges(childComplexity), true
+	case "AggregateHistoryConnection.pageInfo":
+		if e.ComplexityRoot.AggregateHistoryConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateHistoryConnection.PageInfo(childComplexity), true
+
+	case "AggregateHistoryEdge.cursor":
+		if e.ComplexityRoot.AggregateHistoryEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateHistoryEdge.Cursor(childComplexity), true
+	case "AggregateHistoryEdge.node":
+		if e.ComplexityRoot.AggregateHistoryEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateHistoryEdge.Node(childComplexity), true
+
+	case "AggregateHistoryEntry.changes":
+		if e.ComplexityRoot.AggregateHistoryEntry.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateHistoryEntry.Changes(childComplexity), true
+	case "AggregateHistoryEntry.event":
+		if e.ComplexityRoot.AggregateHistoryEntry.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateHistoryEntry.Event(childComplexity), true
+	case "AggregateHistoryEntry.fields":
+		if e.ComplexityRoot.AggregateHistoryEntry.Fields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateHistoryEntry.Fields(childComplexity), true
+
+	case "AggregateKind.category":
+		if e.ComplexityRoot.AggregateKind.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateKind.Category(childComplexity), true
+	case "AggregateKind.name":
+		if e.ComplexityRoot.AggregateKind.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateKind.Name(childComplexity), true
+	case "AggregateKind.readModel":
+		if e.ComplexityRoot.AggregateKind.ReadModel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateKind.ReadModel(childComplexity), true
+
+	case "AggregateState.category":
+		if e.ComplexityRoot.AggregateState.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateState.Category(childComplexity), true
+	case "AggregateState.fields":
+		if e.ComplexityRoot.AggregateState.Fields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateState.Fields(childComplexity), true
+	case "AggregateState.history":
+		if e.ComplexityRoot.AggregateState.History == nil {
+			break
+		}
+
+		args, err := ec.field_AggregateState_history_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.AggregateState.History(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "AggregateState.id":
+		if e.ComplexityRoot.AggregateState.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateState.ID(childComplexity), true
+	case "AggregateState.version":
+		if e.ComplexityRoot.AggregateState.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AggregateState.Version(childComplexity), true
 
 	case "AppendResult.events":
 		if e.ComplexityRoot.AppendResult.Events == nil {
@@ -1295,6 +1433,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Projection.Status(childComplexity), true
 
+	case "Query.aggregate":
+		if e.ComplexityRoot.Query.Aggregate == nil {
+			break
+		}
+
+		args, err := ec.field_Query_aggregate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Aggregate(childComplexity, args["category"].(string), args["id"].(string), args["atVersion"].(*int), args["asOf"].(*time.Time)), true
+	case "Query.aggregateKinds":
+		if e.ComplexityRoot.Query.AggregateKinds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.AggregateKinds(childComplexity), true
 	case "Query.allEvents":
 		if e.ComplexityRoot.Query.AllEvents == nil {
 			break
@@ -2314,6 +2469,59 @@ extend type Query {
   """
   streams(prefix: String, category: String, first: Int = 20, after: String): StreamConnection!
 }
+
+# ---------------------------------------------------------------------------------------------
+# Every registered aggregate, read generically (the Explorer's aggregate view; docs/aggregates.md):
+# the registry, and any aggregate at a version or a time with its history, its state shown as
+# its declaration's Fields. Read-only; each aggregate's own fields (order, product, ...) remain
+# its typed surface.
+
+"A registered aggregate: its streams are <category>-<id>."
+type AggregateKind {
+  "Its name for people: \"Order\"."
+  name: String!
+  "Its stream category: \"order\"."
+  category: String!
+  "The table of its read model (also its projection's name); null when it declares none."
+  readModel: String
+}
+
+"An aggregate of any registered kind, replayed from its stream."
+type AggregateState {
+  category: String!
+  id: ID!
+  "The version of its stream the state is at."
+  version: Int!
+  """
+  The state as its declaration's Fields show it: a JSON object of its fields in the declared
+  order. Which fields there are may depend on the state (an order has a carrier once shipped).
+  """
+  fields: JSON!
+  "Every event of the aggregate, oldest first, with its fields after it and what it changed (the whole stream, whatever version the state is at)."
+  history(first: Int = 20, after: String): AggregateHistoryConnection! @goField(forceResolver: true)
+}
+
+type AggregateHistoryEntry {
+  "The event; its metadata says who or what caused it."
+  event: Event!
+  "The aggregate's fields right after the event, as AggregateState.fields."
+  fields: JSON!
+  changes: [FieldChange!]!
+}
+type AggregateHistoryEdge { cursor: String!, node: AggregateHistoryEntry! }
+type AggregateHistoryConnection { edges: [AggregateHistoryEdge!]!, pageInfo: PageInfo! }
+
+extend type Query {
+  "The registered aggregates, in the registry's order."
+  aggregateKinds: [AggregateKind!]!
+  """
+  Any registered aggregate by its category and id, replayed from its stream (never from a read
+  model): now, or with atVersion or asOf (not both) at that version or as of that time, as for
+  order. Null when it does not exist (then), or has no such version. A category that is not a
+  registered aggregate's is BAD_USER_INPUT naming those that are.
+  """
+  aggregate(category: String!, id: ID!, atVersion: Int, asOf: Time): AggregateState
+}
 `, BuiltIn: false},
 	{Name: "../schema/product.graphql", Input: `# The Product aggregate (internal/domain/product): a catalogue entry with a SKU unique among
 # products, a price and a stock. Everything below comes from the runtime: history, asOf and
@@ -2392,6 +2600,66 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_AggregateHistoryConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AggregateHistoryConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AggregateHistoryConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AggregateHistoryConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AggregateHistoryEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AggregateHistoryEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AggregateHistoryEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AggregateHistoryEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AggregateHistoryEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "event":
+		return ec.fieldContext_AggregateHistoryEntry_event(ctx, field)
+	case "fields":
+		return ec.fieldContext_AggregateHistoryEntry_fields(ctx, field)
+	case "changes":
+		return ec.fieldContext_AggregateHistoryEntry_changes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AggregateHistoryEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_AggregateKind(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_AggregateKind_name(ctx, field)
+	case "category":
+		return ec.fieldContext_AggregateKind_category(ctx, field)
+	case "readModel":
+		return ec.fieldContext_AggregateKind_readModel(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AggregateKind", field.Name)
+}
+
+func (ec *executionContext) childFields_AggregateState(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "category":
+		return ec.fieldContext_AggregateState_category(ctx, field)
+	case "id":
+		return ec.fieldContext_AggregateState_id(ctx, field)
+	case "version":
+		return ec.fieldContext_AggregateState_version(ctx, field)
+	case "fields":
+		return ec.fieldContext_AggregateState_fields(ctx, field)
+	case "history":
+		return ec.fieldContext_AggregateState_history(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AggregateState", field.Name)
+}
 
 func (ec *executionContext) childFields_AppendResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -3032,6 +3300,28 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_AggregateState_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_appendEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -3692,6 +3982,44 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_aggregate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "category",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["category"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "atVersion",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["atVersion"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "asOf",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["asOf"] = arg3
 	return args, nil
 }
 
@@ -4356,6 +4684,417 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AggregateHistoryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.AggregateHistoryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateHistoryConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AggregateHistoryEdge) graphql.Marshaler {
+			return ec.marshalNAggregateHistoryEdge2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateHistoryEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateHistoryConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AggregateHistoryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AggregateHistoryEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AggregateHistoryConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.AggregateHistoryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateHistoryConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateHistoryConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AggregateHistoryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AggregateHistoryEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AggregateHistoryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateHistoryEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateHistoryEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AggregateHistoryEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _AggregateHistoryEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.AggregateHistoryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateHistoryEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AggregateHistoryEntry) graphql.Marshaler {
+			return ec.marshalNAggregateHistoryEntry2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateHistoryEntry(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateHistoryEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AggregateHistoryEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AggregateHistoryEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AggregateHistoryEntry_event(ctx context.Context, field graphql.CollectedField, obj *model.AggregateHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateHistoryEntry_event(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Event, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Event) graphql.Marshaler {
+			return ec.marshalNEvent2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateHistoryEntry_event(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AggregateHistoryEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Event(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AggregateHistoryEntry_fields(ctx context.Context, field graphql.CollectedField, obj *model.AggregateHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateHistoryEntry_fields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fields, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalNJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateHistoryEntry_fields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AggregateHistoryEntry", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _AggregateHistoryEntry_changes(ctx context.Context, field graphql.CollectedField, obj *model.AggregateHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateHistoryEntry_changes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Changes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FieldChange) graphql.Marshaler {
+			return ec.marshalNFieldChange2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐFieldChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateHistoryEntry_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AggregateHistoryEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FieldChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AggregateKind_name(ctx context.Context, field graphql.CollectedField, obj *model.AggregateKind) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateKind_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateKind_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AggregateKind", field, false, false, "String")
+}
+
+func (ec *executionContext) _AggregateKind_category(ctx context.Context, field graphql.CollectedField, obj *model.AggregateKind) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateKind_category(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Category, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateKind_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AggregateKind", field, false, false, "String")
+}
+
+func (ec *executionContext) _AggregateKind_readModel(ctx context.Context, field graphql.CollectedField, obj *model.AggregateKind) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateKind_readModel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReadModel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateKind_readModel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AggregateKind", field, false, false, "String")
+}
+
+func (ec *executionContext) _AggregateState_category(ctx context.Context, field graphql.CollectedField, obj *model.AggregateState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateState_category(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Category, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateState_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AggregateState", field, false, false, "String")
+}
+
+func (ec *executionContext) _AggregateState_id(ctx context.Context, field graphql.CollectedField, obj *model.AggregateState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateState_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateState_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AggregateState", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AggregateState_version(ctx context.Context, field graphql.CollectedField, obj *model.AggregateState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateState_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateState_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AggregateState", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AggregateState_fields(ctx context.Context, field graphql.CollectedField, obj *model.AggregateState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateState_fields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fields, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalNJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateState_fields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AggregateState", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _AggregateState_history(ctx context.Context, field graphql.CollectedField, obj *model.AggregateState) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AggregateState_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.AggregateState().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AggregateHistoryConnection) graphql.Marshaler {
+			return ec.marshalNAggregateHistoryConnection2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateHistoryConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AggregateState_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AggregateState",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AggregateHistoryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_AggregateState_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _AppendResult_streamId(ctx context.Context, field graphql.CollectedField, obj *model.AppendResult) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -8331,6 +9070,82 @@ func (ec *executionContext) fieldContext_Query_streams(ctx context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_aggregateKinds(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_aggregateKinds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().AggregateKinds(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AggregateKind) graphql.Marshaler {
+			return ec.marshalNAggregateKind2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateKindᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_aggregateKinds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AggregateKind(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_aggregate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_aggregate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Aggregate(ctx, fc.Args["category"].(string), fc.Args["id"].(string), fc.Args["atVersion"].(*int), fc.Args["asOf"].(*time.Time))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AggregateState) graphql.Marshaler {
+			return ec.marshalOAggregateState2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateState(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_aggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AggregateState(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_aggregate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_product(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10927,6 +11742,222 @@ func UnmarshalOrderItemInput(ctx context.Context, raw any) (model.OrderItemInput
 
 // region    **************************** object.gotpl ****************************
 
+var aggregateHistoryConnectionImplementors = []string{"AggregateHistoryConnection"}
+
+func (ec *executionContext) _AggregateHistoryConnection(ctx context.Context, sel ast.SelectionSet, obj *model.AggregateHistoryConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, aggregateHistoryConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AggregateHistoryConnection")
+		case "edges":
+			out.Values[i] = ec._AggregateHistoryConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._AggregateHistoryConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var aggregateHistoryEdgeImplementors = []string{"AggregateHistoryEdge"}
+
+func (ec *executionContext) _AggregateHistoryEdge(ctx context.Context, sel ast.SelectionSet, obj *model.AggregateHistoryEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, aggregateHistoryEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AggregateHistoryEdge")
+		case "cursor":
+			out.Values[i] = ec._AggregateHistoryEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._AggregateHistoryEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var aggregateHistoryEntryImplementors = []string{"AggregateHistoryEntry"}
+
+func (ec *executionContext) _AggregateHistoryEntry(ctx context.Context, sel ast.SelectionSet, obj *model.AggregateHistoryEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, aggregateHistoryEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AggregateHistoryEntry")
+		case "event":
+			out.Values[i] = ec._AggregateHistoryEntry_event(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fields":
+			out.Values[i] = ec._AggregateHistoryEntry_fields(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changes":
+			out.Values[i] = ec._AggregateHistoryEntry_changes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var aggregateKindImplementors = []string{"AggregateKind"}
+
+func (ec *executionContext) _AggregateKind(ctx context.Context, sel ast.SelectionSet, obj *model.AggregateKind) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, aggregateKindImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AggregateKind")
+		case "name":
+			out.Values[i] = ec._AggregateKind_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "category":
+			out.Values[i] = ec._AggregateKind_category(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "readModel":
+			out.Values[i] = ec._AggregateKind_readModel(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var aggregateStateImplementors = []string{"AggregateState"}
+
+func (ec *executionContext) _AggregateState(ctx context.Context, sel ast.SelectionSet, obj *model.AggregateState) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, aggregateStateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AggregateState")
+		case "category":
+			out.Values[i] = ec._AggregateState_category(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "id":
+			out.Values[i] = ec._AggregateState_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "version":
+			out.Values[i] = ec._AggregateState_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "fields":
+			out.Values[i] = ec._AggregateState_fields(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AggregateState_history(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var appendResultImplementors = []string{"AppendResult"}
 
 func (ec *executionContext) _AppendResult(ctx context.Context, sel ast.SelectionSet, obj *model.AppendResult) graphql.Marshaler {
@@ -12480,6 +13511,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_streams(ctx, field)
 				})
+		case "aggregateKinds":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_aggregateKinds(ctx, field)
+				})
+		case "aggregate":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_aggregate(ctx, field)
+				})
 		case "product":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -13435,6 +14478,70 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNAggregateHistoryConnection2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateHistoryConnection(ctx context.Context, sel ast.SelectionSet, v *model.AggregateHistoryConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AggregateHistoryConnection!")
+		return graphql.Null
+	}
+	return ec._AggregateHistoryConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAggregateHistoryEdge2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateHistoryEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AggregateHistoryEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAggregateHistoryEdge2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateHistoryEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAggregateHistoryEdge2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateHistoryEdge(ctx context.Context, sel ast.SelectionSet, v *model.AggregateHistoryEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AggregateHistoryEdge!")
+		return graphql.Null
+	}
+	return ec._AggregateHistoryEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAggregateHistoryEntry2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateHistoryEntry(ctx context.Context, sel ast.SelectionSet, v *model.AggregateHistoryEntry) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AggregateHistoryEntry!")
+		return graphql.Null
+	}
+	return ec._AggregateHistoryEntry(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAggregateKind2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateKindᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AggregateKind) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAggregateKind2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateKind(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAggregateKind2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateKind(ctx context.Context, sel ast.SelectionSet, v *model.AggregateKind) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AggregateKind!")
+		return graphql.Null
+	}
+	return ec._AggregateKind(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAppendResult2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAppendResult(ctx context.Context, sel ast.SelectionSet, v *model.AppendResult) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AppendResult!")
@@ -14370,6 +15477,13 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 		graphql.AddInvalidNullFromMarshaler(ctx, "__TypeKind!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalOAggregateState2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAggregateState(ctx context.Context, sel ast.SelectionSet, v *model.AggregateState) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AggregateState(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {

@@ -13,6 +13,47 @@ import (
 	"github.com/strata-es/strata/internal/domain"
 )
 
+type AggregateHistoryConnection struct {
+	Edges    []*AggregateHistoryEdge `json:"edges"`
+	PageInfo *PageInfo               `json:"pageInfo"`
+}
+
+type AggregateHistoryEdge struct {
+	Cursor string                 `json:"cursor"`
+	Node   *AggregateHistoryEntry `json:"node"`
+}
+
+type AggregateHistoryEntry struct {
+	// The event; its metadata says who or what caused it.
+	Event *Event `json:"event"`
+	// The aggregate's fields right after the event, as AggregateState.fields.
+	Fields  json.RawMessage `json:"fields"`
+	Changes []*FieldChange  `json:"changes"`
+}
+
+// A registered aggregate: its streams are <category>-<id>.
+type AggregateKind struct {
+	// Its name for people: "Order".
+	Name string `json:"name"`
+	// Its stream category: "order".
+	Category string `json:"category"`
+	// The table of its read model (also its projection's name); null when it declares none.
+	ReadModel *string `json:"readModel,omitempty"`
+}
+
+// An aggregate of any registered kind, replayed from its stream.
+type AggregateState struct {
+	Category string `json:"category"`
+	ID       string `json:"id"`
+	// The version of its stream the state is at.
+	Version int `json:"version"`
+	// The state as its declaration's Fields show it: a JSON object of its fields in the declared
+	// order. Which fields there are may depend on the state (an order has a carrier once shipped).
+	Fields json.RawMessage `json:"fields"`
+	// Every event of the aggregate, oldest first, with its fields after it and what it changed (the whole stream, whatever version the state is at).
+	History *AggregateHistoryConnection `json:"history"`
+}
+
 type AppendResult struct {
 	StreamID string `json:"streamId"`
 	// The stream's version after the append: the expectedVersion for the next one.

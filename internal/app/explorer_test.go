@@ -56,7 +56,10 @@ func must[T any](v T, _ error) T { return v }
 // The Explorer in a real headless Chromium, against the server's own routes: it finds an
 // order stream by searching, opens its timeline and the order through its versions, moves the
 // version slider from 1 (PENDING) to the last (SHIPPED) and shows the state change and what
-// the event changed; the link to the Playground opens that very query there; the live tail
+// the event changed; the link to the Playground opens that very query there; a product, which
+// the Explorer knows only from the API's list of registered aggregates, is picked from that
+// list and moved through its versions (stock 3, then 5 after a restock), and the streams list
+// links its stream to it; the live tail
 // shows an event appended through the API, and after a pause resumes from its last position,
 // showing what was appended meanwhile once; statistics show the projections. Every request
 // the page makes goes to its server. A screenshot of each view is written (screenshotDir).
@@ -69,7 +72,10 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 	}
 	shots := screenshotDir(t)
 
-	pool := dbtest.Pool(t)
+	// Sized as serve's pool is by default (--db-max-conns 20), not pgxpool's max(4, CPUs): a
+	// projector's step holds one connection and takes a second, so four projectors on a pool of
+	// four wait for each other, and every request with them.
+	pool := dbtest.PoolFor(t, dbtest.URL(t), 20)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	parts := newResolver(pool, nil, config.Config{MaxPageSize: 100, ConsistencyTimeout: 5 * time.Second, SubscriberBuffer: 256}, logger)
 	runCtx, stopRunning := context.WithCancel(context.Background())
@@ -162,6 +168,66 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 		fail("run the linked query", err)
 	}
 	until("see the linked query's answer", `(document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror.getValue() ?? '').includes('"SHIPPED"')`)
+
+	// A product: the Explorer has no code of its own for it. Created with stock 3, restocked by 2.
+	var created struct{ Product struct{ ID string } }
+	ok(t, gql(t, addr, `mutation { createProduct(sku: "LAMP-1", name: "Desk lamp", price: "9.99", stock: 3) { product { id } } }`, nil), "createProduct", &created)
+	productID := created.Product.ID
+	var restocked struct{ Product struct{ Stock, Version int } }
+	ok(t, gql(t, addr, `mutation($id: ID!) { restockProduct(id: $id, quantity: 2) { product { stock version } } }`, map[string]any{"id": productID}), "restockProduct", &restocked)
+	if restocked.Product.Stock != 5 || restocked.Product.Version != 2 {
+		t.Fatalf("the product is %+v, want stock 5 at version 2", restocked.Product)
+	}
+	const kindOptions = `[...document.querySelectorAll('#agg-kind option')].map(o => o.value)`
+	do("open the aggregate view", chromedp.Navigate(srv.URL+explorer.Path+"#/aggregate"))
+	until("see the kinds the API lists", kindOptions+`.includes('product')`)
+	kinds, err := chromedp.Run(browserCtx, chromedp.Evaluate[[]string](kindOptions))
+	if err != nil {
+		fail("read the kinds", err)
+	}
+	if got, want := strings.Join(kinds, " "), "user order product"; got != want {
+		t.Errorf("the aggregate view offers %q, want the registered aggregates %q", got, want)
+	}
+	do("pick product and give the product's id",
+		chromedp.SetValue(chromedp.CSS(`#agg-kind`), "product"),
+		chromedp.SendKeys(chromedp.CSS(`#agg-id`), productID),
+		chromedp.Click(chromedp.CSS(`#agg-kind ~ button[type=submit]`)))
+	until("see the product at its last version", `document.querySelector('#version-label')?.textContent === 'version 2 of 2' && `+
+		`document.querySelector('#agg-state td[data-field=stock]')?.textContent === '5' && `+
+		`document.querySelector('#agg-event-type')?.textContent === 'ProductRestocked'`)
+	const changeRows = `[...document.querySelectorAll('#agg-changes tbody tr')].map(tr => [...tr.children].map(c => c.textContent).join(' '))`
+	changes, err := chromedp.Run(browserCtx, chromedp.Evaluate[[]string](changeRows))
+	if err != nil {
+		fail("read what the restock changed", err)
+	}
+	if got, want := strings.Join(changes, "; "), "stock 3 5"; got != want {
+		t.Errorf("what the restock changed reads %q, want %q: only stock, 3 → 5", got, want)
+	}
+	if got := text("read the product's state", `#agg-state table.state`); !strings.Contains(got, "LAMP-1") || !strings.Contains(got, "Desk lamp") || !strings.Contains(got, "9.99") {
+		t.Errorf("the product's state reads %q, want its SKU, name and price", got)
+	}
+	do("move the slider to version 1", chromedp.Focus(chromedp.CSS(`#version-slider`)), chromedp.KeyEvent(kb.Home))
+	until("see the product at version 1", `document.querySelector('#version-label')?.textContent === 'version 1 of 2' && `+
+		`document.querySelector('#agg-state td[data-field=stock]')?.textContent === '3' && `+
+		`document.querySelector('#agg-event-type')?.textContent === 'ProductCreated'`)
+	screenshot("4b-aggregate-product.png")
+	do("move the slider to version 2", chromedp.Focus(chromedp.CSS(`#version-slider`)), chromedp.KeyEvent(kb.End))
+	until("see the product at version 2 again", `document.querySelector('#version-label')?.textContent === 'version 2 of 2' && `+
+		`document.querySelector('#agg-state td[data-field=stock]')?.textContent === '5' && `+
+		`document.querySelector('#agg-changes td.before')?.textContent === '3' && document.querySelector('#agg-changes td.after')?.textContent === '5'`)
+
+	// The streams list links the product's stream to the aggregate view.
+	productStream := "product-" + productID
+	do("search for the product's stream", chromedp.Navigate(srv.URL+explorer.Path+"#/streams?prefix="+url.QueryEscape(productStream)))
+	productLink := `[...document.querySelectorAll('#stream-results tr')].find(tr => tr.querySelector('a.stream-link')?.textContent === ` + jsString(productStream) + `)?.querySelector('a.aggregate-link')`
+	until("find the product's stream with a link to it", productLink+`?.textContent === 'as product'`)
+	do("open the product from the streams list", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](productLink+`.click()`)(ctx, t)
+		return err
+	}))
+	until("see the product opened from the streams list", `document.querySelector('#agg-kind')?.value === 'product' && `+
+		`document.querySelector('#version-label')?.textContent === 'version 2 of 2' && `+
+		`document.querySelector('#agg-state td[data-field=stock]')?.textContent === '5'`)
 
 	// The live tail: events appended through the API appear; after a pause, what was appended
 	// meanwhile appears once on resume, also when the tail was paused before its first event.

@@ -42,7 +42,10 @@ func TestPlaygroundRunsAQueryAndASubscriptionAndTalksOnlyToItsServer(t *testing.
 		t.Fatalf("the Playground test drives headless Chromium at %s: %v; install Debian's chromium package (apt-get install -y chromium; .ci/run does)", chromiumPath, err)
 	}
 
-	pool := dbtest.Pool(t)
+	// Sized as serve's pool is by default (--db-max-conns 20), not pgxpool's max(4, CPUs): a
+	// projector's step holds one connection and takes a second, so four projectors on a pool of
+	// four wait for each other, and every request with them.
+	pool := dbtest.PoolFor(t, dbtest.URL(t), 20)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The server's own parts, subscription feed and projectors included: the Appended hook
 	// of their store wakes the feed at once.

@@ -223,6 +223,44 @@ func kindFolder(k domain.Kind) folder[any] {
 	}
 }
 
+// Kind is the runtime of a registered aggregate known only as a domain.Kind, with its state as
+// an any: the replays that serve every aggregate alike, whatever its types (the API's generic
+// aggregate field). Like Aggregate it holds nothing but the two.
+type Kind struct {
+	k domain.Kind
+	h *Handler
+}
+
+// ForKind returns the runtime of k on h.
+func ForKind(h *Handler, k domain.Kind) Kind { return Kind{k: k, h: h} }
+
+func (a Kind) stream(id string) string { return a.k.Describe().Category + "-" + id }
+
+// Until replays the aggregate with this id up to u, as Aggregate.Until does; one that did not
+// exist then is the zero Loaded.
+func (a Kind) Until(ctx context.Context, id string, u Until) (Loaded[any], error) {
+	return replay(ctx, a.h, a.stream(id), kindFolder(a.k), u, nil)
+}
+
+// History returns every event of the aggregate with the state after it, in version order.
+func (a Kind) History(ctx context.Context, id string) ([]Step[any], error) {
+	var steps []Step[any]
+	_, err := replay(ctx, a.h, a.stream(id), kindFolder(a.k), Until{}, func(s Step[any]) { steps = append(steps, s) })
+	return steps, err
+}
+
+// Fields is l as clients see it: none while the aggregate has no events.
+func (a Kind) Fields(l Loaded[any]) []domain.Field {
+	if !l.Exists() {
+		return nil
+	}
+	return a.k.Fold().Fields(l.State)
+}
+
+// Exists reports whether l is of an aggregate that exists: it has events, and its declaration's
+// Exists holds (an order stream whose first event is not OrderCreated has events but no order).
+func (a Kind) Exists(l Loaded[any]) bool { return l.Exists() && a.k.Fold().Exists(l.State) }
+
 // errNotAggregate is returned for a stream of no registered aggregate.
 var errNotAggregate = errors.New("not the stream of a registered aggregate")
 

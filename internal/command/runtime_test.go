@@ -222,6 +222,28 @@ func TestARuntimeAggregateDeclaredInATest(t *testing.T) {
 		if err != nil || l.Version != 9 || at != steps[8].Event.Position {
 			t.Errorf("at: %+v %v %v", l, at, err)
 		}
+
+		// The same, with the aggregate known only as a domain.Kind.
+		kind := command.ForKind(h, tallyDefinition())
+		erased, err := kind.History(ctx, id)
+		if err != nil || len(erased) != 9 || erased[2].State.(tally) != steps[2].State || erased[2].Event.Version != 3 {
+			t.Fatalf("history of the Kind: %d steps, %v", len(erased), err)
+		}
+		kat2, err := kind.Until(ctx, id, command.Until{Version: 2})
+		if err != nil || kat2.Version != 2 || kat2.State.(tally) != at2.State || !kind.Exists(kat2) {
+			t.Errorf("the Kind at version 2: %+v, %v", kat2, err)
+		}
+		if got, want := fmt.Sprint(kind.Fields(kat2)), fmt.Sprint(tallies.Fields(at2)); got != want {
+			t.Errorf("the Kind's fields at version 2 are %s, want %s", got, want)
+		}
+		kbefore3, err := kind.Until(ctx, id, command.Until{Before: steps[2].Event.Position})
+		if err != nil || kbefore3.Version != 2 || kbefore3.State.(tally) != before3.State {
+			t.Errorf("the Kind before version 3's position: %+v, %v", kbefore3, err)
+		}
+		none, err := kind.Until(ctx, uuid.NewString(), command.Until{})
+		if err != nil || none.Exists() || kind.Exists(none) || kind.Fields(none) != nil {
+			t.Errorf("a tally that does not exist, as a Kind: %+v, %v", none, err)
+		}
 	})
 
 	t.Run("old payloads are upcast", func(t *testing.T) {

@@ -141,7 +141,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	f := &fixture{
-		svc: &service.Service{Store: store, Commands: command.New(store, command.Options{Aggregates: kinds, SnapshotEvery: map[string]int{"meter": 2}}),
+		svc: &service.Service{Store: store, Commands: command.New(store, command.Options{Aggregates: kinds, SnapshotEvery: map[string]int{"meter": 2}, MaxAttempts: 50}),
 			Reader: query.New(pool), Projectors: runner, Hub: feed, ConsistencyTimeout: 10 * time.Second},
 		runner: runner, def: def,
 	}
@@ -203,7 +203,8 @@ func TestAnAggregateDeclaredInATestGetsTheWholeRuntime(t *testing.T) {
 	if err != nil || !dry.DryRun || dry.State.Reading != 105 || !dry.Position.IsZero() || len(dry.Events) != 1 {
 		t.Errorf("a dry run: %+v %v", dry, err)
 	}
-	// Concurrent readings are all applied: conflicts are retried.
+	// Concurrent readings are all applied: conflicts are retried (up to MaxAttempts, raised
+	// here so that eight writers on one stream all get through).
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
@@ -291,7 +292,8 @@ func TestAnAggregateDeclaredInATestGetsTheWholeRuntime(t *testing.T) {
 	if l := <-states; l.Version != 11 || l.State.Reading != 15 {
 		t.Errorf("followed first %+v", l)
 	}
-	if _, err := f.do(id, nil, false, readMeter{Units: 3}); err != nil {
+	followed, err := f.do(id, nil, false, readMeter{Units: 3})
+	if err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -310,7 +312,7 @@ func TestAnAggregateDeclaredInATestGetsTheWholeRuntime(t *testing.T) {
 	}
 
 	// The projector's lag, and a rebuild that swaps in the same rows.
-	if err := f.runner.WaitFor(ctx, "meters", last.Position, 10*time.Second); err != nil {
+	if err := f.runner.WaitFor(ctx, "meters", followed.Position, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	before, err := service.List(ctx, f.svc, f.def, nil, readmodel.Page{First: 10}, nil, nil)

@@ -1,42 +1,33 @@
-// An aggregate (an order or a user) through its versions: a slider from the first version to
-// the last; at each, the state right after that version's event (order/user with atVersion)
-// and what the event changed (its entry in history). Each position reads one history entry,
-// so a long stream costs the same as a short one on the page. "Open in Playground" carries
-// the very query the view ran.
+// An aggregate of any registered kind (the API's aggregateKinds: user, order, product, ...)
+// through its versions: a slider from the first version to the last; at each, the state right
+// after that version's event (aggregate with atVersion, its fields as the aggregate's
+// declaration shows them) and what the event changed (its entry in history). Each position
+// reads one history entry, so a long stream costs the same as a short one on the page. "Open in
+// Playground" carries the very query the view ran.
 import { h, replace, json, time } from './dom.js';
-import { query } from './api.js';
+import { query, aggregateKinds } from './api.js';
 
-const kinds = {
-  order: {
-    rows: (s) => [
-      ['status', s.status], ['total', s.total], ['items', s.items.map((i) => `${i.quantity} × ${i.sku} at ${i.unitPrice}`).join(', ')],
-      ['carrier', s.carrier], ['trackingNumber', s.trackingNumber], ['cancelReason', s.cancelReason],
-    ],
-    // The view's query: the aggregate at a version, and that version's history entry
-    // (history's cursor is a version, so after: v-1 is the entry of version v).
-    at: `query ExplorerOrderAtVersion($id: ID!, $version: Int!, $after: String!) {
-  order(id: $id, atVersion: $version) {
-    id status total version carrier trackingNumber cancelReason items { sku quantity unitPrice }
+// name is a kind's name as part of an operation name: ExplorerOrderAtVersion.
+function name(kind) {
+  return kind.name.replace(/[^A-Za-z0-9_]/g, '') || 'Aggregate';
+}
+
+// atQuery is the view's query: the aggregate at a version, and that version's history entry
+// (history's cursor is a version, so after: v-1 is the entry of version v).
+function atQuery(kind) {
+  return `query Explorer${name(kind)}AtVersion($category: String!, $id: ID!, $version: Int!, $after: String!) {
+  aggregate(category: $category, id: $id, atVersion: $version) {
+    category id version fields
     history(first: 1, after: $after) {
       edges { node { event { version type recordedAt position metadata data } changes { field before after } } }
     }
   }
-}`,
-    asOf: `query ExplorerOrderAsOf($id: ID!, $asOf: Time!) { order(id: $id, asOf: $asOf) { version } }`,
-  },
-  user: {
-    rows: (s) => [['name', s.name], ['email', s.email], ['status', s.status]],
-    at: `query ExplorerUserAtVersion($id: ID!, $version: Int!, $after: String!) {
-  user(id: $id, atVersion: $version) {
-    id name email status version
-    history(first: 1, after: $after) {
-      edges { node { event { version type recordedAt position metadata data } changes { field before after } } }
-    }
-  }
-}`,
-    asOf: `query ExplorerUserAsOf($id: ID!, $asOf: Time!) { user(id: $id, asOf: $asOf) { version } }`,
-  },
-};
+}`;
+}
+
+function asOfQuery(kind) {
+  return `query Explorer${name(kind)}AsOf($category: String!, $id: ID!, $asOf: Time!) { aggregate(category: $category, id: $id, asOf: $asOf) { version } }`;
+}
 
 const versionsQuery = `query ExplorerVersions($stream: String!) { stream(id: $stream) { version firstVersion deleted } }`;
 
@@ -45,11 +36,28 @@ function show(value) {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
-export function aggregateView(main, kind, id, params) {
-  if (!kinds[kind]) kind = 'order';
+export function aggregateView(main, category, id, params) {
+  let alive = true;
+  let stopView = () => {};
+  replace(main, h('h2', {}, 'Aggregate through time'), h('p', { class: 'muted' }, 'Loading…'));
+  aggregateKinds().then((kinds) => {
+    if (alive) stopView = view(main, kinds, category, id, params);
+  }, (err) => {
+    if (alive) replace(main, h('h2', {}, 'Aggregate through time'), h('p', { class: 'error', role: 'alert' }, err.message));
+  });
+  return () => {
+    alive = false;
+    stopView();
+  };
+}
+
+// view is the aggregate view once the registered kinds are known; it returns what stops it.
+function view(main, kinds, category, id, params) {
+  const kind = kinds.find((k) => k.category === category) || (category ? null : kinds[0]);
+  const categories = kinds.map((k) => k.category).join(', ');
   const kindSelect = h('select', { id: 'agg-kind', 'aria-label': 'Aggregate kind' },
-    ['order', 'user'].map((k) => h('option', { value: k, selected: k === kind }, k)));
-  const idInput = h('input', { id: 'agg-id', value: id, placeholder: 'the order or user id', autocomplete: 'off', 'aria-label': 'Aggregate id' });
+    kinds.map((k) => h('option', { value: k.category, selected: kind !== null && k.category === kind.category }, k.category)));
+  const idInput = h('input', { id: 'agg-id', value: id, placeholder: 'the aggregate id', autocomplete: 'off', 'aria-label': 'Aggregate id' });
   const body = h('div', { id: 'agg-body' });
   replace(main,
     h('h2', {}, 'Aggregate through time'),
@@ -57,14 +65,24 @@ export function aggregateView(main, kind, id, params) {
       class: 'search',
       onsubmit: (e) => {
         e.preventDefault();
-        if (idInput.value.trim()) location.hash = `#/aggregate/${kindSelect.value}/${encodeURIComponent(idInput.value.trim())}`;
+        if (idInput.value.trim() && kindSelect.value) location.hash = `#/aggregate/${encodeURIComponent(kindSelect.value)}/${encodeURIComponent(idInput.value.trim())}`;
       },
     }, kindSelect, idInput, h('button', { type: 'submit' }, 'Open')),
     body);
-  if (!id) {
-    replace(body, h('p', { class: 'muted' }, 'Give an order or user id, or open one from the streams list.'));
+  if (kinds.length === 0) {
+    replace(body, h('p', {}, 'The server has no registered aggregates.'));
     return () => {};
   }
+  if (!kind) {
+    replace(body, h('p', { class: 'error', role: 'alert' }, `No registered aggregate has the category ${JSON.stringify(category)}; the server's are ${categories}.`));
+    return () => {};
+  }
+  if (!id) {
+    replace(body, h('p', { class: 'muted' }, `Choose a kind (${categories}) and give an id, or open one from the streams list.`));
+    return () => {};
+  }
+  const streamId = `${kind.category}-${id}`;
+  const atDoc = atQuery(kind);
 
   let alive = true;
   let seq = 0; // answers to older slider positions are dropped
@@ -80,16 +98,15 @@ export function aggregateView(main, kind, id, params) {
     const mine = ++seq;
     slider.value = String(version);
     label.textContent = `version ${version} of ${slider.max}`;
-    const vars = { id, version, after: String(version - 1) };
-    const doc = kinds[kind].at;
-    link.href = `/?${new URLSearchParams({ query: doc, variables: JSON.stringify(vars, null, 2) })}`;
-    history.replaceState(null, '', `#/aggregate/${kind}/${encodeURIComponent(id)}?v=${version}`);
+    const vars = { category: kind.category, id, version, after: String(version - 1) };
+    link.href = `/?${new URLSearchParams({ query: atDoc, variables: JSON.stringify(vars, null, 2) })}`;
+    history.replaceState(null, '', `#/aggregate/${encodeURIComponent(kind.category)}/${encodeURIComponent(id)}?v=${version}`);
     try {
-      const data = await query(doc, vars);
+      const data = await query(atDoc, vars);
       if (!alive || mine !== seq) return;
-      const s = data[kind];
+      const s = data.aggregate;
       if (!s) {
-        replace(state, h('p', {}, `No ${kind} ${id} at version ${version}.`));
+        replace(state, h('p', {}, `No ${kind.category} ${id} at version ${version}.`));
         return;
       }
       const entry = s.history.edges.length ? s.history.edges[0].node : null;
@@ -103,7 +120,7 @@ export function aggregateView(main, kind, id, params) {
         h('div', { class: 'columns' },
           h('section', { 'aria-labelledby': 'state-h' },
             h('h3', { id: 'state-h' }, 'State after this event'),
-            h('table', { class: 'state' }, h('tbody', {}, kinds[kind].rows(s).map(([field, value]) => h('tr', { class: changed.has(field) ? 'changed' : '' },
+            h('table', { class: 'state' }, h('tbody', {}, Object.entries(s.fields).map(([field, value]) => h('tr', { class: changed.has(field) ? 'changed' : '' },
               h('th', { scope: 'row' }, field),
               h('td', { 'data-field': field }, show(value))))))),
           h('section', { 'aria-labelledby': 'changes-h' },
@@ -111,7 +128,7 @@ export function aggregateView(main, kind, id, params) {
             entry && entry.changes.length
               ? h('table', { class: 'diff', id: 'agg-changes' },
                 h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'Before'), h('th', { scope: 'col' }, 'After'))),
-                h('tbody', {}, entry.changes.map((c) => h('tr', {},
+                h('tbody', {}, entry.changes.map((c) => h('tr', { 'data-field': c.field },
                   h('th', { scope: 'row' }, c.field),
                   h('td', { class: 'before' }, h('del', {}, show(c.before))),
                   h('td', { class: 'after' }, h('ins', {}, show(c.after)))))))
@@ -125,10 +142,10 @@ export function aggregateView(main, kind, id, params) {
   async function load() {
     replace(body, h('p', { class: 'muted' }, 'Loading…'));
     try {
-      const { stream } = await query(versionsQuery, { stream: `${kind}-${id}` });
+      const { stream } = await query(versionsQuery, { stream: streamId });
       if (!alive) return;
       if (!stream) {
-        replace(body, h('p', {}, `There is no ${kind} ${id}.`));
+        replace(body, h('p', {}, `There is no ${kind.category} ${id}.`));
         return;
       }
       slider.min = String(stream.firstVersion);
@@ -140,7 +157,7 @@ export function aggregateView(main, kind, id, params) {
         timer = setTimeout(() => at(Number(slider.value)), 120);
       });
       replace(body,
-        h('p', {}, h('a', { href: `#/stream/${encodeURIComponent(`${kind}-${id}`)}` }, `Stream ${kind}-${id}`), `: ${stream.version} versions`,
+        h('p', {}, h('a', { href: `#/stream/${encodeURIComponent(streamId)}` }, `Stream ${streamId}`), `: ${stream.version} versions`,
           stream.deleted ? h('span', { class: 'badge bad' }, 'deleted') : ''),
         h('div', { class: 'slider' },
           h('button', { type: 'button', id: 'version-prev', 'aria-label': 'Previous version', onclick: () => step(-1) }, '←'),
@@ -155,14 +172,14 @@ export function aggregateView(main, kind, id, params) {
             const t = new Date(`${asOf.value}Z`);
             if (Number.isNaN(t.getTime())) return;
             try {
-              const data = await query(kinds[kind].asOf, { id, asOf: t.toISOString() });
+              const data = await query(asOfQuery(kind), { category: kind.category, id, asOf: t.toISOString() });
               if (!alive) return;
-              if (!data[kind]) {
-                asOfNote.textContent = `the ${kind} did not exist yet then`;
+              if (!data.aggregate) {
+                asOfNote.textContent = `the ${kind.category} did not exist yet then`;
                 return;
               }
-              asOfNote.textContent = `at that time it was at version ${data[kind].version}`;
-              at(data[kind].version);
+              asOfNote.textContent = `at that time it was at version ${data.aggregate.version}`;
+              at(data.aggregate.version);
             } catch (err) {
               asOfNote.textContent = err.message;
             }

@@ -50,6 +50,18 @@ export async function query(document, variables = {}) {
   return body.data;
 }
 
+// aggregateKinds lists the registered aggregates ({ name, category }, in the registry's order),
+// asked once per page load: the registry is fixed while the server runs. A failed answer (no
+// token yet, say) is not kept, so the next view asks again.
+let kinds = null;
+export function aggregateKinds() {
+  if (!kinds) {
+    kinds = query('query ExplorerAggregateKinds { aggregateKinds { name category } }').then((data) => data.aggregateKinds);
+    kinds.catch(() => { kinds = null; });
+  }
+  return kinds;
+}
+
 // subscribe runs a subscription on its own WebSocket. onNext gets each result's data; onError
 // an Error when the server refuses or the connection drops; onComplete when the server ends it.
 // It returns a function that ends the subscription and closes the socket.

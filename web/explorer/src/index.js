@@ -1,7 +1,7 @@
 // Strata's Explorer: four views over the public GraphQL API, chosen by the URL's fragment so
 // that each view can be linked to and the browser's back button works:
 //   #/streams?prefix=…&category=…   search streams          #/stream/<id>?from=N   a stream's timeline
-//   #/aggregate/<order|user>/<id>?v=N   an aggregate through its versions
+//   #/aggregate/<category>/<id>?v=N   an aggregate of any registered kind through its versions
 //   #/live                              the live tail       #/stats   statistics
 // Every list is paged: nothing reads a whole stream or the whole log.
 import './index.css';
@@ -80,7 +80,7 @@ function route() {
       stop = streamView(main, parts.slice(1).join('/'), params);
       break;
     case 'aggregate':
-      stop = aggregateView(main, parts[1] || 'order', parts.slice(2).join('/'), params);
+      stop = aggregateView(main, parts[1] || '', parts.slice(2).join('/'), params);
       break;
     case 'live':
       stop = liveView(main, params);

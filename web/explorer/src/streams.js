@@ -1,7 +1,8 @@
 // Streams: search by id prefix or category (the streams query, keyset-paged), and one stream's
-// events as a timeline, a page at a time (stream.events with fromVersion or backward).
+// events as a timeline, a page at a time (stream.events with fromVersion or backward). A stream
+// of a registered aggregate (aggregateKinds) links to the aggregate view.
 import { h, replace, json, time } from './dom.js';
-import { query } from './api.js';
+import { query, aggregateKinds } from './api.js';
 
 const pageSize = 50;
 
@@ -31,10 +32,35 @@ const streamLastQuery = `query ExplorerStreamLast($id: String!, $first: Int!) {
   }
 }`;
 
-// aggregateOf says which aggregate view a stream belongs to, if any: order-<id>, user-<id>.
-export function aggregateOf(streamId) {
-  const m = /^(order|user)-(.+)$/.exec(streamId);
-  return m ? { kind: m[1], id: m[2] } : null;
+// aggregateOf says which registered aggregate a stream is of, if any: <category>-<id>, its
+// category being the part before the first '-', as the store has it.
+export function aggregateOf(streamId, kinds) {
+  const i = streamId.indexOf('-');
+  if (i <= 0 || i === streamId.length - 1) return null;
+  const kind = streamId.slice(0, i);
+  return kinds.some((k) => k.category === kind) ? { kind, id: streamId.slice(i + 1) } : null;
+}
+
+// knownKinds are the registered aggregates, or none when the server does not say: the streams
+// still show, without links to the aggregate view.
+function knownKinds() {
+  return aggregateKinds().catch(() => []);
+}
+
+// withKinds is an answer with the registered aggregates. A failed answer is thrown once the
+// other request has ended too, so that nothing the view asked for is still loading behind it.
+async function withKinds(answer) {
+  const kinds = knownKinds();
+  try {
+    return [await answer, await kinds];
+  } catch (err) {
+    await kinds;
+    throw err;
+  }
+}
+
+function aggregateHref(agg) {
+  return `#/aggregate/${encodeURIComponent(agg.kind)}/${encodeURIComponent(agg.id)}`;
 }
 
 function errorBox(err) {
@@ -72,16 +98,16 @@ export function streamsView(main, params) {
     if (params.get('prefix')) vars.prefix = params.get('prefix');
     if (params.get('category')) vars.category = params.get('category');
     try {
-      const data = await query(streamsQuery, vars);
+      const [data, kinds] = await withKinds(query(streamsQuery, vars));
       if (!alive) return;
       const { edges, pageInfo } = data.streams;
       const rows = edges.map(({ node }) => {
-        const agg = aggregateOf(node.id);
+        const agg = aggregateOf(node.id, kinds);
         return h('tr', {},
           h('td', {}, h('a', { class: 'stream-link', href: `#/stream/${encodeURIComponent(node.id)}` }, node.id)),
           h('td', { class: 'num' }, node.version),
           h('td', {}, node.deleted ? h('span', { class: 'badge bad' }, 'deleted') : ''),
-          h('td', {}, agg ? h('a', { href: `#/aggregate/${agg.kind}/${encodeURIComponent(agg.id)}` }, `as ${agg.kind}`) : ''));
+          h('td', {}, agg ? h('a', { class: 'aggregate-link', href: aggregateHref(agg) }, `as ${agg.kind}`) : ''));
       });
       replace(results,
         edges.length === 0
@@ -101,13 +127,13 @@ export function streamsView(main, params) {
 }
 
 export function streamView(main, id, params) {
-  const agg = aggregateOf(id);
+  const aggLink = h('div', { id: 'stream-aggregate' }); // once the registered aggregates are known
   const body = h('div', { id: 'stream-view', 'aria-live': 'polite' });
   const jump = h('input', { id: 'jump-version', type: 'number', min: '1', inputmode: 'numeric', 'aria-label': 'Version to start from' });
   replace(main,
     h('p', {}, h('a', { href: '#/streams' }, '← Streams')),
     h('h2', {}, 'Stream ', h('code', {}, id)),
-    agg ? h('p', {}, h('a', { id: 'open-aggregate', href: `#/aggregate/${agg.kind}/${encodeURIComponent(agg.id)}` }, `Open ${agg.kind} ${agg.id} through its versions →`)) : null,
+    aggLink,
     h('form', {
       class: 'search',
       onsubmit: (e) => {
@@ -128,10 +154,12 @@ export function streamView(main, id, params) {
     replace(body, h('p', { class: 'muted' }, 'Loading…'));
     const last = params.get('last') === '1';
     try {
-      const { stream } = last
-        ? await query(streamLastQuery, { id, first: pageSize })
-        : await query(streamQuery, { id, from: Math.max(1, Number(params.get('from')) || 1), first: pageSize });
+      const [{ stream }, kinds] = await withKinds(last
+        ? query(streamLastQuery, { id, first: pageSize })
+        : query(streamQuery, { id, from: Math.max(1, Number(params.get('from')) || 1), first: pageSize }));
       if (!alive) return;
+      const agg = aggregateOf(id, kinds);
+      replace(aggLink, agg ? h('p', {}, h('a', { id: 'open-aggregate', href: aggregateHref(agg) }, `Open ${agg.kind} ${agg.id} through its versions →`)) : null);
       if (!stream) {
         replace(body, h('p', {}, 'This stream has no events.'));
         return;
