@@ -61,8 +61,8 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	if maxPage <= 0 {
 		maxPage = DefaultMaxPageSize
 	}
-	complexity(&cfg.Complexity, maxPage)
-	srv := handler.New(generated.NewExecutableSchema(cfg))
+	complexity(&cfg.Complexity)
+	srv := handler.New(pagedSchema{ExecutableSchema: generated.NewExecutableSchema(cfg), maxPage: maxPage})
 	conns := auth.NewConnLimiter(r.MaxConnsPerPrincipal)
 	srv.AddTransport(transport.Websocket{
 		Implementation: wsconn.Implementation{AllowedOrigins: r.AllowedOrigins, WriteTimeout: 10 * time.Second, Registry: r.Conns},

@@ -189,37 +189,66 @@ func (w *walker) rootFields(set ast.SelectionSet) []string {
 	return names
 }
 
-// complexity sets the cost of connection fields: their items times first (the schema's
-// default when not given), so a page of 1,000 costs what it returns.
-// A first beyond maxPage counts as maxPage: the resolver refuses it with BAD_USER_INPUT, which
-// says what is wrong, where a product overflowing the complexity limit would not.
-func complexity(c *generated.ComplexityRoot, maxPage int) {
-	page := func(first *int, def int) int {
-		if first != nil && *first > 0 {
-			return min(*first, maxPage)
-		}
-		return def
-	}
-	c.Query.AllEvents = func(child int, first *int, _ *string, _ *string, _ []string) int { return 1 + page(first, 100)*child }
-	c.Query.Streams = func(child int, _ *string, _ *string, first *int, _ *string) int { return 1 + page(first, 20)*child }
-	c.Stream.Events = func(child int, _ *int, first *int, _ *bool) int { return 1 + page(first, 100)*child }
-	c.Query.Users = func(child int, first *int, _ *string, _ *model.UserStatus, _ *string, _ *string, _ *time.Time) int {
-		return 1 + page(first, 20)*child
-	}
-	c.Query.Orders = func(child int, first *int, _ *string, _ *model.OrderStatus, _ *string, _ *string, _ *time.Time) int {
-		return 1 + page(first, 20)*child
-	}
-	c.User.Orders = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
-	c.User.History = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
-	c.Order.History = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
-	c.AggregateState.History = func(child int, first *int, _ *string) int { return 1 + page(first, 20)*child }
-	// The stats fields cost their buckets (at most 1,000) times what each asks for.
+// complexity sets the cost of the fields that are not pages: the stats fields cost their
+// buckets (at most 1,000) times what each asks for. Pages are priced by pagedSchema.
+func complexity(c *generated.ComplexityRoot) {
 	c.Query.EventStats = func(child int, from, to time.Time, interval model.StatsInterval, _ *string, _ []string) int {
 		return 1 + statsBuckets(from, to, statsInterval(interval))*child
 	}
 	c.Query.OrderStats = func(child int, from, to time.Time, _ *string) int {
 		return 1 + statsBuckets(from, to, 24*time.Hour)*child
 	}
+}
+
+// pagedSchema prices every field that takes first (a connection: a list, a history, a stream's
+// events) at its items times first, the schema's default when not given, so a page of 1,000
+// costs what it returns; every aggregate's fields are priced so, with no line of their own.
+// A first beyond maxPage counts as maxPage: the resolver refuses it with BAD_USER_INPUT, which
+// says what is wrong, where a product overflowing the complexity limit would not.
+type pagedSchema struct {
+	graphql.ExecutableSchema
+	maxPage int
+}
+
+// Complexity implements graphql.ExecutableSchema.
+func (s pagedSchema) Complexity(ctx context.Context, typeName, field string, child int, args map[string]any) (int, bool) {
+	if c, ok := s.ExecutableSchema.Complexity(ctx, typeName, field, child, args); ok {
+		return c, true
+	}
+	first, ok := args["first"]
+	if !ok {
+		return 0, false
+	}
+	n := 0
+	switch v := first.(type) {
+	case int:
+		n = v
+	case int64:
+		n = int(min(v, int64(s.maxPage)))
+	case float64:
+		n = int(min(v, float64(s.maxPage)))
+	case json.Number:
+		x, _ := v.Int64()
+		n = int(min(x, int64(s.maxPage)))
+	}
+	if n <= 0 {
+		n = s.defaultFirst(typeName, field)
+	}
+	return 1 + min(n, s.maxPage)*child, true
+}
+
+// defaultFirst is the default of a field's first argument in the schema (20 when it has none).
+func (s pagedSchema) defaultFirst(typeName, field string) int {
+	if t := s.Schema().Types[typeName]; t != nil {
+		if f := t.Fields.ForName(field); f != nil {
+			if a := f.Arguments.ForName("first"); a != nil && a.DefaultValue != nil {
+				if n, err := strconv.Atoi(a.DefaultValue.Raw); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return 20
 }
 
 // limitRequests bounds a plain HTTP request's body and time, and refuses what is not a
