@@ -52,7 +52,7 @@ type statements struct {
 }
 
 // compiled keeps every model's SQL, made once per declaration: Of is called per request.
-var compiled sync.Map // key → Model
+var compiled sync.Map //nolint:gochecknoglobals // a cache of what the declarations imply; key → Model
 
 // Of returns the read model of k, and false when k declares none.
 func Of(k domain.Kind) (Model, bool) {

@@ -112,7 +112,6 @@ INSERT INTO projection_checkpoints (name) VALUES ('meters');`
 type fixture struct {
 	svc     *service.Service
 	runner  *projection.Runner
-	pool    interface{ Close() }
 	def     domain.Aggregate[meter, meterEvent, any]
 	install func(t *testing.T, name string) command.Result[meter]
 }
@@ -306,7 +305,10 @@ func TestAnAggregateDeclaredInATestGetsTheWholeRuntime(t *testing.T) {
 	}
 	stop()
 	select {
-	case <-ended:
+	case err := <-ended:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("the follow ended with %v", err)
+		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the follow did not end with its context")
 	}
