@@ -12,6 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/strata-es/strata/internal/auth"
+	"github.com/strata-es/strata/internal/service"
 	"github.com/strata-es/strata/internal/wsconn"
 )
 
@@ -33,29 +34,15 @@ const (
 	CloseTooManyConnections = 4429
 )
 
-// adminFields are the root fields only an admin may run, whatever the operation type; every
-// other mutation needs a writer and every query or subscription a reader.
-var adminFields = map[string]bool{ //nolint:gochecknoglobals // a constant table
-	"rebuildProjection": true,
-	"forgetUser":        true, // irreversible erasure of personal data
-	// They hide history, and the scavenger then deletes it for good.
-	"deleteStream":      true,
-	"setStreamMetadata": true,
-}
-
-// RequiredRole is the role an operation needs: the one place where roles meet operations.
+// RequiredRole is the role an operation needs: the application layer decides
+// (service.Authorize) from its kind and its root fields, fragments and all.
 func RequiredRole(doc *ast.QueryDocument, op *ast.OperationDefinition) auth.Role {
-	need := auth.RoleReader
+	kind := service.Read
 	if op.Operation == ast.Mutation {
-		need = auth.RoleWriter
+		kind = service.Write
 	}
 	w := walker{doc: doc, active: map[string]bool{}}
-	for _, name := range w.rootFields(op.SelectionSet) {
-		if adminFields[name] {
-			need = auth.RoleAdmin
-		}
-	}
-	return need
+	return service.Authorize(kind, w.rootFields(op.SelectionSet))
 }
 
 // authorize refuses an operation the request's principal may not run, before anything of it
