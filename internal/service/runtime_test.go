@@ -276,6 +276,18 @@ func TestAnAggregateDeclaredInATestGetsTheWholeRuntime(t *testing.T) {
 	if err != nil || len(pageThen.Items) != 1 || pageThen.Items[0].State.Reading != 5 {
 		t.Errorf("meters as of the first reading: %+v %v", pageThen, err)
 	}
+	// The list as of a time filters as the table does.
+	now := time.Now()
+	for filter, want := range map[string]int{"HALL": 1, "ell": 1, "a": 2, "attic": 0} {
+		page, err := service.List(ctx, f.svc, f.def, readmodel.Filters{"nameContains": filter}, readmodel.Page{First: 10}, nil, &now)
+		if err != nil || len(page.Items) != want {
+			t.Errorf("meters named like %q as of now: %+v %v, want %d", filter, page, err, want)
+		}
+	}
+	sealedNow, err := service.List(ctx, f.svc, f.def, readmodel.Filters{"sealed": "true"}, readmodel.Page{First: 10}, nil, &now)
+	if err != nil || len(sealedNow.Items) != 1 || sealedNow.Items[0].ID != other.State.ID {
+		t.Errorf("sealed meters as of now: %+v %v", sealedNow, err)
+	}
 
 	// Its state live: now, then after each event.
 	followCtx, stop := context.WithCancel(ctx)
