@@ -236,7 +236,7 @@ func TestAggregateServesEveryRegisteredAggregate(t *testing.T) {
 			vars map[string]any
 			want string // in the message
 		}{
-			{"an unknown category", stateQ, map[string]any{"c": "invoice", "id": productID}, `"invoice" is not the category of a registered aggregate (user, order, product)`},
+			{"an unknown category", stateQ, map[string]any{"c": "invoice", "id": productID}, `"invoice" is not the category of a registered aggregate (user, order, product`},
 			{"an id that is not one", stateQ, map[string]any{"c": "product", "id": "LAMP-1"}, "not an id"},
 			{"atVersion 0", stateQ, map[string]any{"c": "product", "id": productID, "v": 0}, "at least 1"},
 			{"asOf and atVersion", stateQ, map[string]any{"c": "product", "id": productID, "v": 1, "t": time.Now().Format(time.RFC3339Nano)}, "not both"},

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
-	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/eventstore"
 )
 
@@ -14,11 +14,17 @@ import (
 // rules aggregates need. An aggregate is loaded by folding its stream, so the stream of a
 // registered aggregate may be truncated but not capped: truncateBefore N first leaves a
 // snapshot of the state at version N-1, which loads start from once the versions before N are
-// hidden; maxAge and maxCount, which move with every append, are refused. Email claim streams
-// are loaded without snapshots and take no settings. Other streams take any.
+// hidden; maxAge and maxCount, which move with every append, are refused. The other streams an
+// aggregate writes (claim streams of unique values, such as email addresses and SKUs) are read
+// whole, without snapshots, and take no settings. Other streams take any.
 func (h *Handler) SetStreamMetadata(ctx context.Context, streamID string, m eventstore.StreamMetadata) (eventstore.StreamInfo, error) {
-	if eventstore.Category(streamID) == user.ClaimCategory && m != (eventstore.StreamMetadata{}) {
-		return eventstore.StreamInfo{}, &eventstore.ValidationError{Field: "streamId", Reason: "email claim streams are read whole; they take no truncateBefore, maxAge or maxCount"}
+	if m != (eventstore.StreamMetadata{}) {
+		category := eventstore.Category(streamID)
+		for _, k := range h.kinds {
+			if slices.Contains(k.Describe().Also, category) {
+				return eventstore.StreamInfo{}, &eventstore.ValidationError{Field: "streamId", Reason: fmt.Sprintf("%s streams (the %s aggregate's claims) are read whole; they take no truncateBefore, maxAge or maxCount", category, k.Describe().Name)}
+			}
+		}
 	}
 	k, err := h.kindOf(streamID)
 	if errors.Is(err, errNotAggregate) {

@@ -45,6 +45,9 @@ func TestTruncatedAggregateLoadsFromItsSnapshot(t *testing.T) {
 			if _, err := h.SetStreamMetadata(ctx, user.ClaimStreamID("ada@example.com"), eventstore.StreamMetadata{TruncateBefore: 2}); !errors.Is(err, eventstore.ErrInvalidInput) {
 				t.Errorf("truncating an email claim stream: %v", err)
 			}
+			if _, err := h.SetStreamMetadata(ctx, command.ClaimStreamID("productsku", "lamp-1"), eventstore.StreamMetadata{MaxCount: 1}); !errors.Is(err, eventstore.ErrInvalidInput) {
+				t.Errorf("capping a SKU claim stream: %v", err)
+			}
 			if _, err := h.SetStreamMetadata(ctx, stream, eventstore.StreamMetadata{TruncateBefore: 4}); err != nil {
 				t.Fatal(err)
 			}

@@ -4,8 +4,8 @@
 // the tables is package projection's; the queries' routing is the API's.
 //
 // A row is written from the state's JSON, column by column (jsonb_populate_record turns the
-// JSON values into the columns' types), and read back with to_jsonb into the state's JSON, so a
-// new aggregate's read model needs no SQL of its own.
+// JSON values into the columns' types), and read back as jsonb_build_object of the declared
+// fields, straight into the state, so a new aggregate's read model needs no SQL of its own.
 package readmodel
 
 import (
