@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-es/strata/internal/aggregates"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/partition"
 )
@@ -202,7 +203,7 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.MaxPageSize, "max-page-size", "STRATA_MAX_PAGE_SIZE", 1000, "most items one GraphQL page (first) may ask for")
 	f.StringList(&c.AllowedOrigins, "allowed-origins", "STRATA_ALLOWED_ORIGINS", "origins (scheme://host:port, comma-separated) that may open WebSocket connections besides the server's own")
 	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
-	f.StringList(&c.SnapshotEvery, "snapshot-every", "STRATA_SNAPSHOT_EVERY", "snapshot an aggregate every N events, per category (0 turns it off)", "user=100", "order=100")
+	f.StringList(&c.SnapshotEvery, "snapshot-every", "STRATA_SNAPSHOT_EVERY", "snapshot an aggregate every N events, per category (0 turns it off); every registered aggregate's default is 100")
 	f.String(&c.ReadDatabaseURL, "read-database-url", "READ_DATABASE_URL", "", "PostgreSQL URL of a streaming replica of --database-url that queries of projections and history read from; empty: the primary")
 	f.Int(&c.MaxReplayEvents, "max-replay-events", "STRATA_MAX_REPLAY_EVENTS", 100000, "most events replayed to answer users or orders as of a past time")
 	f.Bool(&c.Insecure, "insecure", "STRATA_INSECURE", false, "serve on a non-loopback --addr without authentication (anyone who reaches it may read and write)")
@@ -335,7 +336,8 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DefaultSnapshotEvery applies to the seed's aggregates unless --snapshot-every says otherwise.
+// DefaultSnapshotEvery applies to every registered aggregate unless --snapshot-every says
+// otherwise.
 const DefaultSnapshotEvery = 100
 
 // SessionURL returns the URL for session work: ListenDatabaseURL, else DatabaseURL.
@@ -346,10 +348,13 @@ func (c *Config) SessionURL() string {
 	return c.DatabaseURL
 }
 
-// Snapshots returns --snapshot-every as a map from category to N, with the defaults for the
-// seed's aggregates.
+// Snapshots returns --snapshot-every as a map from category to N, with DefaultSnapshotEvery
+// for every registered aggregate's category.
 func (c *Config) Snapshots() (map[string]int, error) {
-	m := map[string]int{"user": DefaultSnapshotEvery, "order": DefaultSnapshotEvery}
+	m := map[string]int{}
+	for _, k := range aggregates.All() {
+		m[k.Describe().Category] = DefaultSnapshotEvery
+	}
 	for _, item := range c.SnapshotEvery {
 		cat, n, ok := strings.Cut(item, "=")
 		v, err := strconv.Atoi(strings.TrimSpace(n))

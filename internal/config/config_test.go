@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -302,4 +303,21 @@ func shortSecret(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Every registered aggregate is snapshotted every DefaultSnapshotEvery events unless
+// --snapshot-every says otherwise, an aggregate added on the runtime included.
+func TestSnapshotsDefaultToEveryRegisteredAggregate(t *testing.T) {
+	c := config.Config{SnapshotEvery: []string{"order=0", "tally=5"}}
+	got, err := c.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"user": config.DefaultSnapshotEvery, "order": 0, "product": config.DefaultSnapshotEvery, "tally": 5}
+	if !maps.Equal(got, want) {
+		t.Errorf("Snapshots() = %v, want %v", got, want)
+	}
+	if _, err := (&config.Config{SnapshotEvery: []string{"order=-1"}}).Snapshots(); err == nil {
+		t.Error("a negative N was accepted")
+	}
 }
