@@ -33,6 +33,9 @@ func For(kinds []domain.Kind) []Projector {
 // Name implements Projector.
 func (a Aggregate) Name() string { return a.Model.Name() }
 
+// Check reports a table that does not fit the declaration (readmodel.Model.Check).
+func (a Aggregate) Check(ctx context.Context, db readmodel.DB) error { return a.Model.Check(ctx, db) }
+
 // Category implements Projector.
 func (a Aggregate) Category() string { return a.Model.Category() }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/strata-es/strata/internal/aggregates"
 	"github.com/strata-es/strata/internal/eventstore"
 	"github.com/strata-es/strata/internal/leader"
+	"github.com/strata-es/strata/internal/readmodel"
 )
 
 // Projector is one read model: how an event changes its table.
@@ -134,6 +135,17 @@ func LeaderName(name string) string { return "projection:" + name }
 // Options.Connect is set); it returns nil then. Failed batches are logged and tried again, so a
 // database that goes away and comes back does not stop the server.
 func (r *Runner) Run(ctx context.Context) error {
+	// A read model whose table does not fit its declaration fails every batch; say so once, at
+	// the start, in words an operator can act on.
+	for _, p := range r.projectors {
+		if c, ok := p.(interface {
+			Check(context.Context, readmodel.DB) error
+		}); ok {
+			if err := c.Check(ctx, r.pool); err != nil && ctx.Err() == nil {
+				r.logger.ErrorContext(ctx, "projection cannot apply events: its table does not fit its read model", "projection", p.Name(), "err", err)
+			}
+		}
+	}
 	done := make(chan struct{}, len(r.projectors))
 	for _, p := range r.projectors {
 		go func() {

@@ -412,3 +412,32 @@ func (m Model) ListMemory(rows Memory, filters Filters, p Page) ([]Row, bool, er
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// runtimeColumns are the columns the runtime writes besides the declared ones.
+var runtimeColumns = []string{"position", "created_at", "updated_at", "applied"} //nolint:gochecknoglobals // a constant list
+
+// Check reports a read model whose table is missing, or lacks a column its declaration or the
+// runtime writes: its projector would fail every batch. The message names what is missing.
+func (m Model) Check(ctx context.Context, db DB) error {
+	rows, err := db.Query(ctx, `SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, quote(m.rm.Table))
+	if err != nil {
+		return fmt.Errorf("read model %s: %w", m.rm.Table, err)
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read model %s: %w", m.rm.Table, err)
+	}
+	if len(have) == 0 {
+		return fmt.Errorf("read model %s: there is no table %s; the %s aggregate's migration makes it", m.rm.Table, m.rm.Table, m.desc.Name)
+	}
+	var missing []string
+	for _, c := range append(slices.Clone(m.columns), runtimeColumns...) {
+		if !slices.Contains(have, c) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("read model %s: the table lacks the columns %s that the %s aggregate's declaration and the runtime write", m.rm.Table, strings.Join(missing, ", "), m.desc.Name)
+	}
+	return nil
+}
