@@ -141,7 +141,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if c, ok := p.(interface {
 			Check(context.Context, readmodel.DB) error
 		}); ok {
-			if err := c.Check(ctx, r.pool); err != nil && ctx.Err() == nil {
+			if err := c.Check(ctx, r.pool); errors.Is(err, readmodel.ErrMismatch) {
 				r.logger.ErrorContext(ctx, "projection cannot apply events: its table does not fit its read model", "projection", p.Name(), "err", err)
 			}
 		}

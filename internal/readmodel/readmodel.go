@@ -413,6 +413,10 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
+// ErrMismatch is matched by Check's errors about the table itself (missing, or lacking columns);
+// its other errors are the database's.
+var ErrMismatch = errors.New("the table does not fit the read model")
+
 // runtimeColumns are the columns the runtime writes besides the declared ones.
 var runtimeColumns = []string{"position", "created_at", "updated_at", "applied"} //nolint:gochecknoglobals // a constant list
 
@@ -428,7 +432,7 @@ func (m Model) Check(ctx context.Context, db DB) error {
 		return fmt.Errorf("read model %s: %w", m.rm.Table, err)
 	}
 	if len(have) == 0 {
-		return fmt.Errorf("read model %s: there is no table %s; the %s aggregate's migration makes it", m.rm.Table, m.rm.Table, m.desc.Name)
+		return fmt.Errorf("read model %s: %w: there is no table %s; the %s aggregate's migration makes it", m.rm.Table, ErrMismatch, m.rm.Table, m.desc.Name)
 	}
 	var missing []string
 	for _, c := range append(slices.Clone(m.columns), runtimeColumns...) {
@@ -437,7 +441,7 @@ func (m Model) Check(ctx context.Context, db DB) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("read model %s: the table lacks the columns %s that the %s aggregate's declaration and the runtime write", m.rm.Table, strings.Join(missing, ", "), m.desc.Name)
+		return fmt.Errorf("read model %s: %w: it lacks the columns %s that the %s aggregate's declaration and the runtime write", m.rm.Table, ErrMismatch, strings.Join(missing, ", "), m.desc.Name)
 	}
 	return nil
 }
