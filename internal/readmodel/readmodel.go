@@ -352,18 +352,22 @@ func (m Model) ListBy(ctx context.Context, db DB, column string, keys []string, 
 	return out, nil
 }
 
-// value is a row's column as a string: a JSON string's text, other JSON as written.
+// value is a row's column as a string (text).
 func (m Model) value(r Row, column string) (string, error) {
 	cols, err := m.columnsOf(r)
 	if err != nil {
 		return "", err
 	}
-	raw := cols[column]
+	return text(cols[column]), nil
+}
+
+// text is a column's JSON as a string: a JSON string's text, other JSON as written.
+func text(raw json.RawMessage) string {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
+		return s
 	}
-	return string(raw), nil
+	return string(raw)
 }
 
 // Memory is a read model in memory: the rows of a list as of a past time, replayed from the log
@@ -372,29 +376,40 @@ type Memory map[string]Row
 
 // ListMemory is Model.List on rows in memory, with the same filters and order.
 func (m Model) ListMemory(rows Memory, filters Filters, p Page) ([]Row, bool, error) {
+	type given struct {
+		f domain.Filter
+		v string
+	}
+	var narrow []given // the filters given, looked up once
+	for name, v := range filters {
+		if v == "" {
+			continue
+		}
+		f, err := m.filter(name)
+		if err != nil {
+			return nil, false, err
+		}
+		narrow = append(narrow, given{f, v})
+	}
 	var list []Row
 	for _, r := range rows {
 		if r.ID <= p.After {
 			continue
 		}
 		keep := true
-		for name, v := range filters {
-			if v == "" {
-				continue
-			}
-			f, err := m.filter(name)
+		if len(narrow) > 0 {
+			cols, err := m.columnsOf(r) // the state's JSON, once per row
 			if err != nil {
 				return nil, false, err
 			}
-			got, err := m.value(r, f.Column)
-			if err != nil {
-				return nil, false, err
-			}
-			switch f.Match {
-			case domain.Contains:
-				keep = keep && strings.Contains(strings.ToLower(got), strings.ToLower(v))
-			default:
-				keep = keep && got == v
+			for _, g := range narrow {
+				got := text(cols[g.f.Column])
+				switch g.f.Match {
+				case domain.Contains:
+					keep = keep && strings.Contains(strings.ToLower(got), strings.ToLower(g.v))
+				default:
+					keep = keep && got == g.v
+				}
 			}
 		}
 		if keep {
