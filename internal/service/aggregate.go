@@ -59,9 +59,14 @@ func One[S any, E domain.Event, C any](ctx context.Context, s *Service, def doma
 
 // StateAt is an aggregate's state at u (a version, or before a position): a replay, never the
 // read model. ok is false when the aggregate did not exist then, or has no such version.
-func StateAt[S any, E domain.Event, C any](ctx context.Context, s *Service, def domain.Aggregate[S, E, C], id string, u command.Until) (l command.Loaded[S], ok bool, err error) {
+func StateAt[S any, E domain.Event, C any](ctx context.Context, s *Service, def domain.Aggregate[S, E, C], id string, u command.Until) (command.Loaded[S], bool, error) {
+	return replayedAt(ctx, s, u, func(sd Side) (command.Loaded[S], error) { return command.For(sd.Commands, def).Until(ctx, id, u) })
+}
+
+// replayedAt is StateAt with the replay given: until replays the aggregate to u on a side.
+func replayedAt[S any](ctx context.Context, s *Service, u command.Until, until func(Side) (command.Loaded[S], error)) (l command.Loaded[S], ok bool, err error) {
 	err = s.ReadBefore(ctx, u.Before, func(sd Side) (err error) {
-		l, err = command.For(sd.Commands, def).Until(ctx, id, u)
+		l, err = until(sd)
 		if err == nil && sd.Replica && u.Version > l.Version {
 			return ErrBehind // or the version does not exist: the primary says which
 		}
@@ -183,24 +188,38 @@ type Entry[S any] struct {
 // History is every event of an aggregate, in version order, with the state after it and the
 // fields it changed (the declaration's Fields compared one by one).
 func History[S any, E domain.Event, C any](ctx context.Context, s *Service, def domain.Aggregate[S, E, C], id string) ([]Entry[S], error) {
-	var steps []command.Step[S]
 	var agg command.Aggregate[S, E, C]
-	err := s.Read(ctx, func(sd Side) (err error) {
+	steps, err := readSteps(ctx, s, func(sd Side) ([]command.Step[S], error) {
 		agg = command.For(sd.Commands, def)
-		steps, err = agg.History(ctx, id)
-		return err
+		return agg.History(ctx, id)
 	})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Entry[S], len(steps))
-	var prev command.Loaded[S]
+	entries(steps, agg.Fields, func(i int, e Entry[S], _ []domain.Field) { out[i] = e })
+	return out, nil
+}
+
+// readSteps reads an aggregate's whole history with history, where reads go.
+func readSteps[S any](ctx context.Context, s *Service, history func(Side) ([]command.Step[S], error)) (steps []command.Step[S], err error) {
+	err = s.Read(ctx, func(sd Side) (err error) {
+		steps, err = history(sd)
+		return err
+	})
+	return steps, err
+}
+
+// entries walks steps in order, giving each entry (the state after the event, the fields it
+// changed) and the fields after it to visit.
+func entries[S any](steps []command.Step[S], fields func(command.Loaded[S]) []domain.Field, visit func(int, Entry[S], []domain.Field)) {
+	var prev []domain.Field
 	for i, st := range steps {
 		next := command.Loaded[S]{State: st.State, Version: st.Event.Version}
-		out[i] = Entry[S]{Event: st.Event, After: next, Changes: Changes(agg.Fields(prev), agg.Fields(next))}
-		prev = next
+		after := fields(next)
+		visit(i, Entry[S]{Event: st.Event, After: next, Changes: Changes(prev, after)}, after)
+		prev = after
 	}
-	return out, nil
 }
 
 // Changes lists the fields whose values differ between two states, in the order the aggregate

@@ -35,15 +35,11 @@ func KindAt(ctx context.Context, s *Service, k domain.Kind, id string, u command
 		return l, nil, false, err
 	}
 	var agg command.Kind
-	err = s.ReadBefore(ctx, u.Before, func(sd Side) (err error) {
+	l, ok, err = replayedAt(ctx, s, u, func(sd Side) (command.Loaded[any], error) {
 		agg = command.ForKind(sd.Commands, k)
-		l, err = agg.Until(ctx, id, u)
-		if err == nil && sd.Replica && u.Version > l.Version {
-			return ErrBehind // or the version does not exist: the primary says which
-		}
-		return err
+		return agg.Until(ctx, id, u)
 	})
-	if err != nil || !agg.Exists(l) || u.Version > l.Version {
+	if err != nil || !ok || !agg.Exists(l) {
 		return l, nil, false, err
 	}
 	return l, agg.Fields(l), true, nil
@@ -59,25 +55,15 @@ type KindEntry struct {
 // KindHistory is every event of an aggregate of kind k, with its fields after each and the
 // fields each changed.
 func KindHistory(ctx context.Context, s *Service, k domain.Kind, id string) ([]KindEntry, error) {
-	var (
-		steps []command.Step[any]
-		agg   command.Kind
-	)
-	err := s.Read(ctx, func(sd Side) (err error) {
+	var agg command.Kind
+	steps, err := readSteps(ctx, s, func(sd Side) ([]command.Step[any], error) {
 		agg = command.ForKind(sd.Commands, k)
-		steps, err = agg.History(ctx, id)
-		return err
+		return agg.History(ctx, id)
 	})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]KindEntry, len(steps))
-	var prev []domain.Field
-	for i, st := range steps {
-		next := command.Loaded[any]{State: st.State, Version: st.Event.Version}
-		fields := agg.Fields(next)
-		out[i] = KindEntry{Entry: Entry[any]{Event: st.Event, After: next, Changes: Changes(prev, fields)}, Fields: fields}
-		prev = fields
-	}
+	entries(steps, agg.Fields, func(i int, e Entry[any], fields []domain.Field) { out[i] = KindEntry{Entry: e, Fields: fields} })
 	return out, nil
 }
