@@ -51,11 +51,6 @@ func execute[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def
 	return service.Execute(ctx, r.svc(), def, dryRun != nil && *dryRun, call)
 }
 
-// commandEvents are the events a command appended (or would append), as the API shows them.
-func commandEvents[S any](res command.Result[S]) []*model.CommandEvent {
-	return toCommandEvents(res.Events)
-}
-
 // byID is the request's data loader of an aggregate by id (service.Load): every read of one
 // level of a response in one statement.
 func byID[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def domain.Aggregate[S, E, C]) *dataloader.Loader[string, command.Loaded[S]] {
@@ -127,7 +122,7 @@ func mutate[R, M any, S any, E domain.Event, C any](ctx context.Context, r *Reso
 		case v.Type().Field(i).Name == "Position":
 			f.SetString(res.Position.String())
 		case v.Type().Field(i).Name == "Events":
-			f.Set(reflect.ValueOf(commandEvents(res)))
+			f.Set(reflect.ValueOf(toCommandEvents(res.Events)))
 		case v.Type().Field(i).Name == "DryRun":
 			f.SetBool(res.DryRun)
 		}

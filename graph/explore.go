@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/service"
 )
@@ -41,9 +40,6 @@ func (r *Resolver) aggregateKinds(context.Context) []*model.AggregateKind {
 func (r *Resolver) aggregateAt(ctx context.Context, category, id string, atVersion *int, asOf *time.Time) (*model.AggregateState, error) {
 	k, err := r.svc().Kind(category)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := command.ParseID("id", id); err != nil {
 		return nil, err
 	}
 	u, _, err := r.svc().Until(ctx, asOf, atVersion)
