@@ -4,8 +4,8 @@ BASELINE ?= ../shared/tools/pg-baseline.sh
 
 .PHONY: run test fuzz generate lint bench build playground explorer
 
-PLAYGROUND := internal/playground/dist/index.html
-EXPLORER := internal/explorer/dist/index.html
+PLAYGROUND := internal/transport/playground/dist/index.html
+EXPLORER := internal/transport/explorer/dist/index.html
 
 run: $(PLAYGROUND) $(EXPLORER) ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
 	go run ./cmd/strata serve
@@ -22,11 +22,11 @@ test: $(PLAYGROUND) $(EXPLORER) ## the whole test suite, against real PostgreSQL
 FUZZ = go test -run='^$$' -fuzztime=50000x -fuzzminimizetime=200x
 
 fuzz: ## each fuzz target for 50,000 runs, starting from its seed corpus in testdata/fuzz
-	$(FUZZ) -fuzz='^FuzzParsePosition$$' ./internal/eventstore
-	$(FUZZ) -fuzz='^FuzzPositionOrder$$' ./internal/eventstore
-	$(FUZZ) -fuzz='^FuzzValidateObject$$' ./internal/eventstore
-	$(FUZZ) -fuzz='^FuzzPrepare$$' ./internal/eventstore
-	$(FUZZ) -fuzz='^FuzzParseID$$' ./internal/command
+	$(FUZZ) -fuzz='^FuzzParsePosition$$' ./internal/store/eventstore
+	$(FUZZ) -fuzz='^FuzzPositionOrder$$' ./internal/store/eventstore
+	$(FUZZ) -fuzz='^FuzzValidateObject$$' ./internal/store/eventstore
+	$(FUZZ) -fuzz='^FuzzPrepare$$' ./internal/store/eventstore
+	$(FUZZ) -fuzz='^FuzzParseID$$' ./internal/runtime/command
 	$(FUZZ) -fuzz='^FuzzHistoryPage$$' ./graph
 	$(FUZZ) -fuzz='^FuzzUnmarshalJSON$$' ./graph/scalar
 	$(FUZZ) -fuzz='^FuzzUnmarshalJSONLiteral$$' ./graph/scalar
@@ -40,13 +40,13 @@ lint: ## gofmt, go vet and golangci-lint (pinned)
 	go vet ./...
 	go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
 
-playground: $(PLAYGROUND) ## build the Playground's assets (npm), embedded by internal/playground
+playground: $(PLAYGROUND) ## build the Playground's assets (npm), embedded by internal/transport/playground
 
 # npm ci installs exactly what package-lock.json pins; the build script bundles with esbuild.
-$(PLAYGROUND): web/playground/package-lock.json web/playground/package.json web/playground/build.mjs $(wildcard web/playground/src/*) internal/playground/examples.graphql
+$(PLAYGROUND): web/playground/package-lock.json web/playground/package.json web/playground/build.mjs $(wildcard web/playground/src/*) internal/transport/playground/examples.graphql
 	cd web/playground && npm ci --no-audit --no-fund && npm run build
 
-explorer: $(EXPLORER) ## build the Explorer's assets (npm), embedded by internal/explorer
+explorer: $(EXPLORER) ## build the Explorer's assets (npm), embedded by internal/transport/explorer
 
 $(EXPLORER): web/explorer/package-lock.json web/explorer/package.json web/explorer/build.mjs $(wildcard web/explorer/src/*)
 	cd web/explorer && npm ci --no-audit --no-fund && npm run build

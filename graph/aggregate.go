@@ -12,10 +12,10 @@ import (
 	"github.com/graph-gophers/dataloader/v7"
 
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/domain"
-	"github.com/strata-es/strata/internal/readmodel"
+	"github.com/strata-es/strata/internal/runtime/command"
 	"github.com/strata-es/strata/internal/service"
+	"github.com/strata-es/strata/internal/store/readmodel"
 )
 
 // An aggregate's resolvers call the application layer's functions for every aggregate

@@ -11,9 +11,9 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/service"
-	"github.com/strata-es/strata/internal/wsconn"
+	"github.com/strata-es/strata/internal/service/auth"
+	"github.com/strata-es/strata/internal/transport/wsconn"
 )
 
 // Error codes of authentication and authorization.

@@ -6,10 +6,10 @@ import (
 	"testing"
 
 	"github.com/strata-es/strata/graph"
-	"github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/query"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // Every field that takes first costs its items times first (the schema's default when not

@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/store/eventstore"
 )
 
 // DefaultMaxPageSize caps first on every connection unless configured otherwise.

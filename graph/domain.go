@@ -4,10 +4,10 @@ import (
 	"context"
 
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/domain/order"
-	"github.com/strata-es/strata/internal/projection"
-	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/runtime/projection"
+	"github.com/strata-es/strata/internal/store/query"
 )
 
 func optionalExpected(v *int) *int64 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/graph/generated"
-	"github.com/strata-es/strata/internal/playground"
+	"github.com/strata-es/strata/internal/transport/playground"
 )
 
 // The Playground opens with these operations: each must be valid against the schema served.

@@ -12,10 +12,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/strata-es/strata/graph"
-	"github.com/strata-es/strata/internal/aggregates"
-	"github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/runtime/aggregates"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // genericHistory is a page of AggregateState.history as the tests read it.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/store/eventstore"
 )
 
 // FuzzHistoryPage checks the after cursor of a user's or order's history: an entry's version in

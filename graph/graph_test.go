@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/strata-es/strata/graph"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }

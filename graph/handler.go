@@ -16,11 +16,11 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/strata-es/strata/graph/generated"
-	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/domain"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/projection"
-	"github.com/strata-es/strata/internal/wsconn"
+	"github.com/strata-es/strata/internal/runtime/projection"
+	"github.com/strata-es/strata/internal/service/auth"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/transport/wsconn"
 )
 
 // Error codes in a GraphQL error's extensions.code: a stable contract (schema.graphql).

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/store/eventstore"
 )
 
 // toAppendResult is an append's (or a deletion's) answer.

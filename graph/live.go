@@ -7,14 +7,14 @@ import (
 	"log/slog"
 
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/hub"
+	"github.com/strata-es/strata/internal/runtime/command"
 	"github.com/strata-es/strata/internal/service"
-	"github.com/strata-es/strata/internal/wsconn"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/hub"
+	"github.com/strata-es/strata/internal/transport/wsconn"
 )
 
 // WebSocket close codes Strata sends besides the standard ones.

@@ -11,9 +11,9 @@ import (
 	"github.com/strata-es/strata/graph/model"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
-	"github.com/strata-es/strata/internal/query"
-	"github.com/strata-es/strata/internal/readmodel"
 	"github.com/strata-es/strata/internal/service"
+	"github.com/strata-es/strata/internal/store/query"
+	"github.com/strata-es/strata/internal/store/readmodel"
 )
 
 // loaders batch the reads of one request: every Order.customer of a response is read in one

@@ -15,12 +15,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/graph"
-	"github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/domain/order"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/projection"
-	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/runtime/projection"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/query"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // countingTracer counts the statements sent through a pool.

@@ -6,10 +6,10 @@ import (
 	"testing"
 
 	"github.com/strata-es/strata/graph"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/metrics"
-	"github.com/strata-es/strata/internal/metrics/metricstest"
+	"github.com/strata-es/strata/internal/platform/metrics"
+	"github.com/strata-es/strata/internal/platform/metrics/metricstest"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // postNamed sends a request with an operationName, which post leaves out.

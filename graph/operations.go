@@ -8,9 +8,9 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/strata-es/strata/internal/auth"
-	"github.com/strata-es/strata/internal/metrics"
-	"github.com/strata-es/strata/internal/reqlog"
+	"github.com/strata-es/strata/internal/platform/metrics"
+	"github.com/strata-es/strata/internal/service/auth"
+	"github.com/strata-es/strata/internal/transport/reqlog"
 )
 
 // operations sees every GraphQL operation end and reports it twice: a log line (request id,

@@ -11,10 +11,10 @@ import (
 
 	"github.com/strata-es/strata/graph/generated"
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/product"
-	"github.com/strata-es/strata/internal/readmodel"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/store/readmodel"
 )
 
 // CreateProduct is the resolver for the createProduct field.

@@ -11,15 +11,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-es/strata/internal/auth"
-	"github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/hub"
-	"github.com/strata-es/strata/internal/metrics"
-	"github.com/strata-es/strata/internal/projection"
-	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/platform/metrics"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/runtime/projection"
 	"github.com/strata-es/strata/internal/service"
-	"github.com/strata-es/strata/internal/wsconn"
+	"github.com/strata-es/strata/internal/service/auth"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/hub"
+	"github.com/strata-es/strata/internal/store/query"
+	"github.com/strata-es/strata/internal/transport/wsconn"
 )
 
 // DefaultConsistencyTimeout bounds how long consistentWith waits unless configured otherwise.

@@ -13,13 +13,13 @@ import (
 
 	"github.com/strata-es/strata/graph/generated"
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/query"
-	"github.com/strata-es/strata/internal/readmodel"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/query"
+	"github.com/strata-es/strata/internal/store/readmodel"
 )
 
 // History is the resolver for the history field.

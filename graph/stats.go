@@ -4,9 +4,9 @@ import (
 	"time"
 
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/projection"
-	"github.com/strata-es/strata/internal/query"
+	"github.com/strata-es/strata/internal/runtime/projection"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/query"
 )
 
 // orderStatsModels are the read models orderStats reads, for consistentWith to wait for.

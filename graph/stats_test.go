@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/strata-es/strata/graph"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 type statsBucket struct {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/strata-es/strata/graph"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/store/eventstore"
 )
 
 // streams lists stream ids by prefix and by category in byte order, and keyset paging with

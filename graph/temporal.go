@@ -6,12 +6,12 @@ import (
 	"strconv"
 
 	"github.com/strata-es/strata/graph/model"
-	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/runtime/command"
 	"github.com/strata-es/strata/internal/service"
+	"github.com/strata-es/strata/internal/store/eventstore"
 )
 
 // historyPage picks the page of a history: after is a version (the cursor of an entry).

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/graph"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/store/eventstore"
 )
 
 // A database that cannot be reached is the server's trouble, not the client's: UNAVAILABLE,

@@ -1,6 +1,6 @@
 -- The event store: one append-only log of immutable events and one row per stream.
 -- See docs/design.md for why the log is ordered by (transaction_id, position), and
--- internal/eventstore/append.go for the one statement that writes both tables.
+-- internal/store/eventstore/append.go for the one statement that writes both tables.
 
 -- +goose Up
 CREATE TABLE streams (

@@ -1,4 +1,4 @@
--- Read models kept by projectors (internal/projection), and each projector's checkpoint.
+-- Read models kept by projectors (internal/runtime/projection), and each projector's checkpoint.
 -- A read model's rows change only together with its checkpoint, in one transaction, so every
 -- event is applied exactly once. Rebuilds fill a copy (CREATE TABLE ... LIKE) and swap it in.
 

@@ -1,5 +1,5 @@
 -- Snapshots of aggregate state, an optimisation only: deleting them changes no answer.
--- Written by the command layer outside any append transaction (internal/command/snapshot.go).
+-- Written by the command layer outside any append transaction (internal/runtime/command/snapshot.go).
 
 -- +goose Up
 CREATE TABLE snapshots (

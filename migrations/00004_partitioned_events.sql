@@ -54,7 +54,7 @@ CREATE INDEX events_category_idx ON events (category, transaction_id, position);
 -- Every stored event id, with where its event is. The primary key is the global uniqueness of
 -- event ids that events can no longer hold; the store recognises its name (event_ids_pkey).
 -- Every statement that inserts events inserts their ids here too, in a CTE of the same
--- statement (internal/eventstore): a row trigger did the same at three times the cost.
+-- statement (internal/store/eventstore): a row trigger did the same at three times the cost.
 CREATE TABLE event_ids (
     event_id       uuid   NOT NULL,
     transaction_id xid8   NOT NULL,

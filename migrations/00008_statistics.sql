@@ -1,5 +1,5 @@
 -- Statistics (docs/design.md, "Statistics"): an index that lets eventStats count a time range
--- of events from the index alone, and the order_stats read model (internal/projection/orderstats.go).
+-- of events from the index alone, and the order_stats read model (internal/runtime/projection/orderstats.go).
 
 -- +goose Up
 

@@ -14,7 +14,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
-	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 	"github.com/strata-es/strata/migrations"
 )
 

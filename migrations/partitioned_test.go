@@ -5,7 +5,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 
-	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 	"github.com/strata-es/strata/migrations"
 )
 

@@ -10,8 +10,8 @@ import (
 	"io"
 	"sort"
 
-	"github.com/strata-es/strata/internal/benchcmd"
-	"github.com/strata-es/strata/internal/cli"
+	"github.com/strata-es/strata/internal/transport/benchcmd"
+	"github.com/strata-es/strata/internal/transport/cli"
 )
 
 type command struct {
@@ -33,7 +33,7 @@ func commands() map[string]command {
 	}
 }
 
-// benchCmd is `strata bench` (internal/benchcmd), on the server serve would use.
+// benchCmd is `strata bench` (internal/transport/benchcmd), on the server serve would use.
 func benchCmd(ctx context.Context, env *cli.Env, args []string) error {
 	return benchcmd.Run(ctx, env, postgres, args)
 }

@@ -1,7 +1,7 @@
 package app
 
 import (
-	"github.com/strata-es/strata/internal/testkit"
+	"github.com/strata-es/strata/internal/testsupport/testkit"
 
 	"bytes"
 	"context"
@@ -24,9 +24,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/serveproc"
+	"github.com/strata-es/strata/internal/platform/serveproc"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 	"github.com/strata-es/strata/migrations"
 )
 

@@ -16,9 +16,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/strata-es/strata/internal/auth"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/wsclient"
+	"github.com/strata-es/strata/internal/service/auth"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
 
 // authServer is a server with every kind of credential configured.

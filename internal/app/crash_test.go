@@ -24,14 +24,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/strata-es/strata/internal/cli"
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/domain/user"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/metrics/metricstest"
-	"github.com/strata-es/strata/internal/serveproc"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/platform/metrics/metricstest"
+	"github.com/strata-es/strata/internal/platform/serveproc"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/transport/cli"
 )
 
 // outcome is what a client learned about one request it sent.

@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/pgserver"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/platform/pgserver"
+	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/migrations"
 )
 

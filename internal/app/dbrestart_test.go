@@ -14,9 +14,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/pgserver"
-	"github.com/strata-es/strata/internal/wsclient"
+	"github.com/strata-es/strata/internal/platform/pgserver"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
 
 // restartablePG is a private cluster that keeps its data directory and its port across a stop

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	cmdhandler "github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/domain/order"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/projection"
+	cmdhandler "github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/runtime/projection"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // startServeOn runs `strata serve` on the database at url; the test's end stops it.

@@ -5,15 +5,15 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/strata-es/strata/internal/cli"
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/export"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/transport/cli"
+	"github.com/strata-es/strata/internal/transport/export"
 )
 
 // exportCmd is `strata export`: events of the global order between two bounds, to stdout or a
 // file, page by page (memory does not grow with the export), resumable by position
-// (internal/export).
+// (internal/transport/export).
 func exportCmd(ctx context.Context, env *cli.Env, args []string) error {
 	var opts export.Options
 	cfg, _, err := cli.Parse(env, "export", args, func(c *config.Config, fs *config.FlagSet) {

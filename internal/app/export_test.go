@@ -22,11 +22,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/domain/user"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/export"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/transport/export"
 )
 
 // exported is one event as an export file holds it, whatever the format.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/wsclient"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
 
 // hostileRequest is one malformed or hostile HTTP request and the refusal it must get.

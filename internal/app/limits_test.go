@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/wsclient"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
 
 // Each limit against hostile requests answers with its own code, and the server goes on serving.

@@ -14,10 +14,10 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/pgserver"
-	"github.com/strata-es/strata/internal/wsclient"
+	"github.com/strata-es/strata/internal/platform/pgserver"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
 
 // A subscriber on one replica receives what is written through another: NOTIFY is the signal

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/strata-es/strata/internal/cli"
+	"github.com/strata-es/strata/internal/transport/cli"
 )
 
 func migrateCmd(ctx context.Context, env *cli.Env, args []string) error {

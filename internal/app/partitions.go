@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/strata-es/strata/internal/cli"
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/partition"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/store/partition"
+	"github.com/strata-es/strata/internal/transport/cli"
 )
 
 // partitionsCmd is `strata partitions list` and `strata partitions create [--count N]`.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/wsclient"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
 
 // personalSub collects a subscription to events with their payloads.

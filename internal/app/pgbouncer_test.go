@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/metrics/metricstest"
-	"github.com/strata-es/strata/internal/serveproc"
-	"github.com/strata-es/strata/internal/wsclient"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/platform/metrics/metricstest"
+	"github.com/strata-es/strata/internal/platform/serveproc"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
 
 // Two servers whose pools go through PgBouncer in transaction pooling mode (Debian's 1.18: no

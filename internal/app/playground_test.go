@@ -21,9 +21,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // chromiumPath is where Debian's chromium package puts the browser the Playground test drives.

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-es/strata/internal/cli"
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/projection"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/runtime/projection"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/transport/cli"
 )
 
 // projectionsCmd is `strata projections status` and `strata projections rebuild NAME`.

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-es/strata/internal/aggregates"
-	cmdhandler "github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/runtime/aggregates"
+	cmdhandler "github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // `strata projections rebuild` reads personal fields as a server does: given the master key the

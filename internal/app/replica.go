@@ -9,11 +9,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/graph"
-	cmdhandler "github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/query"
-	"github.com/strata-es/strata/internal/replica"
+	"github.com/strata-es/strata/internal/platform/config"
+	cmdhandler "github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/query"
+	"github.com/strata-es/strata/internal/store/replica"
 )
 
 // replicaConnectTimeout bounds a connection attempt to the read replica when its URL sets none:

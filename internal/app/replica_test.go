@@ -11,9 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/metrics/metricstest"
-	"github.com/strata-es/strata/internal/pgserver"
+	"github.com/strata-es/strata/internal/platform/metrics/metricstest"
+	"github.com/strata-es/strata/internal/platform/pgserver"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // replicaSetup is a private primary, a hot standby of it, and `strata serve` on the primary

@@ -16,10 +16,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/metrics/metricstest"
-	"github.com/strata-es/strata/internal/serveproc"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/platform/metrics/metricstest"
+	"github.com/strata-es/strata/internal/platform/serveproc"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // leaderships are what one replica at a time runs, as /metrics labels them: the seed's

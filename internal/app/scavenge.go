@@ -8,10 +8,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/strata-es/strata/internal/cli"
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/projection"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/runtime/projection"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/transport/cli"
 )
 
 // newScavenger builds the scavenger of store: it deletes what streams hide, never past what

@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/config"
+	"github.com/strata-es/strata/internal/platform/config"
 )
 
 // sessionProbeTimeout bounds how long checkSession waits for its own notification: on a

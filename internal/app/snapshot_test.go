@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // Snapshots are an optimisation only: the same questions get the same answers with them, after

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 // The served API answers orderStats from the order_stats projection, waiting for it with

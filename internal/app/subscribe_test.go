@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-es/strata/internal/dbtest"
-	"github.com/strata-es/strata/internal/wsclient"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
 
 // liveEvent is an Event as subscriptions deliver it here.

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 type historyEntry struct {

@@ -8,16 +8,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/graph"
-	"github.com/strata-es/strata/internal/aggregates"
-	cmdhandler "github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/config"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/hub"
-	"github.com/strata-es/strata/internal/leader"
-	"github.com/strata-es/strata/internal/metrics"
-	"github.com/strata-es/strata/internal/projection"
-	"github.com/strata-es/strata/internal/query"
-	"github.com/strata-es/strata/internal/wsconn"
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/platform/metrics"
+	"github.com/strata-es/strata/internal/runtime/aggregates"
+	cmdhandler "github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/runtime/projection"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/hub"
+	"github.com/strata-es/strata/internal/store/leader"
+	"github.com/strata-es/strata/internal/store/query"
+	"github.com/strata-es/strata/internal/transport/wsconn"
 )
 
 // parts are what the server runs, built on one pool.

@@ -14,7 +14,7 @@ type Event interface{ EventType() string }
 
 // Aggregate declares one aggregate: everything that is particular to it, and nothing about
 // storage. S is its state, E its events (the package's own event interface), C its commands.
-// The command runtime (internal/command) gives every declared aggregate its loads with
+// The command runtime (internal/runtime/command) gives every declared aggregate its loads with
 // snapshots, commands with retries, dry runs and expected versions, history with changes, state
 // at a version or a time, and live follows; the registry lists the declarations
 // (docs/aggregates.md).

@@ -8,12 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/domain"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/hub"
-	"github.com/strata-es/strata/internal/projection"
-	"github.com/strata-es/strata/internal/readmodel"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/runtime/projection"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/hub"
+	"github.com/strata-es/strata/internal/store/readmodel"
 )
 
 // What every registered aggregate gets, whatever its fields: One (by id, with consistentWith,

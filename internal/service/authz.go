@@ -1,6 +1,6 @@
 package service
 
-import "github.com/strata-es/strata/internal/auth"
+import "github.com/strata-es/strata/internal/service/auth"
 
 // Operation kinds, as Authorize takes them.
 const (

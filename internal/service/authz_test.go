@@ -3,8 +3,8 @@ package service_test
 import (
 	"testing"
 
-	"github.com/strata-es/strata/internal/auth"
 	"github.com/strata-es/strata/internal/service"
+	"github.com/strata-es/strata/internal/service/auth"
 )
 
 func TestAuthorizeNamesTheRoleAnOperationNeeds(t *testing.T) {

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/strata-es/strata/internal/command"
 	"github.com/strata-es/strata/internal/domain"
-	"github.com/strata-es/strata/internal/eventstore"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/store/eventstore"
 )
 
 // The registered aggregates known only by their category: what a generic client (the Explorer)

@@ -10,16 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-es/strata/internal/aggregates"
-	"github.com/strata-es/strata/internal/command"
-	"github.com/strata-es/strata/internal/dbtest"
 	"github.com/strata-es/strata/internal/domain"
-	"github.com/strata-es/strata/internal/eventstore"
-	"github.com/strata-es/strata/internal/hub"
-	"github.com/strata-es/strata/internal/projection"
-	"github.com/strata-es/strata/internal/query"
-	"github.com/strata-es/strata/internal/readmodel"
+	"github.com/strata-es/strata/internal/runtime/aggregates"
+	"github.com/strata-es/strata/internal/runtime/command"
+	"github.com/strata-es/strata/internal/runtime/projection"
 	"github.com/strata-es/strata/internal/service"
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/hub"
+	"github.com/strata-es/strata/internal/store/query"
+	"github.com/strata-es/strata/internal/store/readmodel"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }

@@ -1,4 +1,4 @@
-// Builds the Explorer into internal/explorer/dist, which the Go binary embeds: one script, one
+// Builds the Explorer into internal/transport/explorer/dist, which the Go binary embeds: one script, one
 // stylesheet and index.html, all served by the binary itself (no fonts, nothing from another
 // origin).
 import { build } from 'esbuild';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const out = path.resolve(here, '../../internal/explorer/dist');
+const out = path.resolve(here, '../../internal/transport/explorer/dist');
 
 // Only the built files go: the committed placeholder that lets the Go package compile before
 // the first build stays.

@@ -1,4 +1,4 @@
-// Builds the Playground into internal/playground/dist, which the Go binary embeds. Everything the
+// Builds the Playground into internal/transport/playground/dist, which the Go binary embeds. Everything the
 // page loads is in that directory: the script, the stylesheet (GraphiQL's fonts and icons are
 // inlined in it as data: URLs) and index.html. Nothing comes from another origin.
 import { build } from 'esbuild';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const out = path.resolve(here, '../../internal/playground/dist');
+const out = path.resolve(here, '../../internal/transport/playground/dist');
 
 // Only the built files go: the committed placeholder that lets the Go package compile before
 // the first build stays.

@@ -1,6 +1,6 @@
-// Turns internal/playground/examples.graphql into GraphiQL's default tabs (see the file's header
+// Turns internal/transport/playground/examples.graphql into GraphiQL's default tabs (see the file's header
 // for its format).
-import source from '../../../internal/playground/examples.graphql';
+import source from '../../../internal/transport/playground/examples.graphql';
 
 const tabStart = /^### /;
 const variablesLine = /^#\s*variables:\s*(.*)$/;

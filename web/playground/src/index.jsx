@@ -1,5 +1,5 @@
 // Strata's Playground: GraphiQL talking to this server's own /query, opening with the example
-// operations of internal/playground/examples.graphql, and with one more tab, shown first, when
+// operations of internal/transport/playground/examples.graphql, and with one more tab, shown first, when
 // the URL carries ?query=…&variables=… (the Explorer's "Open in Playground" links do).
 import { createRoot } from 'react-dom/client';
 import { GraphiQL } from 'graphiql';

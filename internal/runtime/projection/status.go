@@ -1,0 +1,84 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-es/strata/internal/store/advisory"
+	"github.com/strata-es/strata/internal/store/eventstore"
+)
+
+// Statuses of a projection.
+const (
+	StatusLive       = "LIVE"        // it has applied every event readers can see
+	StatusCatchingUp = "CATCHING_UP" // events wait for it
+	StatusRebuilding = "REBUILDING"  // a rebuild is filling a fresh copy; the live table serves
+)
+
+// LagCap bounds the count of events a status reports as lag; a larger lag shows as LagCap.
+const LagCap = 1_000_000
+
+// Info is a projection's state.
+type Info struct {
+	Name      string
+	Position  string // the checkpoint: the last position applied, "" before the first event
+	Lag       int64  // events of its category readers can see that it has not applied, at most LagCap
+	Skipped   int64  // events it could not use
+	Status    string
+	UpdatedAt time.Time
+}
+
+// Status returns every projection's state, in the order the runner was given them.
+func (r *Runner) Status(ctx context.Context) ([]Info, error) {
+	out := make([]Info, 0, len(r.projectors))
+	for _, p := range r.projectors {
+		info := Info{Name: p.Name()}
+		var rebuilding bool
+		err := r.pool.QueryRow(ctx, `SELECT position, skipped, updated_at,
+	EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = `+advisory.Rebuild+` AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)
+FROM projection_checkpoints WHERE name = $1`, p.Name()).Scan(&info.Position, &info.Skipped, &info.UpdatedAt, &rebuilding)
+		if err != nil {
+			return nil, fmt.Errorf("status of %s: %w", p.Name(), err)
+		}
+		at, err := eventstore.ParsePosition(info.Position)
+		if err != nil {
+			return nil, fmt.Errorf("status of %s: %w", p.Name(), err)
+		}
+		if info.Lag, err = r.store.CountAfter(ctx, at, p.Category(), LagCap); err != nil {
+			return nil, fmt.Errorf("status of %s: %w", p.Name(), err)
+		}
+		switch {
+		case rebuilding:
+			info.Status = StatusRebuilding
+		case info.Lag > 0:
+			info.Status = StatusCatchingUp
+		default:
+			info.Status = StatusLive
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Applied returns the position every read model has applied up to: the oldest checkpoint in
+// the database, of every projector (also of servers running other projectors) and of rebuilds
+// in progress. The scavenger deletes nothing after it, so no projector misses an event it has
+// not applied yet. It is the zero position while any of them has applied nothing, or when
+// there is no checkpoint at all.
+func Applied(ctx context.Context, pool *pgxpool.Pool) (eventstore.Position, error) {
+	var oldest *string
+	if err := pool.QueryRow(ctx, `SELECT min(position COLLATE "C") FROM projection_checkpoints`).Scan(&oldest); err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoints: %w", err)
+	}
+	if oldest == nil {
+		return eventstore.Position{}, nil
+	}
+	pos, err := eventstore.ParsePosition(*oldest)
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoints: %w", err)
+	}
+	return pos, nil
+}

@@ -1,0 +1,535 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-es/strata/internal/store/advisory"
+)
+
+// Group commit: appends that arrive while another batch is being written wait in a queue; a
+// writer takes everything queued (within the configured events and bytes) and writes it in one
+// transaction, in one round trip, with one commit, then answers each caller. There is no timer:
+// a writer starts the moment the first append arrives and takes the next batch the moment its
+// commit returns, so a lone client waits for its own transaction only. Writers are goroutines
+// started when there is work and gone when the queue is empty; the store owns none between
+// bursts.
+//
+// Why each guarantee of a lone Append still holds:
+//   - Order. The batch first takes the advisory lock of every stream it touches, in byte order
+//     of the stream ids (as AppendMulti does, so the two cannot deadlock), and only then writes.
+//     A transaction gets its id at its first write, so, as for a lone append, an append that
+//     waited for another's lock gets the younger transaction id, and the global order keeps
+//     each stream's versions in order. Within the batch, positions are drawn in arrival order.
+//   - Expected versions. The write statements run after the locks are held, each with a fresh
+//     snapshot (READ COMMITTED), so each sees its streams' committed versions. Appends to one
+//     stream in one batch go to successive statements ("waves"), so the second is checked
+//     against the first's result.
+//   - One append's failure is its own. A version mismatch or event ids already stored make the
+//     statement skip that append (a status per append), never fail. Any error of the batch's
+//     statements (a value PostgreSQL refuses, a duplicate id racing another transaction, a
+//     deadlock) rolls the batch back, and then each of its appends runs alone, as if grouping
+//     were off, and gets its own answer.
+//   - Idempotency. An append whose event ids are already stored, also by an earlier wave of
+//     the same batch, is answered after the commit as a lone append is (repeated).
+//   - A failure of the whole transaction (the connection lost, the server stopping) fails
+//     every append in it with that error, which IsUnavailable recognises as retryable.
+//   - Nothing is answered before the commit that holds it returns.
+
+// DefaultGroupMaxEvents and DefaultGroupMaxBytes bound one group commit unless configured.
+const (
+	DefaultGroupMaxEvents = 2000
+	DefaultGroupMaxBytes  = 8 << 20
+	DefaultGroupWriters   = 2
+)
+
+// groupCommit is the queue and the writers' count.
+type groupCommit struct {
+	mu      sync.Mutex
+	queue   []*pending
+	writers int // running
+	// batches and appends count what went through the queue, for GroupStats.
+	batches, appends int64
+}
+
+// GroupQueue reports how many appends wait for a group commit and how many writers run.
+func (s *Store) GroupQueue() (queued, writers int) {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	return len(s.group.queue), s.group.writers
+}
+
+// GroupStats reports how many group commits ran and how many appends they carried (appends
+// alone in the queue count as batches of one).
+func (s *Store) GroupStats() (batches, appends int64) {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	return s.group.batches, s.group.appends
+}
+
+// pending is one queued append and, once written, its answer: an Append (one part) or an
+// AppendMulti (a part per stream, all written or none).
+type pending struct {
+	ctx     context.Context // the caller's
+	parts   []StreamAppend  // the caller's parts; Events are not used once prepared
+	inputs  []appendInput   // the prepared events of each part (none for a check-only part)
+	multi   bool
+	events  int
+	bytes   int
+	results []AppendResult
+	err     error
+	done    chan struct{}
+}
+
+// appendGrouped queues an Append for the next group commit and waits for its answer.
+func (s *Store) appendGrouped(ctx context.Context, streamID string, expected ExpectedVersion, in appendInput) (AppendResult, error) {
+	results, err := s.queueAndWait(ctx, []StreamAppend{{StreamID: streamID, Expected: expected}}, []appendInput{in}, false)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return results[0], nil
+}
+
+// appendMultiGrouped queues a validated AppendMulti for the next group commit and waits.
+func (s *Store) appendMultiGrouped(ctx context.Context, parts []StreamAppend, inputs []appendInput) ([]AppendResult, error) {
+	return s.queueAndWait(ctx, parts, inputs, true)
+}
+
+// queueAndWait queues an append and waits for its answer. A caller that gives up (ctx) gets
+// ctx's error at once. Its append is dropped if it is still queued; if it is being written
+// alone, or every append of its batch was given up, the batch's database work is cancelled;
+// otherwise it is written with the others (a retry with the same ids is safe, as after a lone
+// append cancelled mid-statement).
+func (s *Store) queueAndWait(ctx context.Context, parts []StreamAppend, inputs []appendInput, multi bool) ([]AppendResult, error) {
+	p := &pending{ctx: ctx, parts: parts, inputs: inputs, multi: multi, done: make(chan struct{})}
+	for _, in := range inputs {
+		p.events += len(in.ids)
+		for i := range in.data {
+			p.bytes += len(in.data[i]) + len(in.metadata[i]) + len(in.types[i])
+		}
+	}
+	g := &s.group
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	if g.writers < s.opts.GroupWriters {
+		g.writers++
+		go s.writeGroups()
+	}
+	g.mu.Unlock()
+	select {
+	case <-p.done:
+		return p.results, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// alone writes p in a transaction of its own, as it would be without grouping.
+func (s *Store) alone(ctx context.Context, p *pending) {
+	if p.multi {
+		p.results, p.err = s.appendMultiTx(ctx, p.parts, p.inputs, nil)
+		return
+	}
+	part := p.parts[0]
+	res, err := s.appendStream(ctx, part.StreamID, part.Expected, p.inputs[0])
+	p.results, p.err = []AppendResult{res}, err
+	if err != nil {
+		p.results = nil
+	}
+}
+
+// writeGroups writes batches until the queue is empty.
+func (s *Store) writeGroups() {
+	for {
+		batch := s.takeBatch()
+		if batch == nil {
+			return
+		}
+		s.writeBatch(batch)
+	}
+}
+
+// takeBatch takes the appends at the head of the queue, within the bounds (always at least
+// one), or returns nil and counts this writer out when the queue is empty.
+func (s *Store) takeBatch() []*pending {
+	g := &s.group
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.writers--
+		return nil
+	}
+	// Appends whose callers gave up while they waited are dropped: nobody waits for them.
+	live := g.queue[:0]
+	for _, p := range g.queue {
+		if p.ctx.Err() != nil {
+			close(p.done)
+			continue
+		}
+		live = append(live, p)
+	}
+	clear(g.queue[len(live):])
+	g.queue = live
+	if len(g.queue) == 0 {
+		g.writers--
+		return nil
+	}
+	n, events, bytes := 0, 0, 0
+	for _, p := range g.queue {
+		if n > 0 && (events+p.events > s.opts.GroupMaxEvents || bytes+p.bytes > s.opts.GroupMaxBytes) {
+			break
+		}
+		n++
+		events += p.events
+		bytes += p.bytes
+	}
+	g.batches++
+	g.appends += int64(n)
+	batch := make([]*pending, n)
+	copy(batch, g.queue)
+	rest := copy(g.queue, g.queue[n:])
+	clear(g.queue[rest:])
+	g.queue = g.queue[:rest]
+	return batch
+}
+
+// groupTimeout bounds one batch's transaction; the callers' own deadlines bound their waits.
+const groupTimeout = time.Minute
+
+// writeBatch writes one batch and answers every append in it.
+func (s *Store) writeBatch(batch []*pending) {
+	if len(batch) == 1 {
+		// Alone in the queue: the append's own transaction (one statement for an Append) is the
+		// cheapest way to write it, and its caller's deadline reaches PostgreSQL as it does
+		// without grouping.
+		p := batch[0]
+		s.alone(p.ctx, p)
+		close(p.done)
+		return
+	}
+	// The batch's work is cancelled when every caller in it has given up, and bounded anyway.
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	var waiting atomic.Int32
+	waiting.Store(int32(len(batch))) //nolint:gosec // at most GroupMaxEvents
+	for _, p := range batch {
+		stop := context.AfterFunc(p.ctx, func() {
+			if waiting.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
+	waves := splitWaves(batch)
+	rows, err := s.runBatch(ctx, batch, waves)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && !IsUnavailable(err):
+		// A statement failed, so the whole batch rolled back: each append runs alone and gets
+		// its own answer (a refused value, a duplicate id, ...).
+		for _, p := range batch {
+			s.alone(p.ctx, p)
+			close(p.done)
+		}
+		return
+	case err != nil:
+		// Anything else, the connection or the server going away among it (a terminated backend
+		// is a PgError too), is the same for the whole batch, and retrying each is safe.
+		for _, p := range batch {
+			p.err = fmt.Errorf("append to %s: %w", p.parts[0].StreamID, err)
+			close(p.done)
+		}
+		return
+	}
+	wrote := false
+	for w, wave := range waves {
+		row := 0
+		for _, p := range wave {
+			if s.answer(p, rows[w][row:row+len(p.parts)]) {
+				wrote = true
+			}
+			row += len(p.parts)
+		}
+	}
+	if wrote {
+		s.appended()
+	}
+	for _, p := range batch {
+		close(p.done)
+	}
+}
+
+// answer turns the rows of p's parts into its answer, as its own transaction would have
+// answered; it reports whether p wrote events.
+func (s *Store) answer(p *pending, rows []waveRow) bool {
+	var conflict *WrongExpectedVersionError
+	dup := false
+	for i, r := range rows {
+		switch r.status {
+		case "dup":
+			dup = true
+		case "conflict":
+			// Of several, the one of the first stream in id order: the one a transaction of its
+			// own, taking its locks in that order, would have met first.
+			if part := p.parts[i]; conflict == nil || part.StreamID < conflict.StreamID {
+				conflict = &WrongExpectedVersionError{StreamID: part.StreamID, Expected: part.Expected.version, Actual: r.current}
+			}
+		}
+	}
+	if !dup && conflict == nil {
+		results := make([]AppendResult, len(p.parts))
+		for i, r := range rows {
+			if len(p.inputs[i].ids) == 0 { // a check-only part of an AppendMulti
+				results[i] = AppendResult{StreamID: p.parts[i].StreamID, NextExpectedVersion: r.current}
+				continue
+			}
+			res, err := r.result(p.parts[i].StreamID, p.inputs[i])
+			if err != nil {
+				p.err = fmt.Errorf("append to %s: %w", p.parts[i].StreamID, err)
+				return false
+			}
+			results[i] = res
+		}
+		p.results = results
+		return true
+	}
+	if dup {
+		conflict = nil // stored ids: whether the call repeats an earlier one decides
+	}
+	if p.multi {
+		p.results, p.err = s.repeatedMulti(p.ctx, p.parts, p.inputs, conflict)
+		return false
+	}
+	var cause error
+	if conflict != nil {
+		cause = conflict
+	}
+	part := p.parts[0]
+	res, err := s.repeated(p.ctx, part.StreamID, part.Expected, p.inputs[0], cause)
+	if err == nil {
+		p.results = []AppendResult{res}
+	}
+	p.err = err
+	return false
+}
+
+// splitWaves puts the appends of a batch into waves in which each stream appears once, keeping
+// arrival order: an append goes to the wave after the latest one holding any of its streams
+// (all parts of an AppendMulti go to one wave, whose statement writes them together).
+func splitWaves(batch []*pending) [][]*pending {
+	var waves [][]*pending
+	next := map[string]int{} // the wave a stream's next append goes to
+	for _, p := range batch {
+		w := 0
+		for _, part := range p.parts {
+			w = max(w, next[part.StreamID])
+		}
+		if w == len(waves) {
+			waves = append(waves, nil)
+		}
+		waves[w] = append(waves[w], p)
+		for _, part := range p.parts {
+			next[part.StreamID] = w + 1
+		}
+	}
+	return waves
+}
+
+// groupLockSQL takes the advisory lock of every stream of a batch, in byte order of the ids
+// (AppendMulti's order), before the batch writes anything. It also sets plan_cache_mode for the
+// transaction: the wave statement is prepared once per connection, and planning it afresh for
+// every batch would cost more than running it (one statement fewer than a SET LOCAL).
+const groupLockSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+	count(pg_advisory_xact_lock(` + advisory.Stream + `, hashtext(s)))
+FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams`
+
+// groupWaveSQL appends one wave. A row per part: stream $1, expected version $2 (NULL: any),
+// event count $3 (0: a check-only part of an AppendMulti), and $4 the append it belongs to;
+// events $5.. with the part $6 (1-based) they belong to, $7 their 1-based place in it, and $12
+// whether their ids may be stored already. It returns a row per part, in order: its status
+// (ok; conflict; dup; aborted: fine, but another part of its append was not), the stream's
+// version before it, and, when written, its first version, transaction id, positions and time.
+//
+//nolint:gosec // G101: SQL text, no credential in it
+const groupWaveSQL = `WITH req AS (
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[]) WITH ORDINALITY AS r(stream_id, expected, n, grp, ord)
+), ev AS (
+	-- stored: the event id is taken. A subquery in the select list runs per row on the unique
+	-- index whatever the planner thinks of the array's size; a join might scan the table.
+	-- Ids the store made itself ($12 false: fresh version 7 UUIDs) are not looked up.
+	SELECT e.*, CASE WHEN e.lookup THEN (SELECT true FROM event_ids x WHERE x.event_id = e.event_id) END AS stored
+	FROM unnest($5::uuid[], $6::int[], $7::int[], $8::text[], $9::int[], $10::jsonb[], $11::jsonb[], $12::bool[])
+	     WITH ORDINALITY AS e(event_id, a, k, type, schema_version, data, metadata, lookup, ord)
+), checked AS (
+	SELECT r.stream_id, r.n, r.grp, r.ord, v.version,
+		CASE WHEN r.ord IN (SELECT a FROM ev WHERE stored) THEN 'dup'
+			WHEN r.expected IS NULL OR r.expected = v.version THEN 'ok'
+			ELSE 'conflict' END AS status
+	FROM req r, LATERAL (SELECT coalesce((SELECT s.version FROM streams s WHERE s.stream_id = r.stream_id), 0) AS version) v
+), cur AS (
+	-- The parts of one append (grp) are written together or not at all.
+	SELECT stream_id, n, ord, version,
+		CASE WHEN bool_and(status = 'ok') OVER (PARTITION BY grp) THEN 'ok'
+			WHEN status = 'ok' THEN 'aborted' ELSE status END AS status
+	FROM checked
+), up AS (
+	INSERT INTO streams AS s (stream_id, version)
+	SELECT stream_id, version + n FROM cur WHERE status = 'ok' AND n > 0
+	ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = now()
+	RETURNING s.stream_id
+), ins AS (
+	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
+	SELECT ev.event_id, c.stream_id, c.version + ev.k, ev.type, ev.schema_version, ev.data, ev.metadata
+	FROM ev JOIN cur c ON c.ord = ev.a WHERE c.status = 'ok'
+	ORDER BY ev.ord -- positions are drawn in arrival order
+	RETURNING event_id, stream_id, version, transaction_id, position, recorded_at
+), ids AS (
+	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
+)
+SELECT c.status, c.version, i.first, i.tx, i.positions, i.at
+FROM cur c LEFT JOIN (
+	SELECT stream_id, min(version) AS first, (array_agg(transaction_id))[1] AS tx,
+		array_agg(position ORDER BY version) AS positions, min(recorded_at) AS at
+	FROM ins GROUP BY stream_id
+) i ON i.stream_id = c.stream_id
+ORDER BY c.ord`
+
+// waveRow is one part's row of a wave's answer: its status, the stream's version before it,
+// and what it wrote.
+type waveRow struct {
+	status  string
+	current int64
+	storedRow
+}
+
+// runBatch writes a batch in one transaction and one round trip: BEGIN, the locks, a statement
+// per wave, COMMIT. It returns each wave's rows once the commit has returned.
+func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pending) ([][]waveRow, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+
+	var streams []string
+	for _, p := range batch {
+		for _, part := range p.parts {
+			streams = append(streams, part.StreamID)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(groupLockSQL, streams)
+	for _, wave := range waves {
+		b.Queue(groupWaveSQL, waveArgs(wave)...)
+	}
+	b.Queue("COMMIT")
+	results := conn.SendBatch(ctx, b)
+	rows, err := readBatch(results, waves)
+	if closeErr := results.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		// A failed statement leaves the transaction aborted; end it before the connection goes
+		// back to the pool (a lost connection is discarded by the pool anyway).
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+		}
+		return nil, err
+	}
+	return rows, nil
+}
+
+// readBatch reads the results of runBatch's statements in order.
+func readBatch(results pgx.BatchResults, waves [][]*pending) ([][]waveRow, error) {
+	for range 1 { // BEGIN
+		if _, err := results.Exec(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := results.Exec(); err != nil { // the locks
+		return nil, err
+	}
+	out := make([][]waveRow, len(waves))
+	for w, wave := range waves {
+		rows, err := results.Query()
+		if err != nil {
+			return nil, err
+		}
+		out[w], err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (waveRow, error) {
+			var row waveRow
+			err := r.Scan(&row.status, &row.current, &row.first, &row.tx, &row.positions, &row.at)
+			return row, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		parts := 0
+		for _, p := range wave {
+			parts += len(p.parts)
+		}
+		if len(out[w]) != parts {
+			return nil, fmt.Errorf("group commit: %d answers for %d parts", len(out[w]), parts)
+		}
+	}
+	tag, err := results.Exec() // COMMIT
+	if err != nil {
+		return nil, err
+	}
+	if tag.String() != "COMMIT" {
+		return nil, fmt.Errorf("group commit: the transaction ended with %s", tag)
+	}
+	return out, nil
+}
+
+// waveArgs are groupWaveSQL's arguments for a wave.
+func waveArgs(wave []*pending) []any {
+	var (
+		streams  []string
+		expected []*int64
+		counts   []int32
+		group    []int32
+		ids      []uuid.UUID
+		partOf   []int32
+		place    []int32
+		types    []string
+		versions []int32
+		data     []json.RawMessage
+		metadata []json.RawMessage
+		lookup   []bool
+	)
+	for g, p := range wave {
+		for i, part := range p.parts {
+			in := p.inputs[i]
+			streams = append(streams, part.StreamID)
+			var exp *int64
+			if v, ok := part.Expected.Value(); ok {
+				exp = &v
+			}
+			expected = append(expected, exp)
+			counts = append(counts, int32(len(in.ids))) //nolint:gosec // at most MaxEventsPerAppend
+			group = append(group, int32(g+1))           //nolint:gosec // at most GroupMaxEvents
+			row := int32(len(streams))                  //nolint:gosec // at most GroupMaxEvents
+			for k := range in.ids {
+				ids = append(ids, in.ids[k])
+				partOf = append(partOf, row)
+				place = append(place, int32(k+1)) //nolint:gosec // at most MaxEventsPerAppend
+				types = append(types, in.types[k])
+				versions = append(versions, in.schemaVersions[k])
+				data = append(data, in.data[k])
+				metadata = append(metadata, in.metadata[k])
+				lookup = append(lookup, in.clientIDs)
+			}
+		}
+	}
+	return []any{streams, expected, counts, group, pgUUIDs(ids), partOf, place, types, versions, data, metadata, lookup}
+}

@@ -1,0 +1,259 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/hub"
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+type fixture struct {
+	url   string
+	store *eventstore.Store
+	hub   *hub.Hub
+}
+
+func start(t *testing.T, opts hub.Options) *fixture {
+	t.Helper()
+	return startWith(t, opts, nil)
+}
+
+// startWith is start with an observer of the store's work.
+func startWith(t *testing.T, opts hub.Options, observer eventstore.Observer) *fixture {
+	t.Helper()
+	url := dbtest.URL(t)
+	pool := dbtest.PoolFor(t, url, 10)
+	var h *hub.Hub
+	store := eventstore.New(pool, eventstore.Options{Appended: func() { h.Appended() }, Observer: observer})
+	h = hub.New(pool, store, opts, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &fixture{url: url, store: store, hub: h}
+}
+
+func (f *fixture) append(t *testing.T, stream string, n int) []eventstore.Position {
+	t.Helper()
+	out, err := f.tryAppend(stream, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// tryAppend is append for goroutines other than the test's, which must not call t.Fatal: it
+// returns the error instead.
+func (f *fixture) tryAppend(stream string, n int) ([]eventstore.Position, error) {
+	var out []eventstore.Position
+	for range n {
+		res, err := f.store.Append(context.Background(), stream, eventstore.Any(), []eventstore.EventData{{Type: "T", Data: json.RawMessage(`{}`)}})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res.Position)
+	}
+	return out, nil
+}
+
+func receive(t *testing.T, sub *hub.Subscription, n int) []eventstore.Position {
+	t.Helper()
+	var got []eventstore.Position
+	timeout := time.After(20 * time.Second)
+	for len(got) < n {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				t.Fatalf("subscription ended after %d of %d: %v", len(got), n, sub.Err())
+			}
+			got = append(got, e.Position)
+		case <-timeout:
+			t.Fatalf("%d of %d events after 20s", len(got), n)
+		}
+	}
+	return got
+}
+
+func TestLiveSubscriberGetsNewEvents(t *testing.T) {
+	t.Parallel()
+	f := start(t, hub.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := f.hub.Subscribe(ctx, nil, hub.Filter{Category: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := f.append(t, "x-1", 5)
+	f.append(t, "y-1", 2)
+	got := receive(t, sub, 5)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// While nobody listens the feed skips ahead without reading; a subscriber that comes later gets
+// only what is appended after it subscribed.
+func TestFeedSkipsAheadWhileNobodyListens(t *testing.T) {
+	t.Parallel()
+	reads := &readCounter{}
+	f := startWith(t, hub.Options{}, reads)
+	old := f.append(t, "z-1", 20)
+	deadline := time.Now().Add(20 * time.Second)
+	for f.hub.Stats().Last.Compare(old[len(old)-1]) < 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the feed never passed the appends made with no subscriber: at %v", f.hub.Stats().Last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := reads.events.Load(); n != 0 {
+		t.Errorf("with no subscriber the feed read %d events", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := f.hub.Subscribe(ctx, nil, hub.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := f.append(t, "z-1", 1)
+	if got := receive(t, sub, 1); got[0] != want[0] {
+		t.Errorf("a late subscriber's first event is at %v, want the new one at %v", got[0], want[0])
+	}
+}
+
+// A subscriber that falls a whole buffer behind is not waited for and not dropped: it reads on
+// from the table, and gets every event once, in order; a fast one is not held up.
+func TestSlowSubscriberReadsOnFromTheTable(t *testing.T) {
+	t.Parallel()
+	f := start(t, hub.Options{Buffer: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, err := f.hub.Subscribe(ctx, nil, hub.Filter{Category: "x"}) // not read until the end
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := f.hub.Subscribe(ctx, nil, hub.Filter{Category: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []eventstore.Position)
+	go func() { done <- receiveQuiet(fast, 60) }()
+	want := f.append(t, "x-1", 60)
+	if got := <-done; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("fast subscriber got %v, want %v", got, want)
+	}
+	if got := receive(t, slow, 60); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("slow subscriber got %v, want %v", got, want)
+	}
+	if st := f.hub.Stats(); st.Lagged < 1 {
+		t.Errorf("stats %+v: the slow subscriber never fell behind; the test proves nothing", st)
+	}
+	// Caught up, it is live again.
+	more := f.append(t, "x-2", 3)
+	if got := receive(t, slow, 3); fmt.Sprint(got) != fmt.Sprint(more) {
+		t.Errorf("slow subscriber then got %v, want %v", got, more)
+	}
+}
+
+// Subscriptions end when the hub stops.
+func TestSubscriptionsEndWhenTheHubStops(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.PoolFor(t, dbtest.URL(t), 4)
+	store := eventstore.New(pool, eventstore.Options{})
+	h := hub.New(pool, store, hub.Options{}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Run(ctx) }()
+	sub, err := h.Subscribe(context.Background(), nil, hub.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	select {
+	case <-sub.Dropped():
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscription not ended by the hub's stop")
+	}
+	for range sub.C {
+	}
+	if !errors.Is(sub.Err(), hub.ErrStopped) {
+		t.Errorf("ended with %v, want ErrStopped", sub.Err())
+	}
+}
+
+func receiveQuiet(sub *hub.Subscription, n int) []eventstore.Position {
+	var got []eventstore.Position
+	for len(got) < n {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				return got
+			}
+			got = append(got, e.Position)
+		case <-time.After(20 * time.Second):
+			return got
+		}
+	}
+	return got
+}
+
+// Appends announce themselves with NOTIFY, coalesced: at most one per NotifyEvery, however many
+// appends commit in between.
+func TestNotificationsAreCoalesced(t *testing.T) {
+	t.Parallel()
+	f := start(t, hub.Options{NotifyEvery: 20 * time.Millisecond})
+	listener, err := pgx.Connect(context.Background(), f.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = listener.Close(context.Background()) }()
+	if _, err := listener.Exec(context.Background(), "LISTEN "+hub.Channel); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	var writers errgroup.Group
+	for w := range 8 {
+		writers.Go(func() error {
+			_, err := f.tryAppend(fmt.Sprintf("n-%d", w), 25)
+			return err
+		})
+	}
+	if err := writers.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(started)
+	notes := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := listener.WaitForNotification(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		notes++
+	}
+	limit := int(elapsed/(20*time.Millisecond)) + 2
+	if notes == 0 || notes > limit {
+		t.Errorf("%d notifications for 200 appends in %s, want 1 to %d", notes, elapsed, limit)
+	}
+	t.Logf("%d notifications for 200 appends in %s", notes, elapsed)
+}
+
+// readCounter counts the events the store's reads return.
+type readCounter struct{ events atomic.Int64 }
+
+func (*readCounter) Appended(int, time.Duration, error) {}
+func (c *readCounter) EventsRead(n int)                 { c.events.Add(int64(n)) }
