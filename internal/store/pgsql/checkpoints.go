@@ -1,0 +1,6 @@
+package pgsql
+
+// Statements of checkpoints.sql.
+var (
+	CheckpointsApplied = get("CheckpointsApplied")
+)
