@@ -20,7 +20,9 @@ func newScavenger(pool *pgxpool.Pool, store *eventstore.Store, cfg config.Config
 	return eventstore.NewScavenger(store, eventstore.ScavengeOptions{
 		Batch:    cfg.ScavengeBatch,
 		Interval: cfg.ScavengeInterval,
-		Applied:  func(ctx context.Context) (eventstore.Position, error) { return projection.Applied(ctx, pool) },
+		Applied: func(ctx context.Context, category string) (eventstore.Position, error) {
+			return projection.Applied(ctx, pool, category)
+		},
 	}, logger)
 }
 

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +31,7 @@ import (
 	"github.com/strata-es/strata/internal/store/advisory"
 	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/internal/store/leader"
+	"github.com/strata-es/strata/internal/store/pgsql"
 	"github.com/strata-es/strata/internal/store/readmodel"
 )
 
@@ -58,6 +60,9 @@ type Options struct {
 	Poll time.Duration
 	// Retry is how long a projector waits after a failed batch; 0 means 1s.
 	Retry time.Duration
+	// IdleMove is how often at most a projector whose category has nothing new moves its
+	// checkpoint to the horizon; 0 means 1s.
+	IdleMove time.Duration
 	// Connect, when set, opens a dedicated session to the database (not through a pooler in
 	// transaction mode): each projector then runs only while this process leads
 	// "projection:<name>" on such a session, and rebuilds hold their lock on one. When nil,
@@ -78,6 +83,9 @@ func (o Options) withDefaults() Options {
 	if o.Retry <= 0 {
 		o.Retry = time.Second
 	}
+	if o.IdleMove <= 0 {
+		o.IdleMove = time.Second
+	}
 	return o
 }
 
@@ -89,11 +97,13 @@ type Runner struct {
 	opts       Options
 	logger     *slog.Logger
 	wake       map[string]chan struct{}
+	idleMu     sync.Mutex
+	idleMoved  map[string]time.Time // checkpoint → its last idle move
 }
 
 // NewRunner returns a Runner for projectors on pool.
 func NewRunner(pool *pgxpool.Pool, store *eventstore.Store, projectors []Projector, opts Options, logger *slog.Logger) *Runner {
-	r := &Runner{pool: pool, store: store, projectors: projectors, opts: opts.withDefaults(), logger: logger, wake: map[string]chan struct{}{}}
+	r := &Runner{pool: pool, store: store, projectors: projectors, opts: opts.withDefaults(), logger: logger, wake: map[string]chan struct{}{}, idleMoved: map[string]time.Time{}}
 	for _, p := range projectors {
 		r.wake[p.Name()] = make(chan struct{}, 1)
 	}
@@ -168,12 +178,22 @@ func (r *Runner) Run(ctx context.Context) error {
 func (r *Runner) follow(ctx context.Context, p Projector) {
 	wait := time.NewTimer(0)
 	defer wait.Stop()
+	recorded := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.wake[p.Name()]:
 		case <-wait.C:
+		}
+		if !recorded {
+			// The scavenger and the archiver wait for this checkpoint only on events of its
+			// category; until it is written, on every event.
+			if _, err := r.pool.Exec(ctx, pgsql.CheckpointsSetCategory, p.Name(), p.Category()); err == nil {
+				recorded = true
+			} else if ctx.Err() == nil {
+				r.logger.WarnContext(ctx, "projection could not record its category; trying again", "projection", p.Name(), "err", err)
+			}
 		}
 		for {
 			n, caughtUp, err := r.step(ctx, p, p.Name(), p.Name())
@@ -240,8 +260,10 @@ func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string
 	if len(b.events) == 0 {
 		// Nothing of the category: the checkpoint moves to the horizon in one statement, with
 		// no transaction of its own, and only if no other process moved it meanwhile (another
-		// one that applied events moves it at least as far).
-		if b.horizon.Compare(after) > 0 {
+		// one that applied events moves it at least as far). It does so at most once per
+		// IdleMove: each write commits and flushes the WAL, and would otherwise follow every
+		// append of every other category. WaitFor does not wait for it (quiet).
+		if b.horizon.Compare(after) > 0 && (checkpoint != p.Name() || r.idleDue(checkpoint)) { // a rebuild's copy is not held back
 			if _, err := r.pool.Exec(ctx, moveIdleCheckpointSQL, checkpoint, at, b.horizon.String()); err != nil {
 				return 0, false, fmt.Errorf("move checkpoint %s: %w", checkpoint, err)
 			}
@@ -308,6 +330,32 @@ func (r *Runner) read(ctx context.Context, p Projector, after eventstore.Positio
 	return r.readAfter(ctx, p, after, horizon)
 }
 
+// idleDue reports whether the idle checkpoint called checkpoint may move now, and if so notes
+// that it does.
+func (r *Runner) idleDue(checkpoint string) bool {
+	r.idleMu.Lock()
+	defer r.idleMu.Unlock()
+	if last, ok := r.idleMoved[checkpoint]; ok && time.Since(last) < r.opts.IdleMove {
+		return false
+	}
+	r.idleMoved[checkpoint] = time.Now()
+	return true
+}
+
+// quiet reports whether projection name, at the checkpoint at, is as it would be at pos: no
+// event of its category lies between the two, and db shows everything up to pos.
+func (r *Runner) quiet(ctx context.Context, db CheckpointReader, name, at string, pos eventstore.Position) (bool, error) {
+	p, err := r.Projector(name)
+	if err != nil {
+		return false, nil //nolint:nilerr // not a projector of this runner's (a rebuild's copy): wait for its checkpoint
+	}
+	after, err := eventstore.ParsePosition(at)
+	if err != nil {
+		return false, fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	return eventstore.Quiet(ctx, db, p.Category(), after, pos)
+}
+
 // readAfter reads the batch after after, with the horizon read before it.
 func (r *Runner) readAfter(ctx context.Context, p Projector, after, horizon eventstore.Position) (batch, error) {
 	events, err := r.store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Max: r.opts.Batch, Category: p.Category()})
@@ -355,9 +403,7 @@ func (r *Runner) WaitFor(ctx context.Context, name string, pos eventstore.Positi
 
 // CheckpointReader reads a checkpoint: a pool on the database the projectors write, or on a
 // streaming replica of it.
-type CheckpointReader interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+type CheckpointReader = eventstore.Querier
 
 // WaitForOn is WaitFor reading the checkpoint through db, which may be a streaming replica of
 // the projectors' database: the checkpoint row is written in the transaction that applies the
@@ -376,6 +422,15 @@ func (r *Runner) WaitForOn(ctx context.Context, db CheckpointReader, name string
 		err := db.QueryRow(ctx, readCheckpointSQL, name).Scan(&at)
 		if err == nil && at >= want {
 			return nil
+		}
+		if err == nil {
+			// A projector moves its checkpoint past other categories' events only now and
+			// then (step): nothing of its own category up to pos is as good as its checkpoint.
+			if quiet, err := r.quiet(ctx, db, name, at, pos); err != nil && ctx.Err() == nil {
+				return err
+			} else if quiet {
+				return nil
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("read checkpoint %s: %w", name, err)

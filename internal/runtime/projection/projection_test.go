@@ -194,7 +194,7 @@ func waitAll(t *testing.T, f *fixture, pos eventstore.Position) {
 
 func TestProjectorsFollowTheLog(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, projection.Options{Batch: 7, Poll: 20 * time.Millisecond})
+	f := newFixture(t, projection.Options{Batch: 7, Poll: 20 * time.Millisecond, IdleMove: time.Millisecond})
 	ctx := context.Background()
 	// Events of other categories move the checkpoints past them too.
 	if _, err := f.store.Append(ctx, "audit-1", eventstore.Any(), []eventstore.EventData{{Type: "Noted", Data: []byte(`{}`)}}); err != nil {
@@ -218,6 +218,48 @@ func TestProjectorsFollowTheLog(t *testing.T) {
 		if in.Status != projection.StatusLive || in.Lag != 0 || in.Position < other.Position.String() {
 			t.Errorf("status %+v, want LIVE with no lag at or after %s", in, other.Position)
 		}
+	}
+}
+
+// A projector whose category has nothing new moves its checkpoint only now and then (IdleMove),
+// and WaitFor does not wait for that: nothing of its category up to the position is enough.
+func TestWaitForNeedsNoMoveForOtherCategories(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, projection.Options{Poll: 20 * time.Millisecond, IdleMove: time.Hour})
+	ctx := context.Background()
+	f.run(t)
+	last := writeDomain(ctx, t, f.cmd, 2)
+	waitAll(t, f, last)
+	other, err := f.store.Append(ctx, "audit-1", eventstore.Any(), []eventstore.EventData{{Type: "Noted", Data: []byte(`{}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, f, other.Position)
+	infos, err := f.runner.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range infos {
+		if in.Name == "products" && in.Position >= other.Position.String() {
+			t.Errorf("products moved to %s with nothing of its own, within the idle interval", in.Position)
+		}
+	}
+	// An event of its own category, not applied yet, is waited for.
+	u, err := f.cmd.RegisterUser(ctx, "Late", "late@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.runner.WaitFor(ctx, "users", u.Position, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	users, err := f.pool.Query(ctx, `SELECT 1 FROM users WHERE id = $1`, u.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := users.Next()
+	users.Close()
+	if !found {
+		t.Error("WaitFor returned before the users read model had the registration")
 	}
 }
 

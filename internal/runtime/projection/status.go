@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-es/strata/internal/store/advisory"
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Statuses of a projection.
@@ -63,17 +64,26 @@ FROM projection_checkpoints WHERE name = $1`, p.Name()).Scan(&info.Position, &in
 	return out, nil
 }
 
-// Applied returns the position every read model has applied up to: the oldest checkpoint in
-// the database, of every projector (also of servers running other projectors) and of rebuilds
-// in progress. The scavenger deletes nothing after it, so no projector misses an event it has
-// not applied yet. It is the zero position while any of them has applied nothing, or when
-// there is no checkpoint at all.
-func Applied(ctx context.Context, pool *pgxpool.Pool) (eventstore.Position, error) {
+// Applied returns the position every read model that reads category has applied up to: the
+// oldest checkpoint of the projectors of that category, and of those whose category is not known
+// (a rebuild's copy, a projector that has not started since the column came), in the database:
+// also of servers running other projectors. The scavenger deletes no event of the category after
+// it, so no projector misses an event it has not applied yet. It is the zero position while any
+// of them has applied nothing, or when there is no checkpoint at all; eventstore.Unbounded()
+// when no projector reads the category.
+func Applied(ctx context.Context, pool *pgxpool.Pool, category string) (eventstore.Position, error) {
+	var some bool
 	var oldest *string
-	if err := pool.QueryRow(ctx, `SELECT min(position COLLATE "C") FROM projection_checkpoints`).Scan(&oldest); err != nil {
+	if err := pool.QueryRow(ctx, pgsql.CheckpointsApplied, category).Scan(&some, &oldest); err != nil {
 		return eventstore.Position{}, fmt.Errorf("read checkpoints: %w", err)
 	}
-	if oldest == nil {
+	switch {
+	case !some:
+		return eventstore.Position{}, nil
+	case oldest == nil:
+		return eventstore.Unbounded(), nil
+	}
+	if *oldest == "" {
 		return eventstore.Position{}, nil
 	}
 	pos, err := eventstore.ParsePosition(*oldest)

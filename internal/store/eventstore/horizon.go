@@ -105,3 +105,26 @@ func (s *Store) Now(ctx context.Context) (Position, error) {
 	}
 	return Position{tx: xmax - 1, seq: math.MaxInt64}, nil
 }
+
+// Querier runs a query: a pool, a connection or a transaction, on the primary or a replica.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// quietSQL: the horizon is past pos ($3, $4), and no event of the category ($5) lies after
+// after ($1, $2) up to and including pos.
+const quietSQL = `SELECT pg_snapshot_xmin(pg_current_snapshot()) > $3::xid8 AND NOT EXISTS (
+	SELECT 1 FROM events e WHERE e.category = $5
+	AND (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
+	AND (e.transaction_id, e.position) <= ($3::xid8, $4::bigint))`
+
+// Quiet reports whether db shows every event up to and including pos, and none of category
+// after after up to pos: a read model of that category that has applied everything up to after
+// is then as it would be at pos, though its checkpoint has not moved there.
+func Quiet(ctx context.Context, db Querier, category string, after, pos Position) (bool, error) {
+	var quiet bool
+	if err := db.QueryRow(ctx, quietSQL, after.tx, after.seq, pos.tx, pos.seq, category).Scan(&quiet); err != nil {
+		return false, fmt.Errorf("read what follows %s in %s: %w", after, category, err)
+	}
+	return quiet, nil
+}

@@ -398,7 +398,7 @@ func TestScavengerKeepsWhatProjectionsHaveNotApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := eventstore.NewScavenger(s, eventstore.ScavengeOptions{
-		Applied: func(ctx context.Context) (eventstore.Position, error) { return projection.Applied(ctx, pool) },
+		Applied: func(ctx context.Context, category string) (eventstore.Position, error) { return projection.Applied(ctx, pool, category) },
 	}, slog.New(slog.DiscardHandler))
 	checkpoints := func(users, orders string) {
 		t.Helper()
@@ -430,6 +430,52 @@ func TestScavengerKeepsWhatProjectionsHaveNotApplied(t *testing.T) {
 	checkpoints(res[5].Position.String(), res[5].Position.String())
 	if n, err := sc.Once(ctx); err != nil || n != 1 || stored() != "[6]" {
 		t.Errorf("all applied: %d deleted, %v, rows %s", n, err, stored())
+	}
+}
+
+// A checkpoint whose projector reads other categories does not hold the scavenger back: only
+// the projectors of a stream's category, and those whose category is not known, do.
+func TestScavengerWaitsOnlyForTheProjectorsOfTheCategory(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, eventstore.Options{})
+	ctx := context.Background()
+	var res []eventstore.AppendResult
+	for range 6 {
+		res = append(res, mustAppend(t, s, "capped-1", eventstore.Any(), ev("E", `{}`)))
+	}
+	if _, err := s.SetStreamMetadata(ctx, "capped-1", eventstore.StreamMetadata{MaxCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	sc := eventstore.NewScavenger(s, eventstore.ScavengeOptions{
+		Applied: func(ctx context.Context, category string) (eventstore.Position, error) { return projection.Applied(ctx, pool, category) },
+	}, slog.New(slog.DiscardHandler))
+	stored := func() string {
+		var got []int64
+		for _, r := range rows(t, pool) {
+			got = append(got, r.version)
+		}
+		return fmt.Sprint(got)
+	}
+	// Every checkpoint has applied nothing; one of them reads "capped".
+	if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = '', category = CASE name WHEN 'users' THEN 'capped' ELSE 'elsewhere' END`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sc.Once(ctx); err != nil || n != 0 || stored() != "[1 2 3 4 5 6]" {
+		t.Fatalf("the capped projector has applied nothing: %d deleted, %v, rows %s", n, err, stored())
+	}
+	// It has applied up to version 4; the others, of other categories, still nothing.
+	if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = $1 WHERE name = 'users'`, res[3].Position.String()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sc.Once(ctx); err != nil || n != 4 || stored() != "[5 6]" {
+		t.Errorf("the capped projector at version 4: %d deleted, %v, rows %s", n, err, stored())
+	}
+	// No projector reads "capped": nothing holds the scavenger back.
+	if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET category = 'elsewhere'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sc.Once(ctx); err != nil || n != 1 || stored() != "[6]" {
+		t.Errorf("no projector of the category: %d deleted, %v, rows %s", n, err, stored())
 	}
 }
 

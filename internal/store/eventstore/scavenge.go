@@ -21,10 +21,15 @@ type ScavengeOptions struct {
 	Batch int
 	// Interval is Run's pause between passes; 0 means DefaultScavengeInterval.
 	Interval time.Duration
-	// Applied returns the position up to which every reader that must see each event (the
-	// projectors) has read: the scavenger deletes nothing after it. nil means no such reader.
-	Applied func(ctx context.Context) (Position, error)
+	// Applied returns the position up to which every reader that must see the events of a
+	// category (the projectors that read it) has read: the scavenger deletes no event of the
+	// category after it, and none at all while it is the zero position. Unbounded() means that
+	// no reader waits for the category. nil means no such reader for any category.
+	Applied func(ctx context.Context, category string) (Position, error)
 }
+
+// Unbounded returns the position after every event: the bound of a category no reader waits for.
+func Unbounded() Position { return Position{tx: math.MaxInt64, seq: math.MaxInt64} }
 
 // Scavenger physically deletes the events that streams hide (lifecycle.go): those before a
 // stream's truncateBefore (a deleted stream's events up to its tombstone among them), beyond
@@ -117,16 +122,24 @@ const scavengePage = 100
 // progress as it goes.
 func (sc *Scavenger) Once(ctx context.Context) (int64, error) {
 	start := time.Now()
-	bound := Position{tx: math.MaxInt64, seq: math.MaxInt64}
-	if sc.opts.Applied != nil {
-		var err error
-		if bound, err = sc.opts.Applied(ctx); err != nil {
-			return 0, fmt.Errorf("scavenge: %w", err)
+	bounds := map[string]Position{} // by category, read once a pass
+	bound := func(streamID string) (Position, error) {
+		if sc.opts.Applied == nil {
+			return Unbounded(), nil
 		}
-		if bound.IsZero() {
-			sc.logger.InfoContext(ctx, "scavenge skipped: a projection has applied no event yet")
-			return 0, nil
+		category := Category(streamID)
+		if b, ok := bounds[category]; ok {
+			return b, nil
 		}
+		b, err := sc.opts.Applied(ctx, category)
+		if err != nil {
+			return Position{}, fmt.Errorf("scavenge: %w", err)
+		}
+		if b.IsZero() {
+			sc.logger.InfoContext(ctx, "scavenge skips a category: a projection that reads it has applied no event yet", "category", category)
+		}
+		bounds[category] = b
+		return b, nil
 	}
 	var total, streams int64
 	after := ""
@@ -152,7 +165,14 @@ func (sc *Scavenger) Once(ctx context.Context) (int64, error) {
 			return total, fmt.Errorf("scavenge: list streams: %w", err)
 		}
 		for i, id := range ids {
-			n, err := sc.stream(ctx, id, maxAge[i], bound, total)
+			b, err := bound(id)
+			if err != nil {
+				return total, err
+			}
+			if b.IsZero() {
+				continue
+			}
+			n, err := sc.stream(ctx, id, maxAge[i], b, total)
 			total += n
 			if err != nil {
 				return total, err
@@ -164,7 +184,7 @@ func (sc *Scavenger) Once(ctx context.Context) (int64, error) {
 		}
 		after = ids[len(ids)-1]
 	}
-	sc.logger.InfoContext(ctx, "scavenge done", "deleted", total, "streams", streams, "bound", bound.String(), "took", time.Since(start).Round(time.Millisecond))
+	sc.logger.InfoContext(ctx, "scavenge done", "deleted", total, "streams", streams, "categories", len(bounds), "took", time.Since(start).Round(time.Millisecond))
 	return total, nil
 }
 

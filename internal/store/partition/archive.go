@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Format names the archive format in every manifest.
@@ -313,29 +314,54 @@ func (m *Manager) detach(ctx context.Context, bound Bound) (all, detached []Part
 }
 
 // applied reports whether every projection, rebuilds in progress included, has applied every
-// event of the partition p; when not, why. Archived events are gone from the log: a projector
+// event of the partition p that it reads (those of its category, or all of them when its
+// category is not known); when not, why. Archived events are gone from the log: a projector
 // that had not reached them yet would never apply them.
 func applied(ctx context.Context, q queryer, p Partition) (bool, string, error) {
-	var name, at string
-	err := q.QueryRow(ctx, `SELECT name, position FROM projection_checkpoints ORDER BY position COLLATE "C", name LIMIT 1`).Scan(&name, &at)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return true, "", nil
-	}
+	rows, err := q.Query(ctx, pgsql.CheckpointsAll)
 	if err != nil {
 		return false, "", fmt.Errorf("read checkpoints: %w", err)
 	}
-	var tx uint64
-	var seq int64
-	err = q.QueryRow(ctx, `SELECT transaction_id, position FROM `+pgx.Identifier{p.Name}.Sanitize()+` ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&tx, &seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return true, "", nil
+	type checkpoint struct {
+		name, at string
+		category *string
 	}
-	if err != nil {
-		return false, "", err
+	var checkpoints []checkpoint
+	for rows.Next() {
+		var c checkpoint
+		if err := rows.Scan(&c.name, &c.category, &c.at); err != nil {
+			rows.Close()
+			return false, "", fmt.Errorf("read checkpoints: %w", err)
+		}
+		checkpoints = append(checkpoints, c)
 	}
-	// Checkpoints are position cursors: fixed-width hex, which compare as the positions do.
-	if last := fmt.Sprintf("%016x%016x", tx, seq); last > at {
-		return false, fmt.Sprintf("projection %s has not applied all of its events yet (checkpoint %q, the partition's last event at %s)", name, at, last), nil
+	if err := rows.Err(); err != nil {
+		return false, "", fmt.Errorf("read checkpoints: %w", err)
+	}
+	last := map[string]string{} // the partition's last event, of a category ("" for any), as a cursor
+	for _, c := range checkpoints {
+		key, query, args := "", pgsql.CheckpointsPartitionLast(p.Name, false), []any{}
+		if c.category != nil {
+			key, query, args = "category "+*c.category, pgsql.CheckpointsPartitionLast(p.Name, true), []any{*c.category}
+		}
+		at, ok := last[key]
+		if !ok {
+			var tx uint64
+			var seq int64
+			switch err := q.QueryRow(ctx, query, args...).Scan(&tx, &seq); {
+			case errors.Is(err, pgx.ErrNoRows):
+				at = "" // nothing of it in the partition
+			case err != nil:
+				return false, "", err
+			default:
+				// Checkpoints are position cursors: fixed-width hex, which compare as the positions do.
+				at = fmt.Sprintf("%016x%016x", tx, seq)
+			}
+			last[key] = at
+		}
+		if at != "" && at > c.at {
+			return false, fmt.Sprintf("projection %s has not applied all of its events yet (checkpoint %q, the partition's last event it reads at %s)", c.name, c.at, at), nil
+		}
 	}
 	return true, "", nil
 }

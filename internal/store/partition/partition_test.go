@@ -679,3 +679,36 @@ func TestArchiveWaitsForProjections(t *testing.T) {
 		t.Fatalf("archived %+v, stopped %q; want [0, 10) only, and [10, 20) kept for orders", res.Manifest.Partitions, res.Stopped)
 	}
 }
+
+// A projection that reads another category does not hold a partition back, however far
+// behind it is; one that reads the partition's category does.
+func TestArchiveWaitsOnlyForProjectionsOfTheCategory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, m, pool := tiny(t, 10)
+	appendMany(t, s, m, 25)
+	events := readAll(t, s, 25)
+	// Every projection has applied nothing; orders reads "note", the others another category.
+	if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = '', category = CASE name WHEN 'orders' THEN 'note' ELSE 'elsewhere' END`); err != nil {
+		t.Fatal(err)
+	}
+	bound, _ := partition.ParseBound("20")
+	if _, err := m.Archive(ctx, bound, filepath.Join(t.TempDir(), "a.gz"), nil); !errors.Is(err, partition.ErrNothingToArchive) {
+		t.Fatalf("archive with the note projection at nothing: %v, want ErrNothingToArchive", err)
+	}
+	// It has applied every event: the others, behind at nothing, do not count.
+	if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = $1 WHERE name = 'orders'`, events[len(events)-1].Position.String()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Archive(ctx, bound, filepath.Join(t.TempDir(), "b.gz"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Manifest.Partitions) != 2 || strings.Contains(res.Stopped, "projection") {
+		t.Fatalf("archived %+v, stopped %q; want [0, 10) and [10, 20)", res.Manifest.Partitions, res.Stopped)
+	}
+	archived := res.Manifest.Partitions[0].Count + res.Manifest.Partitions[1].Count
+	if n := count(t, pool, `SELECT count(*) FROM events`); n != int64(25-archived) {
+		t.Fatalf("%d events after archiving %d, want %d", n, archived, 25-archived)
+	}
+}
