@@ -64,7 +64,9 @@ func TestReadModelsAfterTruncationScavengeAndDeletion(t *testing.T) {
 		t.Fatalf("live read models: %s\nwant: %s", live, want)
 	}
 	n, err := eventstore.NewScavenger(f.store, eventstore.ScavengeOptions{
-		Applied: func(ctx context.Context, category string) (eventstore.Position, error) { return projection.Applied(ctx, f.pool, category) },
+		Applied: func(ctx context.Context, category string) (eventstore.Position, error) {
+			return projection.Applied(ctx, f.pool, category)
+		},
 	}, slog.New(slog.DiscardHandler)).Once(ctx)
 	if err != nil || n != 4 { // Ada's versions 1-2, the order's version 1, Bo's registration
 		t.Fatalf("scavenge: %d deleted, %v; want 4", n, err)

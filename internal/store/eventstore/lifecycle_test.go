@@ -398,7 +398,9 @@ func TestScavengerKeepsWhatProjectionsHaveNotApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := eventstore.NewScavenger(s, eventstore.ScavengeOptions{
-		Applied: func(ctx context.Context, category string) (eventstore.Position, error) { return projection.Applied(ctx, pool, category) },
+		Applied: func(ctx context.Context, category string) (eventstore.Position, error) {
+			return projection.Applied(ctx, pool, category)
+		},
 	}, slog.New(slog.DiscardHandler))
 	checkpoints := func(users, orders string) {
 		t.Helper()
@@ -447,7 +449,9 @@ func TestScavengerWaitsOnlyForTheProjectorsOfTheCategory(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := eventstore.NewScavenger(s, eventstore.ScavengeOptions{
-		Applied: func(ctx context.Context, category string) (eventstore.Position, error) { return projection.Applied(ctx, pool, category) },
+		Applied: func(ctx context.Context, category string) (eventstore.Position, error) {
+			return projection.Applied(ctx, pool, category)
+		},
 	}, slog.New(slog.DiscardHandler))
 	stored := func() string {
 		var got []int64
