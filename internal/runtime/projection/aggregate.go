@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 	"github.com/strata-es/strata/internal/store/readmodel"
 )
 
@@ -120,7 +121,7 @@ func (r sqlRows) remove(ctx context.Context, id string) error {
 // snapshot reads the aggregate's snapshot at version v, of its current shape.
 func (r sqlRows) snapshot(ctx context.Context, streamID string, v int64) (any, bool, error) {
 	var state []byte
-	err := r.tx.QueryRow(ctx, `SELECT state FROM snapshots WHERE stream_id = $1 AND version = $2 AND shape = $3`, streamID, v, r.m.Shape()).Scan(&state)
+	err := r.tx.QueryRow(ctx, pgsql.ProjectionSnapshot, streamID, v, r.m.Shape()).Scan(&state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // OrderStats is the order statistics read model: one row per order with the times it was
@@ -34,11 +35,10 @@ func (OrderStats) Apply(ctx context.Context, tx pgx.Tx, table string, e eventsto
 	if err != nil {
 		return err
 	}
-	t := pgx.Identifier{table}.Sanitize()
 	if e.Type == eventstore.StreamDeletedType {
 		// A deleted order leaves the statistics, as it would leave them in a rebuild once the
 		// scavenger has deleted its events.
-		_, err := tx.Exec(ctx, `DELETE FROM `+t+` WHERE id = $1`, id)
+		_, err := tx.Exec(ctx, pgsql.ProjectionOrderStatsDelete(table), id)
 		return err
 	}
 	ev, ok, err := decodeEvent(e, order.Decode)
@@ -46,7 +46,7 @@ func (OrderStats) Apply(ctx context.Context, tx pgx.Tx, table string, e eventsto
 		return err
 	}
 	var version int64
-	err = tx.QueryRow(ctx, `SELECT version FROM `+t+` WHERE id = $1`, id).Scan(&version)
+	err = tx.QueryRow(ctx, pgsql.ProjectionOrderStatsVersion(table), id).Scan(&version)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		if _, created := ev.(order.Created); !created {
@@ -71,15 +71,15 @@ func (OrderStats) Apply(ctx context.Context, tx pgx.Tx, table string, e eventsto
 		if version > 0 {
 			return fmt.Errorf("%w: order %s is created a second time", ErrSkip, id)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO `+t+` (id, created_at, version, position, applied) VALUES ($1, $2, $3, $4, 1)`, id, at, e.Version, pos)
+		_, err = tx.Exec(ctx, pgsql.ProjectionOrderStatsCreated(table), id, at, e.Version, pos)
 	case order.PaidEvent:
-		_, err = tx.Exec(ctx, `UPDATE `+t+` SET paid_at = $2, amount_paid = $3, version = $4, position = $5, applied = applied + 1 WHERE id = $1`, id, at, int64(ev.Amount), e.Version, pos)
+		_, err = tx.Exec(ctx, pgsql.ProjectionOrderStatsPaid(table), id, at, int64(ev.Amount), e.Version, pos)
 	case order.ShippedEvent:
-		_, err = tx.Exec(ctx, `UPDATE `+t+` SET shipped_at = $2, version = $3, position = $4, applied = applied + 1 WHERE id = $1`, id, at, e.Version, pos)
+		_, err = tx.Exec(ctx, pgsql.ProjectionOrderStatsShipped(table), id, at, e.Version, pos)
 	case order.CancelledEvent:
-		_, err = tx.Exec(ctx, `UPDATE `+t+` SET cancelled_at = $2, version = $3, position = $4, applied = applied + 1 WHERE id = $1`, id, at, e.Version, pos)
+		_, err = tx.Exec(ctx, pgsql.ProjectionOrderStatsCancelled(table), id, at, e.Version, pos)
 	default:
-		_, err = tx.Exec(ctx, `UPDATE `+t+` SET version = $2, position = $3 WHERE id = $1`, id, e.Version, pos)
+		_, err = tx.Exec(ctx, pgsql.ProjectionOrderStatsMoved(table), id, e.Version, pos)
 	}
 	return err
 }

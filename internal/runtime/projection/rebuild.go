@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/strata-es/strata/internal/store/advisory"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // settleRebuild bounds how long a rebuild waits for the transactions running when it starts.
@@ -27,7 +27,7 @@ func (r *Runner) behindLive(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }, name, copy string) (bool, error) {
 	var live, rebuilt string
-	err := q.QueryRow(ctx, `SELECT (SELECT position FROM projection_checkpoints WHERE name = $1), (SELECT position FROM projection_checkpoints WHERE name = $2)`, name, copy).Scan(&live, &rebuilt)
+	err := q.QueryRow(ctx, pgsql.ProjectionLiveAndCopyCheckpoints, name, copy).Scan(&live, &rebuilt)
 	return rebuilt < live, err
 }
 
@@ -55,12 +55,6 @@ type sessionConn interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Session advisory locks of class advisory.Rebuild mark running rebuilds, one per projection.
-const (
-	tryRebuildLockSQL = `SELECT pg_try_advisory_lock(` + advisory.Rebuild + `, hashtext($1))`
-	rebuildUnlockSQL  = `SELECT pg_advisory_unlock(` + advisory.Rebuild + `, hashtext($1))`
-)
-
 // Rebuild rebuilds projection name from the first event into a fresh copy of its table while
 // the live table keeps serving (and its projector keeps following the log), then swaps the copy
 // in, together with its checkpoint, in one transaction. Queries see the old table until that
@@ -76,27 +70,24 @@ func (r *Runner) Rebuild(ctx context.Context, name string, progress Progress) er
 	}
 	defer release()
 	var locked bool
-	if err := conn.QueryRow(ctx, tryRebuildLockSQL, name).Scan(&locked); err != nil {
+	if err := conn.QueryRow(ctx, pgsql.ProjectionTryRebuildLock, name).Scan(&locked); err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
 	if !locked {
 		return fmt.Errorf("rebuild %s: %w", name, ErrRebuildRunning)
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), rebuildUnlockSQL, name) }()
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), pgsql.ProjectionRebuildUnlock, name) }()
 
-	live := pgx.Identifier{name}.Sanitize()
 	copyName := name + "_rebuild"
-	copyTable := pgx.Identifier{copyName}.Sanitize()
 	checkpoint := name + ".rebuild"
 	// A rebuild that died left its copy behind; this one starts over.
-	if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS `+copyTable); err != nil {
+	if _, err := conn.Exec(ctx, pgsql.ProjectionDropCopy(copyName)); err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE `+copyTable+` (LIKE `+live+` INCLUDING ALL)`); err != nil {
+	if _, err := conn.Exec(ctx, pgsql.ProjectionCreateCopy(copyName, name)); err != nil {
 		return fmt.Errorf("rebuild %s: make the copy: %w", name, err)
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1)
-ON CONFLICT (name) DO UPDATE SET position = '', skipped = 0, updated_at = now()`, checkpoint); err != nil {
+	if _, err := conn.Exec(ctx, pgsql.ProjectionResetCheckpoint, checkpoint); err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
 	r.logger.InfoContext(ctx, "projection rebuild started", "projection", name)
@@ -182,23 +173,16 @@ ON CONFLICT (name) DO UPDATE SET position = '', skipped = 0, updated_at = now()`
 		if err != nil {
 			return err
 		}
-		old := pgx.Identifier{name + "_old"}.Sanitize()
-		stmts := []string{
-			`ALTER TABLE ` + live + ` RENAME TO ` + pgx.Identifier{name + "_old"}.Sanitize(),
-			`ALTER TABLE ` + copyTable + ` RENAME TO ` + live,
-			`DROP TABLE ` + old,
-		}
-		for _, stmt := range append(stmts, renames...) {
+		for _, stmt := range append(pgsql.ProjectionSwapTables(name, copyName, name+"_old"), renames...) {
 			if _, err := tx.Exec(ctx, stmt); err != nil {
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE projection_checkpoints AS l SET position = c.position, skipped = c.skipped, updated_at = now()
-FROM projection_checkpoints AS c WHERE l.name = $1 AND c.name = $2`, name, checkpoint)
+		_, err = tx.Exec(ctx, pgsql.ProjectionTakeCheckpoint, name, checkpoint)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, checkpoint)
+		_, err = tx.Exec(ctx, pgsql.ProjectionDeleteCheckpoint, checkpoint)
 		return err
 	})
 	if err != nil {
@@ -210,32 +194,6 @@ FROM projection_checkpoints AS c WHERE l.name = $1 AND c.name = $2`, name, check
 	return nil
 }
 
-// namesSQL lists the indexes and constraints of tables $1 (live) and $2 (its copy) in the
-// current schema, each with a key that is the same for an index or constraint of the live table
-// and its copy by CREATE TABLE ... (LIKE ... INCLUDING ALL): what it is, without its name or its
-// table's. An index's key is built from the catalog rather than from pg_get_indexdef's text,
-// which holds both names; its columns are by name (a live table with dropped columns numbers
-// them differently from its copy). Constraints that own an index (primary key, unique,
-// exclusion) are renamed with it, so they come as part of the index's key.
-const namesSQL = `SELECT n.nspname, c.relname = $2, false, ic.relname,
-  ROW(am.amname, x.indisunique, x.indisprimary, x.indisexclusion,
-    to_jsonb(x) -> 'indnullsnotdistinct', x.indnkeyatts, x.indclass::text, x.indcollation::text,
-    x.indoption::text, ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, false) FROM generate_series(1, x.indnatts) AS k ORDER BY k),
-    pg_get_expr(x.indpred, x.indrelid), ic.reloptions, con.contype, pg_get_constraintdef(con.oid))::text
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_index x ON x.indrelid = c.oid
-JOIN pg_class ic ON ic.oid = x.indexrelid
-JOIN pg_am am ON am.oid = ic.relam
-LEFT JOIN pg_constraint con ON con.conindid = x.indexrelid AND con.conrelid = c.oid AND con.contype IN ('p', 'u', 'x')
-WHERE n.nspname = current_schema() AND c.relname IN ($1, $2)
-UNION ALL
-SELECT n.nspname, c.relname = $2, true, con.conname, ROW(con.contype, pg_get_constraintdef(con.oid))::text
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_constraint con ON con.conrelid = c.oid
-WHERE n.nspname = current_schema() AND c.relname IN ($1, $2) AND con.contype NOT IN ('p', 'u', 'x')`
-
 // keepNames returns the statements that give the indexes and constraints of table copyName, once
 // it is renamed to name and the live table is dropped, the names the live table's had. It reads
 // the names before the swap renames anything, and fails when the two tables' indexes or
@@ -246,7 +204,7 @@ WHERE n.nspname = current_schema() AND c.relname IN ($1, $2) AND con.contype NOT
 // the copy's own index names differ from all of those (they were in the same schema at once).
 // LIKE copies the names of check constraints, so those are seldom renamed at all.
 func keepNames(ctx context.Context, tx pgx.Tx, name, copyName string) ([]string, error) {
-	rows, err := tx.Query(ctx, namesSQL, name, copyName)
+	rows, err := tx.Query(ctx, pgsql.ProjectionIndexesAndConstraints, name, copyName)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +240,6 @@ func keepNames(ctx context.Context, tx pgx.Tx, name, copyName string) ([]string,
 			return nil, fmt.Errorf("the rebuilt table has %v, which %s no longer has", copied[e], name)
 		}
 	}
-	table := pgx.Identifier{schema, name}.Sanitize()
 	var stmts []string
 	for e, liveNames := range live {
 		copyNames := copied[e]
@@ -302,9 +259,9 @@ func keepNames(ctx context.Context, tx pgx.Tx, name, copyName string) ([]string,
 		slices.Sort(copyNames)
 		for i, to := range liveNames {
 			if e.constraint {
-				stmts = append(stmts, `ALTER TABLE `+table+` RENAME CONSTRAINT `+pgx.Identifier{copyNames[i]}.Sanitize()+` TO `+pgx.Identifier{to}.Sanitize())
+				stmts = append(stmts, pgsql.ProjectionRenameConstraint(schema, name, copyNames[i], to))
 			} else {
-				stmts = append(stmts, `ALTER INDEX `+pgx.Identifier{schema, copyNames[i]}.Sanitize()+` RENAME TO `+pgx.Identifier{to}.Sanitize())
+				stmts = append(stmts, pgsql.ProjectionRenameIndex(schema, copyNames[i], to))
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // OrderDay is what happened to orders in one UTC day, or in the part of it in the range asked
@@ -34,25 +35,7 @@ type OrderStats struct {
 	Total OrderDay // Start and End are the range's
 }
 
-const (
-	day = 24 * time.Hour
-	// orderDaysSQL counts, per UTC day, the orders created, paid, shipped and cancelled in
-	// [$1, $2), from the order_stats read model; each branch is a range scan of its index.
-	orderDaysSQL = `SELECT date_bin('1 day', x.at, $3) AS day, x.kind, count(*), coalesce(sum(x.amount), 0)::bigint
-FROM (
-	SELECT created_at AS at, 'created' AS kind, 0::bigint AS amount FROM order_stats WHERE created_at >= $1 AND created_at < $2
-	UNION ALL SELECT paid_at, 'paid', amount_paid FROM order_stats WHERE paid_at >= $1 AND paid_at < $2
-	UNION ALL SELECT shipped_at, 'shipped', 0 FROM order_stats WHERE shipped_at >= $1 AND shipped_at < $2
-	UNION ALL SELECT cancelled_at, 'cancelled', 0 FROM order_stats WHERE cancelled_at >= $1 AND cancelled_at < $2
-) x
-GROUP BY 1, 2`
-	// medianSQL is the median time to ship, in microseconds, of the orders shipped in
-	// [$1, $2), per UTC day (grouping sets: day NULL is the whole range).
-	medianSQL = `SELECT date_bin('1 day', shipped_at, $3) AS day,
-	percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM shipped_at - created_at) * 1000000)
-FROM order_stats WHERE shipped_at >= $1 AND shipped_at < $2
-GROUP BY GROUPING SETS ((date_bin('1 day', shipped_at, $3)), ())`
-)
+const day = 24 * time.Hour
 
 // OrderStats returns the order figures of [from, to) per UTC day, from the order_stats read
 // model: every day the range touches, in order, days without orders included; at most
@@ -73,7 +56,7 @@ func (r *Reader) OrderStats(ctx context.Context, from, to time.Time) (OrderStats
 		out.Days[i].Start, out.Days[i].End = days.Span(i)
 	}
 	index := days.Index
-	rows, err := r.pool.Query(ctx, orderDaysSQL, from, to, origin)
+	rows, err := r.pool.Query(ctx, pgsql.QueryOrderDays, from, to, origin)
 	if err != nil {
 		return OrderStats{}, fmt.Errorf("order stats: %w", err)
 	}
@@ -105,7 +88,7 @@ func (r *Reader) OrderStats(ctx context.Context, from, to time.Time) (OrderStats
 	if err != nil {
 		return OrderStats{}, fmt.Errorf("order stats: %w", err)
 	}
-	rows, err = r.pool.Query(ctx, medianSQL, from, to, origin)
+	rows, err = r.pool.Query(ctx, pgsql.QueryOrderMedianTimeToShip, from, to, origin)
 	if err != nil {
 		return OrderStats{}, fmt.Errorf("order stats: median: %w", err)
 	}

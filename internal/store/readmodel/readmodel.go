@@ -1,7 +1,8 @@
 // Package readmodel is the storage of the aggregates' declared read models
-// (domain.ReadModel): the SQL that writes, reads and lists their rows, derived from the declared
-// columns, and the same rows in memory for a list as of a past time. The projector that keeps
-// the tables is package projection's; the queries' routing is the API's.
+// (domain.ReadModel): it writes, reads and lists their rows with statements derived from the
+// declared columns (built by internal/store/pgsql), and keeps the same rows in memory for a list
+// as of a past time. The projector that keeps the tables is package projection's; the queries'
+// routing is the API's.
 //
 // A row is written from the state's JSON, column by column (jsonb_populate_record turns the
 // JSON values into the columns' types), and read back as jsonb_build_object of the declared
@@ -24,6 +25,7 @@ import (
 
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // DB is where rows are read and written: a pool, a connection or a transaction.
@@ -40,6 +42,8 @@ type Model struct {
 	rm   domain.ReadModel
 	// columns are the columns a write sets from the state: id, version and the declared ones.
 	columns []string
+	// names and fields are the declared columns, in order, and the state's fields they hold.
+	names, fields []string
 	// row is the select list that reads a row ("r") as its id, version and state JSON.
 	row string
 	// stmts are the statements per table (the live one, a rebuild's copy), made once.
@@ -65,14 +69,14 @@ func Of(k domain.Kind) (Model, bool) {
 		return m.(Model), true
 	}
 	m := Model{desc: d, fold: k.Fold(), rm: *d.ReadModel, columns: []string{"id", "version"}, stmts: &sync.Map{}}
-	pairs := make([]string, 0, len(m.rm.Columns))
 	for _, c := range m.rm.Columns {
 		if !slices.Contains(m.columns, c.Name) {
 			m.columns = append(m.columns, c.Name)
 		}
-		pairs = append(pairs, quoteLiteral(c.Field)+", r."+quote(c.Name))
+		m.names = append(m.names, c.Name)
+		m.fields = append(m.fields, c.Field)
 	}
-	m.row = `r.id::text, r.version, jsonb_build_object(` + strings.Join(pairs, ", ") + `)`
+	m.row = pgsql.ReadmodelRow(m.names, m.fields)
 	compiled.Store(key, m)
 	return m, true
 }
@@ -82,54 +86,16 @@ func (m Model) on(table string) statements {
 	if st, ok := m.stmts.Load(table); ok {
 		return st.(statements)
 	}
-	t := quote(table)
-	names := make([]string, len(m.columns))
-	values := make([]string, len(m.columns))
-	sets := make([]string, 0, len(m.columns))
-	for i, c := range m.columns {
-		names[i] = quote(c)
-		values[i] = quoteLiteral(c) + ", " + m.fieldOf(c)
-		if c != "id" {
-			sets = append(sets, names[i]+` = EXCLUDED.`+names[i])
-		}
-	}
-	list := strings.Join(names, ", ")
 	st := statements{
-		get: `SELECT ` + m.row + ` FROM ` + t + ` r WHERE id = $1`,
-		// The state's JSON goes once, as a string (in pgx's exec mode, for a pooler in
-		// transaction mode, a []byte goes as bytea); each column takes its field, and
-		// jsonb_populate_record turns the values into the columns' types.
-		put: `INSERT INTO ` + t + ` AS r (` + list + `, position, created_at, updated_at, applied)
-SELECT ` + list + `, $4, $5, $5, 1 FROM (SELECT $1::jsonb AS s) x,
-	jsonb_populate_record(NULL::` + t + `, jsonb_build_object(` + strings.Join(values, ", ") + `))
-ON CONFLICT (id) DO UPDATE SET ` + strings.Join(sets, ", ") + `, position = EXCLUDED.position, updated_at = EXCLUDED.updated_at, applied = r.applied + 1`,
-		remove: `DELETE FROM ` + t + ` WHERE id = $1`,
-		byID:   `SELECT ` + m.row + ` FROM ` + t + ` r WHERE id = ANY($1::uuid[])`,
-		list:   `SELECT ` + m.row + ` FROM ` + t + ` r WHERE ($1 = '' OR id > NULLIF($1, '')::uuid)`,
+		get:    pgsql.ReadmodelGet(table, m.row),
+		put:    pgsql.ReadmodelUpsert(table, m.columns, m.names, m.fields),
+		remove: pgsql.ReadmodelRemove(table),
+		byID:   pgsql.ReadmodelByID(table, m.row),
+		list:   pgsql.ReadmodelList(table, m.row),
 	}
 	m.stmts.Store(table, st)
 	return st
 }
-
-// fieldOf is the SQL that takes column c's value out of a write's parameters: id and version
-// from theirs ($2, $3), a declared column from its field of the state's JSON (x.s).
-func (m Model) fieldOf(c string) string {
-	switch c {
-	case "id":
-		return "$2::text"
-	case "version":
-		return "$3::bigint"
-	}
-	for _, col := range m.rm.Columns {
-		if col.Name == c {
-			return "x.s->" + quoteLiteral(col.Field)
-		}
-	}
-	return "NULL"
-}
-
-// quoteLiteral quotes s as an SQL string literal.
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // All returns the read models that kinds declare, in their order.
 func All(kinds []domain.Kind) []Model {
@@ -307,20 +273,15 @@ func (m Model) List(ctx context.Context, db DB, filters Filters, p Page) (list [
 			return nil, false, err
 		}
 		args = append(args, v)
-		n := fmt.Sprintf("$%d", len(args))
 		switch f.Match {
 		case domain.Contains:
 			args[len(args)-1] = escapeLike(v)
-			where = append(where, quote(f.Column)+` ILIKE '%' || `+n+` || '%' ESCAPE '\'`)
+			where = append(where, pgsql.ReadmodelContains(f.Column, len(args)))
 		default:
-			where = append(where, quote(f.Column)+` = `+n)
+			where = append(where, pgsql.ReadmodelEquals(f.Column, len(args)))
 		}
 	}
-	q := m.on(m.rm.Table).list
-	for _, w := range where {
-		q += " AND " + w
-	}
-	list, err = m.collect(db.Query(ctx, q+` ORDER BY id LIMIT $2`, args...))
+	list, err = m.collect(db.Query(ctx, pgsql.ReadmodelListPage(m.on(m.rm.Table).list, where), args...))
 	if err != nil {
 		return nil, false, err
 	}
@@ -333,11 +294,7 @@ func (m Model) List(ctx context.Context, db DB, filters Filters, p Page) (list [
 // ListBy reads a page of rows for each of keys, a value of column, in one statement: First+1
 // rows per key at most (the extra row says there is a next page).
 func (m Model) ListBy(ctx context.Context, db DB, column string, keys []string, p Page) (map[string][]Row, error) {
-	c := quote(column)
-	list, err := m.collect(db.Query(ctx, `SELECT `+m.row+` FROM (
-	SELECT o.*, row_number() OVER (PARTITION BY `+c+` ORDER BY id) AS n
-	FROM `+quote(m.rm.Table)+` o WHERE `+c+` = ANY($1) AND ($2 = '' OR id > NULLIF($2, '')::uuid)
-) r WHERE n <= $3 ORDER BY `+c+`, id`, keys, p.After, p.First+1))
+	list, err := m.collect(db.Query(ctx, pgsql.ReadmodelListBy(m.rm.Table, m.row, column), keys, p.After, p.First+1))
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +395,7 @@ var runtimeColumns = []string{"position", "created_at", "updated_at", "applied"}
 // Check reports a read model whose table is missing, or lacks a column its declaration or the
 // runtime writes: its projector would fail every batch. The message names what is missing.
 func (m Model) Check(ctx context.Context, db DB) error {
-	rows, err := db.Query(ctx, `SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, quote(m.rm.Table))
+	rows, err := db.Query(ctx, pgsql.ReadmodelColumns, quote(m.rm.Table))
 	if err != nil {
 		return fmt.Errorf("read model %s: %w", m.rm.Table, err)
 	}
