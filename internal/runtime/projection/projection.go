@@ -28,7 +28,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/runtime/aggregates"
-	"github.com/strata-es/strata/internal/store/advisory"
 	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/internal/store/leader"
 	"github.com/strata-es/strata/internal/store/pgsql"
@@ -220,16 +219,6 @@ func (r *Runner) follow(ctx context.Context, p Projector) {
 	}
 }
 
-// Advisory locks of class advisory.Checkpoint are projectors': one per checkpoint name.
-const (
-	lockCheckpointSQL = `SELECT pg_advisory_xact_lock(` + advisory.Checkpoint + `, hashtext($1))`
-	readCheckpointSQL = `SELECT position FROM projection_checkpoints WHERE name = $1`
-	// The checkpoint with the horizon (eventstore.HorizonOf) of the statement's snapshot.
-	readCheckpointAndHorizonSQL = `SELECT position, pg_snapshot_xmin(pg_current_snapshot()) FROM projection_checkpoints WHERE name = $1`
-	moveIdleCheckpointSQL       = `UPDATE projection_checkpoints SET position = $3, updated_at = now() WHERE name = $1 AND position = $2`
-	moveCheckpointSQL           = `UPDATE projection_checkpoints SET position = $2, skipped = skipped + $3, updated_at = now() WHERE name = $1`
-)
-
 // step applies the next batch of events to table and moves the checkpoint called checkpoint,
 // in one transaction. caughtUp says the batch reached the end of the log as it stood.
 //
@@ -246,7 +235,7 @@ func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string
 		at   string
 		xmin uint64
 	)
-	if err := r.pool.QueryRow(ctx, readCheckpointAndHorizonSQL, checkpoint).Scan(&at, &xmin); err != nil {
+	if err := r.pool.QueryRow(ctx, pgsql.CheckpointsReadWithHorizon, checkpoint).Scan(&at, &xmin); err != nil {
 		return 0, false, fmt.Errorf("read checkpoint %s: %w", checkpoint, err)
 	}
 	after, err := eventstore.ParsePosition(at)
@@ -264,7 +253,7 @@ func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string
 		// IdleMove: each write commits and flushes the WAL, and would otherwise follow every
 		// append of every other category. WaitFor does not wait for it (quiet).
 		if b.horizon.Compare(after) > 0 && (checkpoint != p.Name() || r.idleDue(checkpoint)) { // a rebuild's copy is not held back
-			if _, err := r.pool.Exec(ctx, moveIdleCheckpointSQL, checkpoint, at, b.horizon.String()); err != nil {
+			if _, err := r.pool.Exec(ctx, pgsql.CheckpointsMoveIdle, checkpoint, at, b.horizon.String()); err != nil {
 				return 0, false, fmt.Errorf("move checkpoint %s: %w", checkpoint, err)
 			}
 		}
@@ -298,11 +287,11 @@ func (r *Runner) stepInTx(ctx context.Context, tx pgx.Tx, p Projector, checkpoin
 // lockCheckpoint takes checkpoint's lock in tx and reads it under the lock. The lock takes no
 // transaction id, so waiting on it holds back no reader of the log.
 func lockCheckpoint(ctx context.Context, tx pgx.Tx, checkpoint string) (eventstore.Position, error) {
-	if _, err := tx.Exec(ctx, lockCheckpointSQL, checkpoint); err != nil {
+	if _, err := tx.Exec(ctx, pgsql.CheckpointsLock, checkpoint); err != nil {
 		return eventstore.Position{}, fmt.Errorf("lock checkpoint %s: %w", checkpoint, err)
 	}
 	var at string
-	if err := tx.QueryRow(ctx, readCheckpointSQL, checkpoint).Scan(&at); err != nil {
+	if err := tx.QueryRow(ctx, pgsql.CheckpointsRead, checkpoint).Scan(&at); err != nil {
 		return eventstore.Position{}, fmt.Errorf("read checkpoint %s: %w", checkpoint, err)
 	}
 	after, err := eventstore.ParsePosition(at)
@@ -384,7 +373,7 @@ func (r *Runner) apply(ctx context.Context, tx pgx.Tx, p Projector, checkpoint, 
 		next = b.horizon
 	}
 	if next.Compare(b.after) > 0 {
-		if _, err := tx.Exec(ctx, moveCheckpointSQL, checkpoint, next.String(), skipped); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.CheckpointsMove, checkpoint, next.String(), skipped); err != nil {
 			return 0, false, fmt.Errorf("move checkpoint %s: %w", checkpoint, err)
 		}
 	}
@@ -419,7 +408,7 @@ func (r *Runner) WaitForOn(ctx context.Context, db CheckpointReader, name string
 	defer tick.Stop()
 	for {
 		var at string
-		err := db.QueryRow(ctx, readCheckpointSQL, name).Scan(&at)
+		err := db.QueryRow(ctx, pgsql.CheckpointsRead, name).Scan(&at)
 		if err == nil && at >= want {
 			return nil
 		}

@@ -110,7 +110,7 @@ func (r *Runner) Rebuild(ctx context.Context, name string, progress Progress) er
 			return
 		}
 		var at string
-		_ = r.pool.QueryRow(ctx, readCheckpointSQL, checkpoint).Scan(&at)
+		_ = r.pool.QueryRow(ctx, pgsql.CheckpointsRead, checkpoint).Scan(&at)
 		progress(applied, at)
 	}
 	// Caught up means at or past the live table's checkpoint, not merely at the end of what
@@ -142,7 +142,7 @@ func (r *Runner) Rebuild(ctx context.Context, name string, progress Progress) er
 	// The swap: the live projector waits on its lock while the copy takes the last events and
 	// its place.
 	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockCheckpointSQL, name); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.CheckpointsLock, name); err != nil {
 			return err
 		}
 		for rounds := 0; ; rounds++ {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/strata-es/strata/internal/store/advisory"
 	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/internal/store/pgsql"
 )
@@ -38,9 +37,7 @@ func (r *Runner) Status(ctx context.Context) ([]Info, error) {
 	for _, p := range r.projectors {
 		info := Info{Name: p.Name()}
 		var rebuilding bool
-		err := r.pool.QueryRow(ctx, `SELECT position, skipped, updated_at,
-	EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = `+advisory.Rebuild+` AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)
-FROM projection_checkpoints WHERE name = $1`, p.Name()).Scan(&info.Position, &info.Skipped, &info.UpdatedAt, &rebuilding)
+		err := r.pool.QueryRow(ctx, pgsql.CheckpointsStatus, p.Name()).Scan(&info.Position, &info.Skipped, &info.UpdatedAt, &rebuilding)
 		if err != nil {
 			return nil, fmt.Errorf("status of %s: %w", p.Name(), err)
 		}

@@ -11,6 +11,19 @@ var (
 	CheckpointsSetCategory = get("CheckpointsSetCategory")
 	// CheckpointsAll reads every checkpoint: name, category, position.
 	CheckpointsAll = get("CheckpointsAll")
+	// CheckpointsLock takes the transaction's lock of checkpoint $1.
+	CheckpointsLock = get("CheckpointsLock")
+	// CheckpointsRead reads the position of checkpoint $1.
+	CheckpointsRead = get("CheckpointsRead")
+	// CheckpointsReadWithHorizon reads the position of checkpoint $1 and the snapshot's xmin.
+	CheckpointsReadWithHorizon = get("CheckpointsReadWithHorizon")
+	// CheckpointsMoveIdle moves checkpoint $1 from $2 to $3, if it is still at $2.
+	CheckpointsMoveIdle = get("CheckpointsMoveIdle")
+	// CheckpointsMove moves checkpoint $1 to $2 and adds $3 to its skipped events.
+	CheckpointsMove = get("CheckpointsMove")
+	// CheckpointsStatus reads checkpoint $1 (position, skipped, updated_at) and whether its
+	// projection is being rebuilt.
+	CheckpointsStatus = get("CheckpointsStatus")
 )
 
 // CheckpointsPartitionLast reads the last event (transaction_id, position) of the events table's
