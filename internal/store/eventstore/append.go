@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/strata-es/strata/internal/store/advisory"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // ExpectedVersion is the optimistic concurrency condition of an Append.
@@ -60,87 +60,25 @@ type AppendResult struct {
 	Repeated bool
 }
 
-// An append is one statement, so it commits whole or not at all, in one round trip.
-//
-// Appends to one stream take turns on a transaction-scoped advisory lock keyed by the stream id,
-// and take it before the transaction writes anything. A transaction gets its id at its first
-// write, so an append that waited for another always gets a younger transaction id, and the
-// global (transaction_id, position) order keeps every stream's events in version order. A row
-// lock on streams would not do: a transaction takes its id before it waits for a row lock, so
-// the waiter could hold the older id and be read first. The lock CTE feeds the row the streams
-// write needs, so the write cannot start before the lock is held.
-//
-// The stream row is then written in a way that sees the newest committed version even though the
-// statement's snapshot predates the wait: ON CONFLICT DO UPDATE, and UPDATE (which re-checks its
-// WHERE against the newest row version). When the expected version does not match, no stream
-// row comes back, nothing is inserted and the statement returns no rows.
-//
-// Appends to different streams never wait for each other, but for a rare hash collision, which
-// only makes two appends take turns. The class, advisory.Stream, is the streams' alone.
-const (
-	lockStream = `WITH lock AS (SELECT pg_advisory_xact_lock(` + advisory.Stream + `, hashtext($1))),
-stream AS (`
-	// $2 is NULL: any version. $3 is the number of events.
-	upsertStream = `
-	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint IS NULL
-	ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $3, updated_at = now()
-	RETURNING s.version - $3 AS prev
-)`
-	// $2 is 0: the stream must not exist, and a unique violation on streams_pkey says it does.
-	createStream = `
-	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint = 0
-	RETURNING 0::bigint AS prev
-)`
-	// $2 is the expected version, at least 1.
-	updateStream = `
-	UPDATE streams AS s SET version = s.version + $3, updated_at = now()
-	FROM lock WHERE s.stream_id = $1 AND s.version = $2
-	RETURNING s.version - $3 AS prev
-)`
-	// One event: scalars are cheaper to encode and to plan than one-element arrays. Every
-	// statement that inserts events also records their ids in event_ids, whose primary key
-	// keeps event ids unique (events, partitioned by position, cannot; docs/design.md,
-	// "Partitions and archives"). A CTE costs a third of what a trigger did.
-	insertOne = `,
-ins AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT $4, $1, stream.prev + 1, $5, $6, $7, $8 FROM stream
-	RETURNING event_id, version, transaction_id, position, recorded_at
-), ids AS (
-	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
-)
-SELECT version, transaction_id, ARRAY[position], recorded_at FROM ins`
-	// Many events come back as one row: the first version and the positions in version order.
-	// With no stream row (a version mismatch) the row holds NULLs.
-	insertMany = `,
-inserted AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT e.event_id, $1, stream.prev + e.ord, e.type, e.schema_version, e.data, e.metadata
-	FROM stream, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[])
-	     WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, ord)
-	ORDER BY e.ord -- positions are drawn in this order, so they follow the versions
-	RETURNING event_id, version, transaction_id, position, recorded_at
-), ids AS (
-	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM inserted
-)
-SELECT min(version), (array_agg(transaction_id))[1], array_agg(position ORDER BY version), min(recorded_at) FROM inserted`
-
-	streamVersionSQL = `SELECT coalesce((SELECT version FROM streams WHERE stream_id = $1), 0)`
-)
-
-// appendSQL returns the statement for an append of n events with the expected version e.
+// appendSQL returns the statement for an append of n events with the expected version e: one
+// statement, taking the stream's append lock and writing the stream row and the events, so it
+// commits whole or not at all, in one round trip (pgsql.EventstoreAppendOneToAny and its
+// siblings say how appends to one stream take turns).
 func appendSQL(e ExpectedVersion, n int) string {
-	stream := upsertStream
-	if v, ok := e.Value(); ok {
-		stream = updateStream
-		if v == 0 {
-			stream = createStream
-		}
+	v, ok := e.Value()
+	switch {
+	case !ok && n == 1:
+		return pgsql.EventstoreAppendOneToAny
+	case !ok:
+		return pgsql.EventstoreAppendManyToAny
+	case v == 0 && n == 1:
+		return pgsql.EventstoreAppendOneToNew
+	case v == 0:
+		return pgsql.EventstoreAppendManyToNew
+	case n == 1:
+		return pgsql.EventstoreAppendOneAtVersion
 	}
-	if n == 1 {
-		return lockStream + stream + insertOne
-	}
-	return lockStream + stream + insertMany
+	return pgsql.EventstoreAppendManyAtVersion
 }
 
 // Append appends events to the end of the stream streamID, all or none, if the stream is at the
@@ -214,7 +152,7 @@ func (s *Store) appendStream(ctx context.Context, streamID string, expected Expe
 			return res, nil
 		}
 		var actual int64
-		if err := s.pool.QueryRow(ctx, streamVersionSQL, streamID).Scan(&actual); err != nil {
+		if err := s.pool.QueryRow(ctx, pgsql.EventstoreStreamVersion, streamID).Scan(&actual); err != nil {
 			return AppendResult{}, fmt.Errorf("append to %s: read version after a conflict: %w", streamID, err)
 		}
 		if want, _ := expected.Value(); actual == want && attempt < 3 {
@@ -454,18 +392,6 @@ func jsonDepth(b []byte) int {
 	return deepest
 }
 
-// repeatedSQL finds stored events with the ids of an append and says whether each has the
-// content the append sends, comparing as PostgreSQL compares jsonb values. Event ids are unique
-// in event_ids, which says where each event is (events is partitioned by position, so it can
-// hold no unique index on event ids; migrations/00004_partitioned_events.sql).
-const repeatedSQL = `SELECT i.ord, e.stream_id, e.version, e.transaction_id, e.position, e.recorded_at,
-       e.type = i.type AND e.schema_version = i.schema_version AND e.data = i.data AND e.metadata = i.metadata
-FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::jsonb[])
-     WITH ORDINALITY AS i(event_id, type, schema_version, data, metadata, ord)
-JOIN event_ids x ON x.event_id = i.event_id
-JOIN events e ON (e.transaction_id, e.position) = (x.transaction_id, x.position)
-ORDER BY i.ord`
-
 // repeated decides whether an append that could not be written repeats one that was: its event
 // ids are stored in this stream, in this order, with this content, at the versions this call's
 // expected version gives. Then it returns the stored append's result. When none of the ids is
@@ -475,7 +401,7 @@ func (s *Store) repeated(ctx context.Context, streamID string, expected Expected
 	if in.generatedIDs && cause != nil {
 		return AppendResult{}, cause
 	}
-	rows, err := s.pool.Query(ctx, repeatedSQL, pgUUIDs(in.ids), in.types, in.schemaVersions, in.data, in.metadata)
+	rows, err := s.pool.Query(ctx, pgsql.EventstoreRepeated, pgUUIDs(in.ids), in.types, in.schemaVersions, in.data, in.metadata)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("append to %s: look up event ids: %w", streamID, err)
 	}

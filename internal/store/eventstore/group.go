@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/strata-es/strata/internal/store/advisory"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Group commit: appends that arrive while another batch is being written wait in a queue; a
@@ -344,65 +344,6 @@ func splitWaves(batch []*pending) [][]*pending {
 	return waves
 }
 
-// groupLockSQL takes the advisory lock of every stream of a batch, in byte order of the ids
-// (AppendMulti's order), before the batch writes anything. It also sets plan_cache_mode for the
-// transaction: the wave statement is prepared once per connection, and planning it afresh for
-// every batch would cost more than running it (one statement fewer than a SET LOCAL).
-const groupLockSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
-	count(pg_advisory_xact_lock(` + advisory.Stream + `, hashtext(s)))
-FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams`
-
-// groupWaveSQL appends one wave. A row per part: stream $1, expected version $2 (NULL: any),
-// event count $3 (0: a check-only part of an AppendMulti), and $4 the append it belongs to;
-// events $5.. with the part $6 (1-based) they belong to, $7 their 1-based place in it, and $12
-// whether their ids may be stored already. It returns a row per part, in order: its status
-// (ok; conflict; dup; aborted: fine, but another part of its append was not), the stream's
-// version before it, and, when written, its first version, transaction id, positions and time.
-//
-//nolint:gosec // G101: SQL text, no credential in it
-const groupWaveSQL = `WITH req AS (
-	SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[]) WITH ORDINALITY AS r(stream_id, expected, n, grp, ord)
-), ev AS (
-	-- stored: the event id is taken. A subquery in the select list runs per row on the unique
-	-- index whatever the planner thinks of the array's size; a join might scan the table.
-	-- Ids the store made itself ($12 false: fresh version 7 UUIDs) are not looked up.
-	SELECT e.*, CASE WHEN e.lookup THEN (SELECT true FROM event_ids x WHERE x.event_id = e.event_id) END AS stored
-	FROM unnest($5::uuid[], $6::int[], $7::int[], $8::text[], $9::int[], $10::jsonb[], $11::jsonb[], $12::bool[])
-	     WITH ORDINALITY AS e(event_id, a, k, type, schema_version, data, metadata, lookup, ord)
-), checked AS (
-	SELECT r.stream_id, r.n, r.grp, r.ord, v.version,
-		CASE WHEN r.ord IN (SELECT a FROM ev WHERE stored) THEN 'dup'
-			WHEN r.expected IS NULL OR r.expected = v.version THEN 'ok'
-			ELSE 'conflict' END AS status
-	FROM req r, LATERAL (SELECT coalesce((SELECT s.version FROM streams s WHERE s.stream_id = r.stream_id), 0) AS version) v
-), cur AS (
-	-- The parts of one append (grp) are written together or not at all.
-	SELECT stream_id, n, ord, version,
-		CASE WHEN bool_and(status = 'ok') OVER (PARTITION BY grp) THEN 'ok'
-			WHEN status = 'ok' THEN 'aborted' ELSE status END AS status
-	FROM checked
-), up AS (
-	INSERT INTO streams AS s (stream_id, version)
-	SELECT stream_id, version + n FROM cur WHERE status = 'ok' AND n > 0
-	ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = now()
-	RETURNING s.stream_id
-), ins AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT ev.event_id, c.stream_id, c.version + ev.k, ev.type, ev.schema_version, ev.data, ev.metadata
-	FROM ev JOIN cur c ON c.ord = ev.a WHERE c.status = 'ok'
-	ORDER BY ev.ord -- positions are drawn in arrival order
-	RETURNING event_id, stream_id, version, transaction_id, position, recorded_at
-), ids AS (
-	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
-)
-SELECT c.status, c.version, i.first, i.tx, i.positions, i.at
-FROM cur c LEFT JOIN (
-	SELECT stream_id, min(version) AS first, (array_agg(transaction_id))[1] AS tx,
-		array_agg(position ORDER BY version) AS positions, min(recorded_at) AS at
-	FROM ins GROUP BY stream_id
-) i ON i.stream_id = c.stream_id
-ORDER BY c.ord`
-
 // waveRow is one part's row of a wave's answer: its status, the stream's version before it,
 // and what it wrote.
 type waveRow struct {
@@ -427,12 +368,12 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 		}
 	}
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(groupLockSQL, streams)
+	b.Queue(pgsql.EventstoreGroupBegin)
+	b.Queue(pgsql.EventstoreGroupLock, streams)
 	for _, wave := range waves {
-		b.Queue(groupWaveSQL, waveArgs(wave)...)
+		b.Queue(pgsql.EventstoreGroupWave, waveArgs(wave)...)
 	}
-	b.Queue("COMMIT")
+	b.Queue(pgsql.EventstoreGroupCommit)
 	results := conn.SendBatch(ctx, b)
 	rows, err := readBatch(results, waves)
 	if closeErr := results.Close(); err == nil {
@@ -442,7 +383,7 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 		// A failed statement leaves the transaction aborted; end it before the connection goes
 		// back to the pool (a lost connection is discarded by the pool anyway).
 		if conn.Conn().PgConn().TxStatus() != 'I' {
-			_, _ = conn.Exec(ctx, "ROLLBACK")
+			_, _ = conn.Exec(ctx, pgsql.EventstoreGroupRollback)
 		}
 		return nil, err
 	}
@@ -485,13 +426,13 @@ func readBatch(results pgx.BatchResults, waves [][]*pending) ([][]waveRow, error
 	if err != nil {
 		return nil, err
 	}
-	if tag.String() != "COMMIT" {
+	if tag.String() != pgsql.EventstoreCommitTag {
 		return nil, fmt.Errorf("group commit: the transaction ended with %s", tag)
 	}
 	return out, nil
 }
 
-// waveArgs are groupWaveSQL's arguments for a wave.
+// waveArgs are pgsql.EventstoreGroupWave's arguments for a wave.
 func waveArgs(wave []*pending) []any {
 	var (
 		streams  []string

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/strata-es/strata/internal/store/advisory"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Stream lifecycle: soft deletion with a tombstone event, and stream metadata that hides a
@@ -154,9 +154,7 @@ func (s *Store) DeleteStream(ctx context.Context, streamID string, expected Expe
 		if res.NextExpectedVersion == 1 { // the tombstone would have created the stream
 			return fmt.Errorf("delete %s: %w", streamID, ErrStreamNotFound)
 		}
-		_, err = tx.Exec(ctx, `UPDATE streams SET deleted_version = version,
-	metadata = metadata || jsonb_build_object('truncateBefore', greatest(version, coalesce((metadata->>'truncateBefore')::bigint, 0)))
-WHERE stream_id = $1`, streamID)
+		_, err = tx.Exec(ctx, pgsql.EventstoreMarkDeleted, streamID)
 		return err
 	})
 	if err != nil {
@@ -193,8 +191,7 @@ func (s *Store) deletedError(ctx context.Context, streams []string, err error) e
 		id      string
 		version int64
 	)
-	lookErr := s.pool.QueryRow(ctx, `SELECT stream_id, deleted_version FROM streams
-WHERE stream_id = ANY($1::text[]) AND deleted_version IS NOT NULL ORDER BY stream_id COLLATE "C" LIMIT 1`, streams).Scan(&id, &version)
+	lookErr := s.pool.QueryRow(ctx, pgsql.EventstoreDeletedStream, streams).Scan(&id, &version)
 	switch {
 	case lookErr == nil:
 		return &StreamDeletedError{StreamID: id, Version: version}
@@ -226,24 +223,16 @@ func (s *Store) refused(ctx context.Context, streamID string, expected ExpectedV
 	return s.repeated(ctx, streamID, expected, in, del)
 }
 
-// recreateSQL undeletes a stream under its append lock: the events up to the tombstone stay
-// hidden (truncateBefore), and the version it returns is where the recreating append goes on.
-const recreateSQL = `WITH lock AS (SELECT pg_advisory_xact_lock(` + advisory.Stream + `, hashtext($1)))
-UPDATE streams AS s SET deleted_version = NULL, updated_at = now(),
-	metadata = s.metadata || jsonb_build_object('truncateBefore', s.version + 1)
-FROM lock WHERE s.stream_id = $1 AND s.deleted_version IS NOT NULL
-RETURNING s.version`
-
 // recreate appends in to a deleted stream after its tombstone, in one transaction with the
 // undeletion, so that a failed append leaves the stream deleted.
 func (s *Store) recreate(ctx context.Context, streamID string, in appendInput) (AppendResult, error) {
 	var res AppendResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var version int64
-		err := tx.QueryRow(ctx, recreateSQL, streamID).Scan(&version)
+		err := tx.QueryRow(ctx, pgsql.EventstoreRecreate, streamID).Scan(&version)
 		if errors.Is(err, pgx.ErrNoRows) { // recreated by someone else meanwhile
 			var actual int64
-			if err := tx.QueryRow(ctx, streamVersionSQL, streamID).Scan(&actual); err != nil {
+			if err := tx.QueryRow(ctx, pgsql.EventstoreStreamVersion, streamID).Scan(&actual); err != nil {
 				return err
 			}
 			return &WrongExpectedVersionError{StreamID: streamID, Expected: 0, Actual: actual}
@@ -296,7 +285,7 @@ func (s *Store) SetStreamMetadata(ctx context.Context, streamID string, m Stream
 			deleted *int64
 			old     storedMetadata
 		)
-		err := tx.QueryRow(ctx, `SELECT version, deleted_version, metadata FROM streams WHERE stream_id = $1 FOR UPDATE`, streamID).Scan(&version, &deleted, &old)
+		err := tx.QueryRow(ctx, pgsql.EventstoreStreamForUpdate, streamID).Scan(&version, &deleted, &old)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("stream %s: %w", streamID, ErrStreamNotFound)
 		}
@@ -314,7 +303,7 @@ func (s *Store) SetStreamMetadata(ctx context.Context, streamID string, m Stream
 		}
 		info = StreamInfo{ID: streamID, Version: version, Metadata: m}
 		// Only these settings' keys are replaced: the column may carry others.
-		_, err = tx.Exec(ctx, `UPDATE streams SET metadata = (metadata - 'truncateBefore' - 'maxAge' - 'maxCount') || $2::jsonb WHERE stream_id = $1`, streamID, b)
+		_, err = tx.Exec(ctx, pgsql.EventstoreSetStreamMetadata, streamID, b)
 		return err
 	})
 	if err != nil {

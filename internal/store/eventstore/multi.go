@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/strata-es/strata/internal/store/advisory"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // StreamAppend is one stream's part of an AppendMulti call.
@@ -22,11 +22,6 @@ type StreamAppend struct {
 	// other parts commit, and nothing is written to it.
 	Events []EventData
 }
-
-// checkStreamSQL reads a stream's version under the same lock appends to it take, so that the
-// version cannot change before the transaction ends.
-const checkStreamSQL = `WITH lock AS (SELECT pg_advisory_xact_lock(` + advisory.Stream + `, hashtext($1)))
-SELECT coalesce((SELECT version FROM streams WHERE stream_id = $1), 0) FROM lock`
 
 // AppendMulti appends to several streams in one transaction: every part commits, or none does.
 // Each part is checked against its expected version as Append checks it, and a mismatch in any
@@ -145,7 +140,7 @@ func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs 
 			p := parts[i]
 			if len(p.Events) == 0 {
 				var actual int64
-				if err := tx.QueryRow(ctx, checkStreamSQL, p.StreamID).Scan(&actual); err != nil {
+				if err := tx.QueryRow(ctx, pgsql.EventstoreCheckStream, p.StreamID).Scan(&actual); err != nil {
 					return fmt.Errorf("check %s: %w", p.StreamID, err)
 				}
 				if want, _ := p.Expected.Value(); actual != want {
@@ -211,7 +206,7 @@ func (s *Store) insertInTx(ctx context.Context, tx pgx.Tx, streamID string, expe
 			return AppendResult{}, err
 		}
 		var actual int64
-		if err := tx.QueryRow(ctx, streamVersionSQL, streamID).Scan(&actual); err != nil {
+		if err := tx.QueryRow(ctx, pgsql.EventstoreStreamVersion, streamID).Scan(&actual); err != nil {
 			return AppendResult{}, fmt.Errorf("append to %s: read version after a conflict: %w", streamID, err)
 		}
 		if want, _ := expected.Value(); actual == want && attempt < 3 {

@@ -17,7 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/store/advisory"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Crypto-shredding. A field marked personal (PersonalFields) is stored as an envelope,
@@ -146,7 +146,7 @@ func (s *Store) subjectKey(ctx context.Context, subject string) ([]byte, error) 
 		key     []byte
 		wrapped bool
 	)
-	err := s.pool.QueryRow(ctx, `SELECT key, wrapped FROM personal_keys WHERE subject = $1`, subject).Scan(&key, &wrapped)
+	err := s.pool.QueryRow(ctx, pgsql.EventstoreSubjectKey, subject).Scan(&key, &wrapped)
 	if errors.Is(err, pgx.ErrNoRows) {
 		fresh := make([]byte, keyBytes)
 		if _, err := rand.Read(fresh); err != nil {
@@ -158,8 +158,7 @@ func (s *Store) subjectKey(ctx context.Context, subject string) ([]byte, error) 
 				return nil, err
 			}
 		}
-		err = s.pool.QueryRow(ctx, `INSERT INTO personal_keys (subject, key, wrapped) VALUES ($1, $2, $3)
-ON CONFLICT (subject) DO UPDATE SET subject = EXCLUDED.subject RETURNING key, wrapped`, subject, stored, wrap).Scan(&key, &wrapped)
+		err = s.pool.QueryRow(ctx, pgsql.EventstoreMakeSubjectKey, subject, stored, wrap).Scan(&key, &wrapped)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("key of %s: %w", subject, err)
@@ -212,13 +211,6 @@ func (s *Store) unwrapKey(subject string, stored []byte, wrapped bool) ([]byte, 
 	return key, nil
 }
 
-// lockSubject serialises forgetting a subject with saving snapshots of its streams, on the
-// subject's advisory lock (class advisory.Subject).
-const (
-	lockSubjectShared    = `SELECT pg_advisory_xact_lock_shared(` + advisory.Subject + `, hashtext($1))`
-	lockSubjectExclusive = `SELECT pg_advisory_xact_lock(` + advisory.Subject + `, hashtext($1))`
-)
-
 // Forget deletes the subject's key for good, leaving a tombstone so that none is made again,
 // and deletes the snapshots of streams (which hold state in the clear), in one transaction.
 // From its commit on, every read shows the subject's personal fields as Redacted. Forgetting
@@ -264,21 +256,20 @@ func (s *Store) ForgetAndAppend(ctx context.Context, subject string, streams []s
 // forgetInTx takes the subject's lock (exclusive with snapshot savers), leaves the tombstone
 // and deletes the snapshots.
 func forgetInTx(ctx context.Context, tx pgx.Tx, subject string, streams []string) error {
-	if _, err := tx.Exec(ctx, lockSubjectExclusive, subject); err != nil {
+	if _, err := tx.Exec(ctx, pgsql.EventstoreLockSubjectExclusive, subject); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO personal_keys AS k (subject, key, forgotten_at) VALUES ($1, NULL, now())
-ON CONFLICT (subject) DO UPDATE SET key = NULL, forgotten_at = coalesce(k.forgotten_at, now())`, subject); err != nil {
+	if _, err := tx.Exec(ctx, pgsql.EventstoreForgetSubject, subject); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `DELETE FROM snapshots WHERE stream_id = ANY($1::text[])`, streams)
+	_, err := tx.Exec(ctx, pgsql.EventstoreDeleteSnapshots, streams)
 	return err
 }
 
 // Forgotten reports whether the subject has been forgotten.
 func (s *Store) Forgotten(ctx context.Context, subject string) (bool, error) {
 	var forgotten bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM personal_keys WHERE subject = $1 AND key IS NULL)`, subject).Scan(&forgotten)
+	err := s.pool.QueryRow(ctx, pgsql.EventstoreForgotten, subject).Scan(&forgotten)
 	if err != nil {
 		return false, fmt.Errorf("is %s forgotten: %w", subject, err)
 	}
@@ -323,7 +314,7 @@ func (s *Store) unseal(ctx context.Context, events []RecordedEvent) error {
 		return nil
 	}
 	keys := subjectKeys{keys: map[string][]byte{}, forgotten: map[string]bool{}}
-	rows, err := s.pool.Query(ctx, `SELECT subject, key, wrapped FROM personal_keys WHERE subject = ANY($1::text[])`, subjects)
+	rows, err := s.pool.Query(ctx, pgsql.EventstoreSubjectKeys, subjects)
 	if err != nil {
 		return fmt.Errorf("read keys: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // ReadStreamOptions selects a slice of one stream.
@@ -42,31 +44,6 @@ type StreamInfo struct {
 	Metadata StreamMetadata
 }
 
-const eventColumns = `e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at`
-
-// The LEFT JOIN reads the stream's version and its events in one statement, so in one snapshot.
-// h is what the stream's lifecycle settings hide (lifecycle.go): versions before first, and,
-// with a maxAge, events recorded before cutoff.
-const (
-	readStreamHead = `SELECT s.version, s.deleted_version, h.first, ` + eventColumns + `
-FROM streams s CROSS JOIN LATERAL (SELECT
-	greatest(1, coalesce((s.metadata->>'truncateBefore')::bigint, 1),
-		s.version - coalesce((s.metadata->>'maxCount')::bigint, s.version) + 1) AS first,
-	now() - make_interval(secs => (s.metadata->>'maxAge')::bigint) AS cutoff) h
-LEFT JOIN LATERAL (
-	SELECT * FROM events WHERE stream_id = s.stream_id AND (h.cutoff IS NULL OR recorded_at >= h.cutoff)`
-	readStreamForwardSQL = readStreamHead + `
-	  AND version >= greatest($2, h.first) ORDER BY version LIMIT $3
-) e ON true
-WHERE s.stream_id = $1
-ORDER BY e.version`
-	readStreamBackwardSQL = readStreamHead + `
-	  AND version <= $2 AND version >= h.first ORDER BY version DESC LIMIT $3
-) e ON true
-WHERE s.stream_id = $1
-ORDER BY e.version DESC`
-)
-
 // ReadStream reads events of one stream in version order, forward or backward. It returns
 // ErrStreamNotFound when the stream has no events, and a *StreamDeletedError when it was
 // deleted. Events the stream's metadata hides (lifecycle.go) are left out: a forward read from
@@ -81,9 +58,9 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	if opts.From < 0 {
 		return StreamSlice{}, &ValidationError{Field: "fromVersion", Reason: fmt.Sprintf("%d is negative", opts.From)}
 	}
-	query, from := readStreamForwardSQL, opts.From
+	query, from := pgsql.EventstoreReadStreamForward, opts.From
 	if opts.Backward {
-		query = readStreamBackwardSQL
+		query = pgsql.EventstoreReadStreamBackward
 		if from == 0 {
 			from = math.MaxInt64
 		}
@@ -132,7 +109,7 @@ func (s *Store) Stream(ctx context.Context, streamID string) (StreamInfo, error)
 	}
 	info := StreamInfo{ID: streamID}
 	var md storedMetadata
-	err := s.pool.QueryRow(ctx, `SELECT version, deleted_version IS NOT NULL, metadata FROM streams WHERE stream_id = $1`, streamID).Scan(&info.Version, &info.Deleted, &md)
+	err := s.pool.QueryRow(ctx, pgsql.EventstoreStream, streamID).Scan(&info.Version, &info.Deleted, &md)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return StreamInfo{}, fmt.Errorf("stream %s: %w", streamID, ErrStreamNotFound)
 	}
@@ -155,24 +132,6 @@ type ReadAllOptions struct {
 	Types []string
 }
 
-// Reads of the global order see only events of transactions older than the oldest transaction
-// still running when the read's snapshot was taken (its xmin). All of those have ended, so no
-// event can ever commit behind a position a reader has passed: readers see no gaps, no
-// duplicates, and all in the same order. The cost is that a long-running transaction anywhere in
-// the cluster holds back what readers can see (never what they eventually get). docs/design.md
-// has the reasoning and the alternatives.
-const (
-	readAllHead = `SELECT ` + eventColumns + `
-FROM events e
-WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
-  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
-	readAllTail        = "\nORDER BY e.transaction_id, e.position\nLIMIT $3"
-	readAllSQL         = readAllHead + readAllTail
-	readAllCategorySQL = readAllHead + "\n  AND e.category = $4" + readAllTail
-	readAllTypesSQL    = readAllHead + "\n  AND e.type = ANY($4::text[])" + readAllTail
-	readAllCatTypesSQL = readAllHead + "\n  AND e.category = $4 AND e.type = ANY($5::text[])" + readAllTail
-)
-
 // ReadAll reads events of every stream in the global order, after opts.After. Paging with the
 // position of the last event returned walks every event exactly once, while writers are busy
 // too. Reads run in their own snapshot and never block writers.
@@ -194,13 +153,13 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEve
 	var query string
 	switch {
 	case opts.Category != "" && len(opts.Types) > 0:
-		query, args = readAllCatTypesSQL, append(args, opts.Category, opts.Types)
+		query, args = pgsql.EventstoreReadAllCategoryTypes, append(args, opts.Category, opts.Types)
 	case opts.Category != "":
-		query, args = readAllCategorySQL, append(args, opts.Category)
+		query, args = pgsql.EventstoreReadAllCategory, append(args, opts.Category)
 	case len(opts.Types) > 0:
-		query, args = readAllTypesSQL, append(args, opts.Types)
+		query, args = pgsql.EventstoreReadAllTypes, append(args, opts.Types)
 	default:
-		query = readAllSQL
+		query = pgsql.EventstoreReadAll
 	}
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
@@ -234,54 +193,19 @@ func (s *Store) checkMax(n int) error {
 	return nil
 }
 
-// countAfterSQL counts, up to a cap, the visible events after a position, in a category or all.
-const countAfterSQL = `SELECT count(*) FROM (
-	SELECT 1 FROM events e
-	WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
-	  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-	  AND ($3 = '' OR e.category = $3)
-	LIMIT $4
-) c`
-
 // CountAfter counts the events ReadAll would return after a position, in category (all when
 // empty), counting at most limit of them.
 func (s *Store) CountAfter(ctx context.Context, after Position, category string, limit int) (int64, error) {
 	var n int64
-	if err := s.pool.QueryRow(ctx, countAfterSQL, after.tx, after.seq, category, limit).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, pgsql.EventstoreCountAfter, after.tx, after.seq, category, limit).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count events: %w", err)
 	}
 	return n, nil
 }
 
-// asOfSQL finds the first visible event, in the global order, whose transaction began after
-// the given time.
-const asOfSQL = `SELECT e.transaction_id, e.position, pg_snapshot_xmin(pg_current_snapshot())
-FROM (SELECT 1) one LEFT JOIN LATERAL (
-	SELECT transaction_id, position FROM events
-	WHERE recorded_at > $1 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-	ORDER BY transaction_id, position LIMIT 1
-) e ON true`
-
-// asOfPendingSQL says whether an event that began by $1 is at or above the horizon $2, where
-// readers of the global order do not see it yet.
-const asOfPendingSQL = `SELECT EXISTS (SELECT 1 FROM events WHERE transaction_id >= $2::xid8 AND recorded_at <= $1)`
-
 // ErrAsOfUnsettled is returned by AsOf when a transaction that began before the time asked for
 // is still open after the wait: the log as of that time may still grow.
 var ErrAsOfUnsettled = errors.New("the log as of that time is not settled yet")
-
-// unsettledSQL says whether a transaction that began at or before $1 is still open in this
-// database (prepared ones included): its events, when it commits, may still belong to the log
-// as of $1.
-//
-// Only this database: a transaction belongs to the database of its session, so only one of
-// this database can append to its events table, and one open in another database of the
-// cluster cannot change the log as of $1. (What such a transaction can do is hold back the
-// horizon, which is cluster-wide; AsOf waits for that separately, through asOfPendingSQL.)
-// Counting the cluster's would make AsOf wait, and time out, on work that is not Strata's.
-const unsettledSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-	WHERE xact_start <= $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database())
-  OR EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE prepared <= $1 AND database = current_database())`
 
 // AsOf returns the end of the prefix of the global order that is the log "as of" t: every event
 // before the first one (in the global order) whose transaction began after t. The prefix is
@@ -302,14 +226,14 @@ func (s *Store) AsOf(ctx context.Context, t time.Time, settle time.Duration) (Po
 			seq  *int64
 			xmin uint64
 		)
-		if err := s.pool.QueryRow(ctx, asOfSQL, t).Scan(&tx, &seq, &xmin); err != nil {
+		if err := s.pool.QueryRow(ctx, pgsql.EventstoreAsOf, t).Scan(&tx, &seq, &xmin); err != nil {
 			return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
 		}
 		if tx != nil {
 			return Position{tx: *tx, seq: *seq}, nil
 		}
 		var open bool
-		if err := s.pool.QueryRow(ctx, unsettledSQL, t).Scan(&open); err != nil {
+		if err := s.pool.QueryRow(ctx, pgsql.EventstoreAsOfUnsettled, t).Scan(&open); err != nil {
 			return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
 		}
 		if !open {
@@ -319,7 +243,7 @@ func (s *Store) AsOf(ctx context.Context, t time.Time, settle time.Duration) (Po
 			var tx2 *uint64
 			var seq2 *int64
 			var xmin2 uint64
-			if err := s.pool.QueryRow(ctx, asOfSQL, t).Scan(&tx2, &seq2, &xmin2); err != nil {
+			if err := s.pool.QueryRow(ctx, pgsql.EventstoreAsOf, t).Scan(&tx2, &seq2, &xmin2); err != nil {
 				return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
 			}
 			if tx2 != nil {
@@ -332,7 +256,7 @@ func (s *Store) AsOf(ctx context.Context, t time.Time, settle time.Duration) (Po
 			// global order and end the prefix before that event. Until it ends, whether the
 			// event is in the log as of t is not known.
 			var pending bool
-			if err := s.pool.QueryRow(ctx, asOfPendingSQL, t, xmin2).Scan(&pending); err != nil {
+			if err := s.pool.QueryRow(ctx, pgsql.EventstoreAsOfPending, t, xmin2).Scan(&pending); err != nil {
 				return Position{}, fmt.Errorf("as of %s: %w", t.Format(time.RFC3339Nano), err)
 			}
 			if !pending {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Snapshot is a stream's folded state at a version, as the aggregate that wrote it encoded it.
@@ -23,17 +25,13 @@ type Snapshot struct {
 	Subject string
 }
 
-const saveSnapshotSQL = `WITH old AS (DELETE FROM snapshots WHERE stream_id = $1 AND shape <> $3)
-INSERT INTO snapshots (stream_id, version, shape, state) VALUES ($1, $2, $3, $4)
-ON CONFLICT (stream_id, version) DO UPDATE SET shape = $3, state = $4, created_at = now()`
-
 // SaveSnapshot stores s, replacing a snapshot at the same version, and deletes the stream's
 // snapshots of other shapes. It is its own statement, never part of an append.
 func (s *Store) SaveSnapshot(ctx context.Context, snap Snapshot) error {
 	save := func(q interface {
 		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 	}) error {
-		_, err := q.Exec(ctx, saveSnapshotSQL, snap.StreamID, snap.Version, snap.Shape, snap.State)
+		_, err := q.Exec(ctx, pgsql.EventstoreSaveSnapshot, snap.StreamID, snap.Version, snap.Shape, snap.State)
 		return err
 	}
 	var err error
@@ -43,11 +41,11 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap Snapshot) error {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			// Shared with other savers, exclusive with Forget: a snapshot committed before
 			// Forget takes the lock is deleted by it; one that waits for it sees the tombstone.
-			if _, err := tx.Exec(ctx, lockSubjectShared, snap.Subject); err != nil {
+			if _, err := tx.Exec(ctx, pgsql.EventstoreLockSubjectShared, snap.Subject); err != nil {
 				return err
 			}
 			var forgotten bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM personal_keys WHERE subject = $1 AND key IS NULL)`, snap.Subject).Scan(&forgotten); err != nil || forgotten {
+			if err := tx.QueryRow(ctx, pgsql.EventstoreForgotten, snap.Subject).Scan(&forgotten); err != nil || forgotten {
 				return err
 			}
 			return save(tx)
@@ -66,8 +64,7 @@ func (s *Store) LatestSnapshot(ctx context.Context, streamID string, shape int, 
 		maxVersion = 1<<63 - 1
 	}
 	snap.StreamID, snap.Shape = streamID, shape
-	err = s.pool.QueryRow(ctx, `SELECT version, state FROM snapshots
-WHERE stream_id = $1 AND shape = $2 AND version <= $3 ORDER BY version DESC LIMIT 1`, streamID, shape, maxVersion).Scan(&snap.Version, &snap.State)
+	err = s.pool.QueryRow(ctx, pgsql.EventstoreLatestSnapshot, streamID, shape, maxVersion).Scan(&snap.Version, &snap.State)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Snapshot{}, false, nil
 	}
@@ -81,8 +78,7 @@ WHERE stream_id = $1 AND shape = $2 AND version <= $3 ORDER BY version DESC LIMI
 // when it has none): an aggregate's version in the log as of a time (AsOf).
 func (s *Store) StreamVersionBefore(ctx context.Context, streamID string, before Position) (int64, error) {
 	var v int64
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM events
-WHERE stream_id = $1 AND (transaction_id, position) < ($2::xid8, $3::bigint)`, streamID, before.tx, before.seq).Scan(&v)
+	err := s.pool.QueryRow(ctx, pgsql.EventstoreStreamVersionBefore, streamID, before.tx, before.seq).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("version of %s: %w", streamID, err)
 	}

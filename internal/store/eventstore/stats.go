@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // MaxStatsBuckets bounds the buckets one Stats call returns.
@@ -41,18 +43,6 @@ type StatsBucket struct {
 // statsOrigin is where buckets are aligned: a Monday at midnight UTC, so that week buckets
 // run Monday to Monday and day, hour and minute buckets start on the UTC clock's boundaries.
 func statsOrigin() time.Time { return time.Date(2000, 1, 3, 0, 0, 0, 0, time.UTC) }
-
-// statsSQL counts events per bucket and type. It reads only the columns of
-// events_recorded_at_idx (migrations/00008_statistics.sql), so it runs as an index-only scan.
-// Like ReadAll, it sees only events of transactions older than the snapshot's xmin: a count
-// never includes an event allEvents cannot show yet.
-const statsSQL = `SELECT date_bin($3::interval, e.recorded_at, $4::timestamptz) AS bucket, e.type, count(*)
-FROM events e
-WHERE e.recorded_at >= $1 AND e.recorded_at < $2
-  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-  AND ($5 = '' OR e.category = $5)
-  AND (cardinality($6::text[]) = 0 OR e.type = ANY($6::text[]))
-GROUP BY 1, 2`
 
 // UpToMicrosecond rounds t up to a whole microsecond, the precision PostgreSQL keeps a
 // timestamptz in: a bound of a range of recorded_at compares the same rounded up as it does
@@ -171,7 +161,7 @@ func (s *Store) Stats(ctx context.Context, o StatsOptions) ([]StatsBucket, error
 	if types == nil {
 		types = []string{}
 	}
-	rows, err := s.pool.Query(ctx, statsSQL, o.From, o.To, o.Interval, statsOrigin(), o.Category, types)
+	rows, err := s.pool.Query(ctx, pgsql.EventstoreStats, o.From, o.To, o.Interval, statsOrigin(), o.Category, types)
 	if err != nil {
 		return nil, fmt.Errorf("event stats: %w", err)
 	}

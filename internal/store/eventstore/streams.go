@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // ListStreamsOptions selects streams in id order (byte order).
@@ -20,25 +22,6 @@ type ListStreamsOptions struct {
 	// Max is the most streams to return: 1 to the store's MaxReadCount.
 	Max int
 }
-
-// The range on stream_id COLLATE "C" (its index, migration 00009) is what makes a search
-// cheap: the ids that start with p are exactly [p, prefixEnd(p)) in byte order, those of
-// category c lie in [c, c+"."), and an index scan in that order stops after first+1 rows.
-// starts_with and the category test only recheck the rows of the range. The statement is
-// planned for its parameters every time (QueryExecModeExec): a generic plan cannot know how
-// wide the range is, and sorts all of it.
-const (
-	listStreamsHead = `SELECT stream_id, version, deleted_version IS NOT NULL, metadata FROM streams
-WHERE stream_id COLLATE "C" > $1
-  AND starts_with(stream_id, $2)
-  AND ($3 = '' OR split_part(stream_id, '-', 1) = $3)`
-	listStreamsTail = `
-ORDER BY stream_id COLLATE "C"
-LIMIT $4`
-	listStreamsBounded = listStreamsHead + `
-  AND stream_id COLLATE "C" >= $5 AND stream_id COLLATE "C" < $6` + listStreamsTail
-	listStreamsAll = listStreamsHead + listStreamsTail
-)
 
 // ListStreams returns streams in byte order of their ids, deleted ones included (Deleted says
 // so). Paging with After set to the last id returned walks every stream once.
@@ -66,10 +49,12 @@ func (s *Store) ListStreams(ctx context.Context, opts ListStreamsOptions) ([]Str
 			hi = c + "." // '.' follows '-': c-… sorts before c.
 		}
 	}
+	// Planned for its parameters every time: a generic plan cannot know how wide the range is
+	// (pgsql.EventstoreListStreams).
 	args := []any{pgx.QueryExecModeExec, opts.After, opts.Prefix, opts.Category, opts.Max}
-	sql := listStreamsAll
+	sql := pgsql.EventstoreListStreams
 	if hi != "" {
-		sql = listStreamsBounded
+		sql = pgsql.EventstoreListStreamsInRange
 		args = append(args, lo, hi)
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)

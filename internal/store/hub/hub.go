@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Channel is the PostgreSQL notification channel appends are announced on.
@@ -346,7 +347,7 @@ func (h *Hub) connectListener(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+	if _, err := conn.Exec(ctx, pgsql.HubListen(Channel)); err != nil {
 		_ = conn.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -362,7 +363,7 @@ func (h *Hub) notifier(ctx context.Context) {
 			return
 		case <-h.notify:
 		}
-		if _, err := h.pool.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil && ctx.Err() == nil {
+		if _, err := h.pool.Exec(ctx, pgsql.HubNotify, Channel); err != nil && ctx.Err() == nil {
 			h.logger.WarnContext(ctx, "notify failed; other servers will see the events at their next poll", "err", err)
 		}
 		select {

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Reasons a read meant for the replica went to the primary: the values of
@@ -125,7 +126,7 @@ func (r *Router) Fallback(ctx context.Context, reason string, err error) {
 // reported too: reads there may see a different history than the primary's.
 func (r *Router) Check(ctx context.Context) error {
 	var recovering bool
-	if err := r.pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&recovering); err != nil {
+	if err := r.pool.QueryRow(ctx, pgsql.ReplicaInRecovery).Scan(&recovering); err != nil {
 		return err
 	}
 	if !recovering {
