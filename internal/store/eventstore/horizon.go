@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Holder is a transaction that holds back the global order: until it ends, ReadAll returns no
@@ -20,24 +22,12 @@ type Holder struct {
 	GID      string    // a prepared transaction's global id
 }
 
-// heldBackBySQL lists the transactions of every database of the cluster, deliberately: the
-// horizon (pg_snapshot_xmin) is cluster-wide, so a transaction in any database holds back this
-// database's global order, and the one to find may well be elsewhere. Unlike the queries that
-// ask about this database's own sessions and locks, it must not filter on the current database.
-const heldBackBySQL = `
-SELECT pid, coalesce(datname, ''), coalesce(usename, ''), coalesce(state, ''), xact_start, '' AS gid, age(backend_xid) AS age
-FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND xact_start IS NOT NULL
-UNION ALL
-SELECT 0, database, owner, 'prepared', prepared, gid, age(transaction) FROM pg_prepared_xacts
-ORDER BY age DESC
-LIMIT $1`
-
 // HeldBackBy lists up to limit transactions that hold back the global order, oldest first. Short
 // ones come and go with every append; one that stays at the top is what an operator looks for
 // when events are slow to reach readers. Sessions of other users show only when the database
 // role may see them (pg_read_all_stats).
 func (s *Store) HeldBackBy(ctx context.Context, limit int) ([]Holder, error) {
-	rows, err := s.pool.Query(ctx, heldBackBySQL, limit)
+	rows, err := s.pool.Query(ctx, pgsql.EventstoreHeldBackBy, limit)
 	if err != nil {
 		return nil, fmt.Errorf("held back by: %w", err)
 	}
@@ -61,7 +51,7 @@ func (s *Store) HeldBackBy(ctx context.Context, limit int) ([]Holder, error) {
 // other categories.
 func (s *Store) Horizon(ctx context.Context) (Position, error) {
 	var xmin uint64
-	if err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())`).Scan(&xmin); err != nil {
+	if err := s.pool.QueryRow(ctx, pgsql.EventstoreSnapshotXmin).Scan(&xmin); err != nil {
 		return Position{}, fmt.Errorf("read horizon: %w", err)
 	}
 	return HorizonOf(xmin), nil
@@ -100,7 +90,7 @@ func (s *Store) WaitReadable(ctx context.Context, pos Position, within time.Dura
 // is how a reader makes sure it will see everything written before it started.
 func (s *Store) Now(ctx context.Context) (Position, error) {
 	var xmax uint64
-	if err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())`).Scan(&xmax); err != nil {
+	if err := s.pool.QueryRow(ctx, pgsql.EventstoreSnapshotXmax).Scan(&xmax); err != nil {
 		return Position{}, fmt.Errorf("read the current position: %w", err)
 	}
 	return Position{tx: xmax - 1, seq: math.MaxInt64}, nil
@@ -111,19 +101,12 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// quietSQL: the horizon is past pos ($3, $4), and no event of the category ($5) lies after
-// after ($1, $2) up to and including pos.
-const quietSQL = `SELECT pg_snapshot_xmin(pg_current_snapshot()) > $3::xid8 AND NOT EXISTS (
-	SELECT 1 FROM events e WHERE e.category = $5
-	AND (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
-	AND (e.transaction_id, e.position) <= ($3::xid8, $4::bigint))`
-
 // Quiet reports whether db shows every event up to and including pos, and none of category
 // after after up to pos: a read model of that category that has applied everything up to after
 // is then as it would be at pos, though its checkpoint has not moved there.
 func Quiet(ctx context.Context, db Querier, category string, after, pos Position) (bool, error) {
 	var quiet bool
-	if err := db.QueryRow(ctx, quietSQL, after.tx, after.seq, pos.tx, pos.seq, category).Scan(&quiet); err != nil {
+	if err := db.QueryRow(ctx, pgsql.EventstoreQuiet, after.tx, after.seq, pos.tx, pos.seq, category).Scan(&quiet); err != nil {
 		return false, fmt.Errorf("read what follows %s in %s: %w", after, category, err)
 	}
 	return quiet, nil

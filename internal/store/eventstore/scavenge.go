@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Scavenger defaults; see ScavengeOptions.
@@ -77,44 +79,6 @@ func (sc *Scavenger) Run(ctx context.Context) error {
 	}
 }
 
-// scavengeStreamsSQL lists, a page at a time, the streams whose settings may hide events
-// (streams_lifecycle_idx).
-const scavengeStreamsSQL = `SELECT stream_id, metadata ? 'maxAge' FROM streams
-WHERE (metadata <> '{}'::jsonb OR deleted_version IS NOT NULL) AND stream_id > $1
-ORDER BY stream_id LIMIT $2`
-
-// scavengeBatchSQL deletes up to $4 events of stream $1 that its settings hide, oldest version
-// first, none after position ($2, $3). What is hidden is computed as ReadStream computes it,
-// from the settings committed when the statement starts. Without a maxAge the hidden events
-// are a range of versions the (stream_id, version) index finds; with one, the stream's events
-// are read in version order until enough hidden ones are found.
-const (
-	scavengeHead = `WITH h AS (
-	SELECT s.stream_id,
-		greatest(1, coalesce((s.metadata->>'truncateBefore')::bigint, 1),
-			s.version - coalesce((s.metadata->>'maxCount')::bigint, s.version) + 1) AS first,
-		now() - make_interval(secs => (s.metadata->>'maxAge')::bigint) AS cutoff
-	FROM streams s WHERE s.stream_id = $1
-), doomed AS (
-	SELECT e.transaction_id, e.position, e.event_id FROM events e, h
-	WHERE e.stream_id = h.stream_id AND `
-	scavengeTail = `
-	  AND e.type <> '` + StreamDeletedType + `'
-	  AND (e.transaction_id, e.position) <= ($2::xid8, $3::bigint)
-	ORDER BY e.version LIMIT $4
-), gone AS (
-	DELETE FROM events e USING doomed d
-	WHERE e.transaction_id = d.transaction_id AND e.position = d.position
-	RETURNING 1
-), ids AS (
-	-- as an archive does, the ids of deleted events go too (event_ids, migration 00004)
-	DELETE FROM event_ids x USING doomed d WHERE x.event_id = d.event_id
-)
-SELECT count(*) FROM gone`
-	scavengeBatchSQL       = scavengeHead + `e.version < h.first` + scavengeTail
-	scavengeBatchMaxAgeSQL = scavengeHead + `(e.version < h.first OR e.recorded_at < h.cutoff)` + scavengeTail
-)
-
 const scavengePage = 100
 
 // Once makes one pass over every stream with lifecycle settings and deletes what they hide,
@@ -144,7 +108,7 @@ func (sc *Scavenger) Once(ctx context.Context) (int64, error) {
 	var total, streams int64
 	after := ""
 	for {
-		rows, err := sc.store.pool.Query(ctx, scavengeStreamsSQL, after, scavengePage)
+		rows, err := sc.store.pool.Query(ctx, pgsql.EventstoreScavengeStreams, after, scavengePage)
 		if err != nil {
 			return total, fmt.Errorf("scavenge: list streams: %w", err)
 		}
@@ -190,9 +154,9 @@ func (sc *Scavenger) Once(ctx context.Context) (int64, error) {
 
 // stream deletes what one stream hides, a batch at a time.
 func (sc *Scavenger) stream(ctx context.Context, streamID string, maxAge bool, bound Position, before int64) (int64, error) {
-	query := scavengeBatchSQL
+	query := pgsql.EventstoreScavengeBatch
 	if maxAge {
-		query = scavengeBatchMaxAgeSQL
+		query = pgsql.EventstoreScavengeBatchMaxAge
 	}
 	var deleted int64
 	for {

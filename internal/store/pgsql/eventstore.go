@@ -286,3 +286,29 @@ var (
 	// EventstoreListStreamsInRange lists streams whose ids lie in [$5, $6) too.
 	EventstoreListStreamsInRange = get("EventstoreListStreamsInRange")
 )
+
+// The horizon of the global order, and who holds it back (internal/store/eventstore/horizon.go).
+var (
+	// EventstoreHeldBackBy lists up to $1 transactions of the whole cluster, oldest first:
+	// pid, database, user, state, start, prepared gid, age.
+	EventstoreHeldBackBy = get("EventstoreHeldBackBy")
+	// EventstoreSnapshotXmin reads the xmin of the statement's snapshot: the horizon.
+	EventstoreSnapshotXmin = get("EventstoreSnapshotXmin")
+	// EventstoreSnapshotXmax reads the xmax of the statement's snapshot.
+	EventstoreSnapshotXmax = get("EventstoreSnapshotXmax")
+	// EventstoreQuiet reports whether the horizon is past ($3, $4) and no event of category $5
+	// lies after ($1, $2) up to it.
+	EventstoreQuiet = get("EventstoreQuiet")
+)
+
+// The scavenger (internal/store/eventstore/scavenge.go).
+var (
+	// EventstoreScavengeStreams lists up to $2 streams after stream id $1 whose settings may
+	// hide events: stream id, and whether it has a maxAge.
+	EventstoreScavengeStreams = get("EventstoreScavengeStreams")
+	// EventstoreScavengeBatch deletes up to $4 hidden events of stream $1, none after position
+	// ($2, $3), and returns how many.
+	EventstoreScavengeBatch = get("EventstoreScavengeBatch")
+	// EventstoreScavengeBatchMaxAge is EventstoreScavengeBatch for a stream with a maxAge.
+	EventstoreScavengeBatchMaxAge = get("EventstoreScavengeBatchMaxAge")
+)

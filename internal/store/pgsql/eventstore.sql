@@ -359,3 +359,85 @@ WHERE stream_id COLLATE "C" > $1
   AND stream_id COLLATE "C" >= $5 AND stream_id COLLATE "C" < $6
 ORDER BY stream_id COLLATE "C"
 LIMIT $4
+
+-- name: EventstoreHeldBackBy
+-- Lists the transactions of every database of the cluster, deliberately: the horizon
+-- (pg_snapshot_xmin) is cluster-wide, so a transaction in any database holds back this
+-- database's global order, and the one to find may well be elsewhere. Unlike the queries that
+-- ask about this database's own sessions and locks, it must not filter on the current database.
+SELECT pid, coalesce(datname, ''), coalesce(usename, ''), coalesce(state, ''), xact_start, '' AS gid, age(backend_xid) AS age
+FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND xact_start IS NOT NULL
+UNION ALL
+SELECT 0, database, owner, 'prepared', prepared, gid, age(transaction) FROM pg_prepared_xacts
+ORDER BY age DESC
+LIMIT $1
+
+-- name: EventstoreSnapshotXmin
+SELECT pg_snapshot_xmin(pg_current_snapshot())
+
+-- name: EventstoreSnapshotXmax
+SELECT pg_snapshot_xmax(pg_current_snapshot())
+
+-- name: EventstoreQuiet
+-- The horizon is past ($3, $4), and no event of category $5 lies after ($1, $2) up to and
+-- including ($3, $4).
+SELECT pg_snapshot_xmin(pg_current_snapshot()) > $3::xid8 AND NOT EXISTS (
+	SELECT 1 FROM events e WHERE e.category = $5
+	AND (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
+	AND (e.transaction_id, e.position) <= ($3::xid8, $4::bigint))
+
+-- name: EventstoreScavengeStreams
+-- Lists, a page at a time, the streams whose settings may hide events (streams_lifecycle_idx).
+SELECT stream_id, metadata ? 'maxAge' FROM streams
+WHERE (metadata <> '{}'::jsonb OR deleted_version IS NOT NULL) AND stream_id > $1
+ORDER BY stream_id LIMIT $2
+
+-- name: EventstoreScavengeBatch
+-- Deletes up to $4 events of stream $1 that its settings hide, oldest version first, none after
+-- position ($2, $3), never the tombstone ($StreamDeleted). What is hidden is computed as
+-- ReadStream computes it, from the settings committed when the statement starts; without a
+-- maxAge the hidden events are a range of versions the (stream_id, version) index finds.
+WITH h AS (
+	SELECT s.stream_id,
+		greatest(1, coalesce((s.metadata->>'truncateBefore')::bigint, 1),
+			s.version - coalesce((s.metadata->>'maxCount')::bigint, s.version) + 1) AS first
+	FROM streams s WHERE s.stream_id = $1
+), doomed AS (
+	SELECT e.transaction_id, e.position, e.event_id FROM events e, h
+	WHERE e.stream_id = h.stream_id AND e.version < h.first
+	  AND e.type <> '$StreamDeleted'
+	  AND (e.transaction_id, e.position) <= ($2::xid8, $3::bigint)
+	ORDER BY e.version LIMIT $4
+), gone AS (
+	DELETE FROM events e USING doomed d
+	WHERE e.transaction_id = d.transaction_id AND e.position = d.position
+	RETURNING 1
+), ids AS (
+	-- as an archive does, the ids of deleted events go too (event_ids, migration 00004)
+	DELETE FROM event_ids x USING doomed d WHERE x.event_id = d.event_id
+)
+SELECT count(*) FROM gone
+
+-- name: EventstoreScavengeBatchMaxAge
+-- EventstoreScavengeBatch for a stream with a maxAge: its events are read in version order until
+-- enough hidden ones are found.
+WITH h AS (
+	SELECT s.stream_id,
+		greatest(1, coalesce((s.metadata->>'truncateBefore')::bigint, 1),
+			s.version - coalesce((s.metadata->>'maxCount')::bigint, s.version) + 1) AS first,
+		now() - make_interval(secs => (s.metadata->>'maxAge')::bigint) AS cutoff
+	FROM streams s WHERE s.stream_id = $1
+), doomed AS (
+	SELECT e.transaction_id, e.position, e.event_id FROM events e, h
+	WHERE e.stream_id = h.stream_id AND (e.version < h.first OR e.recorded_at < h.cutoff)
+	  AND e.type <> '$StreamDeleted'
+	  AND (e.transaction_id, e.position) <= ($2::xid8, $3::bigint)
+	ORDER BY e.version LIMIT $4
+), gone AS (
+	DELETE FROM events e USING doomed d
+	WHERE e.transaction_id = d.transaction_id AND e.position = d.position
+	RETURNING 1
+), ids AS (
+	DELETE FROM event_ids x USING doomed d WHERE x.event_id = d.event_id
+)
+SELECT count(*) FROM gone

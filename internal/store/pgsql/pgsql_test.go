@@ -60,11 +60,8 @@ var sqlStart = regexp.MustCompile(`^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|
 // notYet are the packages whose SQL has not moved here yet. Empty when the work is done.
 var notYet = map[string]bool{
 	"internal/app":                true,
-	"internal/store/eventstore":   true,
-	"internal/store/hub":          true,
 	"internal/store/leader":       true,
 	"internal/store/partition":    true,
-	"internal/store/replica":      true,
 	"internal/transport/benchcmd": true,
 }
 
