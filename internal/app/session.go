@@ -20,7 +20,7 @@ import (
 const sessionProbeTimeout = 5 * time.Second
 
 // errNoSession says the session URL shares its sessions with other clients.
-var errNoSession = errors.New("LISTEN on the session URL receives no notifications")
+var errNoSession = errors.New("a LISTEN on the session URL receives no notifications")
 
 // checkSession makes sure the session URL (--listen-database-url, else --database-url) gives a
 // session of its own, as LISTEN and the leadership locks need: a notification sent through the
