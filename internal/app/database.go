@@ -16,6 +16,7 @@ import (
 	"github.com/strata-es/strata/internal/platform/config"
 	"github.com/strata-es/strata/internal/platform/pgserver"
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 	"github.com/strata-es/strata/migrations"
 )
 
@@ -132,7 +133,7 @@ func (db *database) connect(name string) func(context.Context) (*pgx.Conn, error
 		}
 		// Set after connecting rather than as startup parameters, which poolers refuse: the
 		// session check must get as far as saying what is wrong with a pooled URL.
-		if _, err := conn.Exec(ctx, keepalivesSQL); err != nil {
+		if _, err := conn.Exec(ctx, pgsql.AppKeepalives); err != nil {
 			_ = conn.Close(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("set keepalives: %w", err)
 		}
@@ -140,17 +141,12 @@ func (db *database) connect(name string) func(context.Context) (*pgx.Conn, error
 	}
 }
 
-// keepalivesSQL has the server probe a silent client after 10s, every 5s, and give up after 3
-// probes, for the session that runs it.
-const keepalivesSQL = `SELECT set_config('tcp_keepalives_idle', '10', false),
-	set_config('tcp_keepalives_interval', '5', false), set_config('tcp_keepalives_count', '3', false)`
-
 // checkIsolation makes sure the pool's sessions run READ COMMITTED (eventstore.ConfigurePool):
 // behind a pooler that drops the startup parameter (PgBouncer's ignore_startup_parameters), the
 // server's default applies, and appends must not run under another level.
 func checkIsolation(ctx context.Context, pool *pgxpool.Pool) error {
 	var level string
-	if err := pool.QueryRow(ctx, `SELECT current_setting('default_transaction_isolation')`).Scan(&level); err != nil {
+	if err := pool.QueryRow(ctx, pgsql.AppIsolation).Scan(&level); err != nil {
 		return fmt.Errorf("read default_transaction_isolation: %w", err)
 	}
 	if level != "read committed" {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // sessionProbeTimeout bounds how long checkSession waits for its own notification: on a
@@ -19,7 +20,7 @@ import (
 const sessionProbeTimeout = 5 * time.Second
 
 // errNoSession says the session URL shares its sessions with other clients.
-var errNoSession = errors.New("LISTEN on the session URL receives no notifications")
+var errNoSession = errors.New("a LISTEN on the session URL receives no notifications")
 
 // checkSession makes sure the session URL (--listen-database-url, else --database-url) gives a
 // session of its own, as LISTEN and the leadership locks need: a notification sent through the
@@ -46,10 +47,10 @@ func checkSession(ctx context.Context, db *database, logger *slog.Logger) error 
 	nonce := make([]byte, 8)
 	_, _ = rand.Read(nonce)
 	channel := "strata_session_check_" + hex.EncodeToString(nonce)
-	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+	if _, err := conn.Exec(ctx, pgsql.AppListen(channel)); err != nil {
 		return fmt.Errorf("session check: LISTEN on %s: %w", config.DescribeDB(db.session), err)
 	}
-	if _, err := db.pool.Exec(ctx, `SELECT pg_notify($1, 'check')`, channel); err != nil {
+	if _, err := db.pool.Exec(ctx, pgsql.AppNotify, channel); err != nil {
 		return fmt.Errorf("session check: NOTIFY through the pool: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, sessionProbeTimeout)

@@ -21,19 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/store/advisory"
-)
-
-// Advisory locks of class advisory.Leader are leaderships, one per name, held for a session.
-const (
-	tryLockSQL = `SELECT pg_try_advisory_lock(` + advisory.Leader + `, hashtext($1))`
-	unlockSQL  = `SELECT pg_advisory_unlock(` + advisory.Leader + `, hashtext($1))`
-	// holdsSQL checks that this very session still holds the lock: a connection that went
-	// through a pooler in transaction mode would not, and must not be trusted with leadership.
-	// pid = pg_backend_pid() keeps it to this session's locks, all in this session's database,
-	// though pg_locks lists the whole cluster's.
-	holdsSQL = `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-	AND classid = ` + advisory.Leader + ` AND objid = hashtext($1)::oid AND objsubid = 2 AND granted)`
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // Options configures Run. Zero fields take the defaults.
@@ -124,7 +112,7 @@ func (e *elector) try(ctx context.Context) bool {
 		e.conn = conn
 	}
 	var locked bool
-	if err := e.conn.QueryRow(ctx, tryLockSQL, e.name).Scan(&locked); err != nil {
+	if err := e.conn.QueryRow(ctx, pgsql.LeaderTryLock, e.name).Scan(&locked); err != nil {
 		e.failed(ctx, "leadership attempt failed; trying again", err)
 		e.close(ctx)
 		return false
@@ -164,7 +152,7 @@ func (e *elector) lead(ctx context.Context, fn func(context.Context)) {
 		// fn returned or ctx ended: the lock is given back at once, so that another process
 		// takes over without waiting for this connection to close.
 		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.CheckTimeout)
-		_, err := e.conn.Exec(uctx, unlockSQL, e.name)
+		_, err := e.conn.Exec(uctx, pgsql.LeaderUnlock, e.name)
 		ucancel()
 		if err != nil {
 			e.close(ctx)
@@ -197,7 +185,7 @@ func (e *elector) watch(fctx context.Context, done <-chan struct{}) (bool, error
 		}
 		cctx, cancel := context.WithTimeout(fctx, e.opts.CheckTimeout)
 		var held bool
-		err := e.conn.QueryRow(cctx, holdsSQL, e.name).Scan(&held)
+		err := e.conn.QueryRow(cctx, pgsql.LeaderHolds, e.name).Scan(&held)
 		cancel()
 		if fctx.Err() != nil {
 			// The check may have been cut off half way: the connection cannot be trusted for

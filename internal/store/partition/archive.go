@@ -66,12 +66,11 @@ func ParseBound(s string) (Bound, error) {
 
 // before reports whether every event of the partition p lies before the bound; when not, why.
 func (b Bound) before(ctx context.Context, q queryer, p Partition) (bool, string, error) {
-	table := pgx.Identifier{p.Name}.Sanitize()
 	switch {
 	case b.cursor != nil:
 		var tx *uint64
 		var seq *int64
-		err := q.QueryRow(ctx, `SELECT transaction_id, position FROM `+table+` ORDER BY transaction_id DESC, position DESC LIMIT 1`).Scan(&tx, &seq)
+		err := q.QueryRow(ctx, pgsql.PartitionLastEvent(p.Name)).Scan(&tx, &seq)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return true, "", nil
 		}
@@ -84,7 +83,7 @@ func (b Bound) before(ctx context.Context, q queryer, p Partition) (bool, string
 		return false, "it holds events at or after that position in the global order", nil
 	case !b.time.IsZero():
 		var last *time.Time
-		if err := q.QueryRow(ctx, `SELECT max(recorded_at) FROM `+table).Scan(&last); err != nil {
+		if err := q.QueryRow(ctx, pgsql.PartitionLastRecordedAt(p.Name)).Scan(&last); err != nil {
 			return false, "", err
 		}
 		if last == nil || last.Before(b.time) {
@@ -155,7 +154,8 @@ type ArchiveResult struct {
 }
 
 // detachTimeout bounds the wait for the lock DETACH PARTITION takes on events; appends queue
-// behind a waiting DETACH, so it must not wait long.
+// behind a waiting DETACH, so it must not wait long. pgsql.PartitionDetachLockTimeout sets it;
+// this is the same time, for the errors, and a test keeps the two equal.
 const detachTimeout = "3s"
 
 // Archive detaches the partitions that lie wholly before bound and can receive no more events,
@@ -256,18 +256,18 @@ func retryLock(ctx context.Context, f func() error) error {
 func (m *Manager) detach(ctx context.Context, bound Bound) (all, detached []Partition, stopped string, err error) {
 	err = pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		all, detached, stopped = nil, nil, ""
-		if _, err := tx.Exec(ctx, lockSQL); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.PartitionLock); err != nil {
 			return err
 		}
 		var next int64
-		if err := tx.QueryRow(ctx, nextSQL).Scan(&next); err != nil {
+		if err := tx.QueryRow(ctx, pgsql.PartitionNext).Scan(&next); err != nil {
 			return err
 		}
 		ps, err := partitions(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+detachTimeout+"'"); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.PartitionDetachLockTimeout); err != nil {
 			return err
 		}
 		for _, p := range ps {
@@ -301,7 +301,7 @@ func (m *Manager) detach(ctx context.Context, bound Bound) (all, detached []Part
 				stopped = fmt.Sprintf("partition %s [%d, %d) stays: %s", p.Name, p.First, p.End, why)
 				continue
 			}
-			if _, err := tx.Exec(ctx, "ALTER TABLE events DETACH PARTITION "+pgx.Identifier{p.Name}.Sanitize()); err != nil {
+			if _, err := tx.Exec(ctx, pgsql.PartitionDetach(p.Name)); err != nil {
 				return fmt.Errorf("detach %s: %w", p.Name, err)
 			}
 			p.Attached = false
@@ -372,11 +372,11 @@ func (m *Manager) reattach(ctx context.Context, ps []Partition) error {
 		return nil
 	}
 	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockSQL); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.PartitionLock); err != nil {
 			return err
 		}
 		for _, p := range ps {
-			if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE events ATTACH PARTITION %s FOR VALUES FROM (%d) TO (%d)", pgx.Identifier{p.Name}.Sanitize(), p.First, p.End)); err != nil {
+			if _, err := tx.Exec(ctx, pgsql.PartitionAttach(p.Name, p.First, p.End)); err != nil {
 				return fmt.Errorf("attach %s: %w", p.Name, err)
 			}
 		}
@@ -388,14 +388,14 @@ func (m *Manager) reattach(ctx context.Context, ps []Partition) error {
 // index on position (it would cost every append), so the delete scans it once per archive.
 func (m *Manager) drop(ctx context.Context, ps []Partition) error {
 	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockSQL); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.PartitionLock); err != nil {
 			return err
 		}
 		for _, p := range ps {
-			if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{p.Name}.Sanitize()); err != nil {
+			if _, err := tx.Exec(ctx, pgsql.PartitionDrop(p.Name)); err != nil {
 				return fmt.Errorf("drop %s: %w", p.Name, err)
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM event_ids WHERE position >= $1 AND position < $2`, p.First, p.End); err != nil {
+			if _, err := tx.Exec(ctx, pgsql.PartitionDropEventIDs, p.First, p.End); err != nil {
 				return fmt.Errorf("prune event ids of %s: %w", p.Name, err)
 			}
 		}
@@ -403,26 +403,24 @@ func (m *Manager) drop(ctx context.Context, ps []Partition) error {
 	})
 }
 
-const archiveColumns = `position, transaction_id, event_id::text, stream_id, version, type, schema_version, data, metadata, recorded_at`
-
 // write writes the events of the detached partitions ps to path, through path.partial, synced.
 func (m *Manager) write(ctx context.Context, ps []Partition, f *os.File, path string, progress Progress) (Manifest, error) {
 	manifest := Manifest{Format: Format, CreatedAt: time.Now().UTC()}
-	var parts []string
+	var tables []string
 	for _, p := range ps {
 		var n int64
-		if err := m.pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{p.Name}.Sanitize()).Scan(&n); err != nil {
+		if err := m.pool.QueryRow(ctx, pgsql.PartitionCount(p.Name)).Scan(&n); err != nil {
 			return manifest, fmt.Errorf("count %s: %w", p.Name, err)
 		}
 		manifest.Partitions = append(manifest.Partitions, ManifestRange{First: p.First, End: p.End, Count: n})
-		parts = append(parts, "SELECT "+archiveColumns+" FROM "+pgx.Identifier{p.Name}.Sanitize())
+		tables = append(tables, p.Name)
 	}
 	tmp := f.Name()
 	zw := gzip.NewWriter(f)
 	bw := bufio.NewWriterSize(zw, 1<<16)
 	sum := sha256.New()
 
-	rows, err := m.pool.Query(ctx, strings.Join(parts, "\nUNION ALL\n")+"\nORDER BY transaction_id, position")
+	rows, err := m.pool.Query(ctx, pgsql.PartitionArchiveRead(tables))
 	if err != nil {
 		return manifest, fmt.Errorf("read detached partitions: %w", err)
 	}

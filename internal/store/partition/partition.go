@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/strata-es/strata/internal/store/advisory"
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // DefaultSize is how many positions a partition spans unless configured.
@@ -55,12 +55,6 @@ func parseName(name string) (first, end int64, ok bool) {
 	return f, e, err1 == nil && err2 == nil && e > f
 }
 
-// lockSQL takes the advisory lock that makes, detaches, drops and restores partitions one at a
-// time: two servers making partitions ahead at once, or an archive and a restore, would
-// otherwise race for the same ranges. Its class is its own, so that no stream's append lock is
-// ever the same lock.
-const lockSQL = `SELECT pg_advisory_xact_lock(` + advisory.Partitions + `, ` + advisory.PartitionsKey + `)`
-
 // Manager makes, lists, archives and restores partitions.
 type Manager struct {
 	pool   *pgxpool.Pool
@@ -76,25 +70,13 @@ func New(pool *pgxpool.Pool, size int64, logger *slog.Logger) *Manager {
 	return &Manager{pool: pool, size: size, logger: logger}
 }
 
-// listSQL finds every partition of events by its name, attached or detached, in the schema
-// events lives in.
-const listSQL = `SELECT c.relname,
-	EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhparent = 'events'::regclass)
-FROM pg_class c
-WHERE c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'events'::regclass)
-  AND c.relkind = 'r' AND c.relname ~ '^events_p[0-9]{19}_[0-9]{19}$'
-ORDER BY c.relname`
-
-// nextSQL is the position the next append draws (at least).
-const nextSQL = `SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM events_position_seq`
-
 type queryer interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 func partitions(ctx context.Context, q queryer) ([]Partition, error) {
-	rows, err := q.Query(ctx, listSQL)
+	rows, err := q.Query(ctx, pgsql.PartitionList)
 	if err != nil {
 		return nil, fmt.Errorf("list partitions: %w", err)
 	}
@@ -123,7 +105,7 @@ func (m *Manager) List(ctx context.Context) ([]Partition, error) {
 		return nil, err
 	}
 	for i := range ps {
-		if err := m.pool.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s", pgx.Identifier{ps[i].Name}.Sanitize())).Scan(&ps[i].Rows); err != nil {
+		if err := m.pool.QueryRow(ctx, pgsql.PartitionCount(ps[i].Name)).Scan(&ps[i].Rows); err != nil {
 			return nil, fmt.Errorf("count rows of %s: %w", ps[i].Name, err)
 		}
 		ps[i].HasRowCount = true
@@ -134,7 +116,7 @@ func (m *Manager) List(ctx context.Context) ([]Partition, error) {
 // Next returns the position the next append draws, at least.
 func (m *Manager) Next(ctx context.Context) (int64, error) {
 	var next int64
-	if err := m.pool.QueryRow(ctx, nextSQL).Scan(&next); err != nil {
+	if err := m.pool.QueryRow(ctx, pgsql.PartitionNext).Scan(&next); err != nil {
 		return 0, fmt.Errorf("read the next position: %w", err)
 	}
 	return next, nil
@@ -148,11 +130,11 @@ func (m *Manager) Ensure(ctx context.Context, extra int) ([]Partition, error) {
 	var made []Partition
 	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		made = nil
-		if _, err := tx.Exec(ctx, lockSQL); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.PartitionLock); err != nil {
 			return err
 		}
 		var next int64
-		if err := tx.QueryRow(ctx, nextSQL).Scan(&next); err != nil {
+		if err := tx.QueryRow(ctx, pgsql.PartitionNext).Scan(&next); err != nil {
 			return fmt.Errorf("read the next position: %w", err)
 		}
 		ps, err := partitions(ctx, tx)
@@ -167,7 +149,7 @@ func (m *Manager) Ensure(ctx context.Context, extra int) ([]Partition, error) {
 			}
 		}
 		makeOne := func(first, stop int64) error {
-			if _, err := tx.Exec(ctx, `SELECT strata_make_event_partition($1, $2)`, first, stop); err != nil {
+			if _, err := tx.Exec(ctx, pgsql.PartitionMake, first, stop); err != nil {
 				return fmt.Errorf("make partition [%d, %d): %w", first, stop, err)
 			}
 			made = append(made, Partition{Name: Name(first, stop), First: first, End: stop, Attached: true})

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/strata-es/strata/internal/store/pgsql"
 )
 
 // ErrOverlap is returned by Restore when an archive's ranges overlap partitions that exist.
@@ -33,7 +35,7 @@ func (m *Manager) Restore(ctx context.Context, path string, progress Progress) (
 		return Manifest{}, fmt.Errorf("restore %s: %w: the manifest lists no partitions", path, ErrCorrupt)
 	}
 	err = pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockSQL); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.PartitionLock); err != nil {
 			return err
 		}
 		existing, err := partitions(ctx, tx)
@@ -52,7 +54,7 @@ func (m *Manager) Restore(ctx context.Context, path string, progress Progress) (
 			}
 		}
 		for _, r := range manifest.Partitions {
-			if _, err := tx.Exec(ctx, `SELECT strata_make_event_partition($1, $2)`, r.First, r.End); err != nil {
+			if _, err := tx.Exec(ctx, pgsql.PartitionMake, r.First, r.End); err != nil {
 				return fmt.Errorf("make partition [%d, %d): %w", r.First, r.End, err)
 			}
 		}
@@ -68,8 +70,7 @@ func (m *Manager) Restore(ctx context.Context, path string, progress Progress) (
 			return fmt.Errorf("copied %d events, the manifest says %d", n, manifest.Count)
 		}
 		for _, r := range manifest.Partitions {
-			_, err := tx.Exec(ctx, `INSERT INTO event_ids (event_id, transaction_id, position)
-SELECT event_id, transaction_id, position FROM events WHERE position >= $1 AND position < $2`, r.First, r.End)
+			_, err := tx.Exec(ctx, pgsql.PartitionRestoreEventIDs, r.First, r.End)
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "event_ids_pkey" {
 				return fmt.Errorf("an archived event id is stored again since the archive was made (%s): restoring would store it twice", pgErr.Detail)

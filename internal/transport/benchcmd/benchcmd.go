@@ -18,6 +18,7 @@ import (
 	"github.com/strata-es/strata/internal/platform/config"
 	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/internal/store/partition"
+	"github.com/strata-es/strata/internal/store/pgsql"
 	"github.com/strata-es/strata/internal/testsupport/bench"
 	"github.com/strata-es/strata/internal/transport/cli"
 	"github.com/strata-es/strata/migrations"
@@ -199,16 +200,15 @@ func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Conf
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", config.DescribeDB(serverURL), err)
 	}
-	ident := pgx.Identifier{name}.Sanitize()
 	drop := func(ctx context.Context) error {
-		_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
+		_, err := conn.Exec(ctx, pgsql.BenchDropDatabase(name))
 		return err
 	}
 	if err := drop(ctx); err != nil {
 		_ = conn.Close(ctx)
 		return nil, nil, fmt.Errorf("scratch database: %w", err)
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+	if _, err := conn.Exec(ctx, pgsql.BenchCreateDatabase(name)); err != nil {
 		_ = conn.Close(ctx)
 		return nil, nil, fmt.Errorf("scratch database: %w", err)
 	}

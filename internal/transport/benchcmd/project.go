@@ -17,6 +17,7 @@ import (
 	cmdhandler "github.com/strata-es/strata/internal/runtime/command"
 	"github.com/strata-es/strata/internal/runtime/projection"
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 	"github.com/strata-es/strata/internal/transport/cli"
 )
 
@@ -94,7 +95,7 @@ func benchProjectCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 	}
 	took := time.Since(started)
 	var rows int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'SHIPPED'`).Scan(&rows); err != nil {
+	if err := pool.QueryRow(ctx, pgsql.BenchShippedOrders).Scan(&rows); err != nil {
 		return err
 	}
 	if rows != orders {

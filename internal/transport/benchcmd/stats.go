@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-es/strata/internal/platform/config"
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/store/pgsql"
 	"github.com/strata-es/strata/internal/transport/cli"
 )
 
@@ -63,13 +64,13 @@ func benchStatsCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string
 	}
 	filled := time.Since(started)
 	started = time.Now()
-	if _, err := pool.Exec(ctx, statsIndexSQL); err != nil {
+	if _, err := pool.Exec(ctx, pgsql.BenchStatsIndex); err != nil {
 		return fmt.Errorf("build the index: %w", err)
 	}
 	indexed := time.Since(started)
 	// A log that has been written for a while has been vacuumed: the index-only scan needs
 	// the visibility map that vacuum sets.
-	if _, err := pool.Exec(ctx, `VACUUM ANALYZE events`); err != nil {
+	if _, err := pool.Exec(ctx, pgsql.BenchVacuum); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
 
@@ -81,7 +82,7 @@ func benchStatsCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string
 	// The timed range, and its counts by a plain count(*), to check the statistics against.
 	qfrom := to.Add(-time.Duration(queryDays) * 24 * time.Hour)
 	var inRange, ofOrders int64
-	if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE category = 'order') FROM events WHERE recorded_at >= $1 AND recorded_at < $2`, qfrom, to).Scan(&inRange, &ofOrders); err != nil {
+	if err := pool.QueryRow(ctx, pgsql.BenchStatsCount, qfrom, to).Scan(&inRange, &ofOrders); err != nil {
 		return fmt.Errorf("count events: %w", err)
 	}
 	out["query_events"] = inRange
@@ -134,21 +135,10 @@ func benchStatsCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string
 	return err
 }
 
-// statsIndexSQL is migration 8's index; the benchmark drops it while it fills the log.
-const statsIndexSQL = `CREATE INDEX events_recorded_at_idx ON events (recorded_at) INCLUDE (category, type, transaction_id)`
-
 // explainStats is the plan of eventStats' statement (eventstore.Stats) for an hourly count,
 // of one category or all ("").
 func explainStats(ctx context.Context, pool *pgxpool.Pool, from, to time.Time, category string) (string, error) {
-	filter := ""
-	if category != "" {
-		filter = "\n  AND e.category = '" + category + "'"
-	}
-	rows, err := pool.Query(ctx, `EXPLAIN SELECT date_bin('1 hour', e.recorded_at, timestamptz '2000-01-03 00:00:00+00') AS bucket, e.type, count(*)
-FROM events e
-WHERE e.recorded_at >= '`+from.Format(time.RFC3339)+`' AND e.recorded_at < '`+to.Format(time.RFC3339)+`'
-  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())`+filter+`
-GROUP BY 1, 2`)
+	rows, err := pool.Query(ctx, pgsql.BenchExplainStats(from, to, category))
 	if err != nil {
 		return "", fmt.Errorf("explain: %w", err)
 	}
@@ -162,12 +152,10 @@ GROUP BY 1, 2`)
 // fillStatsEvents inserts n events recorded evenly over [from, to) in chunks, with a progress
 // line per chunk, making the partitions they need first.
 func fillStatsEvents(ctx context.Context, env *cli.Env, pool *pgxpool.Pool, n int, from, to time.Time) error {
-	if _, err := pool.Exec(ctx, `DROP INDEX events_recorded_at_idx`); err != nil {
+	if _, err := pool.Exec(ctx, pgsql.BenchStatsDropIndex); err != nil {
 		return err
 	}
-	if _, err := pool.Exec(ctx, `SELECT strata_make_event_partition(p * 1000000, (p + 1) * 1000000)
-FROM generate_series(0, ($1::bigint + (SELECT last_value FROM events_position_seq)) / 1000000 + 1) p
-WHERE to_regclass(format('events_p%s_%s', lpad((p * 1000000)::text, 19, '0'), lpad(((p + 1) * 1000000)::text, 19, '0'))) IS NULL`, n); err != nil {
+	if _, err := pool.Exec(ctx, pgsql.BenchStatsPartitions, n); err != nil {
 		return fmt.Errorf("make partitions: %w", err)
 	}
 	const chunk = 100_000
@@ -176,14 +164,7 @@ WHERE to_regclass(format('events_p%s_%s', lpad((p * 1000000)::text, 19, '0'), lp
 		last := min(first+chunk, n) - 1
 		// Four categories, ten types, streams of ten events; the ids go to event_ids in the
 		// same statement, as the store's appends do.
-		if _, err := pool.Exec(ctx, `WITH ins AS (
-	INSERT INTO events (event_id, stream_id, version, type, data, recorded_at)
-	SELECT gen_random_uuid(), (ARRAY['order', 'user', 'payment', 'audit'])[1 + i % 4] || '-' || (i / 40),
-		1 + (i / 4) % 10, 'Type' || (i % 10), jsonb_build_object('n', i, 'note', repeat('x', 100)),
-		$3::timestamptz + (i * ($4::timestamptz - $3::timestamptz) / $5::bigint)
-	FROM generate_series($1::bigint, $2::bigint) i
-	RETURNING event_id, transaction_id, position)
-INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins`, first, last, from, to, n); err != nil {
+		if _, err := pool.Exec(ctx, pgsql.BenchStatsInsert, first, last, from, to, n); err != nil {
 			return fmt.Errorf("insert events %d..%d: %w", first, last, err)
 		}
 		fmt.Fprintf(env.Stderr, "bench: %d of %d events inserted, %s\n", last+1, n, time.Since(started).Round(time.Second))
