@@ -384,17 +384,16 @@ func TestScavengerDeletesExactlyTheHiddenRows(t *testing.T) {
 	wantDeleted(t, "read of the deleted stream", err, 4)
 }
 
-// The scavenger deletes nothing a projection has not applied: its bound is the oldest
-// checkpoint.
-func TestScavengerKeepsWhatProjectionsHaveNotApplied(t *testing.T) {
-	t.Parallel()
+// cappedStream appends six events to capped-1, caps it at one, and returns the database, the
+// appends, a scavenger bound by what the projections have applied, and the versions stored.
+func cappedStream(t *testing.T) (*pgxpool.Pool, []eventstore.AppendResult, *eventstore.Scavenger, func() string) {
+	t.Helper()
 	s, pool := newStore(t, eventstore.Options{})
-	ctx := context.Background()
 	var res []eventstore.AppendResult
 	for range 6 {
 		res = append(res, mustAppend(t, s, "capped-1", eventstore.Any(), ev("E", `{}`)))
 	}
-	if _, err := s.SetStreamMetadata(ctx, "capped-1", eventstore.StreamMetadata{MaxCount: 1}); err != nil {
+	if _, err := s.SetStreamMetadata(context.Background(), "capped-1", eventstore.StreamMetadata{MaxCount: 1}); err != nil {
 		t.Fatal(err)
 	}
 	sc := eventstore.NewScavenger(s, eventstore.ScavengeOptions{
@@ -402,18 +401,27 @@ func TestScavengerKeepsWhatProjectionsHaveNotApplied(t *testing.T) {
 			return projection.Applied(ctx, pool, category)
 		},
 	}, slog.New(slog.DiscardHandler))
-	checkpoints := func(users, orders string) {
-		t.Helper()
-		if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = CASE name WHEN 'users' THEN $1 ELSE $2 END`, users, orders); err != nil {
-			t.Fatal(err)
-		}
-	}
 	stored := func() string {
 		var got []int64
 		for _, r := range rows(t, pool) {
 			got = append(got, r.version)
 		}
 		return fmt.Sprint(got)
+	}
+	return pool, res, sc, stored
+}
+
+// The scavenger deletes nothing a projection has not applied: its bound is the oldest
+// checkpoint.
+func TestScavengerKeepsWhatProjectionsHaveNotApplied(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, res, sc, stored := cappedStream(t)
+	checkpoints := func(users, orders string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = CASE name WHEN 'users' THEN $1 ELSE $2 END`, users, orders); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// Fresh checkpoints: nothing applied, nothing deleted.
@@ -439,27 +447,8 @@ func TestScavengerKeepsWhatProjectionsHaveNotApplied(t *testing.T) {
 // the projectors of a stream's category, and those whose category is not known, do.
 func TestScavengerWaitsOnlyForTheProjectorsOfTheCategory(t *testing.T) {
 	t.Parallel()
-	s, pool := newStore(t, eventstore.Options{})
 	ctx := context.Background()
-	var res []eventstore.AppendResult
-	for range 6 {
-		res = append(res, mustAppend(t, s, "capped-1", eventstore.Any(), ev("E", `{}`)))
-	}
-	if _, err := s.SetStreamMetadata(ctx, "capped-1", eventstore.StreamMetadata{MaxCount: 1}); err != nil {
-		t.Fatal(err)
-	}
-	sc := eventstore.NewScavenger(s, eventstore.ScavengeOptions{
-		Applied: func(ctx context.Context, category string) (eventstore.Position, error) {
-			return projection.Applied(ctx, pool, category)
-		},
-	}, slog.New(slog.DiscardHandler))
-	stored := func() string {
-		var got []int64
-		for _, r := range rows(t, pool) {
-			got = append(got, r.version)
-		}
-		return fmt.Sprint(got)
-	}
+	pool, res, sc, stored := cappedStream(t)
 	// Every checkpoint has applied nothing; one of them reads "capped".
 	if _, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET position = '', category = CASE name WHEN 'users' THEN 'capped' ELSE 'elsewhere' END`); err != nil {
 		t.Fatal(err)
