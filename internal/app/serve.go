@@ -71,9 +71,10 @@ func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	// Slow clients: a request's headers must arrive within --read-timeout, and then its body
-	// within it again (routes sets that deadline per request; http.Server.ReadTimeout would stay
-	// on the connection while the handler runs); a keep-alive connection waits --idle-timeout
-	// for its next request; headers beyond --max-header-bytes are answered 431.
+	// within it again (routes sets that deadline per request and lifts it once the body is read,
+	// so that neither a streamed answer nor a WebSocket inherits it); a keep-alive connection
+	// waits --idle-timeout for its next request; headers beyond --max-header-bytes are answered
+	// 431.
 	srv := &http.Server{
 		Handler:           routes(db, parts.resolver, cfg, logger),
 		ReadHeaderTimeout: cfg.ReadTimeout,

@@ -1,9 +1,10 @@
 // Package readdeadline bounds how long a request's body may take to arrive. http.Server's
-// ReadHeaderTimeout bounds the headers; http.Server.ReadTimeout would bound headers and body
-// together, but it stays on the connection while the handler runs, so it would also cut off a
-// response that streams for longer, and it would apply to every request alike. Here the deadline
-// is set on each request that has a body, through http.ResponseController, and lifted once the
-// body has been read to its end.
+// ReadHeaderTimeout bounds the headers. http.Server.ReadTimeout would bound headers and body
+// together, but as one rule for every request, set on the connection by net/http: whether it
+// still holds once the body has been read, for a handler that streams its answer or for a
+// connection taken over by a WebSocket, is left to net/http's internals and to the WebSocket
+// library. Here the deadline is set on each request that has a body, through
+// http.ResponseController, and lifted by this package once the body has been read to its end.
 package readdeadline
 
 import (
