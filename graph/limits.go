@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-es/strata/graph/generated"
 	"github.com/strata-es/strata/graph/model"
+	"github.com/strata-es/strata/internal/transport/readdeadline"
 )
 
 // Limits bound what one request may ask of the server. Zero fields take the defaults.
@@ -286,6 +287,9 @@ func limitRequests(l Limits, next http.Handler) http.Handler {
 		switch {
 		case errors.As(err, &maxErr):
 			tooLarge()
+			return
+		case readdeadline.TimedOut(err):
+			writeHTTPError(w, http.StatusRequestTimeout, CodeTimeout, "the request body did not arrive within the server's read timeout; send it whole, right after the headers")
 			return
 		case err != nil:
 			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "the request body could not be read")

@@ -1986,8 +1986,9 @@ var sources = []*ast.Source{
 # CONSISTENCY_TIMEOUT (consistentWith waited too long), REBUILD_IN_PROGRESS, UNAVAILABLE (the
 # database is away; extensions.retryable is true, and extensions.mayHaveCommitted when the
 # request may have been applied), UNAUTHENTICATED (no valid credential; HTTP 401), FORBIDDEN
-# (the credential's role may not run the operation), TIMEOUT (--request-timeout), the limits'
-# codes (QUERY_TOO_DEEP, TOO_MANY_ALIASES, TOO_MANY_ROOT_FIELDS, COMPLEXITY_LIMIT_EXCEEDED,
+# (the credential's role may not run the operation), TIMEOUT (--request-timeout; with HTTP 408,
+# the body took longer than --read-timeout to arrive), the limits' codes (QUERY_TOO_DEEP,
+# TOO_MANY_ALIASES, TOO_MANY_ROOT_FIELDS, COMPLEXITY_LIMIT_EXCEEDED,
 # LIMIT_EXCEEDED, REQUEST_TOO_LARGE, INTROSPECTION_DISABLED), BAD_REQUEST and
 # UNSUPPORTED_MEDIA_TYPE (not a GraphQL request), STREAM_DELETED (the stream was deleted;
 # extensions.version is its tombstone's version), STREAM_TRUNCATED (the version or time asked

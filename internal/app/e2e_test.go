@@ -70,6 +70,12 @@ func gql(t *testing.T, addr, query string, vars map[string]any) gqlResponse {
 // with the response.
 func gqlAs(t *testing.T, addr, token, query string, vars map[string]any) (int, gqlResponse) {
 	t.Helper()
+	return gqlVia(t, http.DefaultClient, addr, token, query, vars)
+}
+
+// gqlVia is gqlAs through client.
+func gqlVia(t *testing.T, client *http.Client, addr, token, query string, vars map[string]any) (int, gqlResponse) {
+	t.Helper()
 	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
 	if err != nil {
 		t.Error(err)
@@ -84,7 +90,7 @@ func gqlAs(t *testing.T, addr, token, query string, vars map[string]any) (int, g
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Error(err)
 		return 0, gqlResponse{}

@@ -22,6 +22,7 @@ import (
 	"github.com/strata-es/strata/internal/transport/cli"
 	"github.com/strata-es/strata/internal/transport/explorer"
 	"github.com/strata-es/strata/internal/transport/playground"
+	"github.com/strata-es/strata/internal/transport/readdeadline"
 	"github.com/strata-es/strata/internal/transport/reqlog"
 	"github.com/strata-es/strata/internal/transport/wsconn"
 	"github.com/strata-es/strata/migrations"
@@ -69,9 +70,16 @@ func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
 	// afterwards ends whatever is still open.
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
+	// Slow clients: a request's headers must arrive within --read-timeout, and then its body
+	// within it again (routes sets that deadline per request and lifts it once the body is read,
+	// so that neither a streamed answer nor a WebSocket inherits it); a keep-alive connection
+	// waits --idle-timeout for its next request; headers beyond --max-header-bytes are answered
+	// 431.
 	srv := &http.Server{
 		Handler:           routes(db, parts.resolver, cfg, logger),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
@@ -179,7 +187,10 @@ func routes(db *database, resolver *graph.Resolver, cfg config.Config, logger *s
 		}
 		_, _ = w.Write([]byte("ready\n" + replicaStatus(ctx, resolver)))
 	})
-	return reqlog.Middleware(logger, []string{"/healthz", "/readyz", "/metrics"}, withCORS(cfg.CORSOrigins, mux))
+	logged := reqlog.Middleware(logger, []string{"/healthz", "/readyz", "/metrics"}, withCORS(cfg.CORSOrigins, mux))
+	// A body must arrive within --read-timeout of its headers. Requests without one, WebSocket
+	// upgrades among them, get no deadline: gorilla and gqlgen's keep-alive rule a WebSocket.
+	return readdeadline.Body(cfg.ReadTimeout, logged)
 }
 
 // withCORS lets pages of the configured origins call the API from a browser, with a bearer

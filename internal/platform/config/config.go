@@ -71,6 +71,11 @@ type Config struct {
 	CORSOrigins []string
 	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
 	KeepAlive time.Duration
+	// ReadTimeout bounds how long a request's headers may take to arrive, and then its body;
+	// IdleTimeout closes a keep-alive connection that waits that long for its next request;
+	// MaxHeaderBytes bounds a request's headers (beyond it: 431).
+	ReadTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes           int
 	// DBMaxConns bounds the connection pool.
 	DBMaxConns int
 	// MaxEventsPerAppend and MaxEventSize bound one append.
@@ -223,6 +228,9 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Int(&c.MaxBodyBytes, "max-body-bytes", "STRATA_MAX_BODY_BYTES", 1<<20, "largest request body, and largest WebSocket message, in bytes")
 	f.Duration(&c.RequestTimeout, "request-timeout", "STRATA_REQUEST_TIMEOUT", 30*time.Second, "longest a request may run (its database work is cancelled with it)")
 	f.Int(&c.MaxSubscriptionsPerConnection, "max-subscriptions-per-connection", "STRATA_MAX_SUBSCRIPTIONS_PER_CONNECTION", 100, "most subscriptions one WebSocket connection may run at once")
+	f.Duration(&c.ReadTimeout, "read-timeout", "STRATA_READ_TIMEOUT", 10*time.Second, "how long a request's headers may take to arrive, and then its body, before the connection is cut off (WebSocket connections keep their own keep-alive)")
+	f.Duration(&c.IdleTimeout, "idle-timeout", "STRATA_IDLE_TIMEOUT", 2*time.Minute, "how long a keep-alive connection may wait for its next request before it is closed")
+	f.Int(&c.MaxHeaderBytes, "max-header-bytes", "STRATA_MAX_HEADER_BYTES", 64<<10, "largest request line and headers, in bytes (beyond it: HTTP 431)")
 	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it)")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
 	c.RegisterPersonal(f)
@@ -277,13 +285,19 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--mode must be development or production, not %q", c.Mode))
 	}
 	for name, v := range map[string]int{"max-depth": c.MaxDepth, "max-aliases": c.MaxAliases, "max-root-fields": c.MaxRootFields,
-		"max-complexity": c.MaxComplexity, "max-tokens": c.MaxTokens, "max-body-bytes": c.MaxBodyBytes, "max-subscriptions-per-connection": c.MaxSubscriptionsPerConnection} {
+		"max-complexity": c.MaxComplexity, "max-tokens": c.MaxTokens, "max-body-bytes": c.MaxBodyBytes, "max-subscriptions-per-connection": c.MaxSubscriptionsPerConnection,
+		"max-header-bytes": c.MaxHeaderBytes} {
 		if c.Addr != "" && v < 1 {
 			errs = append(errs, fmt.Errorf("--%s must be at least 1, not %d", name, v))
 		}
 	}
 	if c.Addr != "" && c.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--request-timeout must be positive, not %s", c.RequestTimeout))
+	}
+	for name, v := range map[string]time.Duration{"read-timeout": c.ReadTimeout, "idle-timeout": c.IdleTimeout} {
+		if c.Addr != "" && v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s must be positive, not %s", name, v))
+		}
 	}
 	if c.Addr != "" && c.KeepAlive <= 0 {
 		errs = append(errs, fmt.Errorf("--ws-keepalive must be positive, not %s", c.KeepAlive))

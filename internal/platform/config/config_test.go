@@ -146,6 +146,9 @@ func TestValidateRejectsBadValues(t *testing.T) {
 		{"missing key file", func(c *config.Config) { c.JWTPublicKeys = []string{"/nonexistent/key.pem"} }, "--jwt-public-keys"},
 		{"replica of the private cluster", func(c *config.Config) { c.DatabaseURL, c.ReadDatabaseURL = "", "postgres://127.0.0.1:5433/strata" }, "--read-database-url"},
 		{"negative connections per principal", func(c *config.Config) { c.MaxConnsPerPrincipal = -1 }, "--max-connections-per-principal"},
+		{"zero read timeout", func(c *config.Config) { c.ReadTimeout = 0 }, "--read-timeout must be positive"},
+		{"negative idle timeout", func(c *config.Config) { c.IdleTimeout = -time.Second }, "--idle-timeout must be positive"},
+		{"no header bytes", func(c *config.Config) { c.MaxHeaderBytes = 0 }, "--max-header-bytes must be at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
