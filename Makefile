@@ -2,7 +2,7 @@
 GOLANGCI_LINT_VERSION := v2.15.0
 BASELINE ?= ../shared/tools/pg-baseline.sh
 
-.PHONY: run test fuzz generate lint bench build playground explorer
+.PHONY: run test fuzz generate lint bench build playground explorer node-client
 
 PLAYGROUND := internal/transport/playground/dist/index.html
 EXPLORER := internal/transport/explorer/dist/index.html
@@ -10,7 +10,7 @@ EXPLORER := internal/transport/explorer/dist/index.html
 run: $(PLAYGROUND) $(EXPLORER) ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
 	go run ./cmd/strata serve
 
-test: $(PLAYGROUND) $(EXPLORER) ## the whole test suite, against real PostgreSQL, then make fuzz
+test: $(PLAYGROUND) $(EXPLORER) node-client ## the whole test suite, against real PostgreSQL, then make fuzz
 	go test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
@@ -50,6 +50,16 @@ explorer: $(EXPLORER) ## build the Explorer's assets (npm), embedded by internal
 
 $(EXPLORER): web/explorer/package-lock.json web/explorer/package.json web/explorer/build.mjs $(wildcard web/explorer/src/*)
 	cd web/explorer && npm ci --no-audit --no-fund && npm run build
+
+# The Node.js client TestNodeGraphQLWSClientReceivesEvents runs: graphql-ws and ws as
+# web/node-client/package-lock.json pins them. npm writes node_modules/.package-lock.json last,
+# so it is there and newer than the lock file once an install has finished.
+NODE_CLIENT := web/node-client/node_modules/.package-lock.json
+
+node-client: $(NODE_CLIENT) ## install the Node test client's pinned npm packages (make test does)
+
+$(NODE_CLIENT): web/node-client/package-lock.json web/node-client/package.json
+	cd web/node-client && npm ci --no-audit --no-fund
 
 build: $(PLAYGROUND) $(EXPLORER)
 	go build -o bin/strata ./cmd/strata
