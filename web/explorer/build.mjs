@@ -1,6 +1,10 @@
-// Builds the Explorer into internal/transport/explorer/dist, which the Go binary embeds: one script, one
-// stylesheet and index.html, all served by the binary itself (no fonts, nothing from another
-// origin).
+// Builds the Explorer into internal/transport/explorer/dist, which the Go binary embeds: one
+// script, one stylesheet and index.html, all served by the binary itself (no fonts, nothing from
+// another origin).
+//
+// The output is committed, so it must depend on nothing but the sources and the esbuild that
+// package-lock.json pins: no timestamps, no absolute paths, no source maps. `make assets-check`
+// rebuilds it and fails when it differs from the committed files.
 import { build } from 'esbuild';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';

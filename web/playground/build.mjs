@@ -1,6 +1,10 @@
-// Builds the Playground into internal/transport/playground/dist, which the Go binary embeds. Everything the
-// page loads is in that directory: the script, the stylesheet (GraphiQL's fonts and icons are
-// inlined in it as data: URLs) and index.html. Nothing comes from another origin.
+// Builds the Playground into internal/transport/playground/dist, which the Go binary embeds.
+// Everything the page loads is in that directory: the script, the stylesheet (GraphiQL's fonts
+// and icons are inlined in it as data: URLs) and index.html. Nothing comes from another origin.
+//
+// The output is committed, so it must depend on nothing but the sources and the packages
+// package-lock.json pins: no timestamps, no absolute paths, no source maps. `make assets-check`
+// rebuilds it and fails when it differs from the committed files.
 import { build } from 'esbuild';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
