@@ -38,11 +38,11 @@ lint: ## gofmt, go vet and golangci-lint (pinned)
 	go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
 
 # The Playground's and the Explorer's built assets are committed in their dist folders, so
-# building, running and testing Strata need no Node.js. Whoever changes web/playground,
-# web/explorer or examples.graphql runs `make playground explorer` and commits the result. These
-# targets always rebuild: they depend on no file times, which a fresh clone sets to the
-# checkout's. npm ci installs exactly what package-lock.json pins; the build script bundles
-# with esbuild.
+# building and running Strata need no Node.js, and testing it needs Node.js only for the Node test
+# client (node-client below). Whoever changes web/playground, web/explorer or examples.graphql
+# runs `make playground explorer` and commits the result. These targets always rebuild: they
+# depend on no file times, which a fresh clone sets to the checkout's. npm ci installs exactly
+# what package-lock.json pins; the build script bundles with esbuild.
 playground: ## rebuild the Playground's committed assets (npm) into internal/transport/playground/dist
 	cd web/playground && npm ci --no-audit --no-fund && npm run build
 
@@ -62,7 +62,7 @@ assets-check: playground explorer ## rebuild the assets and fail when they diffe
 	fi; \
 	echo "assets-check: the committed assets are what web/ builds"
 
-# The Node.js client TestNodeGraphQLWSClientReceivesEvents runs: graphql-ws and ws as
+# The Node.js client TestNodeGraphQLWSClientReceivesEvents runs: graphql-ws, graphql and ws as
 # web/node-client/package-lock.json pins them. npm writes node_modules/.package-lock.json last,
 # so it is there and newer than the lock file once an install has finished.
 NODE_CLIENT := web/node-client/node_modules/.package-lock.json
