@@ -2,15 +2,12 @@
 GOLANGCI_LINT_VERSION := v2.15.0
 BASELINE ?= ../shared/tools/pg-baseline.sh
 
-.PHONY: run test fuzz generate lint bench build playground explorer
+.PHONY: run test fuzz generate lint bench build playground explorer assets-check node-client
 
-PLAYGROUND := internal/transport/playground/dist/index.html
-EXPLORER := internal/transport/explorer/dist/index.html
-
-run: $(PLAYGROUND) $(EXPLORER) ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
+run: ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
 	go run ./cmd/strata serve
 
-test: $(PLAYGROUND) $(EXPLORER) ## the whole test suite, against real PostgreSQL, then make fuzz
+test: node-client ## the whole test suite, against real PostgreSQL, then make fuzz
 	go test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
@@ -40,18 +37,42 @@ lint: ## gofmt, go vet and golangci-lint (pinned)
 	go vet ./...
 	go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
 
-playground: $(PLAYGROUND) ## build the Playground's assets (npm), embedded by internal/transport/playground
-
-# npm ci installs exactly what package-lock.json pins; the build script bundles with esbuild.
-$(PLAYGROUND): web/playground/package-lock.json web/playground/package.json web/playground/build.mjs $(wildcard web/playground/src/*) internal/transport/playground/examples.graphql
+# The Playground's and the Explorer's built assets are committed in their dist folders, so
+# building and running Strata need no Node.js, and testing it needs Node.js only for the Node test
+# client (node-client below). Whoever changes web/playground, web/explorer or examples.graphql
+# runs `make playground explorer` and commits the result. These targets always rebuild: they
+# depend on no file times, which a fresh clone sets to the checkout's. npm ci installs exactly
+# what package-lock.json pins; the build script bundles with esbuild.
+playground: ## rebuild the Playground's committed assets (npm) into internal/transport/playground/dist
 	cd web/playground && npm ci --no-audit --no-fund && npm run build
 
-explorer: $(EXPLORER) ## build the Explorer's assets (npm), embedded by internal/transport/explorer
-
-$(EXPLORER): web/explorer/package-lock.json web/explorer/package.json web/explorer/build.mjs $(wildcard web/explorer/src/*)
+explorer: ## rebuild the Explorer's committed assets (npm) into internal/transport/explorer/dist
 	cd web/explorer && npm ci --no-audit --no-fund && npm run build
 
-build: $(PLAYGROUND) $(EXPLORER)
+ASSETS := internal/transport/playground/dist internal/transport/explorer/dist
+
+# git status, not git diff alone: it also sees a file the build added or removed, and changes
+# that are staged but not committed.
+assets-check: playground explorer ## rebuild the assets and fail when they differ from the committed ones
+	@changed=$$(git status --porcelain --untracked-files=all -- $(ASSETS)) || exit 1; \
+	if [ -n "$$changed" ]; then \
+		echo "$$changed"; git --no-pager diff --stat HEAD -- $(ASSETS); \
+		echo "assets-check: the committed assets are not what web/ builds; run make playground explorer and commit the result"; \
+		exit 1; \
+	fi; \
+	echo "assets-check: the committed assets are what web/ builds"
+
+# The Node.js client TestNodeGraphQLWSClientReceivesEvents runs: graphql-ws, graphql and ws as
+# web/node-client/package-lock.json pins them. npm writes node_modules/.package-lock.json last,
+# so it is there and newer than the lock file once an install has finished.
+NODE_CLIENT := web/node-client/node_modules/.package-lock.json
+
+node-client: $(NODE_CLIENT) ## install the Node test client's pinned npm packages (make test does)
+
+$(NODE_CLIENT): web/node-client/package-lock.json web/node-client/package.json
+	cd web/node-client && npm ci --no-audit --no-fund
+
+build: ## build bin/strata
 	go build -o bin/strata ./cmd/strata
 
 bench: build ## append benchmark next to the raw PostgreSQL baseline, then subscriptions (needs DATABASE_URL)

@@ -16,23 +16,24 @@ import (
 	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
-// playgroundDir is web/playground, where the Node test client and its node_modules live.
-const playgroundDir = "../../web/playground"
+// nodeClientDir is web/node-client, where the Node test client, its pinned npm packages and
+// their node_modules live.
+const nodeClientDir = "../../web/node-client"
 
 // nodeClient returns node's path and the test client script's, failing t (never skipping) when
-// node or the npm packages are missing: make test installs them, as `make playground` does.
+// node or the npm packages are missing: make test installs them (`make node-client`).
 func nodeClient(t *testing.T) (node, script string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Fatalf("the graphql-ws client test runs Node.js: %v; install Node.js and npm (.ci/run does) and run `make playground`", err)
+		t.Fatalf("the graphql-ws client test runs Node.js: %v; install Node.js 18 or later and npm (.ci/run does) and run `make node-client`", err)
 	}
-	for _, pkg := range []string{"graphql-ws", "ws"} {
-		if _, err := os.Stat(filepath.Join(playgroundDir, "node_modules", pkg, "package.json")); err != nil {
-			t.Fatalf("the npm package %s is not installed in web/playground (%v): run `make playground` (make test does), which runs npm ci", pkg, err)
+	for _, pkg := range []string{"graphql", "graphql-ws", "ws"} {
+		if _, err := os.Stat(filepath.Join(nodeClientDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("the npm package %s is not installed in web/node-client (%v): run `make node-client` (make test does), which runs npm ci", pkg, err)
 		}
 	}
-	script, err = filepath.Abs(filepath.Join(playgroundDir, "test", "graphql-ws-client.mjs"))
+	script, err = filepath.Abs(filepath.Join(nodeClientDir, "graphql-ws-client.mjs"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,12 +47,18 @@ type nodeEvent struct {
 	Position string `json:"position"`
 }
 
-// The npm graphql-ws client (what GraphiQL and most JavaScript apps use, speaking
-// graphql-transport-ws), run by Node against the real `strata serve`, receives every event of
-// its subscription exactly once and in order: the ones appended before it subscribed through
-// catch-up from after:, the ones appended while it runs live.
+// The npm graphql-ws client (the library GraphiQL and most JavaScript apps use, speaking
+// graphql-transport-ws; here its 5.x line, which runs on Node.js 18 and later), run by Node
+// against the real `strata serve`, receives every event of its subscription exactly once and in
+// order: the ones appended before it subscribed through catch-up from after:, the ones appended
+// while it runs live.
 func TestNodeGraphQLWSClientReceivesEvents(t *testing.T) {
 	node, script := nodeClient(t)
+	nodeVersion, err := exec.CommandContext(t.Context(), node, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", node, err)
+	}
+	t.Logf("Node.js %s at %s", strings.TrimSpace(string(nodeVersion)), node)
 	srv := startServeOn(t, dbtest.URL(t))
 
 	const appendM = `mutation($s: String!, $t: String!, $v: Int!) {

@@ -1,20 +1,25 @@
-// Builds the Playground into internal/transport/playground/dist, which the Go binary embeds. Everything the
-// page loads is in that directory: the script, the stylesheet (GraphiQL's fonts and icons are
-// inlined in it as data: URLs) and index.html. Nothing comes from another origin.
+// Builds the Playground into internal/transport/playground/dist, which the Go binary embeds.
+// Everything the page loads is in that directory: the script, the stylesheet (GraphiQL's fonts
+// and icons are inlined in it as data: URLs) and index.html. Nothing comes from another origin.
+//
+// The output is committed, so it must depend on nothing but the sources and the packages
+// package-lock.json pins: no timestamps, no absolute paths, no source maps. `make assets-check`
+// rebuilds it and fails when it differs from the committed files.
 import { build } from 'esbuild';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.resolve(here, '../../internal/transport/playground/dist');
 
-// Only the built files go: the committed placeholder that lets the Go package compile before
-// the first build stays.
-for (const name of ['index.html', 'app.js', 'app.css']) {
-  await rm(path.join(out, name), { force: true });
-}
+// Everything in dist but its README is this script's output, committed as it writes it. It
+// starts by removing all of that, so a file an earlier build wrote and this one does not is not
+// left behind to be embedded and committed.
 await mkdir(out, { recursive: true });
+for (const name of await readdir(out)) {
+  if (name !== 'README.md') await rm(path.join(out, name), { recursive: true, force: true });
+}
 
 await build({
   entryPoints: [path.join(here, 'src/index.jsx')],

@@ -1,7 +1,8 @@
 // Package explorer serves Strata's Explorer at /explorer: a page for looking into the event
 // store (streams, an aggregate through its versions, a live tail, statistics) through the
-// public GraphQL API only. It is built from web/explorer (`make explorer`) into dist/ and
-// embedded in the binary, so it works on a machine without internet.
+// public GraphQL API only. It is built from web/explorer (`make explorer`) into dist/, which is
+// committed and embedded in the binary, so it works on a machine without internet and a plain
+// `go build` includes it.
 package explorer
 
 import (
@@ -31,7 +32,8 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 var dist embed.FS
 
 // Handler serves the page at Path and its assets under AssetPrefix; any other path is not
-// found. Before the assets are built it answers 503, saying how to build them.
+// found. Should the assets be missing from dist/ (they are committed, so only a tree that lost
+// them builds such a binary), it answers 503, saying how to build them.
 func Handler() http.Handler {
 	files, err := fs.Sub(dist, "dist")
 	if err != nil {

@@ -29,13 +29,13 @@ func serve(t *testing.T, h http.Handler, path string) (*http.Response, string) {
 	return resp, string(body)
 }
 
-// builtHandler is Handler after a check that the assets are embedded: this package's tests
-// run after `make explorer` (make test builds it first).
+// builtHandler is Handler after a check that the assets are embedded: they are committed in
+// dist/, so only a tree that lost them fails here.
 func builtHandler(t *testing.T) http.Handler {
 	t.Helper()
 	h := Handler()
 	if resp, body := serve(t, h, Path); resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %d %q: the Explorer's assets are not built; run `make explorer` (make test does)", Path, resp.StatusCode, body)
+		t.Fatalf("GET %s = %d %q: the Explorer's assets are missing from dist/; restore them from git or run `make explorer`", Path, resp.StatusCode, body)
 	}
 	return h
 }

@@ -1,7 +1,7 @@
 // Package playground serves Strata's GraphQL Playground: GraphiQL built from pinned npm packages
-// (web/playground, `make playground`) into dist/ and embedded in the binary, so that it works on
-// a machine without internet. gqlgen's own playground handler loads its scripts from a public
-// CDN and shows a blank page there.
+// (web/playground, `make playground`) into dist/, which is committed and embedded in the binary,
+// so that it works on a machine without internet and a plain `go build` includes it. gqlgen's
+// own playground handler loads its scripts from a public CDN and shows a blank page there.
 package playground
 
 import (
@@ -36,7 +36,8 @@ var examples string
 func Examples() string { return examples }
 
 // Handler serves the Playground's page at "/" and its assets under AssetPrefix; any other path
-// is not found. Before the assets are built it answers 503, saying how to build them.
+// is not found. Should the assets be missing from dist/ (they are committed, so only a tree that
+// lost them builds such a binary), it answers 503, saying how to build them.
 func Handler() http.Handler {
 	files, err := fs.Sub(dist, "dist")
 	if err != nil {

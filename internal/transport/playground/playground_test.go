@@ -26,13 +26,13 @@ func serve(t *testing.T, h http.Handler, path string) (*http.Response, string) {
 	return resp, string(body)
 }
 
-// builtHandler is Handler after a check that the assets are embedded: this package's tests
-// run after `make playground` (make test builds it first).
+// builtHandler is Handler after a check that the assets are embedded: they are committed in
+// dist/, so only a tree that lost them fails here.
 func builtHandler(t *testing.T) http.Handler {
 	t.Helper()
 	h := Handler()
 	if resp, body := serve(t, h, "/"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET / = %d %q: the Playground's assets are not built; run `make playground` (make test does)", resp.StatusCode, body)
+		t.Fatalf("GET / = %d %q: the Playground's assets are missing from dist/; restore them from git or run `make playground`", resp.StatusCode, body)
 	}
 	return h
 }

@@ -8,7 +8,9 @@
 // moment for any extra event (a duplicate would show), prints those too, and exits 0. Any
 // error or an early end of the subscription exits 1 with the reason on stderr.
 //
-// Node 20 has no global WebSocket: the ws package (a devDependency) is the implementation.
+// Its packages are pinned in package-lock.json beside it (`make node-client`, which make test
+// runs, installs them): graphql-ws 5, which supports Node.js 18 (Debian 12's) and later, where
+// graphql-ws 6 asks for Node.js 20; and ws, because Node.js has no global WebSocket before 22.
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
