@@ -103,6 +103,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	srv.Use(operations{logger: logger, metrics: r.Metrics})
 	srv.Use(shapeLimits{limits}) // before complexity: a deep query is told it is too deep
 	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
+	srv.AroundFields(markLiveReads) // what a cacheable answer may not hold
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return presentError(ctx, err, logger)
 	})

@@ -1,12 +1,15 @@
 package graph
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -75,8 +78,70 @@ func (overHTTP) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 		writeHTTPError(w, http.StatusMethodNotAllowed, CodeBadRequest, msg)
 		return
 	}
+	past := readsThePast(oc, time.Now())
+	var live atomic.Bool
+	if past {
+		ctx = context.WithValue(ctx, liveReadsKey{}, &live)
+	}
 	responses, ctx := exec.DispatchOperation(ctx, oc)
-	writeResponse(w, responses(ctx))
+	resp := responses(ctx)
+	if past && len(resp.Errors) == 0 && !live.Load() {
+		w.Header().Set("Cache-Control", CacheableQuery)
+		w.Header().Add("Vary", "Authorization")
+	}
+	writeResponse(w, resp)
+}
+
+// CacheableQuery is the Cache-Control of an answer about the past: a query whose every root
+// field reads with atVersion, or with an asOf at least PastAfter old, and reads nothing as it
+// is now below them. Such an answer stays as it is unless forgetUser, a truncation or a
+// deletion changes the past, so it may be kept a few minutes, by the client alone (private: it
+// is the principal's), and never longer. Every other answer says no-store.
+const CacheableQuery = "private, max-age=300"
+
+// PastAfter is how old an asOf must be for its answer to be cached: older than any append
+// still in flight when the query runs.
+const PastAfter = time.Minute
+
+// readsThePast reports whether oc is a query whose every root field (through fragments) reads
+// with atVersion or with an asOf at least PastAfter before now.
+func readsThePast(oc *graphql.OperationContext, now time.Time) bool {
+	if oc.Operation.Operation != ast.Query {
+		return false
+	}
+	w := walker{doc: oc.Doc, active: map[string]bool{}}
+	fields := w.rootFields(oc.Operation.SelectionSet)
+	for _, f := range fields {
+		args := f.ArgumentMap(oc.Variables)
+		if args["atVersion"] != nil {
+			continue
+		}
+		asOf, ok := args["asOf"].(string)
+		if !ok {
+			return false
+		}
+		t, err := time.Parse(time.RFC3339Nano, asOf)
+		if err != nil || now.Sub(t) < PastAfter {
+			return false
+		}
+	}
+	return len(fields) > 0
+}
+
+// liveReadsKey holds, in the context of a query that reads the past, the flag markLiveReads
+// sets.
+type liveReadsKey struct{}
+
+// markLiveReads flags a query about the past that runs a resolver below its root fields: such
+// a field reads as it is now (an order's customer, a user's orders, any history), so the
+// answer is not cached.
+func markLiveReads(ctx context.Context, next graphql.Resolver) (any, error) {
+	if fc := graphql.GetFieldContext(ctx); fc != nil && fc.IsResolver && fc.Object != "Query" {
+		if live, ok := ctx.Value(liveReadsKey{}).(*atomic.Bool); ok {
+			live.Store(true)
+		}
+	}
+	return next(ctx)
 }
 
 // readParams reads a GraphQL request from a GET's URL or a POST's JSON body (which
