@@ -68,8 +68,8 @@ func (overHTTP) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 		return
 	}
 	if r.Method == http.MethodGet && oc.Operation.Operation != ast.Query {
-		// A GET may be followed, prefetched or cached by anyone along the way; only POST (and
-		// a WebSocket, for subscriptions) may change or follow anything.
+		// A GET may be repeated, prefetched or cached by anything along the way, so it runs
+		// nothing that writes; a subscription has its own transport, the WebSocket.
 		w.Header().Set("Allow", http.MethodPost)
 		msg := "GET runs queries only: send mutations with POST"
 		if oc.Operation.Operation == ast.Subscription {
