@@ -42,7 +42,11 @@ func RequiredRole(doc *ast.QueryDocument, op *ast.OperationDefinition) auth.Role
 		kind = service.Write
 	}
 	w := walker{doc: doc, active: map[string]bool{}}
-	return service.Authorize(kind, w.rootFields(op.SelectionSet))
+	var names []string
+	for _, f := range w.rootFields(op.SelectionSet) {
+		names = append(names, f.Name)
+	}
+	return service.Authorize(kind, names)
 }
 
 // authorize refuses an operation the request's principal may not run, before anything of it

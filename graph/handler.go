@@ -43,7 +43,8 @@ const (
 	CodeInternal    = "INTERNAL"
 )
 
-// NewHandler returns the GraphQL endpoint (POST, application/json) for the resolver r.
+// NewHandler returns the GraphQL endpoint for the resolver r: POST (application/json) for any
+// operation, GET for queries, and WebSocket upgrades for subscriptions.
 func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	if r.Logger == nil {
 		r.Logger = logger
@@ -89,7 +90,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 			logger.DebugContext(ctx, "websocket error", "err", err)
 		},
 	})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(overHTTP{}) // GET for queries, POST for any operation
 	// Parsed and validated documents are kept by query text: clients send the same few
 	// operations again and again, and thousands of subscriptions to one query share one tree.
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -102,6 +103,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	srv.Use(operations{logger: logger, metrics: r.Metrics})
 	srv.Use(shapeLimits{limits}) // before complexity: a deep query is told it is too deep
 	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
+	srv.AroundFields(markLiveReads) // what a cacheable answer may not hold
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return presentError(ctx, err, logger)
 	})

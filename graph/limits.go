@@ -169,25 +169,25 @@ func (w *walker) depth(set ast.SelectionSet) int {
 	return deepest
 }
 
-// rootFields lists the names of the fields at the top of a selection set, through fragments;
-// a field a fragment brings twice is listed twice.
-func (w *walker) rootFields(set ast.SelectionSet) []string {
-	var names []string
+// rootFields lists the fields at the top of a selection set, through fragments; a field a
+// fragment brings twice is listed twice.
+func (w *walker) rootFields(set ast.SelectionSet) []*ast.Field {
+	var fields []*ast.Field
 	for _, sel := range set {
 		switch sel := sel.(type) {
 		case *ast.Field:
-			names = append(names, sel.Name)
+			fields = append(fields, sel)
 		case *ast.InlineFragment:
-			names = append(names, w.rootFields(sel.SelectionSet)...)
+			fields = append(fields, w.rootFields(sel.SelectionSet)...)
 		case *ast.FragmentSpread:
 			if !w.active[sel.Name] {
 				w.active[sel.Name] = true
-				names = append(names, w.rootFields(w.fragment(sel))...)
+				fields = append(fields, w.rootFields(w.fragment(sel))...)
 				delete(w.active, sel.Name)
 			}
 		}
 	}
-	return names
+	return fields
 }
 
 // complexity sets the cost of the fields that are not pages: the stats fields cost their
@@ -253,19 +253,27 @@ func (s pagedSchema) defaultFirst(typeName, field string) int {
 }
 
 // limitRequests bounds a plain HTTP request's body and time, and refuses what is not a
-// GraphQL request: a POST must be application/json (a browser form cannot send that without
-// CORS letting it, so no page can forge a mutation), and a GET must be a WebSocket upgrade (GET
-// carries no queries or mutations). WebSocket upgrades have their own limits (message size,
-// keep-alives, subscriptions per connection).
+// GraphQL request: a GET (queries only, its request in the URL: overHTTP), or a POST of
+// application/json (a browser form cannot send that without CORS letting it, so no page can
+// forge a mutation). WebSocket upgrades have their own limits (message size, keep-alives,
+// subscriptions per connection). Every answer but a cacheable query's says Cache-Control:
+// no-store.
 func limitRequests(l Limits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "" {
 			next.ServeHTTP(w, r)
 			return
 		}
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method == http.MethodGet {
+			ctx, cancel := context.WithTimeout(r.Context(), l.RequestTimeout)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
 		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			writeHTTPError(w, http.StatusMethodNotAllowed, CodeBadRequest, "send queries and mutations with POST; GET /query only upgrades to a WebSocket for subscriptions")
+			w.Header().Set("Allow", "GET, POST")
+			writeHTTPError(w, http.StatusMethodNotAllowed, CodeBadRequest, "send queries with GET or POST, mutations with POST; subscriptions upgrade GET /query to a WebSocket")
 			return
 		}
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {

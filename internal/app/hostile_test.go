@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,6 +25,7 @@ import (
 type hostileRequest struct {
 	name        string
 	method      string // POST when empty
+	urlQuery    string // the URL's query string: a GET's request
 	contentType string // application/json when empty; "-" for none
 	token       string // the writer's when empty; "-" for none
 	body        []byte
@@ -43,6 +45,11 @@ func postBody(query string, vars map[string]any) []byte {
 func appendBody(stream string, events any, expected any) []byte {
 	return postBody(`mutation A($s: String!, $e: [EventInput!]!, $v: Int) { appendEvents(streamId: $s, events: $e, expectedVersion: $v) { position } }`,
 		map[string]any{"s": stream, "e": events, "v": expected})
+}
+
+// getQuery is a GET's query string for the document query.
+func getQuery(query string) string {
+	return url.Values{"query": {query}}.Encode()
 }
 
 func nested(depth int) string {
@@ -95,7 +102,15 @@ func TestHostileInput(t *testing.T) {
 		{name: "no content type", contentType: "-", body: postBody(`{ projections { name } }`, nil), status: 415, code: "UNSUPPORTED_MEDIA_TYPE"},
 		{name: "a forged form post", contentType: "application/x-www-form-urlencoded", body: []byte(`query=mutation{appendEvents(streamId:"x",events:[{type:"T",data:{}}]){position}}`), status: 415, code: "UNSUPPORTED_MEDIA_TYPE"},
 		{name: "multipart", contentType: "multipart/form-data; boundary=x", body: []byte("--x\r\n\r\n--x--"), status: 415, code: "UNSUPPORTED_MEDIA_TYPE"},
-		{name: "mutation over GET", method: "GET", body: nil, status: 405, code: "BAD_REQUEST"},
+		// GET runs queries only (the GraphQL over HTTP specification: 405 for a mutation); the
+		// role is checked first, so a reader is told FORBIDDEN whatever the method.
+		{name: "mutation over GET", method: "GET", urlQuery: getQuery(registerMutation), status: 405, code: "BAD_REQUEST"},
+		{name: "a reader's mutation over GET", method: "GET", token: reader, urlQuery: getQuery(registerMutation), code: "FORBIDDEN"},
+		{name: "subscription over GET", method: "GET", urlQuery: getQuery(`subscription { events { id } }`), status: 405, code: "BAD_REQUEST"},
+		{name: "GET without a query", method: "GET", status: 400, code: "BAD_REQUEST"},
+		{name: "GET with variables that are not JSON", method: "GET", urlQuery: getQuery(page) + "&variables=%7Bnope", status: 400, code: "BAD_REQUEST"},
+		{name: "GET without a token", method: "GET", token: "-", urlQuery: getQuery(`{ projections { name } }`), status: 401, code: "UNAUTHENTICATED"},
+		{name: "depth-200 query over GET", method: "GET", urlQuery: getQuery(deepQuery), code: "QUERY_TOO_DEEP"},
 		{name: "PUT", method: "PUT", body: postBody(`{ projections { name } }`, nil), status: 405, code: "BAD_REQUEST"},
 		{name: "a 50 MB body", body: append(append([]byte(`{"query": "{ projections { name } }", "pad": "`), bytes.Repeat([]byte("x"), 50<<20)...), '"', '}'), status: 413, code: "REQUEST_TOO_LARGE"},
 		{name: "a 50 MB body without a length", chunked: true, body: append(append([]byte(`{"query": "{ projections { name } }", "pad": "`), bytes.Repeat([]byte("x"), 50<<20)...), '"', '}'), status: 413, code: "REQUEST_TOO_LARGE"},
@@ -244,7 +259,11 @@ func hostilePost(t *testing.T, addr, writer string, tc hostileRequest) (int, []b
 	if tc.chunked {
 		body = struct{ io.Reader }{body} // hides the length from net/http
 	}
-	req, err := http.NewRequestWithContext(context.Background(), method, "http://"+addr+"/query", body)
+	target := "http://" + addr + "/query"
+	if tc.urlQuery != "" {
+		target += "?" + tc.urlQuery
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, target, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -165,8 +165,8 @@ func shutdown(ctx context.Context, srv *http.Server, conns *wsconn.Registry, can
 func routes(db *database, resolver *graph.Resolver, cfg config.Config, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	api := graph.NewHandler(resolver, logger)
-	// Every method: the handler refuses what is not a JSON POST or a WebSocket upgrade, with a
-	// code (GET carries no queries or mutations).
+	// Every method: the handler refuses what is not a GET (queries only), a JSON POST or a
+	// WebSocket upgrade, with a code.
 	mux.Handle("/query", api)
 	mux.Handle("GET /{$}", playground.Handler())
 	mux.Handle("GET "+playground.AssetPrefix, playground.Handler())
@@ -201,7 +201,7 @@ func withCORS(origins []string, next http.Handler) http.Handler {
 	}
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
-		AllowedMethods: []string{http.MethodPost},
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
 		AllowedHeaders: []string{"Authorization", "Content-Type", reqlog.Header},
 		ExposedHeaders: []string{reqlog.Header},
 		MaxAge:         600,

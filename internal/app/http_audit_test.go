@@ -1,0 +1,91 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+)
+
+// httpAuditDir is web/http-audit: graphql-http, pinned by its package-lock.json, and the script
+// that runs its server audits.
+const httpAuditDir = "../../web/http-audit"
+
+// httpAudit is one audit's result as web/http-audit/audit.mjs prints it.
+type httpAudit struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Status     string `json:"status"` // ok, or graphql-http's notice (MAY), warn (SHOULD), error (MUST)
+	Reason     string `json:"reason"`
+	HTTPStatus int    `json:"httpStatus"`
+}
+
+// installHTTPAudit runs npm ci in web/http-audit when graphql-http is not installed there (a
+// fresh clone: make test runs this test as it is), and fails t when it cannot.
+func installHTTPAudit(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(httpAuditDir, "node_modules", "graphql-http", "package.json")); err == nil {
+		return
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		t.Fatalf("the GraphQL over HTTP audit installs graphql-http with npm: %v; install Node.js and npm (.ci/run does)", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+	cmd.Dir = httpAuditDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in web/http-audit: %v\n%s", err, out)
+	}
+}
+
+// The GraphQL over HTTP specification's compliance suite (graphql-http's server audits: every
+// MUST, SHOULD and MAY it checks), run by Node against the real `strata serve`, passes whole.
+func TestGraphQLOverHTTPAudits(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("the GraphQL over HTTP audit runs Node.js: %v; install Node.js and npm (.ci/run does)", err)
+	}
+	installHTTPAudit(t)
+	script, err := filepath.Abs(filepath.Join(httpAuditDir, "audit.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServeOn(t, dbtest.URL(t))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script, "http://"+srv.addr+"/query")
+	cmd.Dir = filepath.Dir(script)
+	cmd.WaitDelay = 5 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the audit script failed: %v (context: %v); stderr:\n%s", err, context.Cause(ctx), stderr.String())
+	}
+	var results []httpAudit
+	if err := json.Unmarshal(out, &results); err != nil {
+		t.Fatalf("the audit script printed %.500q, not its results: %v", out, err)
+	}
+	// graphql-http 1.23.1 has 61 server audits; fewer means the script stopped listing some.
+	if len(results) < 61 {
+		t.Errorf("%d audits ran, want graphql-http's 61", len(results))
+	}
+	passed := 0
+	for _, r := range results {
+		if r.Status == "ok" {
+			passed++
+			continue
+		}
+		t.Errorf("audit %s failed (%s): %s: %s (HTTP %d)", r.ID, r.Status, r.Name, r.Reason, r.HTTPStatus)
+	}
+	t.Logf("%d of %d GraphQL over HTTP audits passed", passed, len(results))
+}
