@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -86,14 +85,6 @@ func getBody(t *testing.T, client *http.Client, url string) (int, string, []byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := fetch(t, client, req)
 	return resp.StatusCode, resp.Header.Get("Content-Type"), body
 }

@@ -33,15 +33,7 @@ func getAs(t *testing.T, addr, token, query string, vars map[string]any) (*http.
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := fetch(t, http.DefaultClient, req)
 	var r gqlResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatalf("GET %s: %d %.300s: not a GraphQL response: %v", query, resp.StatusCode, body, err)

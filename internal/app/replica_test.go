@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -395,15 +394,7 @@ func readyz(t *testing.T, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := fetch(t, http.DefaultClient, req)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /readyz: %d %s, want 200", resp.StatusCode, body)
 	}
