@@ -1,0 +1,323 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-es/strata/internal/testsupport/dbtest"
+)
+
+// apqClientDir is web/apq-client: Apollo Client, pinned by its package-lock.json, and the script
+// that runs its persisted-queries link.
+const apqClientDir = "../../web/apq-client"
+
+// installNodePackages runs npm ci in dir when pkg is not installed there (a fresh clone), and
+// fails t when it cannot.
+func installNodePackages(t *testing.T, dir, pkg string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err == nil {
+		return
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		t.Fatalf("installing %s in %s needs npm: %v; install Node.js and npm (.ci/run does)", pkg, dir, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+	}
+}
+
+// seenRequest is what the recording proxy saw of one request.
+type seenRequest struct {
+	Method   string
+	HasQuery bool   // the request carried the document's text
+	Hash     string // extensions.persistedQuery.sha256Hash
+}
+
+// recordingProxy forwards to the server at addr and records every GraphQL request it passes.
+type recordingProxy struct {
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+func (p *recordingProxy) take() []seenRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := p.seen
+	p.seen = nil
+	return seen
+}
+
+func startRecordingProxy(t *testing.T, addr string) (*recordingProxy, string) {
+	t.Helper()
+	p := &recordingProxy{}
+	target := &url.URL{Scheme: "http", Host: addr}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Query      *string `json:"query"`
+			Extensions struct {
+				PersistedQuery struct {
+					SHA256Hash string `json:"sha256Hash"`
+				} `json:"persistedQuery"`
+			} `json:"extensions"`
+		}
+		seen := seenRequest{Method: r.Method}
+		if r.Method == http.MethodGet {
+			q := r.URL.Query()
+			seen.HasQuery = q.Has("query")
+			_ = json.Unmarshal([]byte(q.Get("extensions")), &req.Extensions)
+		} else {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Errorf("proxy: read the body: %v", err)
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if err := json.Unmarshal(body, &req); err != nil {
+				t.Errorf("proxy: body %s: %v", body, err)
+			}
+			seen.HasQuery = req.Query != nil
+		}
+		seen.Hash = req.Extensions.PersistedQuery.SHA256Hash
+		p.mu.Lock()
+		p.seen = append(p.seen, seen)
+		p.mu.Unlock()
+		forward.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return p, srv.URL + "/query"
+}
+
+// Apollo Client's persisted-queries link (automatic persisted queries), run by Node against the
+// real `strata serve` through a proxy that records what arrives: the first run sends the hash
+// alone, is told PersistedQueryNotFound and sends the query with its hash; the second sends the
+// hash alone, no query text, and gets the answer. Over POST, and over GET for hashed requests.
+func TestApolloPersistedQueries(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("the persisted-queries test runs Node.js: %v; install Node.js and npm (.ci/run does)", err)
+	}
+	installNodePackages(t, apqClientDir, "@apollo/client")
+	script, err := filepath.Abs(filepath.Join(apqClientDir, "apq.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServeOn(t, dbtest.URL(t))
+	ok(t, gql(t, srv.addr, `mutation { appendEvents(streamId: "apq-1", events: [{type: "A", data: {}}, {type: "B", data: {}}], expectedVersion: 0) { position } }`, nil), "appendEvents", new(any))
+	proxy, endpoint := startRecordingProxy(t, srv.addr)
+
+	for _, method := range []string{"post", "get"} {
+		t.Run(method, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, script, endpoint, method)
+			cmd.Dir = filepath.Dir(script)
+			cmd.WaitDelay = 5 * time.Second
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("the Apollo script failed: %v; stderr:\n%s", err, stderr.String())
+			}
+			var results []struct {
+				Data struct {
+					Stream struct {
+						ID      string `json:"id"`
+						Version int    `json:"version"`
+					} `json:"stream"`
+				} `json:"data"`
+				Errors []any `json:"errors"`
+			}
+			if err := json.Unmarshal(out, &results); err != nil {
+				t.Fatalf("the Apollo script printed %.500q, not its results: %v", out, err)
+			}
+			if len(results) != 2 {
+				t.Fatalf("%d results, want 2: %s", len(results), out)
+			}
+			for i, r := range results {
+				if len(r.Errors) > 0 || r.Data.Stream.ID != "apq-1" || r.Data.Stream.Version != 2 {
+					t.Errorf("run %d answered %+v, want stream apq-1 at version 2 and no errors", i+1, r)
+				}
+			}
+
+			hashed := "POST"
+			if method == "get" {
+				hashed = "GET"
+			}
+			// A miss, the query sent whole (always POST), then a hit with the hash alone.
+			want := []seenRequest{{hashed, false, ""}, {"POST", true, ""}, {hashed, false, ""}}
+			seen := proxy.take()
+			if len(seen) != len(want) {
+				t.Fatalf("the server saw %d requests, want %d: %+v", len(seen), len(want), seen)
+			}
+			hash := seen[0].Hash
+			if len(hash) != 64 {
+				t.Fatalf("the first request named no sha256 hash: %+v", seen)
+			}
+			for i := range want {
+				want[i].Hash = hash
+				if seen[i] != want[i] {
+					t.Errorf("request %d was %+v, want %+v", i+1, seen[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// persistedPost posts a request naming its document by hash (query "" sends none) and returns
+// the response.
+func persistedPost(t *testing.T, addr, query, hash string, vars map[string]any) gqlResponse {
+	t.Helper()
+	req := map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hash}}}
+	if query != "" {
+		req["query"] = query
+	}
+	if vars != nil {
+		req["variables"] = vars
+	}
+	return rawPost(t, addr, "", req)
+}
+
+// rawPost posts body as JSON, with a bearer token ("" for none).
+func rawPost(t *testing.T, addr, token string, body any) gqlResponse {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+addr+"/query", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r gqlResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("status %d, body %s: %v", resp.StatusCode, raw, err)
+	}
+	return r
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// Automatic persisted queries refuse a hash that is not the query's, keep only a document that
+// passed the limits, and a document run by its hash meets the limits and the GET rule again.
+func TestPersistedQueriesChecks(t *testing.T) {
+	srv := startServeOn(t, dbtest.URL(t), "--max-depth", "3")
+	const q = `{ stream(id: "x") { id } }`
+
+	if r := persistedPost(t, srv.addr, "", sha256Hex(q), nil); r.code() != "PERSISTED_QUERY_NOT_FOUND" || r.Errors[0].Message != "PersistedQueryNotFound" {
+		t.Errorf("an unknown hash alone: %+v, want PersistedQueryNotFound with PERSISTED_QUERY_NOT_FOUND", r.Errors)
+	}
+	if r := persistedPost(t, srv.addr, q, sha256Hex(q+" "), nil); r.code() != "PERSISTED_QUERY_HASH_MISMATCH" {
+		t.Errorf("a query with another's hash: %+v, want PERSISTED_QUERY_HASH_MISMATCH", r.Errors)
+	}
+	if r := persistedPost(t, srv.addr, "", sha256Hex(q+" "), nil); r.code() != "PERSISTED_QUERY_NOT_FOUND" {
+		t.Errorf("the mismatched hash was kept: %+v", r.Errors)
+	}
+	if r := persistedPost(t, srv.addr, "", "not-a-hash", nil); r.code() != "BAD_REQUEST" {
+		t.Errorf("a hash that is not 64 hex digits: %+v, want BAD_REQUEST", r.Errors)
+	}
+
+	// Too deep: refused, and not kept.
+	const deep = `{ stream(id: "x") { events { edges { node { streamId } } } } }`
+	if r := persistedPost(t, srv.addr, deep, sha256Hex(deep), nil); r.code() != "QUERY_TOO_DEEP" {
+		t.Errorf("a query beyond --max-depth sent with its hash: %+v, want QUERY_TOO_DEEP", r.Errors)
+	}
+	if r := persistedPost(t, srv.addr, "", sha256Hex(deep), nil); r.code() != "PERSISTED_QUERY_NOT_FOUND" {
+		t.Errorf("a query refused by the limits was kept: %+v", r.Errors)
+	}
+
+	// Kept, then run by hash alone, over POST and GET.
+	if r := persistedPost(t, srv.addr, q, sha256Hex(q), nil); len(r.Errors) > 0 {
+		t.Fatalf("the query with its hash: %+v", r.Errors)
+	}
+	if r := persistedPost(t, srv.addr, "", sha256Hex(q), nil); len(r.Errors) > 0 || string(r.Data["stream"]) != "null" {
+		t.Errorf("the kept query by hash: data %s, errors %+v", r.Data["stream"], r.Errors)
+	}
+	ext := `{"persistedQuery":{"version":1,"sha256Hash":"` + sha256Hex(q) + `"}}`
+	resp, err := http.Get("http://" + srv.addr + "/query?extensions=" + url.QueryEscape(ext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"stream":null`) {
+		t.Errorf("the kept query by hash over GET: %d %s", resp.StatusCode, body)
+	}
+
+	// A mutation kept over POST is still refused over GET by its hash.
+	const m = `mutation { appendEvents(streamId: "apq-m", events: [{type: "A", data: {}}]) { position } }`
+	if r := persistedPost(t, srv.addr, m, sha256Hex(m), nil); len(r.Errors) > 0 {
+		t.Fatalf("the mutation with its hash: %+v", r.Errors)
+	}
+	ext = `{"persistedQuery":{"version":1,"sha256Hash":"` + sha256Hex(m) + `"}}`
+	resp, err = http.Get("http://" + srv.addr + "/query?extensions=" + url.QueryEscape(ext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("a kept mutation by hash over GET: status %d, want 405", resp.StatusCode)
+	}
+}
+
+// A document run by its hash is authenticated and authorized as the query itself would be: no
+// credential is 401 before any lookup, and a reader may not run a mutation a writer had kept.
+func TestPersistedQueriesAuthorization(t *testing.T) {
+	s := startAuthServer(t)
+	const m = `mutation { appendEvents(streamId: "apq-auth", events: [{type: "A", data: {}}]) { position } }`
+	hashOnly := map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": sha256Hex(m)}}}
+	withQuery := map[string]any{"query": m, "extensions": hashOnly["extensions"]}
+
+	if r := rawPost(t, s.addr, s.token(t, "w", "writer", time.Minute), withQuery); len(r.Errors) > 0 {
+		t.Fatalf("the writer's mutation with its hash: %+v", r.Errors)
+	}
+	if r := rawPost(t, s.addr, s.token(t, "r", "reader", time.Minute), hashOnly); r.code() != "FORBIDDEN" {
+		t.Errorf("a reader running the kept mutation by hash: %+v, want FORBIDDEN", r.Errors)
+	}
+	if r := rawPost(t, s.addr, "", hashOnly); r.code() != "UNAUTHENTICATED" {
+		t.Errorf("no credential, by hash: %+v, want UNAUTHENTICATED", r.Errors)
+	}
+	if r := rawPost(t, s.addr, s.token(t, "w", "writer", time.Minute), hashOnly); len(r.Errors) > 0 {
+		t.Errorf("the writer running the kept mutation by hash: %+v", r.Errors)
+	}
+	var events struct{ Version int }
+	ok(t, rawPost(t, s.addr, s.admin, map[string]any{"query": `{ stream(id: "apq-auth") { version } }`}), "stream", &events)
+	if events.Version != 2 {
+		t.Errorf("the stream has %d events, want 2: the writer's two runs and nothing of the reader's", events.Version)
+	}
+}
