@@ -19,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-es/strata/internal/runtime/aggregates"
 	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/transport/explorer"
 )
 
 // apqClientDir is web/apq-client: Apollo Client, pinned by its package-lock.json, and the script
@@ -319,5 +321,165 @@ func TestPersistedQueriesAuthorization(t *testing.T) {
 	ok(t, rawPost(t, s.addr, s.admin, map[string]any{"query": `{ stream(id: "apq-auth") { version } }`}), "stream", &events)
 	if events.Version != 2 {
 		t.Errorf("the stream has %d events, want 2: the writer's two runs and nothing of the reader's", events.Version)
+	}
+}
+
+// writeTrusted writes docs as a --trusted-documents file, each under its sha256, and returns
+// its path.
+func writeTrusted(t *testing.T, docs ...string) string {
+	t.Helper()
+	m := map[string]string{}
+	for _, d := range docs {
+		m[sha256Hex(d)] = d
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, string(b))
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "trusted.json")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// getPersisted sends a GET naming its document by hash, through extensions or documentId.
+func getPersisted(t *testing.T, addr string, params url.Values) (int, gqlResponse) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/query?" + params.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r gqlResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("status %d, body %s: %v", resp.StatusCode, raw, err)
+	}
+	return resp.StatusCode, r
+}
+
+// With --trusted-documents the server runs the listed documents, named by
+// extensions.persistedQuery or documentId over POST and GET, or sent whole, and the Explorer's
+// own operations; anything else is PERSISTED_QUERY_NOT_ALLOWED.
+func TestTrustedDocuments(t *testing.T) {
+	const listed = `query Listed { stream(id: "t-1") { id } }`
+	const unlisted = `query Unlisted { stream(id: "t-1") { id version } }`
+	srv := startServeOn(t, dbtest.URL(t), "--trusted-documents", writeTrusted(t, listed))
+	h := sha256Hex(listed)
+	ext := func(hash string) map[string]any {
+		return map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hash}}
+	}
+	extJSON := func(hash string) string {
+		b, _ := json.Marshal(ext(hash))
+		return string(b)
+	}
+
+	runs := func(what string, r gqlResponse) {
+		t.Helper()
+		if len(r.Errors) > 0 || string(r.Data["stream"]) != "null" {
+			t.Errorf("%s: data %s, errors %+v; want it to run", what, r.Data["stream"], r.Errors)
+		}
+	}
+	refused := func(what string, r gqlResponse) {
+		t.Helper()
+		if r.code() != "PERSISTED_QUERY_NOT_ALLOWED" || r.Data["stream"] != nil {
+			t.Errorf("%s: data %s, errors %+v; want PERSISTED_QUERY_NOT_ALLOWED", what, r.Data["stream"], r.Errors)
+		}
+	}
+	runs("listed, by extensions over POST", rawPost(t, srv.addr, "", map[string]any{"extensions": ext(h)}))
+	runs("listed, by documentId over POST", rawPost(t, srv.addr, "", map[string]any{"documentId": h}))
+	runs("listed, by documentId sha256:<hex> over POST", rawPost(t, srv.addr, "", map[string]any{"documentId": "sha256:" + h}))
+	runs("listed, sent whole", rawPost(t, srv.addr, "", map[string]any{"query": listed}))
+	_, r := getPersisted(t, srv.addr, url.Values{"extensions": {extJSON(h)}})
+	runs("listed, by extensions over GET", r)
+	_, r = getPersisted(t, srv.addr, url.Values{"documentId": {h}})
+	runs("listed, by documentId over GET", r)
+
+	u := sha256Hex(unlisted)
+	refused("unlisted, sent whole", rawPost(t, srv.addr, "", map[string]any{"query": unlisted}))
+	refused("unlisted, with its hash", rawPost(t, srv.addr, "", map[string]any{"query": unlisted, "extensions": ext(u)}))
+	refused("unknown hash over POST", rawPost(t, srv.addr, "", map[string]any{"extensions": ext(u)}))
+	refused("unknown documentId over POST", rawPost(t, srv.addr, "", map[string]any{"documentId": u}))
+	_, r = getPersisted(t, srv.addr, url.Values{"extensions": {extJSON(u)}})
+	refused("unknown hash over GET", r)
+	_, r = getPersisted(t, srv.addr, url.Values{"documentId": {u}})
+	refused("unknown documentId over GET", r)
+	_, r = getPersisted(t, srv.addr, url.Values{"query": {unlisted}})
+	refused("unlisted over GET", r)
+	if r := rawPost(t, srv.addr, "", map[string]any{"query": unlisted, "extensions": ext(h)}); r.code() != "PERSISTED_QUERY_HASH_MISMATCH" {
+		t.Errorf("an unlisted query under a listed hash: %+v, want PERSISTED_QUERY_HASH_MISMATCH", r.Errors)
+	}
+
+	// The Explorer's operations, as it sends them (whole, over POST).
+	ran := 0
+	var kinds []string
+	for _, k := range aggregates.All() {
+		kinds = append(kinds, k.Describe().Name)
+	}
+	docs, err := explorer.Documents(kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		atVersion := strings.HasPrefix(d, "query Explorer"+kinds[0]+"AtVersion")
+		if !strings.Contains(d, "query ExplorerAggregateKinds") && !atVersion {
+			continue
+		}
+		ran++
+		vars := map[string]any{"category": aggregates.All()[0].Describe().Category, "id": "00000000-0000-4000-8000-000000000000", "version": 1, "after": "0"}
+		if strings.Contains(d, "AggregateKinds") {
+			vars = nil
+		}
+		if r := rawPost(t, srv.addr, "", map[string]any{"query": d, "variables": vars}); len(r.Errors) > 0 {
+			t.Errorf("the Explorer's %.40q: %+v", d, r.Errors)
+		}
+	}
+	if ran != 2 {
+		t.Errorf("ran %d of the Explorer's operations, want 2 (ExplorerAggregateKinds, Explorer%sAtVersion)", ran, kinds[0])
+	}
+}
+
+func jsonObject(t *testing.T, key, value string) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]string{key: value})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A --trusted-documents file that is not a JSON object of sha256 → parsing document stops
+// serve with an error naming the file and what is wrong.
+func TestBadTrustedDocumentsStopServe(t *testing.T) {
+	const q = `{ stream(id: "x") { id } }`
+	for name, c := range map[string]struct{ content, want string }{
+		"not an object":  {`["` + q + `"]`, "must be a JSON object"},
+		"not JSON":       {`{"a": `, "must be a JSON object of strings"},
+		"wrong hash":     {jsonObject(t, sha256Hex(q+" "), q), "is not the sha256"},
+		"does not parse": {`{"` + sha256Hex("{ stream(") + `": "{ stream("}`, "does not parse"},
+		"empty":          {`{}`, "lists no document"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := writeFile(t, c.content)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			err := Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--trusted-documents", path}, &stdout, &stderr, envOf(map[string]string{"DATABASE_URL": unreachableURL}))
+			if err == nil {
+				t.Fatal("serve started with a bad --trusted-documents")
+			}
+			if !strings.Contains(err.Error(), "--trusted-documents "+path) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q, want it to name --trusted-documents %s and say %q", err, path, c.want)
+			}
+		})
 	}
 }
