@@ -66,6 +66,11 @@ func (persistedQueries) Validate(graphql.ExecutableSchema) error { return nil }
 // documentIDKey holds, in a request's context, the top-level documentId overHTTP read.
 type documentIDKey struct{}
 
+// persistedLogKey is the operation-context stats extension under which persistedQueries says
+// how the document came, for the operation's log line (operations): "hash" (named by its hash
+// alone) or "query+hash" (sent whole with its hash).
+const persistedLogKey = "PersistedQuery"
+
 // pendingHashKey is the operation-context stats extension under which persistedQueries leaves
 // the hash of a query to keep once it has passed every check (persistedStore).
 const pendingHashKey = "PersistedQueryPending"
@@ -74,6 +79,14 @@ func (p persistedQueries) MutateOperationParameters(ctx context.Context, params 
 	hash, named, err := requestedHash(ctx, params)
 	if err != nil {
 		return err
+	}
+	oc := graphql.GetOperationContext(ctx)
+	if named && oc != nil {
+		how := "hash"
+		if params.Query != "" {
+			how = "query+hash"
+		}
+		oc.Stats.SetExtension(persistedLogKey, how)
 	}
 	if p.trusted != nil {
 		return p.trustedOnly(hash, named, params)
@@ -92,7 +105,7 @@ func (p persistedQueries) MutateOperationParameters(ctx context.Context, params 
 	if sha256Hex(params.Query) != hash {
 		return codeError(CodePersistedQueryHashMismatch, "the query's sha256 is not the sha256Hash sent with it")
 	}
-	if oc := graphql.GetOperationContext(ctx); oc != nil {
+	if oc != nil {
 		oc.Stats.SetExtension(pendingHashKey, hash)
 	}
 	return nil

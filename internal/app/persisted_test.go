@@ -270,6 +270,12 @@ func TestPersistedQueriesChecks(t *testing.T) {
 	if r := persistedPost(t, srv.addr, "", sha256Hex(q), nil); len(r.Errors) > 0 || string(r.Data["stream"]) != "null" {
 		t.Errorf("the kept query by hash: data %s, errors %+v", r.Data["stream"], r.Errors)
 	}
+	// The operation log says how each document came.
+	for _, how := range []string{"persisted=hash", "persisted=query+hash"} {
+		if !strings.Contains(srv.stderr.String(), how) {
+			t.Errorf("the log has no operation with %s:\n%s", how, srv.stderr.String())
+		}
+	}
 	ext := `{"persistedQuery":{"version":1,"sha256Hash":"` + sha256Hex(q) + `"}}`
 	resp, err := http.Get("http://" + srv.addr + "/query?extensions=" + url.QueryEscape(ext))
 	if err != nil {
