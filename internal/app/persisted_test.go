@@ -21,6 +21,7 @@ import (
 
 	"github.com/strata-es/strata/internal/runtime/aggregates"
 	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 	"github.com/strata-es/strata/internal/transport/explorer"
 )
 
@@ -379,7 +380,8 @@ func getPersisted(t *testing.T, addr string, params url.Values) (int, gqlRespons
 func TestTrustedDocuments(t *testing.T) {
 	const listed = `query Listed { stream(id: "t-1") { id } }`
 	const unlisted = `query Unlisted { stream(id: "t-1") { id version } }`
-	srv := startServeOn(t, dbtest.URL(t), "--trusted-documents", writeTrusted(t, listed))
+	const listedAppend = `mutation { appendEvents(streamId: "trusted-1", events: [{type: "A", data: {}}]) { position } }`
+	srv := startServeOn(t, dbtest.URL(t), "--trusted-documents", writeTrusted(t, listed, listedAppend))
 	h := sha256Hex(listed)
 	ext := func(hash string) map[string]any {
 		return map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hash}}
@@ -451,6 +453,47 @@ func TestTrustedDocuments(t *testing.T) {
 	}
 	if ran != 2 {
 		t.Errorf("ran %d of the Explorer's operations, want 2 (ExplorerAggregateKinds, Explorer%sAtVersion)", ran, kinds[0])
+	}
+
+	// Over the WebSocket: an unlisted subscription is refused, the Explorer's live tail runs.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, err := wsclient.Dial(ctx, "ws://"+srv.addr+"/query", wsclient.TransportWS, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if err := c.Subscribe("unlisted", `subscription { allEvents { position } }`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Next(20 * time.Second); err != nil || !strings.Contains(string(r.Errors), "PERSISTED_QUERY_NOT_ALLOWED") {
+		t.Errorf("an unlisted subscription over WebSocket: %+v %v, want PERSISTED_QUERY_NOT_ALLOWED", r, err)
+	}
+	live := ""
+	for _, d := range docs {
+		if strings.HasPrefix(d, "subscription ExplorerLive") {
+			live = d
+		}
+	}
+	if live == "" {
+		t.Fatal("the Explorer has no ExplorerLive subscription")
+	}
+	if err := c.Subscribe("live", live, map[string]any{"category": "trusted"}); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, gql(t, srv.addr, listedAppend, nil), "appendEvents", new(any))
+	for {
+		r, err := c.Next(20 * time.Second)
+		if err != nil {
+			t.Fatalf("the Explorer's live tail over WebSocket: %v, want an event", err)
+		}
+		if r.ID != "live" {
+			continue // the unlisted one's complete
+		}
+		if len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"streamId":"trusted-1"`) {
+			t.Errorf("the Explorer's live tail over WebSocket: %+v, want the event appended", r)
+		}
+		break
 	}
 }
 
