@@ -99,11 +99,14 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	}
 	srv.SetDisableSuggestion(limits.Production)
 	srv.SetParserTokenLimit(limits.MaxTokens)
+	persisted := newPersistedQueries(r.TrustedDocuments)
+	srv.Use(persisted)                // a hash becomes its document before anything parses it
 	srv.Use(authorize{now: time.Now}) // first: nothing runs for a principal who may not run it
 	srv.Use(operations{logger: logger, metrics: r.Metrics})
 	srv.Use(shapeLimits{limits}) // before complexity: a deep query is told it is too deep
 	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
-	srv.AroundFields(markLiveReads) // what a cacheable answer may not hold
+	srv.Use(persistedStore{persisted.cache}) // last: only a document that passed every check is kept
+	srv.AroundFields(markLiveReads)          // what a cacheable answer may not hold
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return presentError(ctx, err, logger)
 	})

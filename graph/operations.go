@@ -14,7 +14,8 @@ import (
 )
 
 // operations sees every GraphQL operation end and reports it twice: a log line (request id,
-// name, type, principal, duration, outcome) and the metrics (counted by name, type and outcome;
+// name, type, principal, duration, outcome; persisted, when the request named its document by
+// hash) and the metrics (counted by name, type and outcome;
 // queries and mutations timed). An operation ends with its response (a query or mutation), when
 // it stops (a subscription, whose outcome is its last failed response or else "ok"), or with its
 // refusal before it ran (parse, validation, limits, authorization). Variables and results are
@@ -93,6 +94,9 @@ func (o operations) ended(ctx context.Context, oc *graphql.OperationContext, sta
 	}
 	if typ == "subscription" {
 		attrs = append(attrs, slog.Int("messages", sent))
+	}
+	if how, ok := oc.Stats.GetExtension(persistedLogKey).(string); ok {
+		attrs = append(attrs, slog.String("persisted", how))
 	}
 	o.logger.LogAttrs(ctx, level, "graphql operation", attrs...)
 }

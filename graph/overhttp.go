@@ -45,7 +45,7 @@ func (overHTTP) Supports(r *http.Request) bool {
 
 func (overHTTP) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	start := graphql.Now()
-	params, msg := readParams(r)
+	params, documentID, msg := readParams(r)
 	if msg != "" {
 		writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, msg)
 		return
@@ -56,6 +56,9 @@ func (overHTTP) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 	media := responseMediaType(r.Header.Get("Accept"))
 	w.Header().Set("Content-Type", media)
 	ctx := r.Context()
+	if documentID != "" {
+		ctx = context.WithValue(ctx, documentIDKey{}, documentID) // persistedQueries reads it
+	}
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		// A request error: nothing ran, so the answer has no data entry (not even null).
@@ -145,19 +148,22 @@ func markLiveReads(ctx context.Context, next graphql.Resolver) (any, error) {
 }
 
 // readParams reads a GraphQL request from a GET's URL or a POST's JSON body (which
-// limitRequests has checked is one JSON object). A request without a query string, or whose
-// variables or extensions are not JSON objects, is not a GraphQL request: msg says why.
-func readParams(r *http.Request) (_ *graphql.RawParams, msg string) {
+// limitRequests has checked is one JSON object), and the top-level documentId of a request
+// that names its document by hash (persisted.go). A request without a query string, unless it
+// names its document by extensions.persistedQuery or documentId, or whose variables or
+// extensions are not JSON objects, is not a GraphQL request: msg says why.
+func readParams(r *http.Request) (_ *graphql.RawParams, documentID string, msg string) {
 	var body struct {
 		Query         *string        `json:"query"`
 		OperationName *string        `json:"operationName"`
 		Variables     map[string]any `json:"variables"`
 		Extensions    map[string]any `json:"extensions"`
+		DocumentID    *string        `json:"documentId"`
 	}
 	if r.Method == http.MethodGet {
 		values, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			return nil, "the URL's query string could not be read: " + err.Error()
+			return nil, "", "the URL's query string could not be read: " + err.Error()
 		}
 		if values.Has("query") {
 			q := values.Get("query")
@@ -166,28 +172,46 @@ func readParams(r *http.Request) (_ *graphql.RawParams, msg string) {
 		if name := values.Get("operationName"); name != "" {
 			body.OperationName = &name
 		}
+		if values.Has("documentId") {
+			id := values.Get("documentId")
+			body.DocumentID = &id
+		}
 		for key, into := range map[string]*map[string]any{"variables": &body.Variables, "extensions": &body.Extensions} {
 			if v := values.Get(key); v != "" && decodeJSON(v, into) != nil {
-				return nil, "the " + key + " parameter must be a JSON object"
+				return nil, "", "the " + key + " parameter must be a JSON object"
 			}
 		}
 	} else {
 		raw, err := io.ReadAll(r.Body)
 		if err != nil {
-			return nil, "the request body could not be read"
+			return nil, "", "the request body could not be read"
 		}
 		if err := decodeJSON(string(raw), &body); err != nil {
-			return nil, `the request body must be {"query": "...", "variables": {...}}: query a string, operationName a string, variables and extensions objects`
+			return nil, "", `the request body must be {"query": "...", "variables": {...}}: query a string, operationName a string, variables and extensions objects`
 		}
 	}
-	if body.Query == nil {
-		return nil, "the request has no query parameter"
+	_, persisted := body.Extensions["persistedQuery"]
+	if body.DocumentID != nil {
+		if *body.DocumentID == "" {
+			return nil, "", "documentId must not be empty"
+		}
+		persisted = true
 	}
-	params := &graphql.RawParams{Query: *body.Query, Variables: body.Variables, Extensions: body.Extensions}
+	if body.Query == nil && !persisted {
+		return nil, "", "the request has no query parameter"
+	}
+	params := &graphql.RawParams{Variables: body.Variables, Extensions: body.Extensions}
+	if body.Query != nil {
+		params.Query = *body.Query
+	}
 	if body.OperationName != nil {
 		params.OperationName = *body.OperationName
 	}
-	return params, ""
+	id := ""
+	if body.DocumentID != nil {
+		id = *body.DocumentID
+	}
+	return params, id, ""
 }
 
 // decodeJSON decodes with numbers kept as json.Number, so that large integers in variables

@@ -43,6 +43,10 @@ type Resolver struct {
 	MaxReplayEvents int
 	// Limits bound what one request may ask (limits.go).
 	Limits Limits
+	// TrustedDocuments, when not nil, are the only documents the server runs (sha256 hex of a
+	// document → the document: persisted.go); nil runs any document, and keeps those sent
+	// with a hash (automatic persisted queries).
+	TrustedDocuments map[string]string
 	// Hub feeds subscriptions.
 	Hub *hub.Hub
 	// KeepAlive is the WebSocket keep-alive interval; 0 means 10s.

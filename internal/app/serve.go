@@ -2,9 +2,12 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"time"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/runtime/aggregates"
 	"github.com/strata-es/strata/internal/service/auth"
 	"github.com/strata-es/strata/internal/store/leader"
 	"github.com/strata-es/strata/internal/store/partition"
@@ -35,6 +39,10 @@ func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	logger := cli.NewLogger(cfg, env.Stderr)
 	authn, err := cfg.Authenticator()
+	if err != nil {
+		return err
+	}
+	trusted, err := trustedDocuments(cfg)
 	if err != nil {
 		return err
 	}
@@ -65,6 +73,7 @@ func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	parts.resolver.Auth = authn
 	parts.resolver.MaxConnsPerPrincipal = cfg.MaxConnsPerPrincipal
+	parts.resolver.TrustedDocuments = trusted
 	// Requests' contexts derive from base, which outlives the shutdown of the HTTP server: an
 	// append in flight when the signal comes finishes and is answered. Cancelling base
 	// afterwards ends whatever is still open.
@@ -223,4 +232,29 @@ func ready(ctx context.Context, db *database) error {
 		return errors.New("migrations pending")
 	}
 	return nil
+}
+
+// trustedDocuments is what --trusted-documents lists (nil when it is not set) and, with it,
+// every operation the Explorer sends (read from its embedded script), so that the Explorer
+// works on a server that runs only trusted documents.
+func trustedDocuments(cfg config.Config) (map[string]string, error) {
+	listed, err := cfg.TrustedDocuments()
+	if err != nil || listed == nil {
+		return nil, err
+	}
+	var kinds []string
+	for _, k := range aggregates.All() {
+		kinds = append(kinds, k.Describe().Name)
+	}
+	explorerDocs, err := explorer.Documents(kinds)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-documents: the Explorer's operations: %w", err)
+	}
+	docs := make(map[string]string, len(listed)+len(explorerDocs))
+	for _, d := range explorerDocs {
+		sum := sha256.Sum256([]byte(d))
+		docs[hex.EncodeToString(sum[:])] = d
+	}
+	maps.Copy(docs, listed)
+	return docs, nil
 }

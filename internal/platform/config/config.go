@@ -69,6 +69,8 @@ type Config struct {
 	PersonalDataKeyFile string
 	// CORSOrigins may call the API from a browser page of another origin; empty allows none.
 	CORSOrigins []string
+	// TrustedDocumentsFile, when set, holds the only documents the server runs (trusted.go).
+	TrustedDocumentsFile string
 	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
 	KeepAlive time.Duration
 	// ReadTimeout bounds how long a request's headers may take to arrive, and then its body;
@@ -219,6 +221,7 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.StringList(&c.APIKeys, "api-keys", "STRATA_API_KEYS", "static API keys as name:role:sha256-hex-of-the-key, comma-separated (role: reader, writer or admin)")
 	f.Int(&c.MaxConnsPerPrincipal, "max-connections-per-principal", "STRATA_MAX_CONNECTIONS_PER_PRINCIPAL", 100, "most WebSocket connections one authenticated principal may hold open")
 	f.StringList(&c.CORSOrigins, "cors-origins", "STRATA_CORS_ORIGINS", "origins (scheme://host:port, comma-separated) whose pages may call the API from a browser; empty allows none")
+	f.String(&c.TrustedDocumentsFile, "trusted-documents", "STRATA_TRUSTED_DOCUMENTS", "", "JSON file of sha256 hex → GraphQL document (graphql-codegen's persisted documents): the only documents the server runs, besides the Explorer's; empty runs any")
 	f.String(&c.Mode, "mode", "STRATA_MODE", "development", "development (schema introspection and field suggestions on) or production (off)")
 	f.Int(&c.MaxDepth, "max-depth", "STRATA_MAX_DEPTH", 15, "deepest nesting of fields one operation may ask for")
 	f.Int(&c.MaxAliases, "max-aliases", "STRATA_MAX_ALIASES", 50, "most aliased fields in one operation")
@@ -280,6 +283,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Addr != "" && c.MaxConnsPerPrincipal < 0 {
 		errs = append(errs, fmt.Errorf("--max-connections-per-principal must be at least 0, not %d", c.MaxConnsPerPrincipal))
+	}
+	if _, err := c.TrustedDocuments(); c.Addr != "" && err != nil {
+		errs = append(errs, err)
 	}
 	if c.Addr != "" && c.Mode != "development" && c.Mode != "production" {
 		errs = append(errs, fmt.Errorf("--mode must be development or production, not %q", c.Mode))
