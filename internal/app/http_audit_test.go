@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -26,26 +25,6 @@ type httpAudit struct {
 	HTTPStatus int    `json:"httpStatus"`
 }
 
-// installHTTPAudit runs npm ci in web/http-audit when graphql-http is not installed there (a
-// fresh clone: make test runs this test as it is), and fails t when it cannot.
-func installHTTPAudit(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(httpAuditDir, "node_modules", "graphql-http", "package.json")); err == nil {
-		return
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatalf("the GraphQL over HTTP audit installs graphql-http with npm: %v; install Node.js and npm (.ci/run does)", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = httpAuditDir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in web/http-audit: %v\n%s", err, out)
-	}
-}
-
 // The GraphQL over HTTP specification's compliance suite (graphql-http's server audits: every
 // MUST, SHOULD and MAY it checks), run by Node against the real `strata serve`, passes whole.
 func TestGraphQLOverHTTPAudits(t *testing.T) {
@@ -53,7 +32,7 @@ func TestGraphQLOverHTTPAudits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the GraphQL over HTTP audit runs Node.js: %v; install Node.js and npm (.ci/run does)", err)
 	}
-	installHTTPAudit(t)
+	installNodePackages(t, httpAuditDir, "graphql-http")
 	script, err := filepath.Abs(filepath.Join(httpAuditDir, "audit.mjs"))
 	if err != nil {
 		t.Fatal(err)

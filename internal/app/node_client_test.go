@@ -16,6 +16,26 @@ import (
 	"github.com/strata-es/strata/internal/testsupport/dbtest"
 )
 
+// installNodePackages runs npm ci in dir when pkg is not installed there (a fresh clone, where make test runs the tests as they are), and
+// fails t when it cannot.
+func installNodePackages(t *testing.T, dir, pkg string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err == nil {
+		return
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		t.Fatalf("installing %s in %s needs npm: %v; install Node.js and npm (.ci/run does)", pkg, dir, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+	}
+}
+
 // nodeClientDir is web/node-client, where the Node test client, its pinned npm packages and
 // their node_modules live.
 const nodeClientDir = "../../web/node-client"
@@ -26,12 +46,10 @@ func nodeClient(t *testing.T) (node, script string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Fatalf("the graphql-ws client test runs Node.js: %v; install Node.js 18 or later and npm (.ci/run does) and run `make node-client`", err)
+		t.Fatalf("the graphql-ws client test runs Node.js: %v; install Node.js 18 or later and npm (.ci/run does) ", err)
 	}
 	for _, pkg := range []string{"graphql", "graphql-ws", "ws"} {
-		if _, err := os.Stat(filepath.Join(nodeClientDir, "node_modules", pkg, "package.json")); err != nil {
-			t.Fatalf("the npm package %s is not installed in web/node-client (%v): run `make node-client` (make test does), which runs npm ci", pkg, err)
-		}
+		installNodePackages(t, nodeClientDir, pkg)
 	}
 	script, err = filepath.Abs(filepath.Join(nodeClientDir, "graphql-ws-client.mjs"))
 	if err != nil {

@@ -29,26 +29,6 @@ import (
 // that runs its persisted-queries link.
 const apqClientDir = "../../web/apq-client"
 
-// installNodePackages runs npm ci in dir when pkg is not installed there (a fresh clone), and
-// fails t when it cannot.
-func installNodePackages(t *testing.T, dir, pkg string) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err == nil {
-		return
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatalf("installing %s in %s needs npm: %v; install Node.js and npm (.ci/run does)", pkg, dir, err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-}
-
 // seenRequest is what the recording proxy saw of one request.
 type seenRequest struct {
 	Method   string
