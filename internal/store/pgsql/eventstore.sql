@@ -2,13 +2,33 @@
 -- streams' lifecycle; personal data's keys; reads of a stream and of the global order; snapshots;
 -- statistics and the list of streams. eventstore.go says what each statement does and takes.
 
--- name: EventstoreAppendOneToAny
+-- An append is its stream's part (the lock, then the streams row written for the expected
+-- version), then its events' part (one event, or many); a statement per pair.
+
+-- fragment: AppendToAny
 WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
 stream AS (
 	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint IS NULL
 	ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $3, updated_at = now()
 	RETURNING s.version - $3 AS prev
 ),
+
+-- fragment: AppendToNew
+WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
+stream AS (
+	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint = 0
+	RETURNING 0::bigint AS prev
+),
+
+-- fragment: AppendAtVersion
+WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
+stream AS (
+	UPDATE streams AS s SET version = s.version + $3, updated_at = now()
+	FROM lock WHERE s.stream_id = $1 AND s.version = $2
+	RETURNING s.version - $3 AS prev
+),
+
+-- fragment: AppendOne
 ins AS (
 	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
 	SELECT $4, $1, stream.prev + 1, $5, $6, $7, $8 FROM stream
@@ -17,93 +37,43 @@ ins AS (
 	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
 )
 SELECT version, transaction_id, ARRAY[position], recorded_at FROM ins
+
+-- fragment: AppendMany
+inserted AS (
+	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
+	SELECT e.event_id, $1, stream.prev + e.ord, e.type, e.schema_version, e.data, e.metadata
+	FROM stream, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[])
+	     WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, ord)
+	ORDER BY e.ord -- positions are drawn in this order, so they follow the versions
+	RETURNING event_id, version, transaction_id, position, recorded_at
+), ids AS (
+	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM inserted
+)
+SELECT min(version), (array_agg(transaction_id))[1], array_agg(position ORDER BY version), min(recorded_at) FROM inserted
+
+-- name: EventstoreAppendOneToAny
+{{AppendToAny}}
+{{AppendOne}}
 
 -- name: EventstoreAppendManyToAny
-WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
-stream AS (
-	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint IS NULL
-	ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $3, updated_at = now()
-	RETURNING s.version - $3 AS prev
-),
-inserted AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT e.event_id, $1, stream.prev + e.ord, e.type, e.schema_version, e.data, e.metadata
-	FROM stream, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[])
-	     WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, ord)
-	ORDER BY e.ord -- positions are drawn in this order, so they follow the versions
-	RETURNING event_id, version, transaction_id, position, recorded_at
-), ids AS (
-	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM inserted
-)
-SELECT min(version), (array_agg(transaction_id))[1], array_agg(position ORDER BY version), min(recorded_at) FROM inserted
+{{AppendToAny}}
+{{AppendMany}}
 
 -- name: EventstoreAppendOneToNew
-WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
-stream AS (
-	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint = 0
-	RETURNING 0::bigint AS prev
-),
-ins AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT $4, $1, stream.prev + 1, $5, $6, $7, $8 FROM stream
-	RETURNING event_id, version, transaction_id, position, recorded_at
-), ids AS (
-	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
-)
-SELECT version, transaction_id, ARRAY[position], recorded_at FROM ins
+{{AppendToNew}}
+{{AppendOne}}
 
 -- name: EventstoreAppendManyToNew
-WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
-stream AS (
-	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint = 0
-	RETURNING 0::bigint AS prev
-),
-inserted AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT e.event_id, $1, stream.prev + e.ord, e.type, e.schema_version, e.data, e.metadata
-	FROM stream, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[])
-	     WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, ord)
-	ORDER BY e.ord -- positions are drawn in this order, so they follow the versions
-	RETURNING event_id, version, transaction_id, position, recorded_at
-), ids AS (
-	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM inserted
-)
-SELECT min(version), (array_agg(transaction_id))[1], array_agg(position ORDER BY version), min(recorded_at) FROM inserted
+{{AppendToNew}}
+{{AppendMany}}
 
 -- name: EventstoreAppendOneAtVersion
-WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
-stream AS (
-	UPDATE streams AS s SET version = s.version + $3, updated_at = now()
-	FROM lock WHERE s.stream_id = $1 AND s.version = $2
-	RETURNING s.version - $3 AS prev
-),
-ins AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT $4, $1, stream.prev + 1, $5, $6, $7, $8 FROM stream
-	RETURNING event_id, version, transaction_id, position, recorded_at
-), ids AS (
-	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
-)
-SELECT version, transaction_id, ARRAY[position], recorded_at FROM ins
+{{AppendAtVersion}}
+{{AppendOne}}
 
 -- name: EventstoreAppendManyAtVersion
-WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
-stream AS (
-	UPDATE streams AS s SET version = s.version + $3, updated_at = now()
-	FROM lock WHERE s.stream_id = $1 AND s.version = $2
-	RETURNING s.version - $3 AS prev
-),
-inserted AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT e.event_id, $1, stream.prev + e.ord, e.type, e.schema_version, e.data, e.metadata
-	FROM stream, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[])
-	     WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, ord)
-	ORDER BY e.ord -- positions are drawn in this order, so they follow the versions
-	RETURNING event_id, version, transaction_id, position, recorded_at
-), ids AS (
-	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM inserted
-)
-SELECT min(version), (array_agg(transaction_id))[1], array_agg(position ORDER BY version), min(recorded_at) FROM inserted
+{{AppendAtVersion}}
+{{AppendMany}}
 
 -- name: EventstoreStreamVersion
 SELECT coalesce((SELECT version FROM streams WHERE stream_id = $1), 0)
@@ -392,6 +362,20 @@ SELECT stream_id, metadata ? 'maxAge' FROM streams
 WHERE (metadata <> '{}'::jsonb OR deleted_version IS NOT NULL) AND stream_id > $1
 ORDER BY stream_id LIMIT $2
 
+-- fragment: ScavengeDelete
+AND e.type <> '$StreamDeleted'
+	  AND (e.transaction_id, e.position) <= ($2::xid8, $3::bigint)
+	ORDER BY e.version LIMIT $4
+), gone AS (
+	DELETE FROM events e USING doomed d
+	WHERE e.transaction_id = d.transaction_id AND e.position = d.position
+	RETURNING 1
+), ids AS (
+	-- as an archive does, the ids of deleted events go too (event_ids, migration 00004)
+	DELETE FROM event_ids x USING doomed d WHERE x.event_id = d.event_id
+)
+SELECT count(*) FROM gone
+
 -- name: EventstoreScavengeBatch
 -- Deletes up to $4 events of stream $1 that its settings hide, oldest version first, none after
 -- position ($2, $3), never the tombstone ($StreamDeleted). What is hidden is computed as
@@ -405,18 +389,7 @@ WITH h AS (
 ), doomed AS (
 	SELECT e.transaction_id, e.position, e.event_id FROM events e, h
 	WHERE e.stream_id = h.stream_id AND e.version < h.first
-	  AND e.type <> '$StreamDeleted'
-	  AND (e.transaction_id, e.position) <= ($2::xid8, $3::bigint)
-	ORDER BY e.version LIMIT $4
-), gone AS (
-	DELETE FROM events e USING doomed d
-	WHERE e.transaction_id = d.transaction_id AND e.position = d.position
-	RETURNING 1
-), ids AS (
-	-- as an archive does, the ids of deleted events go too (event_ids, migration 00004)
-	DELETE FROM event_ids x USING doomed d WHERE x.event_id = d.event_id
-)
-SELECT count(*) FROM gone
+	  {{ScavengeDelete}}
 
 -- name: EventstoreScavengeBatchMaxAge
 -- EventstoreScavengeBatch for a stream with a maxAge: its events are read in version order until
@@ -430,14 +403,4 @@ WITH h AS (
 ), doomed AS (
 	SELECT e.transaction_id, e.position, e.event_id FROM events e, h
 	WHERE e.stream_id = h.stream_id AND (e.version < h.first OR e.recorded_at < h.cutoff)
-	  AND e.type <> '$StreamDeleted'
-	  AND (e.transaction_id, e.position) <= ($2::xid8, $3::bigint)
-	ORDER BY e.version LIMIT $4
-), gone AS (
-	DELETE FROM events e USING doomed d
-	WHERE e.transaction_id = d.transaction_id AND e.position = d.position
-	RETURNING 1
-), ids AS (
-	DELETE FROM event_ids x USING doomed d WHERE x.event_id = d.event_id
-)
-SELECT count(*) FROM gone
+	  {{ScavengeDelete}}

@@ -12,7 +12,10 @@
 // line are part of its text and reach PostgreSQL's logs with it. Names are unique across files.
 // In a statement, {{Class}} stands for an advisory-lock class of internal/store/advisory (for
 // example {{Stream}}), written into the text when the files are loaded, so the classes stay
-// declared once.
+// declared once. A block that begins "-- fragment: Name" instead is part of statements, not one
+// of its own: {{Name}} in a statement stands for its text, so variants of one statement (an
+// append to any version, to a new stream, at a version) share what they have in common. A
+// fragment holds classes but no other fragment, and one that no statement uses is an error.
 //
 // The Go side declares one variable per statement in the file of its area (eventstore.go for
 // eventstore.sql), so a name that is misspelled or missing fails when the program starts, and
@@ -48,7 +51,7 @@ var classes = map[string]string{
 }
 
 var (
-	nameLine    = regexp.MustCompile(`^-- name: ([A-Z][A-Za-z0-9]*)\s*$`)
+	nameLine    = regexp.MustCompile(`^-- (name|fragment): ([A-Z][A-Za-z0-9]*)\s*$`)
 	placeholder = regexp.MustCompile(`\{\{([A-Za-z]+)\}\}`)
 )
 
@@ -63,60 +66,106 @@ func mustLoad(fsys fs.FS) (map[string]string, map[string]string) {
 	return s, o
 }
 
-// load reads every .sql file of fsys into statements by name.
+// block is a statement or a fragment as a file writes it, its placeholders not yet filled.
+type block struct {
+	fragment   bool
+	name, text string
+	file       string
+	line       int
+}
+
+// load reads every .sql file of fsys into statements by name, with the file each came from.
 func load(fsys fs.FS) (map[string]string, map[string]string, error) {
 	names, err := fs.Glob(fsys, "*.sql")
 	if err != nil {
 		return nil, nil, err
 	}
-	out, from := map[string]string{}, map[string]string{}
+	var blocks []block
+	seen := map[string]block{}
+	fragments := map[string]block{}
 	for _, file := range names {
 		data, err := fs.ReadFile(fsys, file)
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := parse(file, string(data), out, from); err != nil {
+		read, err := parse(file, string(data))
+		if err != nil {
 			return nil, nil, err
+		}
+		for _, b := range read {
+			if prev, ok := seen[b.name]; ok {
+				return nil, nil, fmt.Errorf("%s:%d: %s is also in %s", b.file, b.line, b.name, prev.file)
+			}
+			seen[b.name] = b
+			if b.fragment {
+				fragments[b.name] = b
+			}
+			blocks = append(blocks, b)
+		}
+	}
+	out, from := map[string]string{}, map[string]string{}
+	used := map[string]bool{}
+	for _, b := range blocks {
+		if b.fragment {
+			continue
+		}
+		var bad error
+		sql := placeholder.ReplaceAllStringFunc(b.text, func(m string) string {
+			key := placeholder.FindStringSubmatch(m)[1]
+			if v, ok := classes[key]; ok {
+				return v
+			}
+			f, ok := fragments[key]
+			if !ok {
+				if bad == nil {
+					bad = fmt.Errorf("%s:%d: statement %s: unknown placeholder %s", b.file, b.line, b.name, m)
+				}
+				return ""
+			}
+			used[key] = true
+			// A fragment holds classes, never another fragment.
+			return placeholder.ReplaceAllStringFunc(f.text, func(m string) string {
+				key := placeholder.FindStringSubmatch(m)[1]
+				v, ok := classes[key]
+				if !ok && bad == nil {
+					bad = fmt.Errorf("%s:%d: fragment %s: unknown placeholder %s (a fragment holds advisory classes only)", f.file, f.line, f.name, m)
+				}
+				return v
+			})
+		})
+		if bad != nil {
+			return nil, nil, bad
+		}
+		out[b.name], from[b.name] = sql, b.file
+	}
+	for name, f := range fragments {
+		if !used[name] {
+			return nil, nil, fmt.Errorf("%s:%d: fragment %s is in no statement", f.file, f.line, name)
 		}
 	}
 	return out, from, nil
 }
 
-// parse adds the statements of one file to out.
-func parse(file, text string, out, from map[string]string) error {
+// parse reads the statements and fragments of one file.
+func parse(file, text string) ([]block, error) {
 	var (
-		name  string
-		body  strings.Builder
-		line  int
-		start int
+		out  []block
+		cur  block
+		body strings.Builder
+		line int
 	)
 	flush := func() error {
-		if name == "" {
+		if cur.name == "" {
 			if strings.TrimSpace(body.String()) != "" && !onlyComments(body.String()) {
 				return fmt.Errorf("%s: SQL before the first \"-- name:\" line", file)
 			}
 			return nil
 		}
-		sql := strings.TrimSpace(body.String())
-		if sql == "" {
-			return fmt.Errorf("%s:%d: statement %s is empty", file, start, name)
+		cur.text = strings.TrimSpace(body.String())
+		if cur.text == "" {
+			return fmt.Errorf("%s:%d: statement %s is empty", file, cur.line, cur.name)
 		}
-		var bad error
-		sql = placeholder.ReplaceAllStringFunc(sql, func(m string) string {
-			key := placeholder.FindStringSubmatch(m)[1]
-			v, ok := classes[key]
-			if !ok && bad == nil {
-				bad = fmt.Errorf("%s:%d: statement %s: unknown placeholder %s", file, start, name, m)
-			}
-			return v
-		})
-		if bad != nil {
-			return bad
-		}
-		if prev, ok := from[name]; ok {
-			return fmt.Errorf("%s:%d: statement %s is also in %s", file, start, name, prev)
-		}
-		out[name], from[name] = sql, file
+		out = append(out, cur)
 		return nil
 	}
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -125,22 +174,25 @@ func parse(file, text string, out, from map[string]string) error {
 		line++
 		if m := nameLine.FindStringSubmatch(sc.Text()); m != nil {
 			if err := flush(); err != nil {
-				return err
+				return nil, err
 			}
-			name, start = m[1], line
+			cur = block{fragment: m[1] == "fragment", name: m[2], file: file, line: line}
 			body.Reset()
 			continue
 		}
-		if strings.HasPrefix(sc.Text(), "-- name:") {
-			return fmt.Errorf("%s:%d: a name line is \"-- name: Name\", with a name in CamelCase", file, line)
+		if strings.HasPrefix(sc.Text(), "-- name:") || strings.HasPrefix(sc.Text(), "-- fragment:") {
+			return nil, fmt.Errorf("%s:%d: a name line is \"-- name: Name\" or \"-- fragment: Name\", with a name in CamelCase", file, line)
 		}
 		body.WriteString(sc.Text())
 		body.WriteByte('\n')
 	}
 	if err := sc.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func onlyComments(s string) bool {

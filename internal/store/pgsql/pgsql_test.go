@@ -46,6 +46,18 @@ func TestParseReadsStatementsAndPlaceholders(t *testing.T) {
 	}
 }
 
+func TestParseFillsFragments(t *testing.T) {
+	text := "-- name: One\n{{Head}}\n1\n-- fragment: Head\nSELECT pg_advisory_xact_lock({{Stream}}, 0),\n-- name: Two\n{{Head}}\n2\n"
+	got, _, err := load(fstest.MapFS{"a.sql": {Data: []byte(text)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := "SELECT pg_advisory_xact_lock(" + classes["Stream"] + ", 0),"
+	if got["One"] != head+"\n1" || got["Two"] != head+"\n2" || len(got) != 2 {
+		t.Errorf("statements = %q, want One and Two on the fragment, and no statement Head", got)
+	}
+}
+
 // TestEveryStatementHasAVariable: a statement in a .sql file that no variable names is dead text.
 func TestEveryStatementHasAVariable(t *testing.T) {
 	if unused := Unused(); len(unused) > 0 {
