@@ -20,6 +20,7 @@ import (
 	"github.com/strata-es/strata/internal/runtime/projection"
 	"github.com/strata-es/strata/internal/service/auth"
 	"github.com/strata-es/strata/internal/store/eventstore"
+	"github.com/strata-es/strata/internal/transport/sse"
 	"github.com/strata-es/strata/internal/transport/wsconn"
 )
 
@@ -43,8 +44,14 @@ const (
 	CodeInternal    = "INTERNAL"
 )
 
+// DefaultWriteTimeout bounds one write to a subscriber, a WebSocket message or an SSE event,
+// unless configured otherwise: a client that does not take it in time is dropped as a slow
+// consumer, and resumes with after.
+const DefaultWriteTimeout = 10 * time.Second
+
 // NewHandler returns the GraphQL endpoint for the resolver r: POST (application/json) for any
-// operation, GET for queries, and WebSocket upgrades for subscriptions.
+// operation, GET for queries, WebSocket upgrades for subscriptions, and Server-Sent Events
+// (Accept: text/event-stream) for any operation, one per request.
 func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	if r.Logger == nil {
 		r.Logger = logger
@@ -57,6 +64,13 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	if r.Conns == nil {
 		r.Conns = wsconn.NewRegistry()
 	}
+	if r.Streams == nil {
+		r.Streams = sse.NewRegistry()
+	}
+	writeTimeout := r.WriteTimeout
+	if writeTimeout <= 0 {
+		writeTimeout = DefaultWriteTimeout
+	}
 	cfg := generated.Config{Resolvers: r}
 	maxPage := r.MaxPageSize
 	if maxPage <= 0 {
@@ -66,7 +80,7 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	srv := handler.New(pagedSchema{ExecutableSchema: generated.NewExecutableSchema(cfg), maxPage: maxPage})
 	conns := auth.NewConnLimiter(r.MaxConnsPerPrincipal)
 	srv.AddTransport(transport.Websocket{
-		Implementation: wsconn.Implementation{AllowedOrigins: r.AllowedOrigins, WriteTimeout: 10 * time.Second, Registry: r.Conns},
+		Implementation: wsconn.Implementation{AllowedOrigins: r.AllowedOrigins, WriteTimeout: writeTimeout, Registry: r.Conns},
 		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 			return r.initConnection(ctx, payload, conns)
 		},
@@ -89,6 +103,11 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 			}
 			logger.DebugContext(ctx, "websocket error", "err", err)
 		},
+	})
+	// Before overHTTP: a GET or POST that asks for text/event-stream is answered with one.
+	srv.AddTransport(overSSE{
+		limits: limits, conns: conns, streams: r.Streams, writeTimeout: writeTimeout, keepAlive: keepAlive,
+		metrics: r.Metrics, logger: logger,
 	})
 	srv.AddTransport(overHTTP{}) // GET for queries, POST for any operation
 	// Parsed and validated documents are kept by query text: clients send the same few

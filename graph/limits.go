@@ -256,7 +256,9 @@ func (s pagedSchema) defaultFirst(typeName, field string) int {
 // GraphQL request: a GET (queries only, its request in the URL: overHTTP), or a POST of
 // application/json (a browser form cannot send that without CORS letting it, so no page can
 // forge a mutation). WebSocket upgrades have their own limits (message size, keep-alives,
-// subscriptions per connection). Every answer but a cacheable query's says Cache-Control:
+// subscriptions per connection); a request for Server-Sent Events is bounded like any other
+// until it runs, when overSSE bounds a query or mutation by the request timeout and lets a
+// subscription live by its write deadlines and keep-alives. Every answer but a cacheable query's says Cache-Control:
 // no-store.
 func limitRequests(l Limits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -265,15 +267,25 @@ func limitRequests(l Limits, next http.Handler) http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
+		timeout := l.RequestTimeout
+		if WantsEventStream(r) {
+			timeout = 0 // overSSE's to set, once it knows the operation
+		}
+		serve := func(r *http.Request) {
+			if timeout > 0 {
+				ctx, cancel := context.WithTimeout(r.Context(), timeout)
+				defer cancel()
+				r = r.WithContext(ctx)
+			}
+			next.ServeHTTP(w, r)
+		}
 		if r.Method == http.MethodGet {
-			ctx, cancel := context.WithTimeout(r.Context(), l.RequestTimeout)
-			defer cancel()
-			next.ServeHTTP(w, r.WithContext(ctx))
+			serve(r)
 			return
 		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "GET, POST")
-			writeHTTPError(w, http.StatusMethodNotAllowed, CodeBadRequest, "send queries with GET or POST, mutations with POST; subscriptions upgrade GET /query to a WebSocket")
+			writeHTTPError(w, http.StatusMethodNotAllowed, CodeBadRequest, "send queries with GET or POST, mutations with POST; subscriptions upgrade GET /query to a WebSocket, or ask for text/event-stream")
 			return
 		}
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -310,9 +322,7 @@ func limitRequests(l Limits, next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		ctx, cancel := context.WithTimeout(r.Context(), l.RequestTimeout)
-		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		serve(r)
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-es/strata/internal/service"
 	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/internal/store/hub"
+	"github.com/strata-es/strata/internal/transport/sse"
 	"github.com/strata-es/strata/internal/transport/wsconn"
 )
 
@@ -146,8 +147,20 @@ func followAggregate[S, M any, E domain.Event, C any](ctx context.Context, r *Re
 }
 
 // ended closes the connection of a subscription the hub ended: a stopping server with 1001,
-// anything else with 1011.
+// anything else with 1011; over SSE it ends the stream without complete, so the client knows
+// to resubscribe.
 func (r *Resolver) ended(ctx context.Context, err error) {
+	if stream := sse.FromContext(ctx); stream != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, hub.ErrStopped):
+			stream.End("server shutting down; subscribe again with after set to the last position received")
+		default:
+			r.logger().ErrorContext(ctx, "subscription ended", "err", err)
+			stream.End("internal error; subscribe again with after set to the last position received")
+		}
+		return
+	}
 	conn := wsconn.FromContext(ctx)
 	switch {
 	case err == nil || conn == nil:

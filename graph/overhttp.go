@@ -72,11 +72,11 @@ func (overHTTP) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 	}
 	if r.Method == http.MethodGet && oc.Operation.Operation != ast.Query {
 		// A GET may be repeated, prefetched or cached by anything along the way, so it runs
-		// nothing that writes; a subscription has its own transport, the WebSocket.
+		// nothing that writes; a subscription has its own transports, the WebSocket and SSE.
 		w.Header().Set("Allow", http.MethodPost)
 		msg := "GET runs queries only: send mutations with POST"
 		if oc.Operation.Operation == ast.Subscription {
-			msg = "GET runs queries only: subscribe over a WebSocket (GET /query with Upgrade: websocket)"
+			msg = "GET runs queries only: subscribe over a WebSocket (GET /query with Upgrade: websocket) or Server-Sent Events (Accept: text/event-stream)"
 		}
 		writeHTTPError(w, http.StatusMethodNotAllowed, CodeBadRequest, msg)
 		return
@@ -266,6 +266,11 @@ func requestErrorStatus(media string, errs gqlerror.List) int {
 }
 
 func writeResponse(w http.ResponseWriter, v any) {
+	_, _ = w.Write(encodeResponse(v))
+}
+
+// encodeResponse is a response's JSON.
+func encodeResponse(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only a resolver's value that does not encode gets here; the status is written.
@@ -273,5 +278,5 @@ func writeResponse(w http.ResponseWriter, v any) {
 			"message": "internal error", "extensions": map[string]any{"code": CodeInternal},
 		}}})
 	}
-	_, _ = w.Write(b)
+	return b
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/internal/store/hub"
 	"github.com/strata-es/strata/internal/store/query"
+	"github.com/strata-es/strata/internal/transport/sse"
 	"github.com/strata-es/strata/internal/transport/wsconn"
 )
 
@@ -49,19 +50,26 @@ type Resolver struct {
 	TrustedDocuments map[string]string
 	// Hub feeds subscriptions.
 	Hub *hub.Hub
-	// KeepAlive is the WebSocket keep-alive interval; 0 means 10s.
+	// KeepAlive is the WebSocket keep-alive interval, and how long an SSE stream stays quiet
+	// before a comment; 0 means 10s.
 	KeepAlive time.Duration
+	// WriteTimeout bounds one write to a subscriber (a WebSocket message, an SSE event); 0
+	// means DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// AllowedOrigins may open WebSocket connections besides the server's own origin.
 	AllowedOrigins []string
 	// Auth checks bearer tokens; nil (or one with nothing configured) makes every client
 	// auth.Anonymous.
 	Auth *auth.Authenticator
-	// MaxConnsPerPrincipal caps one authenticated principal's WebSocket connections; 0 means
-	// no cap.
+	// MaxConnsPerPrincipal caps one authenticated principal's WebSocket connections and SSE
+	// streams together; 0 means no cap.
 	MaxConnsPerPrincipal int
 	// Conns holds the open WebSocket connections, for a stopping server to close; NewHandler
 	// makes one when nil.
 	Conns *wsconn.Registry
+	// Streams holds the open SSE streams, for a stopping server to end; NewHandler makes one
+	// when nil.
+	Streams *sse.Registry
 	// Logger logs what the resolvers handle; nil discards.
 	Logger *slog.Logger
 	// Metrics counts operations and dropped slow consumers; nil counts nothing.

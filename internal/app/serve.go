@@ -28,6 +28,7 @@ import (
 	"github.com/strata-es/strata/internal/transport/playground"
 	"github.com/strata-es/strata/internal/transport/readdeadline"
 	"github.com/strata-es/strata/internal/transport/reqlog"
+	"github.com/strata-es/strata/internal/transport/sse"
 	"github.com/strata-es/strata/internal/transport/wsconn"
 	"github.com/strata-es/strata/migrations"
 )
@@ -145,16 +146,16 @@ func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		defer stopBackground()
-		return shutdown(ctx, srv, parts.resolver.Conns, cancelBase, cfg.ShutdownTimeout, logger)
+		return shutdown(ctx, srv, parts.resolver.Conns, parts.resolver.Streams, cancelBase, cfg.ShutdownTimeout, logger)
 	})
 	return g.Wait()
 }
 
 // shutdown stops the HTTP side in order: no new connections; every WebSocket told "going
-// away" (1001), so clients reconnect elsewhere or later and resume from their last position;
-// requests in flight, appends among them, finished and answered within timeout; then whatever
-// is left cancelled.
-func shutdown(ctx context.Context, srv *http.Server, conns *wsconn.Registry, cancelBase func(), timeout time.Duration, logger *slog.Logger) error {
+// away" (1001) and every SSE stream ended without complete, so clients reconnect elsewhere or
+// later and resume from their last position; requests in flight, appends among them, finished
+// and answered within timeout; then whatever is left cancelled.
+func shutdown(ctx context.Context, srv *http.Server, conns *wsconn.Registry, streams *sse.Registry, cancelBase func(), timeout time.Duration, logger *slog.Logger) error {
 	start := time.Now()
 	logger.InfoContext(ctx, "shutting down", "deadline", timeout)
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
@@ -162,12 +163,14 @@ func shutdown(ctx context.Context, srv *http.Server, conns *wsconn.Registry, can
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(shutCtx) }() // stops accepting at once
 	closed := conns.CloseAll(websocket.CloseGoingAway, "server shutting down")
+	// A stream is a request in flight that would otherwise hold Shutdown until its timeout.
+	ended := streams.CloseAll("server shutting down; subscribe again with after set to the last position received")
 	err := <-done
 	cancelBase()
 	if err != nil {
 		return fmt.Errorf("http shutdown: requests still running after %s: %w", timeout, err)
 	}
-	logger.InfoContext(ctx, "http stopped", "websockets_closed", closed, "took", time.Since(start).Round(time.Millisecond))
+	logger.InfoContext(ctx, "http stopped", "websockets_closed", closed, "sse_streams_ended", ended, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -199,6 +202,7 @@ func routes(db *database, resolver *graph.Resolver, cfg config.Config, logger *s
 	logged := reqlog.Middleware(logger, []string{"/healthz", "/readyz", "/metrics"}, withCORS(cfg.CORSOrigins, mux))
 	// A body must arrive within --read-timeout of its headers. Requests without one, WebSocket
 	// upgrades among them, get no deadline: gorilla and gqlgen's keep-alive rule a WebSocket.
+	// An SSE stream lifts its request's deadline once the body is read (internal/transport/sse).
 	return readdeadline.Body(cfg.ReadTimeout, logged)
 }
 

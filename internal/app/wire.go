@@ -85,6 +85,7 @@ func newResolver(pool *pgxpool.Pool, connect func(name string) func(context.Cont
 		Hub:                p.hub,
 		AllowedOrigins:     cfg.AllowedOrigins,
 		KeepAlive:          cfg.KeepAlive,
+		WriteTimeout:       cfg.WriteTimeout,
 		MaxReplayEvents:    cfg.MaxReplayEvents,
 		Limits: graph.Limits{
 			MaxDepth: cfg.MaxDepth, MaxAliases: cfg.MaxAliases, MaxRootFields: cfg.MaxRootFields,

@@ -71,8 +71,11 @@ type Config struct {
 	CORSOrigins []string
 	// TrustedDocumentsFile, when set, holds the only documents the server runs (trusted.go).
 	TrustedDocumentsFile string
-	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping).
+	// KeepAlive is the WebSocket keep-alive interval (graphql-ws ka, graphql-transport-ws ping),
+	// and how long an SSE stream stays quiet before a comment.
 	KeepAlive time.Duration
+	// WriteTimeout bounds one write to a subscriber (a WebSocket message, an SSE event).
+	WriteTimeout time.Duration
 	// ReadTimeout bounds how long a request's headers may take to arrive, and then its body;
 	// IdleTimeout closes a keep-alive connection that waits that long for its next request;
 	// MaxHeaderBytes bounds a request's headers (beyond it: 431).
@@ -234,7 +237,8 @@ func (c *Config) RegisterServe(f *FlagSet) {
 	f.Duration(&c.ReadTimeout, "read-timeout", "STRATA_READ_TIMEOUT", 10*time.Second, "how long a request's headers may take to arrive, and then its body, before the connection is cut off (WebSocket connections keep their own keep-alive)")
 	f.Duration(&c.IdleTimeout, "idle-timeout", "STRATA_IDLE_TIMEOUT", 2*time.Minute, "how long a keep-alive connection may wait for its next request before it is closed")
 	f.Int(&c.MaxHeaderBytes, "max-header-bytes", "STRATA_MAX_HEADER_BYTES", 64<<10, "largest request line and headers, in bytes (beyond it: HTTP 431)")
-	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it)")
+	f.Duration(&c.KeepAlive, "ws-keepalive", "STRATA_WS_KEEPALIVE", 10*time.Second, "WebSocket keep-alive interval (ka, or ping with a pong due within twice it), and the longest an SSE stream stays quiet before a keep-alive comment")
+	f.Duration(&c.WriteTimeout, "write-timeout", "STRATA_WRITE_TIMEOUT", 10*time.Second, "longest one write to a subscriber (a WebSocket message, an SSE event) may take; a client that does not take it in time is dropped as a slow consumer")
 	f.Duration(&c.ConsistencyTimeout, "consistency-timeout", "STRATA_CONSISTENCY_TIMEOUT", 5*time.Second, "how long a query with consistentWith waits for a projection")
 	c.RegisterPersonal(f)
 	f.Duration(&c.ScavengeInterval, "scavenge-interval", "STRATA_SCAVENGE_INTERVAL", eventstore.DefaultScavengeInterval, "how often the scavenger deletes the events streams hide (deleted, truncated, beyond maxAge or maxCount); 0 never")
@@ -300,7 +304,7 @@ func (c *Config) Validate() error {
 	if c.Addr != "" && c.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--request-timeout must be positive, not %s", c.RequestTimeout))
 	}
-	for name, v := range map[string]time.Duration{"read-timeout": c.ReadTimeout, "idle-timeout": c.IdleTimeout} {
+	for name, v := range map[string]time.Duration{"read-timeout": c.ReadTimeout, "idle-timeout": c.IdleTimeout, "write-timeout": c.WriteTimeout} {
 		if c.Addr != "" && v <= 0 {
 			errs = append(errs, fmt.Errorf("--%s must be positive, not %s", name, v))
 		}
