@@ -2,12 +2,12 @@
 GOLANGCI_LINT_VERSION := v2.15.0
 BASELINE ?= ../shared/tools/pg-baseline.sh
 
-.PHONY: run test fuzz generate lint bench build playground explorer assets-check node-client
+.PHONY: run test fuzz generate lint bench build playground explorer assets-check node-client sse-client
 
 run: ## run the server; without DATABASE_URL it starts a private PostgreSQL under .strata/
 	go run ./cmd/strata serve
 
-test: node-client ## the whole test suite, against real PostgreSQL, then make fuzz
+test: node-client sse-client ## the whole test suite, against real PostgreSQL, then make fuzz
 	go test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
@@ -71,6 +71,15 @@ node-client: $(NODE_CLIENT) ## install the Node test client's pinned npm package
 
 $(NODE_CLIENT): web/node-client/package-lock.json web/node-client/package.json
 	cd web/node-client && npm ci --no-audit --no-fund
+
+# The Node.js client TestSSEClientCatchesUpGoesLiveAndResumes runs: graphql-sse and graphql as
+# web/sse-client/package-lock.json pins them, installed as node-client's are.
+SSE_CLIENT := web/sse-client/node_modules/.package-lock.json
+
+sse-client: $(SSE_CLIENT) ## install the SSE test client's pinned npm packages (make test does)
+
+$(SSE_CLIENT): web/sse-client/package-lock.json web/sse-client/package.json
+	cd web/sse-client && npm ci --no-audit --no-fund
 
 build: ## build bin/strata
 	go build -o bin/strata ./cmd/strata
