@@ -103,7 +103,7 @@ func New(logger *slog.Logger) *Metrics {
 		}),
 		slowDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_slow_consumers_dropped_total",
-			Help: "WebSocket connections closed because the client did not take a message within the write timeout.",
+			Help: "WebSocket connections closed and SSE streams ended because the client did not take a message within the write timeout.",
 		}),
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_graphql_operations_total",
@@ -228,7 +228,8 @@ func (m *Metrics) Notified() {
 	m.notifications.Inc()
 }
 
-// SlowConsumerDropped records a WebSocket connection closed because a write timed out.
+// SlowConsumerDropped records a WebSocket connection closed, or an SSE stream ended, because a
+// write timed out.
 func (m *Metrics) SlowConsumerDropped() {
 	if m == nil {
 		return
