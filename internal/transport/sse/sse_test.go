@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -124,7 +125,7 @@ func TestRegistryCloseAll(t *testing.T) {
 	reg := sse.NewRegistry()
 	srv, results := serve(t, sse.Options{Registry: reg, KeepAlive: time.Hour}, func(s *sse.Stream, done <-chan struct{}) string {
 		<-done
-		if err := s.Event("next", "{}"); err != sse.ErrEnded {
+		if err := s.Event("next", "{}"); !errors.Is(err, sse.ErrEnded) {
 			return fmt.Sprintf("a write after the end: %v", err)
 		}
 		return s.Reason()
