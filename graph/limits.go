@@ -258,8 +258,8 @@ func (s pagedSchema) defaultFirst(typeName, field string) int {
 // forge a mutation). WebSocket upgrades have their own limits (message size, keep-alives,
 // subscriptions per connection); a request for Server-Sent Events is bounded like any other
 // until it runs, when overSSE bounds a query or mutation by the request timeout and lets a
-// subscription live by its write deadlines and keep-alives. Every answer but a cacheable query's says Cache-Control:
-// no-store.
+// subscription live by its write deadlines and keep-alives. Every answer but a cacheable
+// query's says Cache-Control: no-store.
 func limitRequests(l Limits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "" {
