@@ -428,23 +428,59 @@ func TestSSEStreamsOutliveReadTimeoutAndEndAtShutdown(t *testing.T) {
 	}
 }
 
+// sseClient returns node's path and the path of a script in web/sse-client, failing t (never
+// skipping) when node is missing; it installs the pinned npm packages when they are not.
+func sseClient(t *testing.T, name string) (node, script string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("the graphql-sse client tests run Node.js: %v; install Node.js 18 or later and npm (.ci/run does)", err)
+	}
+	for _, pkg := range []string{"graphql", "graphql-sse"} {
+		installNodePackages(t, sseClientDir, pkg)
+	}
+	script, err = filepath.Abs(filepath.Join(sseClientDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node, script
+}
+
+// A subscription the server refuses before it runs reaches the graphql-sse client's subscriber
+// as a result with errors, then completes: no retries, no network error.
+func TestSSEClientGetsRefusalAsResult(t *testing.T) {
+	node, script := sseClient(t, "sse-refused.mjs")
+	srv := startServeOn(t, dbtest.URL(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script, "http://"+srv.addr+"/query", `subscription { events { nope } }`)
+	cmd.Dir = filepath.Dir(script)
+	cmd.WaitDelay = 5 * time.Second
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	// A refusal the client took for a network failure (a 4xx) would be retried five times with
+	// backoff, then reported to error(): the script exits 1.
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the client failed: %v; stdout:\n%s\nstderr:\n%s", err, out, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || lines[1] != "complete" {
+		t.Fatalf("the client printed %q, want one result then complete", lines)
+	}
+	var r gqlResponse
+	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil || r.code() != "GRAPHQL_VALIDATION_FAILED" || r.Data != nil {
+		t.Errorf("the result %s: want the validation error alone (%v)", lines[0], err)
+	}
+}
+
 // The npm graphql-sse client (distinct connections mode), run by Node against the real
 // `strata serve` with its token in a header, gets the events appended before it subscribed
 // through catch-up and the rest live; while writers keep appending, it drops its subscription
 // and subscribes again with after set to the last position it received; what it received in
 // all is every event of the category once, in the global order.
 func TestSSEClientCatchesUpGoesLiveAndResumes(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("the graphql-sse client test runs Node.js: %v; install Node.js 18 or later and npm (.ci/run does)", err)
-	}
-	for _, pkg := range []string{"graphql", "graphql-sse"} {
-		installNodePackages(t, sseClientDir, pkg)
-	}
-	script, err := filepath.Abs(filepath.Join(sseClientDir, "sse-client.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	node, script := sseClient(t, "sse-client.mjs")
 	const readerKey, writerKey = "sse-reader-key", "sse-writer-key"
 	srv := startServeOn(t, dbtest.URL(t), "--api-keys",
 		"sser:reader:"+auth.HashAPIKey(readerKey)+",ssew:writer:"+auth.HashAPIKey(writerKey))
