@@ -54,7 +54,7 @@ func TestOperationSpans(t *testing.T) {
 		sp := got[0]
 		attrs := map[string]string{}
 		for _, kv := range sp.Attributes {
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 		if sp.Name != tc.span || sp.SpanKind != trace.SpanKindServer || sp.Parent.IsValid() {
 			t.Errorf("%s: span %q kind %v parent %v, want %q, a server span and a root", tc.query, sp.Name, sp.SpanKind, sp.Parent, tc.span)
