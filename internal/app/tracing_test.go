@@ -378,13 +378,22 @@ func TestTelemetryExportsOTLP(t *testing.T) {
 	}
 }
 
-// Without the variables, serve builds no exporter and says nothing of tracing; requests with a
-// traceparent are served as any other.
+// Without the variables, serve builds no exporter and says nothing of tracing; a request with a
+// traceparent is served as any other, and its log lines still carry the caller's ids (no span
+// of Strata's is made), so that logs join the caller's trace.
 func TestTelemetryOffWithoutEndpoint(t *testing.T) {
 	t.Parallel()
 	s := startTracedServe(t, dbtest.URL(t), nil, map[string]string{"OTEL_SERVICE_NAME": "strata-otlp-test"})
 	if r := gqlTraced(t, s.addr, callerParent, registerTraced, map[string]any{"n": "Ada", "e": "ada@example.com"}); len(r.Errors) > 0 {
 		t.Fatalf("registerUser: %+v", r.Errors)
+	}
+	waitUntil(t, "the operation's log line", 10*time.Second, func() bool {
+		return strings.Contains(s.stderr.String(), "graphql operation")
+	})
+	for line := range strings.SplitSeq(s.stderr.String(), "\n") {
+		if strings.Contains(line, "graphql operation") && !strings.Contains(line, "trace_id="+callerTrace+" span_id="+callerSpan) {
+			t.Errorf("operation log line %q lacks the caller's trace_id and span_id", line)
+		}
 	}
 	if strings.Contains(s.stderr.String(), "tracing") {
 		t.Errorf("serve mentions tracing with no endpoint set; stderr:\n%s", s.stderr.String())
