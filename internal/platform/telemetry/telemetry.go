@@ -60,10 +60,10 @@ func WithProvider(tp *sdktrace.TracerProvider) *Tracing {
 	return &Tracing{provider: tp, shutdown: tp.Shutdown, enabled: true}
 }
 
-// Configured reports whether getenv names an OTLP endpoint for traces: without one, Strata
+// configured reports whether getenv names an OTLP endpoint for traces: without one, Strata
 // exports nothing and builds no exporter (the SDK's own default, localhost:4318, would have
 // every server without a collector retry a dead port).
-func Configured(getenv func(string) string) bool {
+func configured(getenv func(string) string) bool {
 	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
@@ -77,7 +77,7 @@ func Configured(getenv func(string) string) bool {
 // The exporters read the process environment; getenv is consulted only for the switch and the
 // protocol, and is os.Getenv in the binary.
 func Start(ctx context.Context, getenv func(string) string, version string) (*Tracing, error) {
-	if !Configured(getenv) {
+	if !configured(getenv) {
 		return Off(), nil
 	}
 	switch kind := getenv("OTEL_TRACES_EXPORTER"); kind {
@@ -175,9 +175,4 @@ func FromPayload(ctx context.Context, payload map[string]any) context.Context {
 		carrier["tracestate"] = ts
 	}
 	return propagator().Extract(ctx, carrier)
-}
-
-// Inject writes ctx's trace context into h (clients and tests).
-func Inject(ctx context.Context, h http.Header) {
-	propagator().Inject(ctx, propagation.HeaderCarrier(h))
 }
