@@ -11,6 +11,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/strata-es/strata/internal/platform/telemetry"
 	"github.com/strata-es/strata/internal/service"
 	"github.com/strata-es/strata/internal/service/auth"
 	"github.com/strata-es/strata/internal/transport/wsconn"
@@ -110,6 +111,8 @@ func authenticate(a *auth.Authenticator, next http.Handler) http.Handler {
 // header; takes one of the principal's connection slots until the connection ends; and closes
 // the connection when the token expires.
 func (r *Resolver) initConnection(ctx context.Context, payload transport.InitPayload, limiter *auth.ConnLimiter) (context.Context, *transport.InitPayload, error) {
+	// The connection's operations join the trace the payload names (traceparent), if any.
+	ctx = telemetry.FromPayload(ctx, payload)
 	p, ok := auth.FromContext(ctx)
 	if r.Auth.Enabled() {
 		token := auth.BearerToken(payload.Authorization())

@@ -119,8 +119,9 @@ func NewHandler(r *Resolver, logger *slog.Logger) http.Handler {
 	srv.SetDisableSuggestion(limits.Production)
 	srv.SetParserTokenLimit(limits.MaxTokens)
 	persisted := newPersistedQueries(r.TrustedDocuments)
-	srv.Use(persisted)                // a hash becomes its document before anything parses it
-	srv.Use(authorize{now: time.Now}) // first: nothing runs for a principal who may not run it
+	srv.Use(persisted)                    // a hash becomes its document before anything parses it
+	srv.Use(newTracing(r.TracerProvider)) // outside the rest: their work and log lines are the span's
+	srv.Use(authorize{now: time.Now})     // first: nothing runs for a principal who may not run it
 	srv.Use(operations{logger: logger, metrics: r.Metrics})
 	srv.Use(shapeLimits{limits}) // before complexity: a deep query is told it is too deep
 	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))

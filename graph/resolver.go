@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/strata-es/strata/internal/platform/metrics"
 	"github.com/strata-es/strata/internal/runtime/command"
 	"github.com/strata-es/strata/internal/runtime/projection"
@@ -74,6 +76,8 @@ type Resolver struct {
 	Logger *slog.Logger
 	// Metrics counts operations and dropped slow consumers; nil counts nothing.
 	Metrics *metrics.Metrics
+	// TracerProvider makes a span per operation (tracing.go); nil: the global one.
+	TracerProvider trace.TracerProvider
 	// Service is the application layer the resolvers call; nil makes one from the fields
 	// above when first needed.
 	Service *service.Service

@@ -8,13 +8,16 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/strata-es/strata/internal/platform/config"
 	"github.com/strata-es/strata/internal/platform/pgserver"
+	"github.com/strata-es/strata/internal/platform/telemetry"
 	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/internal/store/pgsql"
 	"github.com/strata-es/strata/migrations"
@@ -65,6 +68,12 @@ func postgres(ctx context.Context, cfg config.Config, logger *slog.Logger) (stri
 // openDatabase connects to cfg's server (starting the private cluster if need be) and applies
 // pending migrations.
 func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (db *database, err error) {
+	return openTracedDatabase(ctx, cfg, logger, nil)
+}
+
+// openTracedDatabase is openDatabase with the pools' statements traced when tracing is on (nil:
+// off). Off, the pools get no tracer at all: pgx then does nothing per statement for it.
+func openTracedDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, tracing *telemetry.Tracing) (db *database, err error) {
 	url, cluster, err := startCluster(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -84,6 +93,7 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	}
 	poolCfg.MaxConns = int32(min(cfg.DBMaxConns, 1<<16)) //nolint:gosec // bounded just above
 	eventstore.ConfigurePool(poolCfg)
+	traceSQL(poolCfg, tracing)
 	if db.pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 		return db, fmt.Errorf("connect: %w", err)
 	}
@@ -97,11 +107,25 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		return db, err
 	}
 	if cfg.ReadDatabaseURL != "" {
-		if db.replica, err = openReplica(ctx, cfg, logger); err != nil {
+		if db.replica, err = openReplica(ctx, cfg, logger, tracing); err != nil {
 			return db, err
 		}
 	}
 	return db, nil
+}
+
+// traceSQL has the pool trace its statements, batches, connection attempts and waits for a
+// connection (otelpgx), as children of the span in the context they run with; a statement run
+// outside any span (the projectors' polls, the feed's reads) makes none. The SQL text, with its
+// placeholders, is a span attribute; arguments, which hold event payloads, are not.
+func traceSQL(cfg *pgxpool.Config, tracing *telemetry.Tracing) {
+	if tracing == nil || !tracing.Enabled() {
+		return
+	}
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer(
+		otelpgx.WithTracerProvider(tracing.Provider()),
+		otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics are Prometheus's (internal/platform/metrics)
+	)
 }
 
 // migrate applies pending migrations on the session URL: goose holds its lock on a session of

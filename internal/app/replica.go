@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/platform/telemetry"
 	cmdhandler "github.com/strata-es/strata/internal/runtime/command"
 	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/internal/store/query"
@@ -23,7 +24,7 @@ const replicaConnectTimeout = 3 * time.Second
 // openReplica makes the pool on the read replica (--read-database-url). A URL that does not
 // parse fails the start; a replica that does not answer does not: reads go to the primary
 // until it does.
-func openReplica(ctx context.Context, cfg config.Config, logger *slog.Logger) (*pgxpool.Pool, error) {
+func openReplica(ctx context.Context, cfg config.Config, logger *slog.Logger, tracing *telemetry.Tracing) (*pgxpool.Pool, error) {
 	poolCfg, err := pgxpool.ParseConfig(cfg.ReadDatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("read database url: %w", err)
@@ -33,6 +34,7 @@ func openReplica(ctx context.Context, cfg config.Config, logger *slog.Logger) (*
 		poolCfg.ConnConfig.ConnectTimeout = replicaConnectTimeout
 	}
 	eventstore.ConfigurePool(poolCfg)
+	traceSQL(poolCfg, tracing)
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("read replica: %w", err)

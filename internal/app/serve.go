@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/platform/telemetry"
 	"github.com/strata-es/strata/internal/runtime/aggregates"
 	"github.com/strata-es/strata/internal/service/auth"
 	"github.com/strata-es/strata/internal/store/leader"
@@ -34,11 +35,33 @@ import (
 )
 
 func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
+	return serve(ctx, env, args, nil)
+}
+
+// serve is `strata serve`, tracing through tracing; nil sets tracing up from the environment
+// (telemetry.Start). Tests pass a provider of their own.
+func serve(ctx context.Context, env *cli.Env, args []string, tracing *telemetry.Tracing) error {
 	cfg, _, err := cli.Parse(env, "serve", args, (*config.Config).RegisterServe)
 	if err != nil {
 		return err
 	}
 	logger := cli.NewLogger(cfg, env.Stderr)
+	if tracing == nil {
+		if tracing, err = telemetry.Start(ctx, env.Getenv, ""); err != nil {
+			return err
+		}
+	}
+	// Deferred first, so run last: the spans of the shutdown itself are exported too.
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(flushCtx); err != nil {
+			logger.WarnContext(flushCtx, "could not export the last spans", "err", err)
+		}
+	}()
+	if tracing.Enabled() {
+		logger.InfoContext(ctx, "tracing: exporting spans by OTLP")
+	}
 	authn, err := cfg.Authenticator()
 	if err != nil {
 		return err
@@ -55,7 +78,7 @@ func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	defer func() { _ = ln.Close() }() // when serving did not start; Serve closes it otherwise
-	db, err := openDatabase(ctx, cfg, logger)
+	db, err := openTracedDatabase(ctx, cfg, logger, tracing)
 	if err != nil {
 		return err
 	}
@@ -68,7 +91,7 @@ func serveCmd(ctx context.Context, env *cli.Env, args []string) error {
 	if _, err := partitions.Ensure(ctx, 0); err != nil {
 		return err
 	}
-	parts := newResolver(db.pool, db.connect, cfg, logger)
+	parts := newTracedResolver(db.pool, db.connect, cfg, logger, tracing.Provider())
 	if db.replica != nil {
 		attachReplica(parts, db.replica, cfg, logger)
 	}
@@ -203,7 +226,9 @@ func routes(db *database, resolver *graph.Resolver, cfg config.Config, logger *s
 	// A body must arrive within --read-timeout of its headers. Requests without one, WebSocket
 	// upgrades among them, get no deadline: gorilla and gqlgen's keep-alive rule a WebSocket.
 	// An SSE stream lifts its request's deadline once the body is read (internal/transport/sse).
-	return readdeadline.Body(cfg.ReadTimeout, logged)
+	// A request's traceparent (POST, GET, an upgrade, a stream of server-sent events alike)
+	// makes its operation a child of the caller's span, and its log lines carry the trace id.
+	return readdeadline.Body(cfg.ReadTimeout, telemetry.Extract(logged))
 }
 
 // withCORS lets pages of the configured origins call the API from a browser, with a bearer

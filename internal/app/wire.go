@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-es/strata/graph"
 	"github.com/strata-es/strata/internal/platform/config"
@@ -48,19 +49,26 @@ func storeOptions(cfg config.Config) eventstore.Options {
 // does not wait for its poll. With nil (tests of the GraphQL layer), every projector runs here
 // and the listener copies the pool's configuration.
 func newResolver(pool *pgxpool.Pool, connect func(name string) func(context.Context) (*pgx.Conn, error), cfg config.Config, logger *slog.Logger) parts {
+	return newTracedResolver(pool, connect, cfg, logger, nil)
+}
+
+// newTracedResolver is newResolver with every part making its spans through tp (nil: the global
+// provider, a no-op unless the process set one).
+func newTracedResolver(pool *pgxpool.Pool, connect func(name string) func(context.Context) (*pgx.Conn, error), cfg config.Config, logger *slog.Logger, tp trace.TracerProvider) parts {
 	var p parts
 	snapshots, _ := cfg.Snapshots() // checked by Validate
 	opts := storeOptions(cfg)
 	m := metrics.New(logger)
 	m.WatchPool(pool)
 	opts.Observer = m
+	opts.TracerProvider = tp
 	opts.Appended = func() {
 		p.projectors.Wake()
 		p.hub.Appended()
 	}
 	store := eventstore.New(pool, opts)
 	m.WatchGroupCommit(store.GroupStats)
-	projOpts := projection.Options{}
+	projOpts := projection.Options{TracerProvider: tp}
 	hubOpts := hub.Options{Buffer: cfg.SubscriberBuffer, Observer: m, Notified: func() {
 		m.Notified()
 		p.projectors.Wake()
@@ -77,7 +85,7 @@ func newResolver(pool *pgxpool.Pool, connect func(name string) func(context.Cont
 	m.WatchConnections(conns)
 	p.resolver = &graph.Resolver{
 		Store:              store,
-		Commands:           cmdhandler.New(store, cmdhandler.Options{SnapshotEvery: snapshots}),
+		Commands:           cmdhandler.New(store, cmdhandler.Options{SnapshotEvery: snapshots, TracerProvider: tp}),
 		Reader:             query.New(pool),
 		Projectors:         p.projectors,
 		MaxPageSize:        cfg.MaxPageSize,
@@ -93,9 +101,10 @@ func newResolver(pool *pgxpool.Pool, connect func(name string) func(context.Cont
 			RequestTimeout: cfg.RequestTimeout, MaxSubscriptionsPerConnection: cfg.MaxSubscriptionsPerConnection,
 			Production: cfg.Mode == "production",
 		},
-		Logger:  logger,
-		Conns:   conns,
-		Metrics: m,
+		Logger:         logger,
+		Conns:          conns,
+		Metrics:        m,
+		TracerProvider: tp,
 	}
 	return p
 }

@@ -142,10 +142,12 @@ type Result[S any] struct {
 // again from a fresh load when another writer came first and the caller did not ask for a
 // version of their own. A command on an aggregate that does not exist fails with an error
 // wrapping domain.ErrNotFound that names it.
-func (a Aggregate[S, E, C]) Execute(ctx context.Context, c Call[S, C]) (Result[S], error) {
+func (a Aggregate[S, E, C]) Execute(ctx context.Context, c Call[S, C]) (_ Result[S], err error) {
 	streamID := a.def.Stream(c.ID)
+	ctx, span := a.h.startCommand(ctx, c.Name, a.def.Name, streamID)
+	defer func() { endCommand(span, err) }()
 	var out Result[S]
-	err := a.h.retry(ctx, streamID, c.Expected != nil, func() error {
+	err = a.h.retry(ctx, streamID, c.Expected != nil, func() error {
 		var l Loaded[S]
 		if !c.New {
 			var err error

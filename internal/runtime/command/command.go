@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/runtime/aggregates"
@@ -38,6 +39,8 @@ type Options struct {
 	ReadOnly bool
 	// Aggregates are the registered aggregates; nil: aggregates.All().
 	Aggregates []domain.Kind
+	// TracerProvider makes a span per command (trace.go); nil: the global one.
+	TracerProvider trace.TracerProvider
 }
 
 // Handler runs commands against the event store. It is safe for concurrent use.
@@ -46,6 +49,7 @@ type Handler struct {
 	opts   Options
 	kinds  []domain.Kind
 	dryRun bool
+	tracer trace.Tracer
 }
 
 // DryRun returns a Handler whose commands load, check and decide as usual, and return the events
@@ -134,7 +138,7 @@ func New(store *eventstore.Store, opts Options) *Handler {
 	if kinds == nil {
 		kinds = aggregates.All()
 	}
-	return &Handler{store: store, opts: opts, kinds: kinds}
+	return &Handler{store: store, opts: opts, kinds: kinds, tracer: newTracer(opts.TracerProvider)}
 }
 
 // Aggregates returns the registered aggregates.

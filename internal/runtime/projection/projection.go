@@ -26,6 +26,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-es/strata/internal/runtime/aggregates"
 	"github.com/strata-es/strata/internal/store/eventstore"
@@ -70,6 +71,8 @@ type Options struct {
 	Connect func(context.Context) (*pgx.Conn, error)
 	// Leadership configures the competition for leadership when Connect is set.
 	Leadership leader.Options
+	// TracerProvider makes a span per batch applied (trace.go); nil: the global one.
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {
@@ -98,11 +101,12 @@ type Runner struct {
 	wake       map[string]chan struct{}
 	idleMu     sync.Mutex
 	idleMoved  map[string]time.Time // checkpoint → its last idle move
+	tracer     trace.Tracer
 }
 
 // NewRunner returns a Runner for projectors on pool.
 func NewRunner(pool *pgxpool.Pool, store *eventstore.Store, projectors []Projector, opts Options, logger *slog.Logger) *Runner {
-	r := &Runner{pool: pool, store: store, projectors: projectors, opts: opts.withDefaults(), logger: logger, wake: map[string]chan struct{}{}, idleMoved: map[string]time.Time{}}
+	r := &Runner{pool: pool, store: store, projectors: projectors, opts: opts.withDefaults(), logger: logger, wake: map[string]chan struct{}{}, idleMoved: map[string]time.Time{}, tracer: newTracer(opts.TracerProvider)}
 	for _, p := range projectors {
 		r.wake[p.Name()] = make(chan struct{}, 1)
 	}
@@ -235,6 +239,7 @@ func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string
 		at   string
 		xmin uint64
 	)
+	start := time.Now() // of the batch's span, which starts once there is something to apply
 	if err := r.pool.QueryRow(ctx, pgsql.CheckpointsReadWithHorizon, checkpoint).Scan(&at, &xmin); err != nil {
 		return 0, false, fmt.Errorf("read checkpoint %s: %w", checkpoint, err)
 	}
@@ -259,6 +264,7 @@ func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string
 		}
 		return 0, true, nil
 	}
+	ctx, span := r.startBatch(ctx, p, checkpoint, len(b.events), start)
 	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		now, err := lockCheckpoint(ctx, tx, checkpoint)
 		if err != nil || now != after {
@@ -267,6 +273,7 @@ func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string
 		applied, caughtUp, err = r.apply(ctx, tx, p, checkpoint, table, b)
 		return err
 	})
+	endBatch(span, applied, err)
 	return applied, caughtUp, err
 }
 
@@ -281,7 +288,13 @@ func (r *Runner) stepInTx(ctx context.Context, tx pgx.Tx, p Projector, checkpoin
 	if err != nil {
 		return 0, false, err
 	}
-	return r.apply(ctx, tx, p, checkpoint, table, b)
+	if len(b.events) == 0 {
+		return r.apply(ctx, tx, p, checkpoint, table, b) // moves the checkpoint to the horizon
+	}
+	ctx, span := r.startBatch(ctx, p, checkpoint, len(b.events), time.Now())
+	applied, caughtUp, err := r.apply(ctx, tx, p, checkpoint, table, b)
+	endBatch(span, applied, err)
+	return applied, caughtUp, err
 }
 
 // lockCheckpoint takes checkpoint's lock in tx and reads it under the lock. The lock takes no

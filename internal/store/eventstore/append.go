@@ -89,12 +89,14 @@ func appendSQL(e ExpectedVersion, n int) string {
 //
 // Append takes no global lock and sends no notification: appends to different streams run in
 // parallel, appends to one stream take turns.
-func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (AppendResult, error) {
+func (s *Store) Append(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (res AppendResult, err error) {
+	ctx, span := s.startAppend(ctx, []StreamAppend{{StreamID: streamID, Events: events}})
+	defer func() { endAppend(span, []AppendResult{res}, err) }()
 	if s.opts.Observer == nil {
 		return s.appendEvents(ctx, streamID, expected, events)
 	}
 	start := time.Now()
-	res, err := s.appendEvents(ctx, streamID, expected, events)
+	res, err = s.appendEvents(ctx, streamID, expected, events)
 	s.opts.Observer.Appended(written(res), time.Since(start), err)
 	return res, err
 }

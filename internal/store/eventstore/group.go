@@ -219,6 +219,9 @@ func (s *Store) writeBatch(batch []*pending) {
 	// The batch's work is cancelled when every caller in it has given up, and bounded anyway.
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
+	ctx, span := s.startGroup(ctx, batch)
+	var spanErr error
+	defer func() { endSpan(span, spanErr) }()
 	var waiting atomic.Int32
 	waiting.Store(int32(len(batch))) //nolint:gosec // at most GroupMaxEvents
 	for _, p := range batch {
@@ -231,6 +234,7 @@ func (s *Store) writeBatch(batch []*pending) {
 	}
 	waves := splitWaves(batch)
 	rows, err := s.runBatch(ctx, batch, waves)
+	spanErr = err
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && !IsUnavailable(err):

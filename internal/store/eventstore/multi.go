@@ -34,12 +34,14 @@ type StreamAppend struct {
 // one user at a time (a claim stream per address, written together with the user's stream).
 // Repeating an AppendMulti that succeeded succeeds again without writing, when every part with
 // events repeats its earlier append.
-func (s *Store) AppendMulti(ctx context.Context, parts []StreamAppend) ([]AppendResult, error) {
+func (s *Store) AppendMulti(ctx context.Context, parts []StreamAppend) (results []AppendResult, err error) {
+	ctx, span := s.startAppend(ctx, parts)
+	defer func() { endAppend(span, results, err) }()
 	if s.opts.Observer == nil {
 		return s.appendMulti(ctx, parts)
 	}
 	start := time.Now()
-	results, err := s.appendMulti(ctx, parts)
+	results, err = s.appendMulti(ctx, parts)
 	n := 0
 	for _, res := range results {
 		n += written(res)

@@ -228,13 +228,14 @@ func (s *Store) Forget(ctx context.Context, subject string, streams ...string) e
 // ForgetAndAppend is Forget and AppendMulti(parts) in one transaction (never a group commit):
 // the events that record the forgetting become visible exactly when the key is gone, so no
 // reader sees them with the subject's data in the clear, and a crash leaves both or neither.
-func (s *Store) ForgetAndAppend(ctx context.Context, subject string, streams []string, parts []StreamAppend) ([]AppendResult, error) {
+func (s *Store) ForgetAndAppend(ctx context.Context, subject string, streams []string, parts []StreamAppend) (results []AppendResult, err error) {
 	if err := validateName("subject", subject, MaxStreamIDLen); err != nil {
 		return nil, err
 	}
+	ctx, span := s.startAppend(ctx, parts)
+	defer func() { endAppend(span, results, err) }()
 	start := time.Now()
 	inputs, err := s.prepareMulti(parts)
-	var results []AppendResult
 	if err == nil {
 		results, err = s.appendMultiTx(ctx, parts, inputs, func(tx pgx.Tx) error {
 			if err := forgetInTx(ctx, tx, subject, streams); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Default limits; see Options.
@@ -51,6 +52,9 @@ type Options struct {
 	GroupMaxEvents int
 	GroupMaxBytes  int
 	GroupWriters   int
+	// TracerProvider makes the spans of appends and group commits (trace.go); nil: the global
+	// one, a no-op unless the process set one.
+	TracerProvider trace.TracerProvider
 }
 
 // Observer is told of the store's work as it finishes, on the caller's goroutine: it must not
@@ -92,6 +96,7 @@ type Store struct {
 	upcasters map[upcastKey]Upcaster
 	personal  personalIndex
 	group     groupCommit
+	tracer    trace.Tracer
 }
 
 // ConfigurePool sets what the store relies on in every connection of a pool it will be given:
@@ -105,7 +110,7 @@ func ConfigurePool(cfg *pgxpool.Config) {
 // New returns a Store on pool, whose database must be migrated (package migrations) and whose
 // configuration went through ConfigurePool.
 func New(pool *pgxpool.Pool, opts Options) *Store {
-	return &Store{pool: pool, opts: opts.withDefaults(), upcasters: indexUpcasters(opts.Upcasters), personal: indexPersonal(opts.Personal)}
+	return &Store{pool: pool, opts: opts.withDefaults(), upcasters: indexUpcasters(opts.Upcasters), personal: indexPersonal(opts.Personal), tracer: newTracer(opts.TracerProvider)}
 }
 
 // EventData is an event to append.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/platform/telemetry"
 )
 
 // ErrUsage marks a command line that could not be understood; what was wrong has been printed.
@@ -49,11 +50,12 @@ func Parse(env *Env, name string, args []string, register func(*config.Config, *
 	return cfg, fs, nil
 }
 
-// NewLogger is the logger cfg asks for (--log-level, --log-format), writing to w.
+// NewLogger is the logger cfg asks for (--log-level, --log-format), writing to w. A line logged
+// with a context inside a trace carries its trace_id and span_id.
 func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts)))
 }
