@@ -61,8 +61,8 @@ const (
 	codeAfterUnsettled  = "SC002"
 )
 
-// validateQuery checks a query's items and says where its values go.
-func validateQuery(field string, q Query) error {
+// ValidateQuery checks a query's items: bounded lists of names; field names it in errors.
+func ValidateQuery(field string, q Query) error {
 	if len(q.Items) > MaxQueryItems {
 		return &ValidationError{Field: field + ".items", Reason: fmt.Sprintf("%d items, the limit is %d", len(q.Items), MaxQueryItems)}
 	}
@@ -160,7 +160,7 @@ func (s *Store) ReadQuery(ctx context.Context, q Query, after Position, limit in
 	if err := s.checkMax(limit); err != nil {
 		return nil, err
 	}
-	if err := validateQuery("query", q); err != nil {
+	if err := ValidateQuery("query", q); err != nil {
 		return nil, err
 	}
 	if len(q.Items) == 0 {
@@ -222,7 +222,7 @@ func (s *Store) AppendMultiIf(ctx context.Context, parts []StreamAppend, cond *C
 }
 
 func (s *Store) appendConditional(ctx context.Context, parts []StreamAppend, cond Condition) ([]AppendResult, error) {
-	if err := validateQuery("condition.failIfEventsMatch", cond.FailIfEventsMatch); err != nil {
+	if err := ValidateQuery("condition.failIfEventsMatch", cond.FailIfEventsMatch); err != nil {
 		return nil, err
 	}
 	inputs, err := s.prepareMulti(parts)
