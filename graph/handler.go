@@ -160,7 +160,7 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 		presented.Extensions["code"] = CodeNotFound
 	case errors.Is(err, domain.ErrBadMoney):
 		presented.Extensions["code"] = CodeBadUserInput
-	case errors.Is(err, projection.ErrConsistencyTimeout), errors.Is(err, eventstore.ErrAsOfUnsettled):
+	case errors.Is(err, projection.ErrConsistencyTimeout), errors.Is(err, eventstore.ErrAsOfUnsettled), errors.Is(err, eventstore.ErrHeldBack):
 		presented.Extensions["code"] = CodeConsistencyTimeout
 	case errors.Is(err, errLimit):
 		presented.Extensions["code"] = CodeLimitExceeded

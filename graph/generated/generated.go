@@ -87,6 +87,7 @@ type ComplexityRoot struct {
 		Data          func(childComplexity int) int
 		SchemaVersion func(childComplexity int) int
 		StreamID      func(childComplexity int) int
+		Tags          func(childComplexity int) int
 		Type          func(childComplexity int) int
 		Version       func(childComplexity int) int
 	}
@@ -625,6 +626,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CommandEvent.StreamID(childComplexity), true
+	case "CommandEvent.tags":
+		if e.ComplexityRoot.CommandEvent.Tags == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommandEvent.Tags(childComplexity), true
 	case "CommandEvent.type":
 		if e.ComplexityRoot.CommandEvent.Type == nil {
 			break
@@ -2321,6 +2328,8 @@ type CommandEvent {
   type: String!
   schemaVersion: Int!
   data: JSON!
+  "Its tags: what it is about, such as the hashed email address a registration takes (docs/consistency.md)."
+  tags: [String!]!
 }
 
 type UserResult {
@@ -2328,7 +2337,7 @@ type UserResult {
   user: User!
   "The position of the event written: consistentWith for a later query. Empty in a dry run."
   position: String!
-  "The events appended, in every stream the command wrote (the user's, and email claims), or that a dry run would append."
+  "The events appended, in every stream the command wrote, or that a dry run would append."
   events: [CommandEvent!]!
   "True when nothing was written: the mutation was asked with dryRun: true."
   dryRun: Boolean!
@@ -2822,6 +2831,8 @@ func (ec *executionContext) childFields_CommandEvent(ctx context.Context, field 
 		return ec.fieldContext_CommandEvent_schemaVersion(ctx, field)
 	case "data":
 		return ec.fieldContext_CommandEvent_data(ctx, field)
+	case "tags":
+		return ec.fieldContext_CommandEvent_tags(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CommandEvent", field.Name)
 }
@@ -5546,6 +5557,29 @@ func (ec *executionContext) _CommandEvent_data(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_CommandEvent_data(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CommandEvent", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _CommandEvent_tags(ctx context.Context, field graphql.CollectedField, obj *model.CommandEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommandEvent_tags(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tags, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommandEvent_tags(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommandEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
@@ -12626,6 +12660,11 @@ func (ec *executionContext) _CommandEvent(ctx context.Context, sel ast.Selection
 			}
 		case "data":
 			out.Values[i] = ec._CommandEvent_data(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tags":
+			out.Values[i] = ec._CommandEvent_tags(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

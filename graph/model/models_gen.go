@@ -83,6 +83,8 @@ type CommandEvent struct {
 	Type          string          `json:"type"`
 	SchemaVersion int             `json:"schemaVersion"`
 	Data          json.RawMessage `json:"data"`
+	// Its tags: what it is about, such as the hashed email address a registration takes (docs/consistency.md).
+	Tags []string `json:"tags"`
 }
 
 // An event as stored: immutable.
@@ -430,7 +432,7 @@ type UserResult struct {
 	User *User `json:"user"`
 	// The position of the event written: consistentWith for a later query. Empty in a dry run.
 	Position string `json:"position"`
-	// The events appended, in every stream the command wrote (the user's, and email claims), or that a dry run would append.
+	// The events appended, in every stream the command wrote, or that a dry run would append.
 	Events []*CommandEvent `json:"events"`
 	// True when nothing was written: the mutation was asked with dryRun: true.
 	DryRun bool `json:"dryRun"`

@@ -39,6 +39,10 @@ type Condition struct {
 	After             Position
 }
 
+// ErrHeldBack says that reads did not show a committed event within the time a writer waited:
+// a transaction that runs long holds them back (HeldBackBy names it). Retrying later is safe.
+var ErrHeldBack = errors.New("reads are held back by a transaction that runs long")
+
 // ErrConditionFailed is matched (errors.Is) by every *ConditionFailedError.
 var ErrConditionFailed = errors.New("append condition failed")
 
@@ -181,6 +185,28 @@ func (s *Store) ReadQuery(ctx context.Context, q Query, after Position, limit in
 	}
 	s.read(len(events))
 	return events, nil
+}
+
+// LastMatch returns the position of the last committed event that matches q, whether reads
+// show it yet or not (ok is false when none does). Reads stop below transactions still running
+// (ReadAll): a writer that must decide from every committed event waits until reads show this
+// one (WaitReadable) before it reads.
+func (s *Store) LastMatch(ctx context.Context, q Query) (pos Position, ok bool, err error) {
+	if err := ValidateQuery("query", q); err != nil {
+		return Position{}, false, err
+	}
+	if len(q.Items) == 0 {
+		return Position{}, false, nil
+	}
+	items, values := q.shape()
+	err = s.pool.QueryRow(ctx, pgsql.EventstoreLastMatch(items), values...).Scan(&pos.tx, &pos.seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Position{}, false, nil
+	}
+	if err != nil {
+		return Position{}, false, fmt.Errorf("last match: %w", err)
+	}
+	return pos, true, nil
 }
 
 // AppendIf is Append under a condition: it writes nothing, and returns a *ConditionFailedError,

@@ -76,3 +76,14 @@ FROM (
 	LIMIT 1
 ) AS m`
 }
+
+// EventstoreLastMatch is the position ($1 transaction id, $2 position) of the last committed
+// event that matches a query, below the horizon or not; no row when none does. The items'
+// values from $1 on.
+func EventstoreLastMatch(items []MatchItem) string {
+	cond, _ := match(items, 1)
+	return `SELECT e.transaction_id, e.position FROM events e
+WHERE ` + cond + `
+ORDER BY e.transaction_id DESC, e.position DESC
+LIMIT 1`
+}
