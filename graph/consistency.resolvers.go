@@ -23,6 +23,9 @@ func (r *mutationResolver) AppendEventsToStreams(ctx context.Context, writes []*
 		if err != nil {
 			return nil, inWrite(i, err)
 		}
+		if err := r.svc().CheckEventsNotOwned("events", data); err != nil {
+			return nil, inWrite(i, err)
+		}
 		parts[i] = eventstore.StreamAppend{StreamID: w.StreamID, Expected: eventstore.Any(), Events: data}
 		if w.ExpectedVersion != nil {
 			parts[i].Expected = eventstore.Exactly(int64(*w.ExpectedVersion))

@@ -36,6 +36,9 @@ func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, ev
 	if err != nil {
 		return nil, err
 	}
+	if err := r.svc().CheckEventsNotOwned("events", data); err != nil {
+		return nil, err
+	}
 	expected := eventstore.Any()
 	if expectedVersion != nil {
 		expected = eventstore.Exactly(int64(*expectedVersion))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -558,5 +559,150 @@ func TestEventsQueryMatchesAllEvents(t *testing.T) {
 		if err != nil || r.code() != "BAD_USER_INPUT" {
 			t.Errorf("%s: %v %+v, want BAD_USER_INPUT", name, err, r.Errors)
 		}
+	}
+}
+
+// The built-in rules on tags and conditions, through the API: one user per address, and a
+// product's stock reserved by orders, never below 0, given back by cancellations.
+func TestEmailAndStockRulesThroughTheAPI(t *testing.T) {
+	url := dbtest.URL(t)
+	srv := startServeOn(t, url)
+	d := dcbTarget{addrs: []string{srv.addr}, client: http.DefaultClient}
+	ctx := t.Context()
+
+	// 20 registrations of one address at once: exactly one user.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	registered, taken := 0, 0
+	var customer string
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := d.post(ctx, i, registerM, map[string]any{"n": fmt.Sprintf("Racer %d", i), "e": "race@example.com"})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.Error(err)
+			case len(r.Errors) == 0:
+				registered++
+				var u userOut
+				if err := json.Unmarshal(r.Data["registerUser"], &u); err != nil {
+					t.Error(err)
+				}
+				customer = u.User.ID
+			case r.code() == "INVARIANT_VIOLATION" && r.rule() == "email-unique":
+				taken++
+			default:
+				t.Errorf("registration %d: %+v", i, r.Errors)
+			}
+		}()
+	}
+	wg.Wait()
+	if registered != 1 || taken != 19 {
+		t.Fatalf("%d registered, %d refused as taken; want 1 and 19", registered, taken)
+	}
+
+	// A product with 10 in stock, and 40 orders of one unit at once.
+	var p productOut
+	d.must(t, createProductM, map[string]any{"sku": "STOCK-1", "n": "Lamp", "p": "10.00", "s": 10}, "createProduct", &p)
+	lamp := p.Product.ID
+	var orders []string
+	outOfStock := 0
+	last := p.Position
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Half of them spell the SKU in another case: one SKU.
+			sku := "STOCK-1"
+			if i%2 == 1 {
+				sku = "stock-1"
+			}
+			r, err := d.post(ctx, i, createM, map[string]any{"c": customer, "items": items(sku, 1, "10.00")})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.Error(err)
+			case len(r.Errors) == 0:
+				var o orderOut
+				if err := json.Unmarshal(r.Data["createOrder"], &o); err != nil {
+					t.Error(err)
+				}
+				orders = append(orders, o.Order.ID)
+				if o.Position > last {
+					last = o.Position
+				}
+			case r.code() == "INVARIANT_VIOLATION" && r.rule() == "out-of-stock":
+				outOfStock++
+			default:
+				t.Errorf("order %d: %+v", i, r.Errors)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(orders) != 10 || outOfStock != 30 {
+		t.Fatalf("%d orders, %d refused as out of stock; want 10 and 30", len(orders), outOfStock)
+	}
+	stock := func(at string) int {
+		t.Helper()
+		var got struct{ Stock int }
+		d.must(t, `query($id: ID!, $p: String) { product(id: $id, consistentWith: $p) { stock } }`, map[string]any{"id": lamp, "p": at}, "product", &got)
+		return got.Stock
+	}
+	if s := stock(last); s != 0 {
+		t.Errorf("stock after 10 orders: %d, want 0", s)
+	}
+	// Stock reserved per product in the log: the product's own stream says so too.
+	page, _ := d.settledRead(t, queryOf(item([]string{"StockReserved"})), 10)
+	if len(page.Edges) != 10 {
+		t.Errorf("%d StockReserved events, want 10", len(page.Edges))
+	}
+
+	// Cancelling three gives three back.
+	for _, id := range orders[:3] {
+		var o orderOut
+		d.must(t, cancelM, map[string]any{"id": id, "r": "changed my mind"}, "cancelOrder", &o)
+		last = o.Position
+	}
+	if s := stock(last); s != 3 {
+		t.Errorf("stock after 3 cancellations: %d, want 3", s)
+	}
+
+	// A discontinued product's SKU is refused; an unknown SKU is taken as before.
+	d.must(t, createProductM, map[string]any{"sku": "GONE-1", "n": "Old", "p": "1.00", "s": 5}, "createProduct", &p)
+	gone := p.Product.ID
+	d.must(t, discontinueProdM, map[string]any{"id": gone}, "discontinueProduct", &p)
+	r, err := d.post(ctx, 0, createM, map[string]any{"c": customer, "items": items("gone-1", 1, "1.00")})
+	if err != nil || r.code() != "INVARIANT_VIOLATION" || r.rule() != "product-active" {
+		t.Errorf("an order of a discontinued product: %v %+v, want product-active", err, r.Errors)
+	}
+	var o orderOut
+	d.must(t, createM, map[string]any{"c": customer, "items": items("NOBODYS-SKU", 2, "1.00")}, "createOrder", &o)
+	if o.Order.Status != "PENDING" {
+		t.Errorf("an order of an unknown SKU: %+v", o)
+	}
+
+	// Nobody writes the aggregates' events or tags around their commands: a forged reservation,
+	// a tag that would hold an address or a SKU.
+	for name, e := range map[string]map[string]any{
+		"an aggregate's event type": tagEvent("StockReserved"),
+		"an address's tag":          tagEvent("Noted", "email:"+strings.Repeat("a", 64)),
+		"a SKU's tag":               tagEvent("Noted", "productsku:"+strings.Repeat("b", 64)),
+	} {
+		r, err := d.post(ctx, 0, appendIfM, map[string]any{"s": "forged-1", "e": []any{e}})
+		if err != nil || r.code() != "BAD_USER_INPUT" {
+			t.Errorf("appendEvents with %s: %v %+v, want BAD_USER_INPUT", name, err, r.Errors)
+		}
+		r, err = d.post(ctx, 0, multiM, map[string]any{"w": []any{map[string]any{"streamId": "forged-2", "events": []any{e}}}})
+		if err != nil || r.code() != "BAD_USER_INPUT" {
+			t.Errorf("appendEventsToStreams with %s: %v %+v, want BAD_USER_INPUT", name, err, r.Errors)
+		}
+	}
+	r, err = d.post(ctx, 0, appendIfM, map[string]any{"s": "free-1", "e": []any{tagEvent("Noted", "emails:1", "product:1")}})
+	if err != nil || len(r.Errors) > 0 {
+		t.Errorf("tags of no aggregate's categories: %v %+v", err, r.Errors)
 	}
 }

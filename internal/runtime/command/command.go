@@ -67,7 +67,7 @@ type Planned struct {
 }
 
 // commit appends parts, or in a dry run only lists what it would append. It returns the events
-// and the position of the first part's last event (zero in a dry run). When subject is not
+// and the position of the last event written (zero in a dry run). When subject is not
 // empty it also forgets the subject in the append's transaction (eventstore.ForgetAndAppend),
 // deleting the snapshots of the first part's stream.
 func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend, subject string, cond *eventstore.Condition) ([]Planned, eventstore.Position, error) {
@@ -131,7 +131,15 @@ func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend, s
 			planned = append(planned, Planned{StreamID: e.StreamID, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data, Tags: e.Tags})
 		}
 	}
-	return planned, res[0].Position, nil
+	// The position of the write's last event, in whichever stream: consistentWith on it waits
+	// for everything the command wrote (the stock an order reserved, say).
+	last := res[0].Position
+	for _, r := range res[1:] {
+		if len(r.Events) > 0 && r.Position.Compare(last) > 0 {
+			last = r.Position
+		}
+	}
+	return planned, last, nil
 }
 
 // New returns a Handler on store.

@@ -42,7 +42,7 @@ func (h *Handler) UserHistory(ctx context.Context, id string) ([]Step[user.State
 // EmailCategory is the category of email addresses among held values (values.go): an event
 // that gives a user an address carries ValueTag(EmailCategory, the normalised address), one
 // that frees it ReleasedTag(...). The tags hold a hash of the address, never the address.
-const EmailCategory = "email"
+const EmailCategory = user.EmailTagCategory
 
 // emailValue is an address as a held value, with its claim stream of old.
 func emailValue(email string) value {
