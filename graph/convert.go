@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -19,7 +20,10 @@ func toEvent(e eventstore.RecordedEvent) *model.Event {
 		ID: e.ID.String(), StreamID: e.StreamID, Version: int(e.Version), Position: e.Position.String(),
 		Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: e.Metadata, RecordedAt: e.RecordedAt,
 		Raw:      &model.StoredPayload{SchemaVersion: e.SchemaVersion, Data: e.Data},
-		Redacted: append([]string{}, e.Redacted...),
+		Redacted: append([]string{}, e.Redacted...), Tags: e.Tags,
+	}
+	if out.Tags == nil {
+		out.Tags = []string{}
 	}
 	if e.Stored != nil {
 		out.Raw = &model.StoredPayload{SchemaVersion: e.Stored.SchemaVersion, Data: e.Stored.Data}
@@ -74,7 +78,7 @@ func (r *Resolver) pageSizeDefault(ctx context.Context, first *int, def int) (in
 func toEventData(in []*model.EventInput) ([]eventstore.EventData, error) {
 	out := make([]eventstore.EventData, len(in))
 	for i, e := range in {
-		out[i] = eventstore.EventData{Type: e.Type, Data: e.Data, Metadata: e.Metadata}
+		out[i] = eventstore.EventData{Type: e.Type, Data: e.Data, Metadata: e.Metadata, Tags: e.Tags}
 		if e.ID != nil {
 			id, err := uuid.Parse(*e.ID)
 			if err != nil {
@@ -100,4 +104,38 @@ func argGiven(ctx context.Context, name string) bool {
 		return false
 	}
 	return fc.Field.Arguments.ForName(name) != nil
+}
+
+// toQuery is a query of the log as the store takes it.
+func toQuery(q *model.EventQueryInput) eventstore.Query {
+	out := eventstore.Query{Items: make([]eventstore.QueryItem, len(q.Items))}
+	for i, it := range q.Items {
+		out.Items[i] = eventstore.QueryItem{Types: it.Types, Tags: it.Tags}
+	}
+	return out
+}
+
+// toCondition is an append's condition as the store takes it; nil for none.
+func toCondition(c *model.AppendConditionInput) (*eventstore.Condition, error) {
+	if c == nil {
+		return nil, nil
+	}
+	out := &eventstore.Condition{FailIfEventsMatch: toQuery(c.FailIfEventsMatch)}
+	if c.After != nil {
+		p, err := eventstore.ParsePosition(*c.After)
+		if err != nil {
+			return nil, &eventstore.ValidationError{Field: "condition.after", Reason: fmt.Sprintf("%q is not a position this store handed out", *c.After)}
+		}
+		out.After = p
+	}
+	return out, nil
+}
+
+// inWrite puts a field error of write i in the writes list.
+func inWrite(i int, err error) error {
+	var v *eventstore.ValidationError
+	if errors.As(err, &v) {
+		return &eventstore.ValidationError{Field: fmt.Sprintf("writes[%d].%s", i, v.Field), Reason: v.Reason}
+	}
+	return err
 }

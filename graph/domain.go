@@ -43,7 +43,7 @@ func orderResult(res command.OrderResult, err error) (*model.OrderResult, error)
 func toCommandEvents(in []command.Planned) []*model.CommandEvent {
 	out := make([]*model.CommandEvent, len(in))
 	for i, e := range in {
-		out[i] = &model.CommandEvent{StreamID: e.StreamID, Version: int(e.Version), Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data}
+		out[i] = &model.CommandEvent{StreamID: e.StreamID, Version: int(e.Version), Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Tags: append([]string{}, e.Tags...)}
 	}
 	return out
 }

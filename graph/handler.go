@@ -29,9 +29,12 @@ const (
 	CodeBadUserInput         = "BAD_USER_INPUT"
 	CodeNotFound             = "NOT_FOUND"
 	CodeWrongExpectedVersion = "WRONG_EXPECTED_VERSION"
-	CodeInvariantViolation   = "INVARIANT_VIOLATION"
-	CodeConsistencyTimeout   = "CONSISTENCY_TIMEOUT"
-	CodeRebuildInProgress    = "REBUILD_IN_PROGRESS"
+	// CodeAppendConditionFailed: an event matching an append's condition lies after its read
+	// position; extensions.position is one such event's. Nothing was written.
+	CodeAppendConditionFailed = "APPEND_CONDITION_FAILED"
+	CodeInvariantViolation    = "INVARIANT_VIOLATION"
+	CodeConsistencyTimeout    = "CONSISTENCY_TIMEOUT"
+	CodeRebuildInProgress     = "REBUILD_IN_PROGRESS"
 	// CodeStreamDeleted: the stream was deleted (deleteStream); extensions.version is its
 	// tombstone's version.
 	CodeStreamDeleted = "STREAM_DELETED"
@@ -159,7 +162,11 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 	var broken *domain.InvariantError
 	var deleted *eventstore.StreamDeletedError
 	var truncated *eventstore.TruncatedError
+	var failed *eventstore.ConditionFailedError
 	switch {
+	case errors.As(err, &failed):
+		presented.Extensions["code"] = CodeAppendConditionFailed
+		presented.Extensions["position"] = failed.Position.String()
 	case errors.As(err, &broken):
 		presented.Extensions["code"] = CodeInvariantViolation
 		presented.Extensions["rule"] = broken.Rule
@@ -173,7 +180,7 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 		presented.Extensions["code"] = CodeNotFound
 	case errors.Is(err, domain.ErrBadMoney):
 		presented.Extensions["code"] = CodeBadUserInput
-	case errors.Is(err, projection.ErrConsistencyTimeout), errors.Is(err, eventstore.ErrAsOfUnsettled):
+	case errors.Is(err, projection.ErrConsistencyTimeout), errors.Is(err, eventstore.ErrAsOfUnsettled), errors.Is(err, eventstore.ErrHeldBack):
 		presented.Extensions["code"] = CodeConsistencyTimeout
 	case errors.Is(err, errLimit):
 		presented.Extensions["code"] = CodeLimitExceeded
@@ -199,6 +206,7 @@ func presentError(ctx context.Context, err error, logger *slog.Logger) *gqlerror
 		presented.Extensions["code"] = CodeRebuildInProgress
 	case errors.As(err, &wrong):
 		presented.Extensions["code"] = CodeWrongExpectedVersion
+		presented.Extensions["streamId"] = wrong.StreamID
 		presented.Extensions["actualVersion"] = wrong.Actual
 		presented.Extensions["expectedVersion"] = wrong.Expected
 	case errors.Is(err, eventstore.ErrInvalidInput), errors.Is(err, eventstore.ErrDuplicateEventID):

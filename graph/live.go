@@ -27,7 +27,7 @@ const (
 )
 
 // subscribeEvents is Subscription.events.
-func (r *Resolver) subscribeEvents(ctx context.Context, after, streamID, category *string, types []string) (<-chan *model.Event, error) {
+func (r *Resolver) subscribeEvents(ctx context.Context, after, streamID, category *string, types []string, query *model.EventQueryInput) (<-chan *model.Event, error) {
 	var f hub.Filter
 	if streamID != nil {
 		f.StreamID = *streamID
@@ -36,6 +36,13 @@ func (r *Resolver) subscribeEvents(ctx context.Context, after, streamID, categor
 		f.Category = *category
 	}
 	f.Types = types
+	if query != nil {
+		q := toQuery(query)
+		if err := eventstore.ValidateQuery("query", q); err != nil {
+			return nil, err
+		}
+		f.Query = &q
+	}
 	if err := checkFilter(f); err != nil {
 		return nil, err
 	}

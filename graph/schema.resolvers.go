@@ -28,7 +28,7 @@ func (r *aggregateStateResolver) History(ctx context.Context, obj *model.Aggrega
 }
 
 // AppendEvents is the resolver for the appendEvents field.
-func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error) {
+func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int, condition *model.AppendConditionInput) (*model.AppendResult, error) {
 	if err := r.svc().CheckNotOwned(streamID); err != nil {
 		return nil, err
 	}
@@ -36,11 +36,23 @@ func (r *mutationResolver) AppendEvents(ctx context.Context, streamID string, ev
 	if err != nil {
 		return nil, err
 	}
+	if err := r.svc().CheckEventsNotOwned("events", data); err != nil {
+		return nil, err
+	}
 	expected := eventstore.Any()
 	if expectedVersion != nil {
 		expected = eventstore.Exactly(int64(*expectedVersion))
 	}
-	res, err := r.Store.Append(ctx, streamID, expected, data)
+	cond, err := toCondition(condition)
+	if err != nil {
+		return nil, err
+	}
+	var res eventstore.AppendResult
+	if cond != nil {
+		res, err = r.Store.AppendIf(ctx, streamID, expected, data, *cond)
+	} else {
+		res, err = r.Store.Append(ctx, streamID, expected, data)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -383,8 +395,8 @@ func (r *streamResolver) Events(ctx context.Context, obj *model.Stream, fromVers
 }
 
 // Events is the resolver for the events field.
-func (r *subscriptionResolver) Events(ctx context.Context, after *string, streamID *string, category *string, types []string) (<-chan *model.Event, error) {
-	return r.subscribeEvents(ctx, after, streamID, category, types)
+func (r *subscriptionResolver) Events(ctx context.Context, after *string, streamID *string, category *string, types []string, query *model.EventQueryInput) (<-chan *model.Event, error) {
+	return r.subscribeEvents(ctx, after, streamID, category, types, query)
 }
 
 // Order is the resolver for the order field.

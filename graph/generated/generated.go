@@ -87,6 +87,7 @@ type ComplexityRoot struct {
 		Data          func(childComplexity int) int
 		SchemaVersion func(childComplexity int) int
 		StreamID      func(childComplexity int) int
+		Tags          func(childComplexity int) int
 		Type          func(childComplexity int) int
 		Version       func(childComplexity int) int
 	}
@@ -101,6 +102,7 @@ type ComplexityRoot struct {
 		Redacted      func(childComplexity int) int
 		SchemaVersion func(childComplexity int) int
 		StreamID      func(childComplexity int) int
+		Tags          func(childComplexity int) int
 		Type          func(childComplexity int) int
 		UpcastError   func(childComplexity int) int
 		Version       func(childComplexity int) int
@@ -139,25 +141,31 @@ type ComplexityRoot struct {
 		Field  func(childComplexity int) int
 	}
 
+	MultiAppendResult struct {
+		Position func(childComplexity int) int
+		Results  func(childComplexity int) int
+	}
+
 	Mutation struct {
-		AppendEvents       func(childComplexity int, streamID string, events []*model.EventInput, expectedVersion *int) int
-		CancelOrder        func(childComplexity int, id string, reason string, expectedVersion *int, dryRun *bool) int
-		ChangeProductPrice func(childComplexity int, id string, price domain.Money, expectedVersion *int, dryRun *bool) int
-		ChangeUserEmail    func(childComplexity int, id string, email string, expectedVersion *int, dryRun *bool) int
-		CreateOrder        func(childComplexity int, customerID string, items []*model.OrderItemInput, dryRun *bool) int
-		CreateProduct      func(childComplexity int, sku string, name string, price domain.Money, stock int, dryRun *bool) int
-		DeactivateUser     func(childComplexity int, id string, expectedVersion *int, dryRun *bool) int
-		DeleteStream       func(childComplexity int, streamID string, expectedVersion *int) int
-		DiscontinueProduct func(childComplexity int, id string, expectedVersion *int, dryRun *bool) int
-		ForgetUser         func(childComplexity int, id string, dryRun *bool) int
-		PayOrder           func(childComplexity int, id string, amount domain.Money, expectedVersion *int, dryRun *bool) int
-		RebuildProjection  func(childComplexity int, name string) int
-		RegisterUser       func(childComplexity int, name string, email string, dryRun *bool) int
-		RenameProduct      func(childComplexity int, id string, name string, expectedVersion *int, dryRun *bool) int
-		RenameUser         func(childComplexity int, id string, name string, expectedVersion *int, dryRun *bool) int
-		RestockProduct     func(childComplexity int, id string, quantity int, expectedVersion *int, dryRun *bool) int
-		SetStreamMetadata  func(childComplexity int, streamID string, truncateBefore *int, maxAge *int, maxCount *int) int
-		ShipOrder          func(childComplexity int, id string, carrier string, trackingNumber string, expectedVersion *int, dryRun *bool) int
+		AppendEvents          func(childComplexity int, streamID string, events []*model.EventInput, expectedVersion *int, condition *model.AppendConditionInput) int
+		AppendEventsToStreams func(childComplexity int, writes []*model.StreamWriteInput, condition *model.AppendConditionInput) int
+		CancelOrder           func(childComplexity int, id string, reason string, expectedVersion *int, dryRun *bool) int
+		ChangeProductPrice    func(childComplexity int, id string, price domain.Money, expectedVersion *int, dryRun *bool) int
+		ChangeUserEmail       func(childComplexity int, id string, email string, expectedVersion *int, dryRun *bool) int
+		CreateOrder           func(childComplexity int, customerID string, items []*model.OrderItemInput, dryRun *bool) int
+		CreateProduct         func(childComplexity int, sku string, name string, price domain.Money, stock int, dryRun *bool) int
+		DeactivateUser        func(childComplexity int, id string, expectedVersion *int, dryRun *bool) int
+		DeleteStream          func(childComplexity int, streamID string, expectedVersion *int) int
+		DiscontinueProduct    func(childComplexity int, id string, expectedVersion *int, dryRun *bool) int
+		ForgetUser            func(childComplexity int, id string, dryRun *bool) int
+		PayOrder              func(childComplexity int, id string, amount domain.Money, expectedVersion *int, dryRun *bool) int
+		RebuildProjection     func(childComplexity int, name string) int
+		RegisterUser          func(childComplexity int, name string, email string, dryRun *bool) int
+		RenameProduct         func(childComplexity int, id string, name string, expectedVersion *int, dryRun *bool) int
+		RenameUser            func(childComplexity int, id string, name string, expectedVersion *int, dryRun *bool) int
+		RestockProduct        func(childComplexity int, id string, quantity int, expectedVersion *int, dryRun *bool) int
+		SetStreamMetadata     func(childComplexity int, streamID string, truncateBefore *int, maxAge *int, maxCount *int) int
+		ShipOrder             func(childComplexity int, id string, carrier string, trackingNumber string, expectedVersion *int, dryRun *bool) int
 	}
 
 	Order struct {
@@ -290,6 +298,7 @@ type ComplexityRoot struct {
 		AggregateKinds func(childComplexity int) int
 		AllEvents      func(childComplexity int, first *int, after *string, category *string, types []string) int
 		EventStats     func(childComplexity int, from time.Time, to time.Time, interval model.StatsInterval, category *string, types []string) int
+		Events         func(childComplexity int, query model.EventQueryInput, first *int, after *string) int
 		Order          func(childComplexity int, id string, consistentWith *string, asOf *time.Time, atVersion *int) int
 		OrderStats     func(childComplexity int, from time.Time, to time.Time, consistentWith *string) int
 		Orders         func(childComplexity int, first *int, after *string, status *model.OrderStatus, customerID *string, consistentWith *string, asOf *time.Time) int
@@ -333,7 +342,7 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		Events  func(childComplexity int, after *string, streamID *string, category *string, types []string) int
+		Events  func(childComplexity int, after *string, streamID *string, category *string, types []string, query *model.EventQueryInput) int
 		Order   func(childComplexity int, id string) int
 		Product func(childComplexity int, id string) int
 		User    func(childComplexity int, id string) int
@@ -391,7 +400,7 @@ type AggregateStateResolver interface {
 	History(ctx context.Context, obj *model.AggregateState, first *int, after *string) (*model.AggregateHistoryConnection, error)
 }
 type MutationResolver interface {
-	AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int) (*model.AppendResult, error)
+	AppendEvents(ctx context.Context, streamID string, events []*model.EventInput, expectedVersion *int, condition *model.AppendConditionInput) (*model.AppendResult, error)
 	DeleteStream(ctx context.Context, streamID string, expectedVersion *int) (*model.AppendResult, error)
 	SetStreamMetadata(ctx context.Context, streamID string, truncateBefore *int, maxAge *int, maxCount *int) (*model.Stream, error)
 	RegisterUser(ctx context.Context, name string, email string, dryRun *bool) (*model.UserResult, error)
@@ -404,6 +413,7 @@ type MutationResolver interface {
 	ShipOrder(ctx context.Context, id string, carrier string, trackingNumber string, expectedVersion *int, dryRun *bool) (*model.OrderResult, error)
 	CancelOrder(ctx context.Context, id string, reason string, expectedVersion *int, dryRun *bool) (*model.OrderResult, error)
 	RebuildProjection(ctx context.Context, name string) (*model.Projection, error)
+	AppendEventsToStreams(ctx context.Context, writes []*model.StreamWriteInput, condition *model.AppendConditionInput) (*model.MultiAppendResult, error)
 	CreateProduct(ctx context.Context, sku string, name string, price domain.Money, stock int, dryRun *bool) (*model.ProductResult, error)
 	RenameProduct(ctx context.Context, id string, name string, expectedVersion *int, dryRun *bool) (*model.ProductResult, error)
 	ChangeProductPrice(ctx context.Context, id string, price domain.Money, expectedVersion *int, dryRun *bool) (*model.ProductResult, error)
@@ -431,6 +441,7 @@ type QueryResolver interface {
 	Streams(ctx context.Context, prefix *string, category *string, first *int, after *string) (*model.StreamConnection, error)
 	AggregateKinds(ctx context.Context) ([]*model.AggregateKind, error)
 	Aggregate(ctx context.Context, category string, id string, atVersion *int, asOf *time.Time) (*model.AggregateState, error)
+	Events(ctx context.Context, query model.EventQueryInput, first *int, after *string) (*model.EventConnection, error)
 	Product(ctx context.Context, id string, consistentWith *string, asOf *time.Time, atVersion *int) (*model.Product, error)
 	Products(ctx context.Context, first *int, after *string, status *model.ProductStatus, consistentWith *string, asOf *time.Time) (*model.ProductConnection, error)
 }
@@ -438,7 +449,7 @@ type StreamResolver interface {
 	Events(ctx context.Context, obj *model.Stream, fromVersion *int, first *int, backward *bool) (*model.EventConnection, error)
 }
 type SubscriptionResolver interface {
-	Events(ctx context.Context, after *string, streamID *string, category *string, types []string) (<-chan *model.Event, error)
+	Events(ctx context.Context, after *string, streamID *string, category *string, types []string, query *model.EventQueryInput) (<-chan *model.Event, error)
 	Order(ctx context.Context, id string) (<-chan *model.Order, error)
 	User(ctx context.Context, id string) (<-chan *model.User, error)
 	Product(ctx context.Context, id string) (<-chan *model.Product, error)
@@ -615,6 +626,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CommandEvent.StreamID(childComplexity), true
+	case "CommandEvent.tags":
+		if e.ComplexityRoot.CommandEvent.Tags == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommandEvent.Tags(childComplexity), true
 	case "CommandEvent.type":
 		if e.ComplexityRoot.CommandEvent.Type == nil {
 			break
@@ -682,6 +699,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.StreamID(childComplexity), true
+	case "Event.tags":
+		if e.ComplexityRoot.Event.Tags == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Tags(childComplexity), true
 	case "Event.type":
 		if e.ComplexityRoot.Event.Type == nil {
 			break
@@ -797,6 +820,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FieldChange.Field(childComplexity), true
 
+	case "MultiAppendResult.position":
+		if e.ComplexityRoot.MultiAppendResult.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MultiAppendResult.Position(childComplexity), true
+	case "MultiAppendResult.results":
+		if e.ComplexityRoot.MultiAppendResult.Results == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MultiAppendResult.Results(childComplexity), true
+
 	case "Mutation.appendEvents":
 		if e.ComplexityRoot.Mutation.AppendEvents == nil {
 			break
@@ -807,7 +843,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.AppendEvents(childComplexity, args["streamId"].(string), args["events"].([]*model.EventInput), args["expectedVersion"].(*int)), true
+		return e.ComplexityRoot.Mutation.AppendEvents(childComplexity, args["streamId"].(string), args["events"].([]*model.EventInput), args["expectedVersion"].(*int), args["condition"].(*model.AppendConditionInput)), true
+	case "Mutation.appendEventsToStreams":
+		if e.ComplexityRoot.Mutation.AppendEventsToStreams == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_appendEventsToStreams_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AppendEventsToStreams(childComplexity, args["writes"].([]*model.StreamWriteInput), args["condition"].(*model.AppendConditionInput)), true
 	case "Mutation.cancelOrder":
 		if e.ComplexityRoot.Mutation.CancelOrder == nil {
 			break
@@ -1472,6 +1519,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.EventStats(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["interval"].(model.StatsInterval), args["category"].(*string), args["types"].([]string)), true
+	case "Query.events":
+		if e.ComplexityRoot.Query.Events == nil {
+			break
+		}
+
+		args, err := ec.field_Query_events_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Events(childComplexity, args["query"].(model.EventQueryInput), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.order":
 		if e.ComplexityRoot.Query.Order == nil {
@@ -1689,7 +1747,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.Events(childComplexity, args["after"].(*string), args["streamId"].(*string), args["category"].(*string), args["types"].([]string)), true
+		return e.ComplexityRoot.Subscription.Events(childComplexity, args["after"].(*string), args["streamId"].(*string), args["category"].(*string), args["types"].([]string), args["query"].(*model.EventQueryInput)), true
 	case "Subscription.order":
 		if e.ComplexityRoot.Subscription.Order == nil {
 			break
@@ -1882,8 +1940,12 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AppendConditionInput", ec.unmarshalInputAppendConditionInput),
 			graphql.NewInputUnmarshaler("EventInput", ec.unmarshalInputEventInput),
+			graphql.NewInputUnmarshaler("EventQueryInput", ec.unmarshalInputEventQueryInput),
+			graphql.NewInputUnmarshaler("EventQueryItemInput", ec.unmarshalInputEventQueryItemInput),
 			graphql.NewInputUnmarshaler("OrderItemInput", ec.unmarshalInputOrderItemInput),
+			graphql.NewInputUnmarshaler("StreamWriteInput", ec.unmarshalInputStreamWriteInput),
 		)
 	}
 	first := true
@@ -2021,6 +2083,8 @@ type Event {
   metadata: JSON!
   "When the appending transaction began; events of one append share it."
   recordedAt: Time!
+  "What the event is about, such as product:42 (docs/consistency.md); empty when it has none."
+  tags: [String!]!
   """
   The payload as stored, for audit. data and schemaVersion above are the current shape: reads
   bring old payloads up to date with upcasters, and the stored bytes never change. Personal
@@ -2054,6 +2118,11 @@ input EventInput {
   metadata: JSON
   "The version of the shape of data; 1 when omitted."
   schemaVersion: Int
+  """
+  What the event is about, for queries of the log (events) and conditions of appends: at most 32,
+  each a non-empty string of at most 256 bytes, such as product:42 (docs/consistency.md).
+  """
+  tags: [String!]
 }
 
 type AppendResult {
@@ -2122,8 +2191,11 @@ type Mutation {
   extensions.actualVersion, and nothing is written). A deleted stream refuses appends with
   STREAM_DELETED, except with expectedVersion 0, which recreates it: its versions go on after
   the tombstone, and the events before stay hidden. Event types starting with $ are reserved.
+  With a condition, nothing is written either when an event matching condition.failIfEventsMatch
+  lies after condition.after (APPEND_CONDITION_FAILED, with extensions.position of one such
+  event); docs/consistency.md says when to use which.
   """
-  appendEvents(streamId: String!, events: [EventInput!]!, expectedVersion: Int): AppendResult!
+  appendEvents(streamId: String!, events: [EventInput!]!, expectedVersion: Int, condition: AppendConditionInput): AppendResult!
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -2256,6 +2328,8 @@ type CommandEvent {
   type: String!
   schemaVersion: Int!
   data: JSON!
+  "Its tags: what it is about, such as the hashed email address a registration takes (docs/consistency.md)."
+  tags: [String!]!
 }
 
 type UserResult {
@@ -2263,7 +2337,7 @@ type UserResult {
   user: User!
   "The position of the event written: consistentWith for a later query. Empty in a dry run."
   position: String!
-  "The events appended, in every stream the command wrote (the user's, and email claims), or that a dry run would append."
+  "The events appended, in every stream the command wrote, or that a dry run would append."
   events: [CommandEvent!]!
   "True when nothing was written: the mutation was asked with dryRun: true."
   dryRun: Boolean!
@@ -2371,9 +2445,10 @@ type Subscription {
   Events in the global order. With after, every matching event after that position comes first
   from the log (catch-up), then new ones as they are appended, with no gap and no duplicate at
   the hand-over; a client that reconnects with the position of the last event it received misses
-  nothing and sees nothing twice. Without after, only events appended from now on.
+  nothing and sees nothing twice. Without after, only events appended from now on. query keeps
+  only the events that match it too (AND'd with the other filters).
   """
-  events(after: String, streamId: String, category: String, types: [String!]): Event!
+  events(after: String, streamId: String, category: String, types: [String!], query: EventQueryInput): Event!
   "The order's state now, then after each of its events (PENDING → PAID → SHIPPED)."
   order(id: ID!): Order!
   "The user's state now, then after each of their events."
@@ -2522,6 +2597,72 @@ extend type Query {
   registered aggregate's is BAD_USER_INPUT naming those that are.
   """
   aggregate(category: String!, id: ID!, atVersion: Int, asOf: Time): AggregateState
+}
+`, BuiltIn: false},
+	{Name: "../schema/consistency.graphql", Input: `# Consistency across streams (docs/consistency.md): queries of the log by types and tags, and
+# conditional and multi-stream appends, the Dynamic Consistency Boundary specification's model.
+
+"""
+One item of a query: an event matches when its type is one of types (any type when types is
+omitted or empty) and it carries every one of tags. An item with neither matches every event.
+"""
+input EventQueryItemInput {
+  types: [String!]
+  tags: [String!]
+}
+
+"A query of the log: an event matches when it matches any item; no items match nothing."
+input EventQueryInput {
+  items: [EventQueryItemInput!]!
+}
+
+"""
+The condition of an append: it writes nothing, and answers APPEND_CONDITION_FAILED, when an event
+matching failIfEventsMatch lies after ` + "`" + `after` + "`" + ` in the global order, including events of appends
+still in flight when it is checked. ` + "`" + `after` + "`" + ` is a position a read returned (events, allEvents, a
+subscription): the position of the last event the decision was made from. Omitted, the whole log
+counts. A position an append returned is refused (BAD_USER_INPUT) while transactions older than
+it are still running, since no read can have ended there yet.
+"""
+input AppendConditionInput {
+  failIfEventsMatch: EventQueryInput!
+  after: String
+}
+
+"One stream's part of appendEventsToStreams; no events make it a check of expectedVersion only."
+input StreamWriteInput {
+  streamId: String!
+  events: [EventInput!]!
+  expectedVersion: Int
+}
+
+type MultiAppendResult {
+  "One per write, in the order given."
+  results: [AppendResult!]!
+  "The position of the last event appended (of the first write's result when nothing was)."
+  position: String!
+}
+
+extend type Query {
+  """
+  The events that match query, in the global order, after the position given (exclusive):
+  gap-free as allEvents, so paging with after: pageInfo.endCursor walks every matching event
+  exactly once, and the position of the last event read is the ` + "`" + `after` + "`" + ` of a condition built on
+  this read.
+  """
+  events(query: EventQueryInput!, first: Int = 100, after: String): EventConnection!
+}
+
+extend type Mutation {
+  """
+  Appends to several streams in one transaction, all or nothing: every expectedVersion holds
+  (also of a write without events, which only checks its stream), and the condition when given;
+  otherwise nothing is written and the error names what failed (WRONG_EXPECTED_VERSION with
+  extensions.streamId and actualVersion, or APPEND_CONDITION_FAILED with extensions.position). A
+  stream may appear once. Repeating a call whose event ids already succeeded answers each result
+  with repeated: true, before the condition counts.
+  """
+  appendEventsToStreams(writes: [StreamWriteInput!]!, condition: AppendConditionInput): MultiAppendResult!
 }
 `, BuiltIn: false},
 	{Name: "../schema/product.graphql", Input: `# The Product aggregate (internal/domain/product): a catalogue entry with a SKU unique among
@@ -2690,6 +2831,8 @@ func (ec *executionContext) childFields_CommandEvent(ctx context.Context, field 
 		return ec.fieldContext_CommandEvent_schemaVersion(ctx, field)
 	case "data":
 		return ec.fieldContext_CommandEvent_data(ctx, field)
+	case "tags":
+		return ec.fieldContext_CommandEvent_tags(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CommandEvent", field.Name)
 }
@@ -2714,6 +2857,8 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_metadata(ctx, field)
 	case "recordedAt":
 		return ec.fieldContext_Event_recordedAt(ctx, field)
+	case "tags":
+		return ec.fieldContext_Event_tags(ctx, field)
 	case "raw":
 		return ec.fieldContext_Event_raw(ctx, field)
 	case "upcastError":
@@ -2788,6 +2933,16 @@ func (ec *executionContext) childFields_FieldChange(ctx context.Context, field g
 		return ec.fieldContext_FieldChange_after(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type FieldChange", field.Name)
+}
+
+func (ec *executionContext) childFields_MultiAppendResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "results":
+		return ec.fieldContext_MultiAppendResult_results(ctx, field)
+	case "position":
+		return ec.fieldContext_MultiAppendResult_position(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MultiAppendResult", field.Name)
 }
 
 func (ec *executionContext) childFields_Order(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3324,6 +3479,28 @@ func (ec *executionContext) field_AggregateState_history_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_appendEventsToStreams_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "writes",
+		func(ctx context.Context, v any) ([]*model.StreamWriteInput, error) {
+			return ec.unmarshalNStreamWriteInput2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamWriteInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["writes"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "condition",
+		func(ctx context.Context, v any) (*model.AppendConditionInput, error) {
+			return ec.unmarshalOAppendConditionInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAppendConditionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["condition"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_appendEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3351,6 +3528,14 @@ func (ec *executionContext) field_Mutation_appendEvents_args(ctx context.Context
 		return nil, err
 	}
 	args["expectedVersion"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "condition",
+		func(ctx context.Context, v any) (*model.AppendConditionInput, error) {
+			return ec.unmarshalOAppendConditionInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAppendConditionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["condition"] = arg3
 	return args, nil
 }
 
@@ -4108,6 +4293,36 @@ func (ec *executionContext) field_Query_eventStats_args(ctx context.Context, raw
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_events_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "query",
+		func(ctx context.Context, v any) (model.EventQueryInput, error) {
+			return ec.unmarshalNEventQueryInput2githubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["query"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_orderStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4523,6 +4738,14 @@ func (ec *executionContext) field_Subscription_events_args(ctx context.Context, 
 		return nil, err
 	}
 	args["types"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "query",
+		func(ctx context.Context, v any) (*model.EventQueryInput, error) {
+			return ec.unmarshalOEventQueryInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["query"] = arg4
 	return args, nil
 }
 
@@ -5336,6 +5559,29 @@ func (ec *executionContext) fieldContext_CommandEvent_data(_ context.Context, fi
 	return graphql.NewScalarFieldContext("CommandEvent", field, false, false, "JSON")
 }
 
+func (ec *executionContext) _CommandEvent_tags(ctx context.Context, field graphql.CollectedField, obj *model.CommandEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommandEvent_tags(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tags, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommandEvent_tags(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommandEvent", field, false, false, "String")
+}
+
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5541,6 +5787,29 @@ func (ec *executionContext) _Event_recordedAt(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Event_recordedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Event", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Event_tags(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_tags(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tags, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_tags(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "String")
 }
 
 func (ec *executionContext) _Event_raw(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
@@ -6011,6 +6280,61 @@ func (ec *executionContext) fieldContext_FieldChange_after(_ context.Context, fi
 	return graphql.NewScalarFieldContext("FieldChange", field, false, false, "JSON")
 }
 
+func (ec *executionContext) _MultiAppendResult_results(ctx context.Context, field graphql.CollectedField, obj *model.MultiAppendResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MultiAppendResult_results(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Results, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AppendResult) graphql.Marshaler {
+			return ec.marshalNAppendResult2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAppendResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MultiAppendResult_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MultiAppendResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AppendResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MultiAppendResult_position(ctx context.Context, field graphql.CollectedField, obj *model.MultiAppendResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MultiAppendResult_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MultiAppendResult_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MultiAppendResult", field, false, false, "String")
+}
+
 func (ec *executionContext) _Mutation_appendEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6021,7 +6345,7 @@ func (ec *executionContext) _Mutation_appendEvents(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().AppendEvents(ctx, fc.Args["streamId"].(string), fc.Args["events"].([]*model.EventInput), fc.Args["expectedVersion"].(*int))
+			return ec.Resolvers.Mutation().AppendEvents(ctx, fc.Args["streamId"].(string), fc.Args["events"].([]*model.EventInput), fc.Args["expectedVersion"].(*int), fc.Args["condition"].(*model.AppendConditionInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.AppendResult) graphql.Marshaler {
@@ -6577,6 +6901,50 @@ func (ec *executionContext) fieldContext_Mutation_rebuildProjection(ctx context.
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_rebuildProjection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_appendEventsToStreams(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_appendEventsToStreams(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AppendEventsToStreams(ctx, fc.Args["writes"].([]*model.StreamWriteInput), fc.Args["condition"].(*model.AppendConditionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MultiAppendResult) graphql.Marshaler {
+			return ec.marshalNMultiAppendResult2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐMultiAppendResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_appendEventsToStreams(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MultiAppendResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_appendEventsToStreams_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9147,6 +9515,50 @@ func (ec *executionContext) fieldContext_Query_aggregate(ctx context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_events(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Events(ctx, fc.Args["query"].(model.EventQueryInput), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EventConnection) graphql.Marshaler {
+			return ec.marshalNEventConnection2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_events(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_events_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_product(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9723,7 +10135,7 @@ func (ec *executionContext) _Subscription_events(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().Events(ctx, fc.Args["after"].(*string), fc.Args["streamId"].(*string), fc.Args["category"].(*string), fc.Args["types"].([]string))
+			return ec.Resolvers.Subscription().Events(ctx, fc.Args["after"].(*string), fc.Args["streamId"].(*string), fc.Args["category"].(*string), fc.Args["types"].([]string), fc.Args["query"].(*model.EventQueryInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Event) graphql.Marshaler {
@@ -11609,6 +12021,55 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAppendConditionInput(ctx context.Context, obj any) (model.AppendConditionInput, error) {
+	var it model.AppendConditionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"failIfEventsMatch", "after"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "failIfEventsMatch":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("failIfEventsMatch"))
+			data, err := ec.unmarshalNEventQueryInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FailIfEventsMatch = data
+		case "after":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("after"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.After = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAppendConditionInput unmarshals raw into the AppendConditionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAppendConditionInput(ctx context.Context, raw any) (model.AppendConditionInput, error) {
+	var out model.AppendConditionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AppendConditionInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputEventInput(ctx context.Context, obj any) (model.EventInput, error) {
 	var it model.EventInput
 	if obj == nil {
@@ -11620,7 +12081,7 @@ func (ec *executionContext) unmarshalInputEventInput(ctx context.Context, obj an
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "type", "data", "metadata", "schemaVersion"}
+	fieldsInOrder := [...]string{"id", "type", "data", "metadata", "schemaVersion", "tags"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11662,6 +12123,13 @@ func (ec *executionContext) unmarshalInputEventInput(ctx context.Context, obj an
 				return it, err
 			}
 			it.SchemaVersion = data
+		case "tags":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tags"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tags = data
 		}
 	}
 	return it, nil
@@ -11676,6 +12144,97 @@ func (ec *executionContext) unmarshalInputEventInput(ctx context.Context, obj an
 func UnmarshalEventInput(ctx context.Context, raw any) (model.EventInput, error) {
 	var out model.EventInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "EventInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputEventQueryInput(ctx context.Context, obj any) (model.EventQueryInput, error) {
+	var it model.EventQueryInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"items"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "items":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("items"))
+			data, err := ec.unmarshalNEventQueryItemInput2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryItemInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Items = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEventQueryInput unmarshals raw into the EventQueryInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEventQueryInput(ctx context.Context, raw any) (model.EventQueryInput, error) {
+	var out model.EventQueryInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EventQueryInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputEventQueryItemInput(ctx context.Context, obj any) (model.EventQueryItemInput, error) {
+	var it model.EventQueryItemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"types", "tags"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "types":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("types"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Types = data
+		case "tags":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tags"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tags = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEventQueryItemInput unmarshals raw into the EventQueryItemInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEventQueryItemInput(ctx context.Context, raw any) (model.EventQueryItemInput, error) {
+	var out model.EventQueryItemInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EventQueryItemInput", raw, &out)
 	return out, err
 }
 
@@ -11732,6 +12291,62 @@ func (ec *executionContext) unmarshalInputOrderItemInput(ctx context.Context, ob
 func UnmarshalOrderItemInput(ctx context.Context, raw any) (model.OrderItemInput, error) {
 	var out model.OrderItemInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "OrderItemInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputStreamWriteInput(ctx context.Context, obj any) (model.StreamWriteInput, error) {
+	var it model.StreamWriteInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"streamId", "events", "expectedVersion"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "streamId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("streamId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StreamID = data
+		case "events":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("events"))
+			data, err := ec.unmarshalNEventInput2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Events = data
+		case "expectedVersion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expectedVersion"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpectedVersion = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalStreamWriteInput unmarshals raw into the StreamWriteInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalStreamWriteInput(ctx context.Context, raw any) (model.StreamWriteInput, error) {
+	var out model.StreamWriteInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "StreamWriteInput", raw, &out)
 	return out, err
 }
 
@@ -12048,6 +12663,11 @@ func (ec *executionContext) _CommandEvent(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "tags":
+			out.Values[i] = ec._CommandEvent_tags(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -12118,6 +12738,11 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "recordedAt":
 			out.Values[i] = ec._Event_recordedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tags":
+			out.Values[i] = ec._Event_tags(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12396,6 +13021,44 @@ func (ec *executionContext) _FieldChange(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var multiAppendResultImplementors = []string{"MultiAppendResult"}
+
+func (ec *executionContext) _MultiAppendResult(ctx context.Context, sel ast.SelectionSet, obj *model.MultiAppendResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, multiAppendResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MultiAppendResult")
+		case "results":
+			out.Values[i] = ec._MultiAppendResult_results(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._MultiAppendResult_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -12502,6 +13165,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "rebuildProjection":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rebuildProjection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "appendEventsToStreams":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_appendEventsToStreams(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -13524,6 +14194,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_aggregate(ctx, field)
 				})
+		case "events":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_events(ctx, field)
+				})
 		case "product":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -14543,6 +15219,22 @@ func (ec *executionContext) marshalNAggregateKind2ᚖgithubᚗcomᚋstrataᚑes�
 	return ec._AggregateKind(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAppendResult2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAppendResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AppendResult) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAppendResult2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAppendResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNAppendResult2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAppendResult(ctx context.Context, sel ast.SelectionSet, v *model.AppendResult) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AppendResult!")
@@ -14661,6 +15353,35 @@ func (ec *executionContext) unmarshalNEventInput2ᚕᚖgithubᚗcomᚋstrataᚑe
 
 func (ec *executionContext) unmarshalNEventInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventInput(ctx context.Context, v any) (*model.EventInput, error) {
 	res, err := ec.unmarshalInputEventInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNEventQueryInput2githubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryInput(ctx context.Context, v any) (model.EventQueryInput, error) {
+	res, err := ec.unmarshalInputEventQueryInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNEventQueryInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryInput(ctx context.Context, v any) (*model.EventQueryInput, error) {
+	res, err := ec.unmarshalInputEventQueryInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNEventQueryItemInput2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryItemInputᚄ(ctx context.Context, v any) ([]*model.EventQueryItemInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.EventQueryItemInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNEventQueryItemInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryItemInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNEventQueryItemInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryItemInput(ctx context.Context, v any) (*model.EventQueryItemInput, error) {
+	res, err := ec.unmarshalInputEventQueryItemInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -14802,6 +15523,14 @@ func (ec *executionContext) marshalNMoney2githubᚗcomᚋstrataᚑesᚋstrataᚋ
 		graphql.AddInvalidNullFromMarshaler(ctx, "Money!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNMultiAppendResult2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐMultiAppendResult(ctx context.Context, sel ast.SelectionSet, v *model.MultiAppendResult) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MultiAppendResult!")
+		return graphql.Null
+	}
+	return ec._MultiAppendResult(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNOrder2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐOrder(ctx context.Context, sel ast.SelectionSet, v *model.Order) graphql.Marshaler {
@@ -15183,6 +15912,25 @@ func (ec *executionContext) marshalNStreamMetadata2ᚖgithubᚗcomᚋstrataᚑes
 	return ec._StreamMetadata(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNStreamWriteInput2ᚕᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamWriteInputᚄ(ctx context.Context, v any) ([]*model.StreamWriteInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.StreamWriteInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNStreamWriteInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamWriteInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNStreamWriteInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐStreamWriteInput(ctx context.Context, v any) (*model.StreamWriteInput, error) {
+	res, err := ec.unmarshalInputStreamWriteInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -15487,6 +16235,14 @@ func (ec *executionContext) marshalOAggregateState2ᚖgithubᚗcomᚋstrataᚑes
 	return ec._AggregateState(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOAppendConditionInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐAppendConditionInput(ctx context.Context, v any) (*model.AppendConditionInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAppendConditionInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -15515,6 +16271,14 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOEventQueryInput2ᚖgithubᚗcomᚋstrataᚑesᚋstrataᚋgraphᚋmodelᚐEventQueryInput(ctx context.Context, v any) (*model.EventQueryInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputEventQueryInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {

@@ -54,6 +54,17 @@ type AggregateState struct {
 	History *AggregateHistoryConnection `json:"history"`
 }
 
+// The condition of an append: it writes nothing, and answers APPEND_CONDITION_FAILED, when an event
+// matching failIfEventsMatch lies after `after` in the global order, including events of appends
+// still in flight when it is checked. `after` is a position a read returned (events, allEvents, a
+// subscription): the position of the last event the decision was made from. Omitted, the whole log
+// counts. A position an append returned is refused (BAD_USER_INPUT) while transactions older than
+// it are still running, since no read can have ended there yet.
+type AppendConditionInput struct {
+	FailIfEventsMatch *EventQueryInput `json:"failIfEventsMatch"`
+	After             *string          `json:"after,omitempty"`
+}
+
 type AppendResult struct {
 	StreamID string `json:"streamId"`
 	// The stream's version after the append: the expectedVersion for the next one.
@@ -72,6 +83,8 @@ type CommandEvent struct {
 	Type          string          `json:"type"`
 	SchemaVersion int             `json:"schemaVersion"`
 	Data          json.RawMessage `json:"data"`
+	// Its tags: what it is about, such as the hashed email address a registration takes (docs/consistency.md).
+	Tags []string `json:"tags"`
 }
 
 // An event as stored: immutable.
@@ -91,6 +104,8 @@ type Event struct {
 	Metadata json.RawMessage `json:"metadata"`
 	// When the appending transaction began; events of one append share it.
 	RecordedAt time.Time `json:"recordedAt"`
+	// What the event is about, such as product:42 (docs/consistency.md); empty when it has none.
+	Tags []string `json:"tags"`
 	// The payload as stored, for audit. data and schemaVersion above are the current shape: reads
 	// bring old payloads up to date with upcasters, and the stored bytes never change. Personal
 	// fields are shown opened (or redacted), as in data, never as their stored ciphertext.
@@ -126,6 +141,21 @@ type EventInput struct {
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 	// The version of the shape of data; 1 when omitted.
 	SchemaVersion *int `json:"schemaVersion,omitempty"`
+	// What the event is about, for queries of the log (events) and conditions of appends: at most 32,
+	// each a non-empty string of at most 256 bytes, such as product:42 (docs/consistency.md).
+	Tags []string `json:"tags,omitempty"`
+}
+
+// A query of the log: an event matches when it matches any item; no items match nothing.
+type EventQueryInput struct {
+	Items []*EventQueryItemInput `json:"items"`
+}
+
+// One item of a query: an event matches when its type is one of types (any type when types is
+// omitted or empty) and it carries every one of tags. An item with neither matches every event.
+type EventQueryItemInput struct {
+	Types []string `json:"types,omitempty"`
+	Tags  []string `json:"tags,omitempty"`
 }
 
 type EventStats struct {
@@ -154,6 +184,13 @@ type FieldChange struct {
 	Field  string          `json:"field"`
 	Before json.RawMessage `json:"before,omitempty"`
 	After  json.RawMessage `json:"after,omitempty"`
+}
+
+type MultiAppendResult struct {
+	// One per write, in the order given.
+	Results []*AppendResult `json:"results"`
+	// The position of the last event appended (of the first write's result when nothing was).
+	Position string `json:"position"`
 }
 
 type Mutation struct {
@@ -352,6 +389,13 @@ type StreamMetadata struct {
 	MaxCount *int `json:"maxCount,omitempty"`
 }
 
+// One stream's part of appendEventsToStreams; no events make it a check of expectedVersion only.
+type StreamWriteInput struct {
+	StreamID        string        `json:"streamId"`
+	Events          []*EventInput `json:"events"`
+	ExpectedVersion *int          `json:"expectedVersion,omitempty"`
+}
+
 type Subscription struct {
 }
 
@@ -388,7 +432,7 @@ type UserResult struct {
 	User *User `json:"user"`
 	// The position of the event written: consistentWith for a later query. Empty in a dry run.
 	Position string `json:"position"`
-	// The events appended, in every stream the command wrote (the user's, and email claims), or that a dry run would append.
+	// The events appended, in every stream the command wrote, or that a dry run would append.
 	Events []*CommandEvent `json:"events"`
 	// True when nothing was written: the mutation was asked with dryRun: true.
 	DryRun bool `json:"dryRun"`

@@ -135,7 +135,7 @@ func TestAuthenticationAndRoles(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(streams) != 3 || streams["s"] != 1 || streams["user"] != 1 || streams["emailclaim"] != 1 {
+	if len(streams) != 2 || streams["s"] != 1 || streams["user"] != 1 {
 		t.Errorf("events after the refusals, by category: %v; want the writer's append and the ES256 registration only", streams)
 	}
 }

@@ -257,7 +257,7 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 		}
 	}
 	waitSubscribers("wait for the live tail's subscription to reach the server", func(n int) bool { return n > 0 })
-	const appendM = `mutation($s: String!, $t: String!) { appendEvents(streamId: $s, events: [{type: $t, data: {}}]) { position } }`
+	const appendM = `mutation($s: String!, $t: String!) { appendEvents(streamId: $s, events: [{type: $t, data: {}, tags: ["live:1", "explorer:tags"]}]) { position } }`
 	var appended struct{ Position string }
 	appendLive := func(stream, typ string) {
 		t.Helper()
@@ -291,6 +291,8 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 
 	appendLive("live-explorer1", "WentLive")
 	shown("see the appended event in the live tail", "live-explorer1")
+	until("see the event's tags in the live tail", `[...document.querySelectorAll('#live-list li')].some(li => li.querySelector('a')?.textContent === 'live-explorer1' && `+
+		`[...li.querySelectorAll('.tag')].map(x => x.textContent).join(',') === 'live:1,explorer:tags')`)
 	pause()
 	waitSubscribers("wait for the paused subscription to end on the server", func(n int) bool { return n == 0 })
 	appendLive("live-explorer2", "WentLiveWhilePaused")
@@ -337,6 +339,10 @@ func TestExplorerFindsAnOrderMovesThroughItsVersionsAndTailsLiveEvents(t *testin
 		t.Errorf("the chart says %q, want it to start %q: every event of the log", got, want)
 	}
 	screenshot("6-statistics.png")
+
+	// An event's tags on its stream's timeline.
+	do("open a tagged event's stream", chromedp.Navigate(srv.URL+explorer.Path+"#/stream/live-explorer1?last=1"))
+	until("see the event's tags on the timeline", `[...document.querySelectorAll('#timeline li .tag')].map(x => x.textContent).join(',') === 'live:1,explorer:tags'`)
 
 	// A stream of 100,000 events: its last page is 50 of them, and the page asks for no more.
 	const big = 100000

@@ -35,6 +35,7 @@ type exported struct {
 	Version                                  int64
 	SchemaVersion                            int
 	Data, Metadata                           any
+	Tags                                     []string
 }
 
 func parseNDJSON(t *testing.T, b []byte) []exported {
@@ -53,13 +54,17 @@ func parseNDJSON(t *testing.T, b []byte) []exported {
 			RecordedAt    string          `json:"recordedAt"`
 			Data          json.RawMessage `json:"data"`
 			Metadata      json.RawMessage `json:"metadata"`
+			Tags          []string        `json:"tags"`
 		}
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&l); err != nil {
 			t.Fatalf("line %d of the NDJSON export: %v: %s", len(out)+1, err, sc.Text())
 		}
-		out = append(out, exported{l.Position, l.StreamID, l.Type, l.ID, l.RecordedAt, l.Version, l.SchemaVersion, decodeJSON(t, l.Data), decodeJSON(t, l.Metadata)})
+		if l.Tags == nil {
+			t.Fatalf("line %d of the NDJSON export has no tags list: %s", len(out)+1, sc.Text())
+		}
+		out = append(out, exported{l.Position, l.StreamID, l.Type, l.ID, l.RecordedAt, l.Version, l.SchemaVersion, decodeJSON(t, l.Data), decodeJSON(t, l.Metadata), l.Tags})
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
@@ -83,7 +88,11 @@ func parseCSV(t *testing.T, b []byte) []exported {
 		if err := errors.Join(err1, err2); err != nil {
 			t.Fatalf("CSV row %v: %v", r, err)
 		}
-		out = append(out, exported{r[0], r[1], r[3], r[5], r[6], v, sv, decodeJSON(t, []byte(r[7])), decodeJSON(t, []byte(r[8]))})
+		var tags []string
+		if err := json.Unmarshal([]byte(r[9]), &tags); err != nil || tags == nil {
+			t.Fatalf("CSV row %v: tags %q: %v", r, r[9], err)
+		}
+		out = append(out, exported{r[0], r[1], r[3], r[5], r[6], v, sv, decodeJSON(t, []byte(r[7])), decodeJSON(t, []byte(r[8])), tags})
 	}
 	return out
 }
@@ -109,7 +118,7 @@ func readAllOf(t *testing.T, store *eventstore.Store, opts eventstore.ReadAllOpt
 		}
 		for _, e := range page {
 			out = append(out, exported{e.Position.String(), e.StreamID, e.Type, e.ID.String(), e.RecordedAt.UTC().Format(time.RFC3339Nano),
-				e.Version, e.SchemaVersion, decodeJSON(t, e.Data), decodeJSON(t, e.Metadata)})
+				e.Version, e.SchemaVersion, decodeJSON(t, e.Data), decodeJSON(t, e.Metadata), append([]string{}, e.Tags...)})
 			opts.After = e.Position
 		}
 		if len(page) < opts.Max {

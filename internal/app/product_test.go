@@ -3,11 +3,13 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	runtimecommand "github.com/strata-es/strata/internal/runtime/command"
 	"github.com/strata-es/strata/internal/testsupport/dbtest"
 	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
@@ -28,11 +30,12 @@ type productOut struct {
 		Type     string
 		Version  int
 		Data     json.RawMessage
+		Tags     []string
 	}
 }
 
 const (
-	productFields    = `product { id sku name price stock status version } position dryRun events { streamId type version data }`
+	productFields    = `product { id sku name price stock status version } position dryRun events { streamId type version data tags }`
 	createProductM   = `mutation($sku: String!, $n: String!, $p: Money!, $s: Int!, $dry: Boolean) { createProduct(sku: $sku, name: $n, price: $p, stock: $s, dryRun: $dry) { ` + productFields + ` } }`
 	renameProductM   = `mutation($id: ID!, $n: String!, $v: Int, $dry: Boolean) { renameProduct(id: $id, name: $n, expectedVersion: $v, dryRun: $dry) { ` + productFields + ` } }`
 	priceProductM    = `mutation($id: ID!, $p: Money!, $v: Int) { changeProductPrice(id: $id, price: $p, expectedVersion: $v) { ` + productFields + ` } }`
@@ -54,8 +57,9 @@ func TestProductEndToEnd(t *testing.T) {
 	if p.Product.Sku != "LAMP-1" || p.Product.Name != "Desk lamp" || p.Product.Price != "19.90" || p.Product.Stock != 5 || p.Product.Status != "ACTIVE" || p.Product.Version != 1 || p.Position == "" || p.DryRun {
 		t.Fatalf("created %+v", p)
 	}
-	if len(p.Events) != 2 || p.Events[0].Type != "ProductCreated" || p.Events[0].StreamID != "product-"+id || p.Events[1].Type != "ValueClaimed" || !strings.HasPrefix(p.Events[1].StreamID, "productsku-") {
-		t.Errorf("createProduct appended %+v, want ProductCreated and the SKU's claim", p.Events)
+	if len(p.Events) != 1 || p.Events[0].Type != "ProductCreated" || p.Events[0].StreamID != "product-"+id ||
+		!slices.Equal(p.Events[0].Tags, []string{runtimecommand.ValueTag("productsku", "lamp-1")}) {
+		t.Errorf("createProduct appended %+v, want ProductCreated tagged with the SKU's hash", p.Events)
 	}
 	long := strings.Repeat("x", 201)
 	for _, tc := range []struct {

@@ -52,6 +52,13 @@ type Aggregate[S any, E Event, C any] struct {
 	// Also are other stream categories the aggregate's commands write (the User's email
 	// claims): like its own, appendEvents refuses them.
 	Also []string
+	// Events are one value of each of its event types. appendEvents refuses events of these
+	// types in any stream, so that nobody writes one around the aggregate's rules.
+	Events []E
+	// Tags are the categories of tags its commands write besides its unique values' ("email"
+	// for "email:<hash>"): appendEvents refuses events with a tag "<category>:…" of these or
+	// of its Unique categories, so that nobody can block a command that reads them.
+	Tags []string
 	// Exists says whether a state is of an aggregate that exists; nil means any state after
 	// an event. The read model keeps no row for a state that does not (an order stream whose
 	// first event is not OrderCreated).
@@ -161,6 +168,10 @@ type Description struct {
 	// claim categories.
 	Also      []string
 	ReadModel *ReadModel
+	// Types are the stored types of its events, and Tags the categories of the tags its
+	// commands write ("<category>:…"): appendEvents refuses both.
+	Types []string
+	Tags  []string
 }
 
 // Fold replays an aggregate whose state's type the caller does not know.
@@ -184,7 +195,16 @@ func (a Aggregate[S, E, C]) Describe() Description {
 	for _, u := range a.Unique {
 		also = append(also, u.Category)
 	}
-	return Description{Name: a.Name, Category: a.Category, Shape: a.Shape, Upcasters: a.Upcasters, Personal: a.Personal, Also: also, ReadModel: a.ReadModel}
+	types := make([]string, len(a.Events))
+	for i, e := range a.Events {
+		types[i] = e.EventType()
+	}
+	tags := append([]string(nil), a.Tags...)
+	for _, u := range a.Unique {
+		tags = append(tags, u.Category)
+	}
+	return Description{Name: a.Name, Category: a.Category, Shape: a.Shape, Upcasters: a.Upcasters, Personal: a.Personal, Also: also, ReadModel: a.ReadModel,
+		Types: types, Tags: tags}
 }
 
 // Fold implements Kind.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -118,6 +119,28 @@ func (s *Service) CheckNotOwned(streamID string) error {
 				owner += " (" + category + ")"
 			}
 			return &eventstore.ValidationError{Field: "streamId", Reason: fmt.Sprintf("streams of category %s belong to the %s aggregate; change them with its mutations", category, owner)}
+		}
+	}
+	return nil
+}
+
+// CheckEventsNotOwned refuses events that only a registered aggregate's commands may write:
+// of one of its event types, or with a tag of one of its tag categories ("email:…"), in any
+// stream. list names the events in errors ("events", "writes[2].events").
+func (s *Service) CheckEventsNotOwned(list string, events []eventstore.EventData) error {
+	for _, k := range s.Aggregates() {
+		d := k.Describe()
+		for i, e := range events {
+			if slices.Contains(d.Types, e.Type) {
+				return &eventstore.ValidationError{Field: fmt.Sprintf("%s[%d].type", list, i), Reason: fmt.Sprintf("%s events belong to the %s aggregate; write them with its mutations", e.Type, d.Name)}
+			}
+			for j, tag := range e.Tags {
+				for _, c := range d.Tags {
+					if strings.HasPrefix(tag, c+":") {
+						return &eventstore.ValidationError{Field: fmt.Sprintf("%s[%d].tags[%d]", list, i, j), Reason: fmt.Sprintf("tags %s:… belong to the %s aggregate; its mutations write them", c, d.Name)}
+					}
+				}
+			}
 		}
 	}
 	return nil

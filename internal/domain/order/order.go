@@ -45,8 +45,16 @@ type Item struct {
 	UnitPrice domain.Money `json:"unitPrice"`
 }
 
-// StateShape is the version of State's shape in snapshots, as user.StateShape.
-const StateShape = 1
+// Reservation is stock an order took from a product when it was created (product's
+// StockReserved), given back when it is cancelled.
+type Reservation struct {
+	ProductID string `json:"productId"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// StateShape is the version of State's shape in snapshots, as user.StateShape. 2: with
+// Reservations.
+const StateShape = 2
 
 // State is an order as its events leave it. The zero State is an order that does not exist.
 type State struct {
@@ -58,6 +66,7 @@ type State struct {
 	Carrier        string
 	TrackingNumber string
 	CancelReason   string
+	Reservations   []Reservation `json:",omitempty"`
 	Version        int64
 }
 
@@ -81,6 +90,9 @@ type Created struct {
 	CustomerID string       `json:"customerId"`
 	Items      []Item       `json:"items"`
 	Total      domain.Money `json:"total"`
+	// Reservations are the stock the order took, appended to the products in the same write;
+	// none for orders created before products' stock was reserved.
+	Reservations []Reservation `json:"reservations,omitempty"`
 }
 
 // PaidEvent records a payment of the whole total.
@@ -199,6 +211,7 @@ func (s State) Apply(e Event) State {
 	case Created:
 		s.ID, s.CustomerID, s.Total, s.Status = e.OrderID, e.CustomerID, e.Total, Pending
 		s.Items = append([]Item(nil), e.Items...)
+		s.Reservations = append([]Reservation(nil), e.Reservations...)
 	case PaidEvent:
 		s.Status = Paid
 	case ShippedEvent:
@@ -220,6 +233,8 @@ type (
 		ID       string
 		Customer user.State
 		Items    []Item
+		// Reservations are the stock the command took for the items whose SKU is a product's.
+		Reservations []Reservation
 	}
 	// Pay pays the order; Amount must equal its total.
 	Pay struct{ Amount domain.Money }
@@ -254,7 +269,7 @@ func Decide(s State, c Command) ([]Event, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []Event{Created{OrderID: c.ID, CustomerID: c.Customer.ID, Items: c.Items, Total: total}}, nil
+		return []Event{Created{OrderID: c.ID, CustomerID: c.Customer.ID, Items: c.Items, Total: total, Reservations: c.Reservations}}, nil
 	case Pay:
 		if s.Status != Pending {
 			return nil, domain.Broken("order-pending", "only a PENDING order can be paid; order %s is %s", s.ID, s.Status)
@@ -340,6 +355,7 @@ func Definition() domain.Aggregate[State, Event, Command] {
 	return domain.Aggregate[State, Event, Command]{
 		Name: "Order", Category: Category, Shape: StateShape,
 		Decode: Decode, Evolve: State.Apply, Decide: Decide, Fields: Fields, Upcasters: Upcasters(),
+		Events: []Event{Created{}, PaidEvent{}, ShippedEvent{}, CancelledEvent{}},
 		Exists: func(s State) bool { return s.CustomerID != "" },
 		ReadModel: &domain.ReadModel{
 			Table: "orders",

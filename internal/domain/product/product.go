@@ -20,6 +20,16 @@ const (
 	StatusDiscontinued Status = "DISCONTINUED"
 )
 
+// Category is the category of products' streams: product-<id>.
+const Category = "product"
+
+// SKUCategory names the tags of SKUs (a product's SKU is unique among products): see
+// Definition's Unique.
+const SKUCategory = "productsku"
+
+// SKUKey is a SKU as SKUs are compared: SKUs that differ only in case are one SKU.
+func SKUKey(sku string) string { return strings.ToLower(sku) }
+
 // Limits.
 const (
 	MaxTextLen = 200           // characters of a SKU or a name
@@ -62,6 +72,19 @@ type (
 	}
 	// Discontinued ends the product for good; it keeps its SKU.
 	Discontinued struct{}
+	// StockReserved takes Quantity units from the stock for an order. The order's command
+	// appends it, in the order's own write and under the product's version, so that the stock
+	// never goes below 0 (internal/runtime/command, CreateOrder).
+	StockReserved struct {
+		OrderID  string `json:"orderId"`
+		Quantity int64  `json:"quantity"`
+	}
+	// StockReleased gives an order's reserved units back, when the order is cancelled; also to
+	// a discontinued product.
+	StockReleased struct {
+		OrderID  string `json:"orderId"`
+		Quantity int64  `json:"quantity"`
+	}
 )
 
 // EventType implements Event: the stored type names, which never change.
@@ -79,6 +102,12 @@ func (Restocked) EventType() string { return "ProductRestocked" }
 // EventType implements Event.
 func (Discontinued) EventType() string { return "ProductDiscontinued" }
 
+// EventType implements Event.
+func (StockReserved) EventType() string { return "StockReserved" }
+
+// EventType implements Event.
+func (StockReleased) EventType() string { return "StockReleased" }
+
 // Evolve returns the state after e.
 func Evolve(s State, e Event) State {
 	switch e := e.(type) {
@@ -92,6 +121,10 @@ func Evolve(s State, e Event) State {
 		s.Stock += e.Quantity
 	case Discontinued:
 		s.Status = StatusDiscontinued
+	case StockReserved:
+		s.Stock -= e.Quantity
+	case StockReleased:
+		s.Stock += e.Quantity
 	}
 	return s
 }
@@ -187,16 +220,18 @@ func stock(n int64) error {
 
 // Definition declares the Product aggregate.
 func Definition() domain.Aggregate[State, Event, Command] {
+	events := []Event{Created{}, Renamed{}, PriceChanged{}, Restocked{}, Discontinued{}, StockReserved{}, StockReleased{}}
 	return domain.Aggregate[State, Event, Command]{
-		Name: "Product", Category: "product", Shape: 1,
-		Decode: domain.DecodeJSON[Event]("product", Created{}, Renamed{}, PriceChanged{}, Restocked{}, Discontinued{}),
+		Name: "Product", Category: Category, Shape: 1,
+		Decode: domain.DecodeJSON[Event]("product", events...),
+		Events: events,
 		Evolve: Evolve, Decide: Decide,
 		Fields: func(s State) []domain.Field {
 			return []domain.Field{{Name: "sku", Value: s.SKU}, {Name: "name", Value: s.Name}, {Name: "price", Value: s.Price.String()},
 				{Name: "stock", Value: s.Stock}, {Name: "status", Value: string(s.Status)}}
 		},
 		// SKUs that differ only in case are one SKU.
-		Unique: []domain.Unique[State]{{Rule: "sku-unique", Name: "SKU", Category: "productsku", Key: func(s State) string { return strings.ToLower(s.SKU) }}},
+		Unique: []domain.Unique[State]{{Rule: "sku-unique", Name: "SKU", Category: SKUCategory, Key: func(s State) string { return SKUKey(s.SKU) }}},
 		ReadModel: &domain.ReadModel{
 			Table: "products",
 			Columns: []domain.Column{{Name: "id", Field: "ID"}, {Name: "sku", Field: "SKU"}, {Name: "name", Field: "Name"},

@@ -323,7 +323,12 @@ func validEmail(email string) error {
 // NormalizeEmail is the form in which addresses are compared for uniqueness: lower case.
 func NormalizeEmail(email string) string { return strings.ToLower(email) }
 
-// ClaimCategory is the stream category of email claims.
+// EmailTagCategory names the tags that hold addresses (internal/runtime/command): an event
+// that gives a user an address carries "email:<sha-256 of the normalised address>".
+const EmailTagCategory = "email"
+
+// ClaimCategory is the stream category of email claims, how addresses were held before tags
+// (still read).
 const ClaimCategory = "emailclaim"
 
 // ClaimStreamID returns the claim stream of an address: a hash of its normalised form, so that
@@ -413,6 +418,8 @@ func Definition() domain.Aggregate[State, Event, Command] {
 		Name: "User", Category: Category, Shape: StateShape,
 		Decode: Decode, Evolve: State.Apply, Decide: Decide, Fields: Fields, Upcasters: Upcasters(),
 		Personal: Personal().Types, Also: []string{ClaimCategory},
+		Events: []Event{Registered{}, EmailChanged{}, Renamed{}, DeactivatedEvent{}, ForgottenEvent{}},
+		Tags:   []string{EmailTagCategory},
 		ReadModel: &domain.ReadModel{
 			Table: "users",
 			Columns: []domain.Column{

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/strata-es/strata/internal/domain"
@@ -106,6 +107,10 @@ type Call[S any, C any] struct {
 	Prepare func(ctx context.Context, l Loaded[S], w *Write) (C, error)
 	// Then, when set, adds to the write what the decided events imply elsewhere (claims).
 	Then func(ctx context.Context, l Loaded[S], events []domain.Event, w *Write) error
+	// MaxAttempts, when set, is how often the command is tried before a conflict goes back to
+	// the caller, instead of the handler's: a command that many writers contend for (orders
+	// reserving one product's stock) needs more.
+	MaxAttempts int
 }
 
 // Write is what one attempt of a command writes besides the aggregate's own events: other
@@ -113,6 +118,27 @@ type Call[S any, C any] struct {
 type Write struct {
 	parts  []eventstore.StreamAppend
 	forget string
+	tags   []string
+	cond   *eventstore.Condition
+}
+
+// Tag adds tags to each of the aggregate's own events of the write.
+func (w *Write) Tag(tags ...string) {
+	for _, t := range tags {
+		if !slices.Contains(w.tags, t) {
+			w.tags = append(w.tags, t)
+		}
+	}
+}
+
+// Require makes the write conditional (eventstore.Condition): it fails, and the command is tried
+// again, when an event matching c's query was appended after c's read. A write has one
+// condition: its read must be one read, so that one position ends it.
+func (w *Write) Require(c *eventstore.Condition) {
+	if w.cond != nil {
+		panic("command: a write has one condition")
+	}
+	w.cond = c
 }
 
 // Check holds streamID at version v until the write commits, writing nothing to it: the write
@@ -147,7 +173,7 @@ func (a Aggregate[S, E, C]) Execute(ctx context.Context, c Call[S, C]) (_ Result
 	ctx, span := a.h.startCommand(ctx, c.Name, a.def.Name, streamID)
 	defer func() { endCommand(span, err) }()
 	var out Result[S]
-	err = a.h.retry(ctx, streamID, c.Expected != nil, func() error {
+	err = a.h.retry(ctx, streamID, c.Expected != nil, c.MaxAttempts, func() error {
 		var l Loaded[S]
 		if !c.New {
 			var err error
@@ -179,7 +205,7 @@ func (a Aggregate[S, E, C]) Execute(ctx context.Context, c Call[S, C]) (_ Result
 			for i, e := range events {
 				after = a.def.Step(after, e, l.Version+int64(i)+1)
 			}
-			if err := a.claim(ctx, c.Name, c.ID, l, after, &w); err != nil {
+			if err := a.claim(ctx, c.ID, l, after, &w); err != nil {
 				return err
 			}
 		}
@@ -192,8 +218,13 @@ func (a Aggregate[S, E, C]) Execute(ctx context.Context, c Call[S, C]) (_ Result
 				return err
 			}
 		}
+		if len(w.tags) > 0 {
+			for i := range data {
+				data[i].Tags = append(slices.Clone(data[i].Tags), w.tags...)
+			}
+		}
 		parts := append([]eventstore.StreamAppend{{StreamID: streamID, Expected: expectedOf(l.Version), Events: data}}, w.parts...)
-		planned, pos, err := a.h.commit(ctx, parts, w.forget)
+		planned, pos, err := a.h.commit(ctx, parts, w.forget, w.cond)
 		if err != nil {
 			return err
 		}

@@ -67,19 +67,20 @@ type Planned struct {
 	Type          string
 	SchemaVersion int
 	Data          json.RawMessage
+	Tags          []string
 }
 
 // commit appends parts, or in a dry run only lists what it would append. It returns the events
-// and the position of the first part's last event (zero in a dry run). When subject is not
+// and the position of the last event written (zero in a dry run). When subject is not
 // empty it also forgets the subject in the append's transaction (eventstore.ForgetAndAppend),
 // deleting the snapshots of the first part's stream.
-func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend, subject string) ([]Planned, eventstore.Position, error) {
+func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend, subject string, cond *eventstore.Condition) ([]Planned, eventstore.Position, error) {
 	var planned []Planned
 	if h.dryRun {
 		for _, p := range parts {
 			v, _ := p.Expected.Value()
 			for i, e := range p.Events {
-				planned = append(planned, Planned{StreamID: p.StreamID, Version: v + int64(i) + 1, Type: e.Type, SchemaVersion: max(e.SchemaVersion, 1), Data: e.Data})
+				planned = append(planned, Planned{StreamID: p.StreamID, Version: v + int64(i) + 1, Type: e.Type, SchemaVersion: max(e.SchemaVersion, 1), Data: e.Data, Tags: e.Tags})
 			}
 		}
 		return planned, eventstore.Position{}, nil
@@ -100,7 +101,15 @@ func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend, s
 		sealed[i] = p
 	}
 	var res []eventstore.AppendResult
-	if subject != "" {
+	if cond != nil {
+		if subject != "" {
+			return nil, eventstore.Position{}, errors.New("command: a write that forgets a subject takes no condition")
+		}
+		var err error
+		if res, err = h.store.AppendMultiIf(ctx, sealed, cond); err != nil {
+			return nil, eventstore.Position{}, err
+		}
+	} else if subject != "" {
 		var err error
 		if res, err = h.store.ForgetAndAppend(ctx, subject, []string{sealed[0].StreamID}, sealed); err != nil {
 			return nil, eventstore.Position{}, err
@@ -123,10 +132,18 @@ func (h *Handler) commit(ctx context.Context, parts []eventstore.StreamAppend, s
 			if i < len(plain) && j < len(plain[i]) {
 				data = plain[i][j]
 			}
-			planned = append(planned, Planned{StreamID: e.StreamID, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data})
+			planned = append(planned, Planned{StreamID: e.StreamID, Version: e.Version, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data, Tags: e.Tags})
 		}
 	}
-	return planned, res[0].Position, nil
+	// The position of the write's last event, in whichever stream: consistentWith on it waits
+	// for everything the command wrote (the stock an order reserved, say).
+	last := res[0].Position
+	for _, r := range res[1:] {
+		if len(r.Events) > 0 && r.Position.Compare(last) > 0 {
+			last = r.Position
+		}
+	}
+	return planned, last, nil
 }
 
 // New returns a Handler on store.
@@ -147,14 +164,32 @@ func (h *Handler) Aggregates() []domain.Kind { return h.kinds }
 // Store returns the event store the handler writes to.
 func (h *Handler) Store() *eventstore.Store { return h.store }
 
-// retry runs try until it succeeds, fails with anything but a version conflict, or has been
-// tried MaxAttempts times. A conflict on the stream named own goes straight back to the caller
+// conditionWait bounds the wait, after a write's condition failed, until reads show the event
+// that failed it.
+const conditionWait = 10 * time.Second
+
+// retry runs try until it succeeds, fails with anything but a version conflict or a failed
+// condition, or has been tried maxAttempts times (the handler's MaxAttempts when 0). A conflict on the stream named own goes straight back to the caller
 // when callerExpected: the caller asked for the version it saw, and it is gone.
-func (h *Handler) retry(ctx context.Context, own string, callerExpected bool, try func() error) error {
+func (h *Handler) retry(ctx context.Context, own string, callerExpected bool, maxAttempts int, try func() error) error {
+	if maxAttempts <= 0 {
+		maxAttempts = h.opts.MaxAttempts
+	}
 	for attempt := 1; ; attempt++ {
 		err := try()
 		var wrong *eventstore.WrongExpectedVersionError
-		if !errors.As(err, &wrong) || callerExpected && wrong.StreamID == own || attempt >= h.opts.MaxAttempts {
+		var failed *eventstore.ConditionFailedError
+		switch {
+		case attempt >= maxAttempts:
+			return err
+		case errors.As(err, &failed):
+			// What the command read changed meanwhile: read again, once reads show the event
+			// that failed the condition (reads stop below transactions still running, and an
+			// older one may hold them back for a moment).
+			if _, err := h.store.WaitReadable(ctx, failed.Position, conditionWait); err != nil {
+				return err
+			}
+		case !errors.As(err, &wrong) || callerExpected && wrong.StreamID == own:
 			return err
 		}
 		// Back off a little, with jitter, so that writers who collided do not collide again.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-es/strata/internal/domain"
 	"github.com/strata-es/strata/internal/domain/order"
+	"github.com/strata-es/strata/internal/domain/product"
 	"github.com/strata-es/strata/internal/domain/user"
 	"github.com/strata-es/strata/internal/runtime/command"
 	"github.com/strata-es/strata/internal/store/eventstore"
@@ -275,5 +276,55 @@ func TestLoadingAnAggregateWithArchivedEventsFails(t *testing.T) {
 		if _, err := h.LoadUser(ctx, u.User.ID); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("loading with versions up to %d archived: %v, want %q", tc.upTo, err, tc.want)
 		}
+	}
+}
+
+// Values claimed in claim streams, before tags, stay held: the claim streams are read with the
+// tagged events, in the global order.
+func TestValuesClaimedInClaimStreamsStayHeld(t *testing.T) {
+	t.Parallel()
+	store := eventstore.New(dbtest.PoolFor(t, dbtest.URL(t), 10), eventstore.Options{})
+	h := command.New(store, command.Options{})
+	ctx := context.Background()
+
+	// A product and a user whose values were claimed the old way.
+	products := command.For(h, product.Definition())
+	old, err := products.Execute(ctx, command.Call[product.State, product.Command]{Name: "createProduct", ID: "0190b6a4-0000-7000-8000-00000000000a", New: true,
+		Command: product.Create{ID: "0190b6a4-0000-7000-8000-00000000000a", SKU: "OLD-1", Name: "Old", Price: 100, Stock: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := func(stream, typ, data string) {
+		t.Helper()
+		if _, err := store.Append(ctx, stream, eventstore.Any(), []eventstore.EventData{{Type: typ, Data: []byte(data)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim(command.ClaimStreamID("productsku", "legacy-1"), command.TypeValueClaimed, `{"holder":"`+old.State.ID+`"}`)
+	ada, err := h.RegisterUser(ctx, "Ada", "ada@new.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim(user.ClaimStreamID("old@example.com"), user.TypeEmailClaimed, `{"userId":"`+ada.User.ID+`"}`)
+
+	if _, err := products.Execute(ctx, command.Call[product.State, product.Command]{Name: "createProduct", ID: "0190b6a4-0000-7000-8000-00000000000b", New: true,
+		Command: product.Create{ID: "0190b6a4-0000-7000-8000-00000000000b", SKU: "Legacy-1", Name: "New", Price: 100, Stock: 1}}); rule(err) != "sku-unique" {
+		t.Errorf("a SKU claimed in a claim stream: got %v, want sku-unique", err)
+	}
+	if _, err := h.RegisterUser(ctx, "Bob", "OLD@example.com"); rule(err) != "email-unique" {
+		t.Errorf("an address claimed in a claim stream: got %v, want email-unique", err)
+	}
+	// A release in a claim stream still frees a value.
+	claim(command.ClaimStreamID("productsku", "legacy-1"), command.TypeValueReleased, `{"holder":"`+old.State.ID+`"}`)
+	if _, err := products.Execute(ctx, command.Call[product.State, product.Command]{Name: "createProduct", ID: "0190b6a4-0000-7000-8000-00000000000b", New: true,
+		Command: product.Create{ID: "0190b6a4-0000-7000-8000-00000000000b", SKU: "Legacy-1", Name: "New", Price: 100, Stock: 1}}); err != nil {
+		t.Errorf("a SKU released in its claim stream: %v", err)
+	}
+	if _, err := h.DeactivateUser(ctx, ada.User.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Ada's deactivation releases her address by a tag.
+	if _, err := h.RegisterUser(ctx, "Cleo", "ada@new.example.com"); err != nil {
+		t.Errorf("an address released by a tag: %v", err)
 	}
 }

@@ -4,18 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"strings"
 
 	"github.com/strata-es/strata/internal/domain"
-	"github.com/strata-es/strata/internal/store/eventstore"
 )
 
-// A declared unique value (domain.Unique) has a claim stream per key: "<category>-<sha-256 of
-// the key in hex>", whose events say which aggregate took the value and gave it up. A command
-// that changes the value an aggregate holds appends to the claim streams in the aggregate's own
-// write, each expected at the version it was read at: of two commands that take one value, the
-// second fails its append, is tried again, and then finds the value held.
+// A declared unique value (domain.Unique) is kept with tags on the holders' own events and a
+// condition on them (values.go). Before tags, each key had a claim stream, "<category>-<sha-256
+// of the key in hex>", whose events said which aggregate took the value and gave it up; they
+// are still read.
 
 // Claim event types.
 const (
@@ -37,36 +34,16 @@ func ClaimStreamID(category, key string) string {
 	return category + "-" + hex.EncodeToString(sum[:])
 }
 
-// holder is who holds a value ("" when nobody does) and its claim stream's version.
-type holder struct {
-	id      string
-	version int64
-}
-
-func (h *Handler) holderOf(ctx context.Context, streamID string) (holder, error) {
-	var out holder
-	err := h.readAll(ctx, streamID, func(e eventstore.RecordedEvent) error {
-		out.version = e.Version
-		var c claimEvent
-		if err := json.Unmarshal(e.Data, &c); err != nil {
-			return err
-		}
-		switch e.Type {
-		case TypeValueClaimed:
-			out.id = c.Holder
-		case TypeValueReleased:
-			if out.id == c.Holder {
-				out.id = ""
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
-// claim adds to w the claim changes of an aggregate going from before to after, or returns the
-// rule of a value another aggregate holds.
-func (a Aggregate[S, E, C]) claim(ctx context.Context, name, id string, before Loaded[S], after S, w *Write) error {
+// claim adds to w the tags of an aggregate going from before to after for each of its unique
+// values (values.go), and the condition that keeps its read of the values' holders true, or
+// returns the rule of a value another aggregate holds.
+func (a Aggregate[S, E, C]) claim(ctx context.Context, id string, before Loaded[S], after S, w *Write) error {
+	type change struct {
+		u        domain.Unique[S]
+		was, now string
+	}
+	var changes []change
+	var values []value
 	for _, u := range a.def.Unique {
 		var was string
 		if before.Exists() {
@@ -76,37 +53,34 @@ func (a Aggregate[S, E, C]) claim(ctx context.Context, name, id string, before L
 		if was == now {
 			continue
 		}
+		changes = append(changes, change{u: u, was: was, now: now})
 		if now != "" {
-			stream := ClaimStreamID(u.Category, now)
-			held, err := a.h.holderOf(ctx, stream)
-			if err != nil {
-				return err
-			}
-			if held.id != "" && held.id != id {
-				return domain.Broken(u.Rule, "%s %q is taken by %s %s", u.Name, now, strings.ToLower(a.def.Name), held.id)
-			}
-			if held.id != id {
-				data, err := eventData(name, []claimEvent{{Type: TypeValueClaimed, Holder: id}})
-				if err != nil {
-					return err
-				}
-				w.Also(stream, held.version, data)
-			}
+			values = append(values, value{category: u.Category, key: now, claims: ClaimStreamID(u.Category, now), holder: claimHolder, owner: a.def.Category})
 		}
-		if was != "" {
-			stream := ClaimStreamID(u.Category, was)
-			held, err := a.h.holderOf(ctx, stream)
-			if err != nil {
-				return err
-			}
-			if held.id == id {
-				data, err := eventData(name, []claimEvent{{Type: TypeValueReleased, Holder: id}})
-				if err != nil {
-					return err
-				}
-				w.Also(stream, held.version, data)
-			}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	var read held
+	if len(values) > 0 {
+		var err error
+		if read, err = a.h.readHolders(ctx, values); err != nil {
+			return err
 		}
+	}
+	for _, c := range changes {
+		if c.now != "" {
+			if held := read.holderOf(c.u.Category, c.now); held != "" && held != id {
+				return domain.Broken(c.u.Rule, "%s %q is taken by %s %s", c.u.Name, c.now, strings.ToLower(a.def.Name), held)
+			}
+			w.Tag(ValueTag(c.u.Category, c.now))
+		}
+		if c.was != "" {
+			w.Tag(ReleasedTag(c.u.Category, c.was))
+		}
+	}
+	if len(values) > 0 {
+		w.Require(read.condition())
 	}
 	return nil
 }

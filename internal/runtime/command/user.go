@@ -39,15 +39,40 @@ func (h *Handler) UserHistory(ctx context.Context, id string) ([]Step[user.State
 	return h.Users().History(ctx, id)
 }
 
-// loadClaim replays an address's claim stream.
-func (h *Handler) loadClaim(ctx context.Context, email string) (user.ClaimState, error) {
-	var c user.ClaimState
-	err := h.readAll(ctx, user.ClaimStreamID(email), func(e eventstore.RecordedEvent) error {
-		var err error
-		c, err = c.ApplyClaim(e.Type, e.Data)
-		return err
-	})
-	return c, err
+// EmailCategory is the category of email addresses among held values (values.go): an event
+// that gives a user an address carries ValueTag(EmailCategory, the normalised address), one
+// that frees it ReleasedTag(...). The tags hold a hash of the address, never the address.
+const EmailCategory = user.EmailTagCategory
+
+// emailValue is an address as a held value, with its claim stream of old.
+func emailValue(email string) value {
+	return value{category: EmailCategory, key: user.NormalizeEmail(email), claims: user.ClaimStreamID(email), owner: user.Category,
+		holder: func(e eventstore.RecordedEvent) (string, bool, error) {
+			c, err := user.ClaimState{}.ApplyClaim(e.Type, e.Data)
+			return c.Holder, e.Type == user.TypeEmailClaimed, err
+		}}
+}
+
+// claimCache is the read of an address's holder one attempt of a command made: the condition
+// of its write keeps that read true.
+type claimCache struct {
+	h     *Handler
+	email string // normalised
+	read  *held
+}
+
+func (c *claimCache) get(ctx context.Context, email string) (user.ClaimState, error) {
+	key := user.NormalizeEmail(email)
+	if c.read == nil {
+		r, err := c.h.readHolders(ctx, []value{emailValue(email)})
+		if err != nil {
+			return user.ClaimState{}, err
+		}
+		c.email, c.read = key, &r
+	} else if c.email != key {
+		return user.ClaimState{}, errors.New("command: one attempt reads the holder of one address")
+	}
+	return user.ClaimState{Holder: c.read.holderOf(EmailCategory, key)}, nil
 }
 
 // RegisterUser registers a new user with a fresh id.
@@ -56,7 +81,7 @@ func (h *Handler) RegisterUser(ctx context.Context, name, email string) (UserRes
 	if err != nil {
 		return UserResult{}, err
 	}
-	return h.userCommand(ctx, "registerUser", id, true, nil, func(_ user.State, claims claimCache) (user.Command, error) {
+	return h.userCommand(ctx, "registerUser", id, true, nil, func(_ user.State, claims *claimCache) (user.Command, error) {
 		c, err := claims.get(ctx, email)
 		return user.Register{ID: id, Name: name, Email: email, EmailHolder: c.Holder}, err
 	})
@@ -64,7 +89,7 @@ func (h *Handler) RegisterUser(ctx context.Context, name, email string) (UserRes
 
 // ChangeUserEmail gives a user a new address. expected, when set, is the version the caller saw.
 func (h *Handler) ChangeUserEmail(ctx context.Context, id, email string, expected *int64) (UserResult, error) {
-	return h.userCommand(ctx, "changeUserEmail", id, false, expected, func(_ user.State, claims claimCache) (user.Command, error) {
+	return h.userCommand(ctx, "changeUserEmail", id, false, expected, func(_ user.State, claims *claimCache) (user.Command, error) {
 		c, err := claims.get(ctx, email)
 		return user.ChangeEmail{Email: email, EmailHolder: c.Holder}, err
 	})
@@ -72,14 +97,14 @@ func (h *Handler) ChangeUserEmail(ctx context.Context, id, email string, expecte
 
 // RenameUser gives a user a new name.
 func (h *Handler) RenameUser(ctx context.Context, id, name string, expected *int64) (UserResult, error) {
-	return h.userCommand(ctx, "renameUser", id, false, expected, func(user.State, claimCache) (user.Command, error) {
+	return h.userCommand(ctx, "renameUser", id, false, expected, func(user.State, *claimCache) (user.Command, error) {
 		return user.Rename{Name: name}, nil
 	})
 }
 
 // DeactivateUser deactivates a user and frees their address.
 func (h *Handler) DeactivateUser(ctx context.Context, id string, expected *int64) (UserResult, error) {
-	return h.userCommand(ctx, "deactivateUser", id, false, expected, func(user.State, claimCache) (user.Command, error) {
+	return h.userCommand(ctx, "deactivateUser", id, false, expected, func(user.State, *claimCache) (user.Command, error) {
 		return user.Deactivate{}, nil
 	})
 }
@@ -90,7 +115,7 @@ func (h *Handler) DeactivateUser(ctx context.Context, id string, expected *int64
 // their order, stay. Forgetting a user again appends nothing and deletes the key and snapshots
 // again, which is harmless.
 func (h *Handler) ForgetUser(ctx context.Context, id string) (UserResult, error) {
-	res, err := h.userCommand(ctx, "forgetUser", id, false, nil, func(user.State, claimCache) (user.Command, error) {
+	res, err := h.userCommand(ctx, "forgetUser", id, false, nil, func(user.State, *claimCache) (user.Command, error) {
 		return user.Forget{}, nil
 	})
 	var broken *domain.InvariantError
@@ -109,34 +134,14 @@ func (h *Handler) ForgetUser(ctx context.Context, id string) (UserResult, error)
 	return UserResult{User: s, DryRun: h.dryRun}, nil
 }
 
-// claimCache holds the claim streams one attempt of a command has read, so that the version an
-// address's holder was read at is the version its append expects.
-type claimCache struct {
-	h      *Handler
-	claims map[string]user.ClaimState
-}
-
-func (c claimCache) get(ctx context.Context, email string) (user.ClaimState, error) {
-	key := user.ClaimStreamID(email)
-	if s, ok := c.claims[key]; ok {
-		return s, nil
-	}
-	s, err := c.h.loadClaim(ctx, email)
-	if err != nil {
-		return s, err
-	}
-	c.claims[key] = s
-	return s, nil
-}
-
 // userCommand runs a command on the User aggregate: build makes it from the loaded state, and
 // the user's events are appended together with the claim changes they imply, each stream at the
 // version it was read at.
-func (h *Handler) userCommand(ctx context.Context, name, id string, isNew bool, expected *int64, build func(user.State, claimCache) (user.Command, error)) (UserResult, error) {
-	var claims claimCache
+func (h *Handler) userCommand(ctx context.Context, name, id string, isNew bool, expected *int64, build func(user.State, *claimCache) (user.Command, error)) (UserResult, error) {
+	var claims *claimCache
 	res, err := h.Users().Execute(ctx, Call[user.State, user.Command]{Name: name, ID: id, New: isNew, Expected: expected,
 		Prepare: func(_ context.Context, l Loaded[user.State], w *Write) (user.Command, error) {
-			claims = claimCache{h: h, claims: map[string]user.ClaimState{}}
+			claims = &claimCache{h: h}
 			cmd, err := build(l.State, claims)
 			if _, ok := cmd.(user.Forget); ok {
 				w.Forget(id)
@@ -149,19 +154,17 @@ func (h *Handler) userCommand(ctx context.Context, name, id string, isNew bool, 
 				decided = append(decided, e.(user.Event))
 			}
 			change := user.Claims(decided)
-			for _, c := range []struct{ email, typ string }{{change.Release, user.TypeEmailReleased}, {change.Claim, user.TypeEmailClaimed}} {
-				if c.email == "" {
-					continue
-				}
-				state, err := claims.get(ctx, c.email)
-				if err != nil {
+			if change.Release != "" {
+				w.Tag(ReleasedTag(EmailCategory, user.NormalizeEmail(change.Release)))
+			}
+			if change.Claim != "" {
+				// The address's holder was read when the command was made (build): the write
+				// fails, and the command is tried again, if it changed hands since.
+				if _, err := claims.get(ctx, change.Claim); err != nil {
 					return err
 				}
-				claimData, err := eventData(name, []user.ClaimEvent{{Type: c.typ, UserID: id}})
-				if err != nil {
-					return err
-				}
-				w.Also(user.ClaimStreamID(c.email), state.Version, claimData)
+				w.Tag(ValueTag(EmailCategory, user.NormalizeEmail(change.Claim)))
+				w.Require(claims.read.condition())
 			}
 			return nil
 		},

@@ -56,3 +56,12 @@ const Partitions = "1398031430"
 
 // PartitionsKey is the key of the one lock of class Partitions, as SQL.
 const PartitionsKey = "hashtext('events partitions')"
+
+// Match is the class of the consistency-boundary locks, key hashtext of "t:" and an event type
+// or "g:" and a tag. Transaction scoped: every append takes it shared for each type and tag of
+// its events, and a conditional append takes it exclusive for the keys its condition could match
+// (one tag of each item with tags, each type of an item with types only), so that a condition is
+// checked only once every append that could write a matching event has committed or rolled
+// back, and no such append starts writing before the conditional one commits
+// (internal/store/eventstore, docs/consistency.md).
+const Match = "1398031431"

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -180,9 +181,9 @@ func (s *Store) insert(ctx context.Context, q queryRower, streamID string, expec
 	}
 	var args []any
 	if n == 1 {
-		args = []any{streamID, expArg, n, pgUUID(in.ids[0]), in.types[0], in.schemaVersions[0], in.data[0], in.metadata[0]}
+		args = []any{streamID, expArg, n, pgUUID(in.ids[0]), in.types[0], in.schemaVersions[0], in.data[0], in.metadata[0], in.tags[0], in.keys}
 	} else {
-		args = []any{streamID, expArg, n, pgUUIDs(in.ids), in.types, in.schemaVersions, in.data, in.metadata}
+		args = []any{streamID, expArg, n, pgUUIDs(in.ids), in.types, in.schemaVersions, in.data, in.metadata, in.joinedTags, in.keys}
 	}
 	var row storedRow
 	err := q.QueryRow(ctx, appendSQL(expected, n), args...).Scan(&row.first, &row.tx, &row.positions, &row.at)
@@ -237,8 +238,13 @@ type appendInput struct {
 	schemaVersions []int32
 	data           []json.RawMessage
 	metadata       []json.RawMessage
-	generatedIDs   bool // some id was made here, so the call cannot repeat an earlier one
-	clientIDs      bool // some id came from the caller, so it may be stored already
+	tags           [][]string // nil for an event without tags
+	joinedTags     []*string  // each event's tags joined by tagSeparator, nil for none
+	// keys are the consistency-boundary lock keys of the events, taken shared: "t:" and each
+	// type, "g:" and each tag (docs/consistency.md).
+	keys         []string
+	generatedIDs bool // some id was made here, so the call cannot repeat an earlier one
+	clientIDs    bool // some id came from the caller, so it may be stored already
 }
 
 // recorded is event i of the input as stored at version and position.
@@ -246,6 +252,7 @@ func (in appendInput) recorded(i int, streamID string, version int64, pos Positi
 	return RecordedEvent{
 		ID: in.ids[i], StreamID: streamID, Version: version, Position: pos, Type: in.types[i],
 		SchemaVersion: int(in.schemaVersions[i]), Data: in.data[i], Metadata: in.metadata[i], RecordedAt: at,
+		Tags: in.tags[i],
 	}
 }
 
@@ -271,8 +278,11 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 		schemaVersions: make([]int32, n),
 		data:           make([]json.RawMessage, n),
 		metadata:       make([]json.RawMessage, n),
+		tags:           make([][]string, n),
+		joinedTags:     make([]*string, n),
 	}
 	seen := make(map[uuid.UUID]int, n)
+	keys := make(map[string]struct{}, n)
 	for i, e := range events {
 		if err := validateName("type", e.Type, MaxEventTypeLen); err != nil {
 			return appendInput{}, atEvent(i, err)
@@ -315,9 +325,56 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 			return appendInput{}, atEvent(i, &ValidationError{Field: "id", Reason: fmt.Sprintf("event id %s is also events[%d].id", id, j)})
 		}
 		seen[id] = i
+		if err := validateTags(e.Tags); err != nil {
+			return appendInput{}, atEvent(i, err)
+		}
 		in.ids[i], in.types[i], in.data[i], in.metadata[i] = id, e.Type, e.Data, md
+		keys[typeKey(e.Type)] = struct{}{}
+		if len(e.Tags) > 0 {
+			in.tags[i] = e.Tags
+			joined := strings.Join(e.Tags, tagSeparator)
+			in.joinedTags[i] = &joined
+			for _, t := range e.Tags {
+				keys[tagKey(t)] = struct{}{}
+			}
+		}
+	}
+	in.keys = make([]string, 0, len(keys))
+	for k := range keys {
+		in.keys = append(in.keys, k)
 	}
 	return in, nil
+}
+
+// tagSeparator joins an event's tags into one string for the statements that take many events
+// (a SQL array cannot hold arrays of different lengths); a tag cannot contain it.
+const tagSeparator = "\x1f"
+
+// typeKey and tagKey are the consistency-boundary lock keys of an event type and of a tag.
+func typeKey(t string) string { return "t:" + t }
+func tagKey(t string) string  { return "g:" + t }
+
+// validateTags checks an event's tags: at most MaxTags, each a name (non-empty, bounded,
+// printable UTF-8), none twice.
+func validateTags(tags []string) error {
+	if len(tags) > MaxTags {
+		return &ValidationError{Field: "tags", Reason: fmt.Sprintf("%d tags, the limit is %d", len(tags), MaxTags)}
+	}
+	for i, t := range tags {
+		if err := validateName("tag", t, MaxTagLen); err != nil {
+			var v *ValidationError
+			if errors.As(err, &v) {
+				return &ValidationError{Field: fmt.Sprintf("tags[%d]", i), Reason: v.Reason}
+			}
+			return err
+		}
+		for j := range i {
+			if tags[j] == t {
+				return &ValidationError{Field: fmt.Sprintf("tags[%d]", i), Reason: fmt.Sprintf("%q is also tags[%d]", t, j)}
+			}
+		}
+	}
+	return nil
 }
 
 // atEvent puts a field error of event i in the events list: "data" becomes "events[i].data".
@@ -403,7 +460,7 @@ func (s *Store) repeated(ctx context.Context, streamID string, expected Expected
 	if in.generatedIDs && cause != nil {
 		return AppendResult{}, cause
 	}
-	rows, err := s.pool.Query(ctx, pgsql.EventstoreRepeated, pgUUIDs(in.ids), in.types, in.schemaVersions, in.data, in.metadata)
+	rows, err := s.pool.Query(ctx, pgsql.EventstoreRepeated, pgUUIDs(in.ids), in.types, in.schemaVersions, in.data, in.metadata, in.joinedTags)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("append to %s: look up event ids: %w", streamID, err)
 	}

@@ -309,13 +309,13 @@ func (s *Store) answer(p *pending, rows []waveRow) bool {
 	if dup {
 		conflict = nil // stored ids: whether the call repeats an earlier one decides
 	}
-	if p.multi {
-		p.results, p.err = s.repeatedMulti(p.ctx, p.parts, p.inputs, conflict)
-		return false
-	}
 	var cause error
 	if conflict != nil {
 		cause = conflict
+	}
+	if p.multi {
+		p.results, p.err = s.repeatedMulti(p.ctx, p.parts, p.inputs, cause)
+		return false
 	}
 	part := p.parts[0]
 	res, err := s.repeated(p.ctx, part.StreamID, part.Expected, p.inputs[0], cause)
@@ -374,6 +374,7 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 	b := &pgx.Batch{}
 	b.Queue(pgsql.EventstoreGroupBegin)
 	b.Queue(pgsql.EventstoreGroupLock, streams)
+	b.Queue(pgsql.EventstoreGroupKeys, batchKeys(batch), []string(nil))
 	for _, wave := range waves {
 		b.Queue(pgsql.EventstoreGroupWave, waveArgs(wave)...)
 	}
@@ -401,8 +402,10 @@ func readBatch(results pgx.BatchResults, waves [][]*pending) ([][]waveRow, error
 			return nil, err
 		}
 	}
-	if _, err := results.Exec(); err != nil { // the locks
-		return nil, err
+	for range 2 { // the streams' locks, the keys'
+		if _, err := results.Exec(); err != nil {
+			return nil, err
+		}
 	}
 	out := make([][]waveRow, len(waves))
 	for w, wave := range waves {
@@ -451,6 +454,7 @@ func waveArgs(wave []*pending) []any {
 		data     []json.RawMessage
 		metadata []json.RawMessage
 		lookup   []bool
+		tags     []*string
 	)
 	for g, p := range wave {
 		for i, part := range p.parts {
@@ -473,8 +477,20 @@ func waveArgs(wave []*pending) []any {
 				data = append(data, in.data[k])
 				metadata = append(metadata, in.metadata[k])
 				lookup = append(lookup, in.clientIDs)
+				tags = append(tags, in.joinedTags[k])
 			}
 		}
 	}
-	return []any{streams, expected, counts, group, pgUUIDs(ids), partOf, place, types, versions, data, metadata, lookup}
+	return []any{streams, expected, counts, group, pgUUIDs(ids), partOf, place, types, versions, data, metadata, lookup, tags}
+}
+
+// batchKeys are the consistency-boundary lock keys of every event of a batch, taken shared.
+func batchKeys(batch []*pending) []string {
+	var keys []string
+	for _, p := range batch {
+		for _, in := range p.inputs {
+			keys = append(keys, in.keys...)
+		}
+	}
+	return keys
 }

@@ -128,16 +128,31 @@ func (s *Store) prepareMulti(parts []StreamAppend) ([]appendInput, error) {
 // set, runs in that transaction after the appends: not before, since the transaction must take
 // its id (at its first write) only once it holds the streams' locks.
 func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs []appendInput, last func(pgx.Tx) error) ([]AppendResult, error) {
-	// Locks are taken in stream id order, so two multi-stream appends over the same streams
-	// cannot deadlock; single-stream appends take one lock and cannot be part of a cycle.
+	// Parts are written in stream id order, the order of the locks.
 	order := make([]int, len(parts))
 	for i := range order {
 		order[i] = i
 	}
 	sort.Slice(order, func(a, b int) bool { return parts[order[a]].StreamID < parts[order[b]].StreamID })
 
+	streams := make([]string, len(parts))
+	var keys []string
+	for i, p := range parts {
+		streams[i] = p.StreamID
+		keys = append(keys, inputs[i].keys...)
+	}
 	results := make([]AppendResult, len(parts))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Every lock before the first write: the transaction takes its id at its first write,
+		// and a stream's next append must have a younger id than its last (docs/design.md, "Each
+		// stream in order within the global order"); and in the order every append takes them,
+		// streams then keys, so that no conditional append deadlocks with this one.
+		if _, err := tx.Exec(ctx, pgsql.EventstoreLockStreams, streams); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, pgsql.EventstoreGroupKeys, keys, []string(nil)); err != nil {
+			return err
+		}
 		for _, i := range order {
 			p := parts[i]
 			if len(p.Events) == 0 {
@@ -177,7 +192,7 @@ func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs 
 	}
 	var wrong *WrongExpectedVersionError
 	if errors.As(err, &wrong) {
-		return s.repeatedMulti(ctx, parts, inputs, wrong)
+		return s.repeatedMulti(ctx, parts, inputs, err)
 	}
 	return nil, fmt.Errorf("append to %d streams: %w", len(parts), err)
 }
@@ -221,11 +236,7 @@ func (s *Store) insertInTx(ctx context.Context, tx pgx.Tx, streamID string, expe
 // repeatedMulti decides whether a multi-stream append that could not be written repeats one
 // that was: every part with events must repeat its part, else the first part's refusal is the
 // answer (cause when no event id of the call is stored).
-func (s *Store) repeatedMulti(ctx context.Context, parts []StreamAppend, inputs []appendInput, cause *WrongExpectedVersionError) ([]AppendResult, error) {
-	var causeErr error
-	if cause != nil {
-		causeErr = cause
-	}
+func (s *Store) repeatedMulti(ctx context.Context, parts []StreamAppend, inputs []appendInput, causeErr error) ([]AppendResult, error) {
 	results := make([]AppendResult, len(parts))
 	for i, p := range parts {
 		if len(p.Events) == 0 {

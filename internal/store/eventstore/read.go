@@ -165,11 +165,7 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEve
 	if err != nil {
 		return nil, fmt.Errorf("read all: %w", err)
 	}
-	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RecordedEvent, error) {
-		var e RecordedEvent
-		err := r.Scan(&e.Position.tx, &e.Position.seq, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, &e.Data, &e.Metadata, &e.RecordedAt)
-		return e, err
-	})
+	events, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("read all: %w", err)
 	}
@@ -178,6 +174,13 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEve
 	}
 	s.read(len(events))
 	return events, nil
+}
+
+// scanEvent scans a row of pgsql's event columns (EventstoreReadAll's).
+func scanEvent(r pgx.CollectableRow) (RecordedEvent, error) {
+	var e RecordedEvent
+	err := r.Scan(&e.Position.tx, &e.Position.seq, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, &e.Data, &e.Metadata, &e.RecordedAt, &e.Tags)
+	return e, err
 }
 
 func (s *Store) read(n int) {

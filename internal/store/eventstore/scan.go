@@ -20,10 +20,11 @@ type nullableEvent struct {
 	data          json.RawMessage
 	metadata      json.RawMessage
 	recordedAt    *time.Time
+	tags          []string
 }
 
 func (n *nullableEvent) targets() []any {
-	return []any{&n.tx, &n.seq, &n.id, &n.streamID, &n.version, &n.typ, &n.schemaVersion, &n.data, &n.metadata, &n.recordedAt}
+	return []any{&n.tx, &n.seq, &n.id, &n.streamID, &n.version, &n.typ, &n.schemaVersion, &n.data, &n.metadata, &n.recordedAt, &n.tags}
 }
 
 func (n *nullableEvent) event() (RecordedEvent, bool) {
@@ -32,6 +33,6 @@ func (n *nullableEvent) event() (RecordedEvent, bool) {
 	}
 	return RecordedEvent{
 		ID: *n.id, StreamID: *n.streamID, Version: *n.version, Position: Position{tx: *n.tx, seq: *n.seq},
-		Type: *n.typ, SchemaVersion: *n.schemaVersion, Data: n.data, Metadata: n.metadata, RecordedAt: *n.recordedAt,
+		Type: *n.typ, SchemaVersion: *n.schemaVersion, Data: n.data, Metadata: n.metadata, RecordedAt: *n.recordedAt, Tags: n.tags,
 	}, true
 }

@@ -21,6 +21,8 @@ const (
 	DefaultMaxReadCount       = 10000
 	MaxStreamIDLen            = 256 // bytes
 	MaxEventTypeLen           = 256 // bytes
+	MaxTags                   = 32  // tags of one event
+	MaxTagLen                 = 256 // bytes
 )
 
 // Options sets the store's limits. Zero fields take the defaults.
@@ -127,6 +129,10 @@ type EventData struct {
 	// Metadata is a JSON object, or nil for {}. By convention it carries "correlationId",
 	// "causationId" and "actor" when the caller knows them.
 	Metadata json.RawMessage
+	// Tags name what the event is about, such as "product:42", for queries of the log and the
+	// conditions of appends (docs/consistency.md): at most MaxTags, each non-empty and at most
+	// MaxTagLen bytes of printable UTF-8, none twice.
+	Tags []string
 }
 
 // RecordedEvent is an event as stored.
@@ -142,6 +148,8 @@ type RecordedEvent struct {
 	// RecordedAt is the start time of the transaction that appended the event (PostgreSQL's
 	// now()): events of one append share it, and it is not necessarily in global order.
 	RecordedAt time.Time
+	// Tags are the event's tags, in the order the append gave them; nil when it has none.
+	Tags []string
 	// Stored is the payload as stored when reads upcast it (Data and SchemaVersion are then
 	// the current shape); nil when the stored payload is current.
 	Stored *Stored

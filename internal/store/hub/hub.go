@@ -85,6 +85,9 @@ type Filter struct {
 	StreamID string
 	Category string
 	Types    []string
+	// Query, when set, keeps only events that match it too (eventstore.Query): AND'd with the
+	// fields above.
+	Query *eventstore.Query
 }
 
 func (f Filter) match(e eventstore.RecordedEvent) bool {
@@ -94,6 +97,8 @@ func (f Filter) match(e eventstore.RecordedEvent) bool {
 	case f.Category != "" && eventstore.Category(e.StreamID) != f.Category:
 		return false
 	case len(f.Types) > 0 && !slices.Contains(f.Types, e.Type):
+		return false
+	case f.Query != nil && !f.Query.Matches(e):
 		return false
 	}
 	return true

@@ -257,3 +257,45 @@ type readCounter struct{ events atomic.Int64 }
 
 func (*readCounter) Appended(int, time.Duration, error) {}
 func (c *readCounter) EventsRead(n int)                 { c.events.Add(int64(n)) }
+
+// A subscription with a query gets exactly the events matching it, the stored ones first, then
+// the live ones, AND'd with its other filters.
+func TestQuerySubscriptionCatchesUpThenFollows(t *testing.T) {
+	t.Parallel()
+	f := start(t, hub.Options{Batch: 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tagged := func(stream, typ string, tags ...string) eventstore.Position {
+		res, err := f.store.Append(ctx, stream, eventstore.Any(), []eventstore.EventData{{Type: typ, Data: json.RawMessage(`{}`), Tags: tags}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Position
+	}
+	q := eventstore.Query{Items: []eventstore.QueryItem{{Tags: []string{"course:1"}}, {Types: []string{"CourseDefined"}}}}
+	var want []eventstore.Position
+	for i := range 5 {
+		want = append(want, tagged("course-1", "StudentSubscribed", "course:1", fmt.Sprintf("student:%d", i)))
+		tagged("course-2", "StudentSubscribed", "course:2")
+		if i == 2 {
+			want = append(want, tagged("course-3", "CourseDefined", "course:3"))
+		}
+		tagged("x-1", "CourseDefined") // another category
+	}
+	sub, err := f.hub.Subscribe(ctx, &eventstore.Position{}, hub.Filter{Category: "course", Query: &q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, sub, len(want))
+	tagged("course-2", "StudentSubscribed", "course:2")
+	want = append(want, tagged("course-1", "StudentLeft", "course:1", "student:0"))
+	got = append(got, receive(t, sub, 1)...)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	select {
+	case e := <-sub.C:
+		t.Errorf("got %s %s %q, which does not match", e.Position, e.Type, e.Tags)
+	default:
+	}
+}

@@ -291,7 +291,13 @@ func (h *Hub) catchUp(ctx context.Context, s *subscriber, from eventstore.Positi
 			}
 			continue
 		}
-		events, err := h.store.ReadAll(ctx, eventstore.ReadAllOptions{After: readTo, Max: h.opts.Batch, Category: category, Types: s.filter.Types})
+		var events []eventstore.RecordedEvent
+		if q := s.filter.Query; q != nil {
+			// The query's indexes find its events; the other fields filter them below.
+			events, err = h.store.ReadQuery(ctx, *q, readTo, h.opts.Batch)
+		} else {
+			events, err = h.store.ReadAll(ctx, eventstore.ReadAllOptions{After: readTo, Max: h.opts.Batch, Category: category, Types: s.filter.Types})
+		}
 		if err != nil {
 			if err := h.awaitDatabase(ctx, err); err != nil {
 				return delivered, err

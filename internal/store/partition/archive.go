@@ -134,6 +134,7 @@ type record struct {
 	Data          json.RawMessage `json:"data"`
 	Metadata      json.RawMessage `json:"metadata"`
 	RecordedAt    time.Time       `json:"recorded_at"`
+	Tags          []string        `json:"tags,omitempty"` // archives made before tags have none
 }
 
 func (r record) cursor() string {
@@ -432,7 +433,7 @@ func (m *Manager) write(ctx context.Context, ps []Partition, f *os.File, path st
 	last := time.Now()
 	for rows.Next() {
 		var r record
-		if err := rows.Scan(&r.Position, &r.TransactionID, &r.EventID, &r.StreamID, &r.Version, &r.Type, &r.SchemaVersion, &r.Data, &r.Metadata, &r.RecordedAt); err != nil {
+		if err := rows.Scan(&r.Position, &r.TransactionID, &r.EventID, &r.StreamID, &r.Version, &r.Type, &r.SchemaVersion, &r.Data, &r.Metadata, &r.RecordedAt, &r.Tags); err != nil {
 			return manifest, fmt.Errorf("read detached partitions: %w", err)
 		}
 		r.RecordedAt = r.RecordedAt.UTC()

@@ -74,6 +74,9 @@ func appendMany(t *testing.T, s *eventstore.Store, m *partition.Manager, n int) 
 		for j := range events {
 			events[j] = eventstore.EventData{Type: "Noted", Data: json.RawMessage(fmt.Sprintf(`{"n": %d, "text": "event \"%d\""}`, i+j, i+j)),
 				Metadata: json.RawMessage(`{"by": "test"}`)}
+			if (i+j)%3 == 0 { // archives keep tags, and restores put them back
+				events[j].Tags = []string{fmt.Sprintf("note:%d", i+j), "every:third"}
+			}
 		}
 		if _, err := s.Append(ctx, fmt.Sprintf("note-%d", i%4), eventstore.Any(), events); err != nil {
 			t.Fatalf("append event %d: %v", i, err)

@@ -62,7 +62,7 @@ func (m *Manager) Restore(ctx context.Context, path string, progress Progress) (
 		src.start()
 		defer src.stop()
 		n, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
-			[]string{"position", "transaction_id", "event_id", "stream_id", "version", "type", "schema_version", "data", "metadata", "recorded_at"}, src)
+			[]string{"position", "transaction_id", "event_id", "stream_id", "version", "type", "schema_version", "data", "metadata", "recorded_at", "tags"}, src)
 		if err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
@@ -165,7 +165,7 @@ func (s *copySource) Values() ([]any, error) {
 	if err := id.Scan(r.EventID); err != nil {
 		return nil, fmt.Errorf("%w: event at position %d: event id %q: %w", ErrCorrupt, r.Position, r.EventID, err)
 	}
-	return []any{r.Position, r.TransactionID, id, r.StreamID, r.Version, r.Type, r.SchemaVersion, r.Data, r.Metadata, r.RecordedAt}, nil
+	return []any{r.Position, r.TransactionID, id, r.StreamID, r.Version, r.Type, r.SchemaVersion, r.Data, r.Metadata, r.RecordedAt, r.Tags}, nil
 }
 
 func (s *copySource) Err() error { return s.err }

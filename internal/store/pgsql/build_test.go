@@ -46,6 +46,15 @@ func TestBuiltStatementsPrepare(t *testing.T) {
 		pgsql.ProjectionRenameConstraint("public", "users", "a", "b"),
 		pgsql.ProjectionRenameIndex("public", "a", "b"),
 	}
+	for _, items := range [][]pgsql.MatchItem{
+		nil,
+		{{Types: true}},
+		{{Tags: true}},
+		{{}},
+		{{Types: true, Tags: true}, {Tags: true}, {}},
+	} {
+		built = append(built, pgsql.EventstoreReadQuery(items), pgsql.EventstoreConditionCheck(items), pgsql.EventstoreLastMatch(items))
+	}
 	built = append(built, pgsql.ProjectionSwapTables("users", "users_rebuild", "users_old")...)
 	for _, sql := range built {
 		if _, err := conn.Conn().Prepare(ctx, "", sql); err != nil {

@@ -23,9 +23,12 @@ package pgsql
 //
 // There is a statement per expected version (any, no stream, a version) and count of events
 // (one, many). All take $1 the stream id, $2 the expected version (NULL: any) and $3 the number
-// of events; then the events: $4 id, $5 type, $6 schema version, $7 data and $8 metadata, for
-// one event as scalars (cheaper to encode and to plan than one-element arrays), for many as
-// arrays in version order. Every statement that inserts events also records their ids in
+// of events; then the events: $4 id, $5 type, $6 schema version, $7 data, $8 metadata and $9
+// tags, for one event as scalars (cheaper to encode and to plan than one-element arrays; tags
+// as a text[], NULL for none), for many as arrays in version order (each event's tags joined
+// by U+001F, which a tag cannot hold, or NULL). $10 are the keys of the consistency-boundary
+// locks the append takes shared after its stream's ("t:" and each type, "g:" and each tag;
+// docs/consistency.md). Every statement that inserts events also records their ids in
 // event_ids, whose primary key keeps event ids unique (events, partitioned by position, cannot;
 // docs/design.md, "Partitions and archives"). A CTE costs a third of what a trigger did.
 //
@@ -59,8 +62,9 @@ var (
 	EventstoreStreamVersion = get("EventstoreStreamVersion")
 
 	// EventstoreRepeated finds stored events with the ids of an append and says whether each
-	// has the content the append sends, comparing as PostgreSQL compares jsonb values. $1..$5
-	// are the append's ids, types, schema versions, data and metadata, as arrays; a row per
+	// has the content the append sends, comparing as PostgreSQL compares jsonb values. $1..$6
+	// are the append's ids, types, schema versions, data, metadata and tags (joined by U+001F),
+	// as arrays; a row per
 	// stored event, in the append's order: its 1-based place in the append, stream, version,
 	// transaction id, position, time and whether it is identical. Event ids are unique in
 	// event_ids, which says where each event is (events is partitioned by position, so it can
@@ -81,10 +85,32 @@ var (
 	// statement fewer than a SET LOCAL).
 	EventstoreGroupLock = get("EventstoreGroupLock")
 
+	// EventstoreLockStreams takes the advisory lock of every stream $1, in byte order of the
+	// ids, as EventstoreGroupLock does, for a multi-stream transaction of its own: it must hold
+	// every stream's lock before its first write (and so before it has a transaction id).
+	EventstoreLockStreams = get("EventstoreLockStreams")
+
+	// EventstoreGroupKeys takes the consistency-boundary locks (advisory.Match) of a batch, or of
+	// a conditional append, after its streams' locks and before it writes: $1 the keys taken
+	// shared (the types and tags of its events), $2 those taken exclusive (what its condition
+	// could match), in key order, as every append takes them, so that none deadlocks another.
+	EventstoreGroupKeys = get("EventstoreGroupKeys")
+
+	// EventstoreConditionSettled refuses (SQLSTATE SC002) a conditional append whose read
+	// position ($1 transaction id, $2 position) is not below the horizon yet; it runs first in
+	// the append's transaction, before any lock.
+	EventstoreConditionSettled = get("EventstoreConditionSettled")
+
+	// EventstoreLockAllAppends makes a conditional append whose condition matches every event
+	// wait for every append in flight (each holds ROW EXCLUSIVE on events once it writes) and
+	// hold off every other until it ends.
+	EventstoreLockAllAppends = get("EventstoreLockAllAppends")
+
 	// EventstoreGroupWave appends one wave. A row per part: stream $1, expected version $2
 	// (NULL: any), event count $3 (0: a check-only part of an AppendMulti), and $4 the append it
 	// belongs to; events $5.. with the part $6 (1-based) they belong to, $7 their 1-based place
-	// in it, and $12 whether their ids may be stored already. It returns a row per part, in
+	// in it, $12 whether their ids may be stored already and $13 their tags (joined by U+001F,
+	// or NULL). It returns a row per part, in
 	// order: its status (ok; conflict; dup; aborted: fine, but another part of its append was
 	// not), the stream's version before it, and, when written, its first version, transaction
 	// id, positions and time.

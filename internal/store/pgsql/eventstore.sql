@@ -5,33 +5,41 @@
 -- An append is its stream's part (the lock, then the streams row written for the expected
 -- version), then its events' part (one event, or many); a statement per pair.
 
--- fragment: AppendToAny
+-- fragment: AppendLocks
+-- The stream's lock, then a shared lock on each type and tag of the events ($10: "t:" type and
+-- "g:" tag, docs/consistency.md), so that a conditional append whose condition could match them
+-- waits for this one. Each key lock is taken on a row joined with lock's, so after it, whatever
+-- order the planner joins them in; keys in order, as every append takes them.
 WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
+keys AS (
+	SELECT count(pg_advisory_xact_lock_shared({{Match}}, k.k)) AS n
+	FROM lock, (SELECT DISTINCT hashtext(x) AS k FROM unnest($10::text[]) AS x ORDER BY 1) AS k
+),
+
+-- fragment: AppendToAny
 stream AS (
-	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint IS NULL
+	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock, keys WHERE $2::bigint IS NULL
 	ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $3, updated_at = now()
 	RETURNING s.version - $3 AS prev
 ),
 
 -- fragment: AppendToNew
-WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
 stream AS (
-	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock WHERE $2::bigint = 0
+	INSERT INTO streams AS s (stream_id, version) SELECT $1, $3 FROM lock, keys WHERE $2::bigint = 0
 	RETURNING 0::bigint AS prev
 ),
 
 -- fragment: AppendAtVersion
-WITH lock AS (SELECT pg_advisory_xact_lock({{Stream}}, hashtext($1))),
 stream AS (
 	UPDATE streams AS s SET version = s.version + $3, updated_at = now()
-	FROM lock WHERE s.stream_id = $1 AND s.version = $2
+	FROM lock, keys WHERE s.stream_id = $1 AND s.version = $2
 	RETURNING s.version - $3 AS prev
 ),
 
 -- fragment: AppendOne
 ins AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT $4, $1, stream.prev + 1, $5, $6, $7, $8 FROM stream
+	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata, tags)
+	SELECT $4, $1, stream.prev + 1, $5, $6, $7, $8, $9::text[] FROM stream
 	RETURNING event_id, version, transaction_id, position, recorded_at
 ), ids AS (
 	INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
@@ -40,10 +48,10 @@ SELECT version, transaction_id, ARRAY[position], recorded_at FROM ins
 
 -- fragment: AppendMany
 inserted AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT e.event_id, $1, stream.prev + e.ord, e.type, e.schema_version, e.data, e.metadata
-	FROM stream, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[])
-	     WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, ord)
+	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata, tags)
+	SELECT e.event_id, $1, stream.prev + e.ord, e.type, e.schema_version, e.data, e.metadata, string_to_array(e.tags, E'\x1f')
+	FROM stream, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::text[])
+	     WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, tags, ord)
 	ORDER BY e.ord -- positions are drawn in this order, so they follow the versions
 	RETURNING event_id, version, transaction_id, position, recorded_at
 ), ids AS (
@@ -52,26 +60,32 @@ inserted AS (
 SELECT min(version), (array_agg(transaction_id))[1], array_agg(position ORDER BY version), min(recorded_at) FROM inserted
 
 -- name: EventstoreAppendOneToAny
+{{AppendLocks}}
 {{AppendToAny}}
 {{AppendOne}}
 
 -- name: EventstoreAppendManyToAny
+{{AppendLocks}}
 {{AppendToAny}}
 {{AppendMany}}
 
 -- name: EventstoreAppendOneToNew
+{{AppendLocks}}
 {{AppendToNew}}
 {{AppendOne}}
 
 -- name: EventstoreAppendManyToNew
+{{AppendLocks}}
 {{AppendToNew}}
 {{AppendMany}}
 
 -- name: EventstoreAppendOneAtVersion
+{{AppendLocks}}
 {{AppendAtVersion}}
 {{AppendOne}}
 
 -- name: EventstoreAppendManyAtVersion
+{{AppendLocks}}
 {{AppendAtVersion}}
 {{AppendMany}}
 
@@ -81,8 +95,9 @@ SELECT coalesce((SELECT version FROM streams WHERE stream_id = $1), 0)
 -- name: EventstoreRepeated
 SELECT i.ord, e.stream_id, e.version, e.transaction_id, e.position, e.recorded_at,
        e.type = i.type AND e.schema_version = i.schema_version AND e.data = i.data AND e.metadata = i.metadata
-FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::jsonb[])
-     WITH ORDINALITY AS i(event_id, type, schema_version, data, metadata, ord)
+       AND e.tags IS NOT DISTINCT FROM string_to_array(i.tags, E'\x1f')
+FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::jsonb[], $6::text[])
+     WITH ORDINALITY AS i(event_id, type, schema_version, data, metadata, tags, ord)
 JOIN event_ids x ON x.event_id = i.event_id
 JOIN events e ON (e.transaction_id, e.position) = (x.transaction_id, x.position)
 ORDER BY i.ord
@@ -95,6 +110,33 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
 	count(pg_advisory_xact_lock({{Stream}}, hashtext(s)))
 FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams
 
+-- name: EventstoreLockStreams
+SELECT count(pg_advisory_xact_lock({{Stream}}, hashtext(s)))
+FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams
+
+-- name: EventstoreGroupKeys
+-- After the streams' locks: the consistency-boundary locks of a batch or of a conditional
+-- append, in key order, shared for the types and tags its events carry ($1), exclusive for the
+-- keys its condition could match ($2); a key in both is taken exclusive.
+SELECT count(CASE WHEN k.x THEN pg_advisory_xact_lock({{Match}}, k.k) ELSE pg_advisory_xact_lock_shared({{Match}}, k.k) END)
+FROM (
+	SELECT hashtext(u.s) AS k, bool_or(u.x) AS x
+	FROM (SELECT s, false AS x FROM unnest($1::text[]) AS s UNION ALL SELECT s, true FROM unnest($2::text[]) AS s) AS u
+	GROUP BY 1 ORDER BY 1
+) AS k
+
+-- name: EventstoreConditionSettled
+-- First in a conditional append's transaction, before it waits for any lock: its read position
+-- ($1 transaction id, $2 position) must lie below the horizon, as every position a read returns
+-- does; otherwise (a position a mutation returned while older transactions still run) the
+-- append is refused (SC002) before it writes anything.
+SELECT append_refused('SC002', $1::xid8, $2::bigint) WHERE $1::xid8 >= pg_snapshot_xmin(pg_current_snapshot())
+
+-- name: EventstoreLockAllAppends
+-- A conditional append whose condition matches every event waits for every append in flight
+-- and holds off every other until it commits; it may write itself (its own lock).
+LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE
+
 -- name: EventstoreGroupWave
 WITH req AS (
 	SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[]) WITH ORDINALITY AS r(stream_id, expected, n, grp, ord)
@@ -103,8 +145,8 @@ WITH req AS (
 	-- index whatever the planner thinks of the array's size; a join might scan the table.
 	-- Ids the store made itself ($12 false: fresh version 7 UUIDs) are not looked up.
 	SELECT e.*, CASE WHEN e.lookup THEN (SELECT true FROM event_ids x WHERE x.event_id = e.event_id) END AS stored
-	FROM unnest($5::uuid[], $6::int[], $7::int[], $8::text[], $9::int[], $10::jsonb[], $11::jsonb[], $12::bool[])
-	     WITH ORDINALITY AS e(event_id, a, k, type, schema_version, data, metadata, lookup, ord)
+	FROM unnest($5::uuid[], $6::int[], $7::int[], $8::text[], $9::int[], $10::jsonb[], $11::jsonb[], $12::bool[], $13::text[])
+	     WITH ORDINALITY AS e(event_id, a, k, type, schema_version, data, metadata, lookup, tags, ord)
 ), checked AS (
 	SELECT r.stream_id, r.n, r.grp, r.ord, v.version,
 		CASE WHEN r.ord IN (SELECT a FROM ev WHERE stored) THEN 'dup'
@@ -123,8 +165,8 @@ WITH req AS (
 	ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = now()
 	RETURNING s.stream_id
 ), ins AS (
-	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata)
-	SELECT ev.event_id, c.stream_id, c.version + ev.k, ev.type, ev.schema_version, ev.data, ev.metadata
+	INSERT INTO events (event_id, stream_id, version, type, schema_version, data, metadata, tags)
+	SELECT ev.event_id, c.stream_id, c.version + ev.k, ev.type, ev.schema_version, ev.data, ev.metadata, string_to_array(ev.tags, E'\x1f')
 	FROM ev JOIN cur c ON c.ord = ev.a WHERE c.status = 'ok'
 	ORDER BY ev.ord -- positions are drawn in arrival order
 	RETURNING event_id, stream_id, version, transaction_id, position, recorded_at
@@ -198,7 +240,7 @@ SELECT EXISTS (SELECT 1 FROM personal_keys WHERE subject = $1 AND key IS NULL)
 SELECT subject, key, wrapped FROM personal_keys WHERE subject = ANY($1::text[])
 
 -- name: EventstoreReadStreamForward
-SELECT s.version, s.deleted_version, h.first, e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+SELECT s.version, s.deleted_version, h.first, e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.tags
 FROM streams s CROSS JOIN LATERAL (SELECT
 	greatest(1, coalesce((s.metadata->>'truncateBefore')::bigint, 1),
 		s.version - coalesce((s.metadata->>'maxCount')::bigint, s.version) + 1) AS first,
@@ -211,7 +253,7 @@ WHERE s.stream_id = $1
 ORDER BY e.version
 
 -- name: EventstoreReadStreamBackward
-SELECT s.version, s.deleted_version, h.first, e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+SELECT s.version, s.deleted_version, h.first, e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.tags
 FROM streams s CROSS JOIN LATERAL (SELECT
 	greatest(1, coalesce((s.metadata->>'truncateBefore')::bigint, 1),
 		s.version - coalesce((s.metadata->>'maxCount')::bigint, s.version) + 1) AS first,
@@ -227,7 +269,7 @@ ORDER BY e.version DESC
 SELECT version, deleted_version IS NOT NULL, metadata FROM streams WHERE stream_id = $1
 
 -- name: EventstoreReadAll
-SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.tags
 FROM events e
 WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -235,7 +277,7 @@ ORDER BY e.transaction_id, e.position
 LIMIT $3
 
 -- name: EventstoreReadAllCategory
-SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.tags
 FROM events e
 WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -244,7 +286,7 @@ ORDER BY e.transaction_id, e.position
 LIMIT $3
 
 -- name: EventstoreReadAllTypes
-SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.tags
 FROM events e
 WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -253,7 +295,7 @@ ORDER BY e.transaction_id, e.position
 LIMIT $3
 
 -- name: EventstoreReadAllCategoryTypes
-SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.tags
 FROM events e
 WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())

@@ -70,11 +70,11 @@ func PartitionDrop(table string) string {
 
 // partitionArchiveColumns are the columns of an event an archive keeps: every one a restore
 // needs to put the event back exactly.
-const partitionArchiveColumns = `position, transaction_id, event_id::text, stream_id, version, type, schema_version, data, metadata, recorded_at`
+const partitionArchiveColumns = `position, transaction_id, event_id::text, stream_id, version, type, schema_version, data, metadata, recorded_at, tags`
 
 // PartitionArchiveRead reads every event of the partition tables, detached, in the global
 // order: position, transaction_id, event_id (as text), stream_id, version, type,
-// schema_version, data, metadata, recorded_at.
+// schema_version, data, metadata, recorded_at, tags.
 func PartitionArchiveRead(tables []string) string {
 	parts := make([]string, 0, len(tables))
 	for _, table := range tables {

@@ -48,6 +48,7 @@ var classes = map[string]string{
 	"Leader":        advisory.Leader,
 	"Partitions":    advisory.Partitions,
 	"PartitionsKey": advisory.PartitionsKey,
+	"Match":         advisory.Match,
 }
 
 var (

@@ -37,6 +37,7 @@ type exportedEvent struct {
 	RecordedAt    string          `json:"recordedAt"`
 	Data          json.RawMessage `json:"data"`
 	Metadata      json.RawMessage `json:"metadata"`
+	Tags          []string        `json:"tags"`
 }
 
 type ndjsonEncoder struct{ enc *json.Encoder }
@@ -47,28 +48,40 @@ func (n *ndjsonEncoder) event(e *eventstore.RecordedEvent) error {
 	return n.enc.Encode(exportedEvent{
 		Position: e.Position.String(), StreamID: e.StreamID, Version: e.Version, Type: e.Type,
 		SchemaVersion: e.SchemaVersion, ID: e.ID.String(), RecordedAt: formatTime(e.RecordedAt),
-		Data: jsonOrNull(e.Data), Metadata: jsonOrNull(e.Metadata),
+		Data: jsonOrNull(e.Data), Metadata: jsonOrNull(e.Metadata), Tags: tagsOf(e),
 	})
 }
 
 func (n *ndjsonEncoder) flush() error { return nil }
 
-// CSVHeader names the columns of a CSV export, its first row: the envelope flattened, data and
-// metadata as JSON text.
+// tagsOf is an event's tags for an export: an empty list rather than null when it has none.
+func tagsOf(e *eventstore.RecordedEvent) []string {
+	if e.Tags == nil {
+		return []string{}
+	}
+	return e.Tags
+}
+
+// CSVHeader names the columns of a CSV export, its first row: the envelope flattened, data,
+// metadata and tags (a list) as JSON text.
 func CSVHeader() []string {
-	return []string{"position", "stream_id", "version", "type", "schema_version", "event_id", "recorded_at", "data", "metadata"}
+	return []string{"position", "stream_id", "version", "type", "schema_version", "event_id", "recorded_at", "data", "metadata", "tags"}
 }
 
 type csvEncoder struct {
 	w   *csv.Writer
-	row [9]string
+	row [10]string
 }
 
 func (c *csvEncoder) header() error { return c.w.Write(CSVHeader()) }
 
 func (c *csvEncoder) event(e *eventstore.RecordedEvent) error {
-	c.row = [9]string{e.Position.String(), e.StreamID, strconv.FormatInt(e.Version, 10), e.Type,
-		strconv.Itoa(e.SchemaVersion), e.ID.String(), formatTime(e.RecordedAt), string(jsonOrNull(e.Data)), string(jsonOrNull(e.Metadata))}
+	tags, err := json.Marshal(tagsOf(e))
+	if err != nil {
+		return err
+	}
+	c.row = [10]string{e.Position.String(), e.StreamID, strconv.FormatInt(e.Version, 10), e.Type,
+		strconv.Itoa(e.SchemaVersion), e.ID.String(), formatTime(e.RecordedAt), string(jsonOrNull(e.Data)), string(jsonOrNull(e.Metadata)), string(tags)}
 	return c.w.Write(c.row[:])
 }
 

@@ -172,6 +172,7 @@ func TestEncoders(t *testing.T) {
 		ID: uuid.MustParse("0190a6f4-0000-7000-8000-000000000001"), StreamID: "order-1", Version: 3, Position: pos,
 		Type: "Noted", SchemaVersion: 2, Data: json.RawMessage(`{"text":"a, \"b\"\n<c>&"}`),
 		RecordedAt: time.Date(2024, 5, 6, 7, 8, 9, 123000000, time.FixedZone("x", 3600)),
+		Tags:       []string{"course:1", `a "quoted", tag`},
 	}
 	var nd bytes.Buffer
 	enc := newEncoder("ndjson", &nd)
@@ -179,7 +180,8 @@ func TestEncoders(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"position":"00000000000000ab0000000000000001","streamId":"order-1","version":3,"type":"Noted","schemaVersion":2,` +
-		`"id":"0190a6f4-0000-7000-8000-000000000001","recordedAt":"2024-05-06T06:08:09.123Z","data":{"text":"a, \"b\"\n<c>&"},"metadata":null}` + "\n"
+		`"id":"0190a6f4-0000-7000-8000-000000000001","recordedAt":"2024-05-06T06:08:09.123Z","data":{"text":"a, \"b\"\n<c>&"},"metadata":null,` +
+		`"tags":["course:1","a \"quoted\", tag"]}` + "\n"
 	if nd.String() != want {
 		t.Errorf("ndjson:\n got %s\nwant %s", nd.String(), want)
 	}
@@ -194,7 +196,7 @@ func TestEncoders(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRows := [][]string{CSVHeader(), {"00000000000000ab0000000000000001", "order-1", "3", "Noted", "2", "0190a6f4-0000-7000-8000-000000000001",
-		"2024-05-06T06:08:09.123Z", `{"text":"a, \"b\"\n<c>&"}`, "null"}}
+		"2024-05-06T06:08:09.123Z", `{"text":"a, \"b\"\n<c>&"}`, "null", `["course:1","a \"quoted\", tag"]`}}
 	if !reflect.DeepEqual(rows, wantRows) {
 		t.Errorf("csv rows:\n got %q\nwant %q", rows, wantRows)
 	}

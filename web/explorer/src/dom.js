@@ -49,3 +49,9 @@ export function time(rfc3339) {
   if (!rfc3339) return '';
   return rfc3339.replace('T', ' ').replace(/(\.\d{3})\d*/, '$1');
 }
+
+// tagList shows an event's tags (what it is about, such as product:42), or nothing.
+export function tagList(tags) {
+  if (!tags || tags.length === 0) return '';
+  return h('span', { class: 'tags' }, tags.map((t) => h('span', { class: 'tag' }, t)));
+}

@@ -4,13 +4,13 @@
 // tail paused before its first event keeps its subscription until one comes, which gives it
 // that position. A dropped connection resumes the same way on its own. Only the newest rows
 // stay on the page.
-import { h, replace, json, time } from './dom.js';
+import { h, replace, json, time, tagList } from './dom.js';
 import { subscribe } from './api.js';
 
 const maxRows = 500;
 
 const liveSubscription = `subscription ExplorerLive($after: String, $category: String, $types: [String!]) {
-  events(after: $after, category: $category, types: $types) { streamId version type position recordedAt data }
+  events(after: $after, category: $category, types: $types) { streamId version type position recordedAt tags data }
 }`;
 
 export function liveView(main, params) {
@@ -52,7 +52,8 @@ export function liveView(main, params) {
         h('span', { class: 'version' }, `v${e.version}`),
         h('strong', { class: 'type' }, e.type),
         h('time', { datetime: e.recordedAt }, time(e.recordedAt)),
-        h('span', { class: 'muted' }, `position ${e.position}`)),
+        h('span', { class: 'muted' }, `position ${e.position}`),
+        tagList(e.tags)),
       h('details', {}, h('summary', {}, 'data'), h('pre', {}, json(e.data)))));
     while (list.children.length > maxRows) list.lastElementChild.remove();
   }

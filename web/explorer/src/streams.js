@@ -1,7 +1,7 @@
 // Streams: search by id prefix or category (the streams query, keyset-paged), and one stream's
 // events as a timeline, a page at a time (stream.events with fromVersion or backward). A stream
 // of a registered aggregate (aggregateKinds) links to the aggregate view.
-import { h, replace, json, time } from './dom.js';
+import { h, replace, json, time, tagList } from './dom.js';
 import { query, aggregateKinds } from './api.js';
 
 const pageSize = 50;
@@ -17,7 +17,7 @@ const streamQuery = `query ExplorerStream($id: String!, $from: Int!, $first: Int
   stream(id: $id) {
     id version firstVersion deleted
     events(fromVersion: $from, first: $first) {
-      edges { node { version type recordedAt position data metadata } }
+      edges { node { version type recordedAt position tags data metadata } }
     }
   }
 }`;
@@ -27,7 +27,7 @@ const streamLastQuery = `query ExplorerStreamLast($id: String!, $first: Int!) {
   stream(id: $id) {
     id version firstVersion deleted
     events(first: $first, backward: true) {
-      edges { node { version type recordedAt position data metadata } }
+      edges { node { version type recordedAt position tags data metadata } }
     }
   }
 }`;
@@ -183,7 +183,8 @@ export function streamView(main, id, params) {
             h('span', { class: 'version' }, `v${e.version}`),
             h('strong', { class: 'type' }, e.type),
             h('time', { datetime: e.recordedAt }, time(e.recordedAt)),
-            h('span', { class: 'muted' }, `position ${e.position}`)),
+            h('span', { class: 'muted' }, `position ${e.position}`),
+            tagList(e.tags)),
           h('details', {}, h('summary', {}, 'data and metadata'),
             h('pre', {}, json(e.data)), h('pre', { class: 'muted' }, json(e.metadata)))))),
         pager());

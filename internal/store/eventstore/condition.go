@@ -1,0 +1,421 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-es/strata/internal/store/pgsql"
+)
+
+// Query selects events by types and tags, as the Dynamic Consistency Boundary specification
+// defines it: an event matches when it matches any item. No item matches nothing.
+type Query struct {
+	Items []QueryItem
+}
+
+// QueryItem matches an event of one of Types (any type when Types is empty) that carries every
+// one of Tags. An item with neither matches every event.
+type QueryItem struct {
+	Types []string
+	Tags  []string
+}
+
+// MaxQueryItems bounds the items of one query, and so the size of the statement it becomes.
+const MaxQueryItems = 32
+
+// Condition makes an append conditional: it writes nothing and fails with a
+// *ConditionFailedError when an event matching FailIfEventsMatch lies after After in the global
+// order, which the read that gave After cannot have seen. The zero After means the whole log.
+type Condition struct {
+	FailIfEventsMatch Query
+	After             Position
+}
+
+// ErrHeldBack says that reads did not show a committed event within the time a writer waited:
+// a transaction that runs long holds them back (HeldBackBy names it). Retrying later is safe.
+var ErrHeldBack = errors.New("reads are held back by a transaction that runs long")
+
+// ErrConditionFailed is matched (errors.Is) by every *ConditionFailedError.
+var ErrConditionFailed = errors.New("append condition failed")
+
+// ConditionFailedError says that an event matching an append's condition lies after its read
+// position; Position is one such event's. Nothing was written.
+type ConditionFailedError struct {
+	Position Position
+}
+
+func (e *ConditionFailedError) Error() string {
+	return fmt.Sprintf("append condition failed: the event at %s matches", e.Position)
+}
+
+// Is makes errors.Is(err, ErrConditionFailed) hold.
+func (e *ConditionFailedError) Is(target error) bool { return target == ErrConditionFailed }
+
+// Condition codes of append_refused (migrations/00012_event_tags.sql).
+const (
+	codeConditionFailed = "SC001"
+	codeAfterUnsettled  = "SC002"
+)
+
+// ValidateQuery checks a query's items: bounded lists of names; field names it in errors.
+func ValidateQuery(field string, q Query) error {
+	if len(q.Items) > MaxQueryItems {
+		return &ValidationError{Field: field + ".items", Reason: fmt.Sprintf("%d items, the limit is %d", len(q.Items), MaxQueryItems)}
+	}
+	for i, it := range q.Items {
+		at := func(list string, j int, err error) error {
+			var v *ValidationError
+			if errors.As(err, &v) {
+				return &ValidationError{Field: fmt.Sprintf("%s.items[%d].%s[%d]", field, i, list, j), Reason: v.Reason}
+			}
+			return err
+		}
+		if len(it.Types) > MaxTags {
+			return &ValidationError{Field: fmt.Sprintf("%s.items[%d].types", field, i), Reason: fmt.Sprintf("%d types, the limit is %d", len(it.Types), MaxTags)}
+		}
+		if len(it.Tags) > MaxTags {
+			return &ValidationError{Field: fmt.Sprintf("%s.items[%d].tags", field, i), Reason: fmt.Sprintf("%d tags, the limit is %d", len(it.Tags), MaxTags)}
+		}
+		for j, t := range it.Types {
+			if err := validateName("type", t, MaxEventTypeLen); err != nil {
+				return at("types", j, err)
+			}
+		}
+		for j, t := range it.Tags {
+			if err := validateName("tag", t, MaxTagLen); err != nil {
+				return at("tags", j, err)
+			}
+		}
+	}
+	return nil
+}
+
+// shape is the query's statement shape and its values, as pgsql's builders number them.
+func (q Query) shape() ([]pgsql.MatchItem, []any) {
+	items := make([]pgsql.MatchItem, len(q.Items))
+	var args []any
+	for i, it := range q.Items {
+		items[i] = pgsql.MatchItem{Types: len(it.Types) > 0, Tags: len(it.Tags) > 0}
+		if items[i].Types {
+			args = append(args, it.Types)
+		}
+		if items[i].Tags {
+			args = append(args, it.Tags)
+		}
+	}
+	return items, args
+}
+
+// Matches reports whether e matches q, as the statements of pgsql decide it.
+func (q Query) Matches(e RecordedEvent) bool {
+	for _, it := range q.Items {
+		if it.matches(e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (it QueryItem) matches(e RecordedEvent) bool {
+	if len(it.Types) > 0 && !slices.Contains(it.Types, e.Type) {
+		return false
+	}
+	for _, t := range it.Tags {
+		if !slices.Contains(e.Tags, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// lockKeys are the keys a condition on q takes exclusive, and whether it must hold off every
+// append (an item that matches every event). An event matching an item with tags carries the
+// item's first tag, so its append holds that tag's key shared; one matching an item with types
+// only holds its type's key; so each such append and the condition take turns.
+func (q Query) lockKeys() (keys []string, all bool) {
+	for _, it := range q.Items {
+		switch {
+		case len(it.Tags) > 0:
+			keys = append(keys, tagKey(it.Tags[0]))
+		case len(it.Types) > 0:
+			for _, t := range it.Types {
+				keys = append(keys, typeKey(t))
+			}
+		default:
+			all = true
+		}
+	}
+	return keys, all
+}
+
+// ReadQuery reads the events that match q in the global order, after the position after
+// (exclusive), at most max of them: as ReadAll, gap-free under concurrent writers, so paging
+// with the position of the last event returned walks every matching event exactly once. A query
+// without items matches nothing.
+func (s *Store) ReadQuery(ctx context.Context, q Query, after Position, limit int) ([]RecordedEvent, error) {
+	if err := s.checkMax(limit); err != nil {
+		return nil, err
+	}
+	if err := ValidateQuery("query", q); err != nil {
+		return nil, err
+	}
+	if len(q.Items) == 0 {
+		return nil, nil
+	}
+	items, values := q.shape()
+	args := append([]any{after.tx, after.seq, limit}, values...)
+	rows, err := s.pool.Query(ctx, pgsql.EventstoreReadQuery(items), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read query: %w", err)
+	}
+	events, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("read query: %w", err)
+	}
+	if err := s.transform(ctx, events); err != nil {
+		return nil, fmt.Errorf("read query: %w", err)
+	}
+	s.read(len(events))
+	return events, nil
+}
+
+// LastMatch returns the position of the last committed event that matches q, whether reads
+// show it yet or not (ok is false when none does). Reads stop below transactions still running
+// (ReadAll): a writer that must decide from every committed event waits until reads show this
+// one (WaitReadable) before it reads.
+func (s *Store) LastMatch(ctx context.Context, q Query) (pos Position, ok bool, err error) {
+	if err := ValidateQuery("query", q); err != nil {
+		return Position{}, false, err
+	}
+	if len(q.Items) == 0 {
+		return Position{}, false, nil
+	}
+	items, values := q.shape()
+	err = s.pool.QueryRow(ctx, pgsql.EventstoreLastMatch(items), values...).Scan(&pos.tx, &pos.seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Position{}, false, nil
+	}
+	if err != nil {
+		return Position{}, false, fmt.Errorf("last match: %w", err)
+	}
+	return pos, true, nil
+}
+
+// AppendIf is Append under a condition: it writes nothing, and returns a *ConditionFailedError,
+// when an event matching cond.FailIfEventsMatch lies after cond.After in the global order,
+// including events of appends that were still in flight when it was checked. Two conditional
+// appends whose conditions could match each other's events take turns, so that at most one of
+// them succeeds; appends whose events no condition could match never wait for each other.
+//
+// cond.After must be a position a read returned (ReadAll, ReadQuery, a subscription): a
+// position that is not below the horizon yet, as one an append returns while older transactions
+// still run, is refused with a *ValidationError (docs/consistency.md says why). A repeat of an
+// append that succeeded answers Repeated before the condition counts. A conditional append is
+// written in a transaction of its own, never in a group commit, and a deleted stream refuses it
+// (it does not recreate the stream as Append does).
+func (s *Store) AppendIf(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData, cond Condition) (AppendResult, error) {
+	results, err := s.AppendMultiIf(ctx, []StreamAppend{{StreamID: streamID, Expected: expected, Events: events}}, &cond)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return results[0], nil
+}
+
+// AppendMultiIf is AppendMulti under a condition (nil: none), with AppendIf's rules: every
+// expected version and the condition hold and every part is written, or nothing is.
+func (s *Store) AppendMultiIf(ctx context.Context, parts []StreamAppend, cond *Condition) ([]AppendResult, error) {
+	if cond == nil {
+		return s.AppendMulti(ctx, parts)
+	}
+	start := time.Now()
+	results, err := s.appendConditional(ctx, parts, *cond)
+	if s.opts.Observer != nil {
+		n := 0
+		for _, res := range results {
+			n += written(res)
+		}
+		s.opts.Observer.Appended(n, time.Since(start), err)
+	}
+	return results, err
+}
+
+func (s *Store) appendConditional(ctx context.Context, parts []StreamAppend, cond Condition) ([]AppendResult, error) {
+	if err := ValidateQuery("condition.failIfEventsMatch", cond.FailIfEventsMatch); err != nil {
+		return nil, err
+	}
+	inputs, err := s.prepareMulti(parts)
+	if err != nil {
+		return nil, err
+	}
+	p := &pending{ctx: ctx, parts: parts, inputs: inputs, multi: len(parts) > 1}
+	rows, err := s.runConditional(ctx, p, cond)
+	if err == nil {
+		if s.answer(p, rows) {
+			s.appended()
+		}
+		return p.results, p.err
+	}
+	var refused *ConditionFailedError
+	if errors.As(err, &refused) {
+		// A repeat of an append that succeeded is answered as one: its own events may well be
+		// what its condition now matches.
+		return s.repeatedAnswer(p, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "22" {
+		return nil, &ValidationError{Field: "events", Reason: pgErr.Message}
+	}
+	if ctx.Err() == nil {
+		streams := make([]string, len(parts))
+		for i, part := range parts {
+			streams[i] = part.StreamID
+		}
+		if deleted := s.deletedError(ctx, streams, err); deleted != nil {
+			return nil, deleted
+		}
+	}
+	var invalid *ValidationError
+	if errors.As(err, &invalid) {
+		return nil, err
+	}
+	return nil, fmt.Errorf("append to %s: %w", parts[0].StreamID, err)
+}
+
+// repeatedAnswer answers p, refused with cause, as a repeat of an earlier append when it is one.
+func (s *Store) repeatedAnswer(p *pending, cause error) ([]AppendResult, error) {
+	if p.multi {
+		return s.repeatedMulti(p.ctx, p.parts, p.inputs, cause)
+	}
+	part := p.parts[0]
+	res, err := s.repeated(p.ctx, part.StreamID, part.Expected, p.inputs[0], cause)
+	if err != nil {
+		return nil, err
+	}
+	return []AppendResult{res}, nil
+}
+
+// runConditional writes p under cond in one transaction and one round trip: BEGIN, the check
+// that cond.After is settled, the streams' locks, the keys' locks (its events' shared, its
+// condition's exclusive), the lock on every append when the condition matches everything, the
+// check, the wave that writes, COMMIT. The check runs after every lock is held, in a snapshot
+// of its own (READ COMMITTED), so it sees every append that could match and committed before
+// it; one that could match and has not started waits for this transaction's locks.
+func (s *Store) runConditional(ctx context.Context, p *pending, cond Condition) ([]waveRow, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+
+	streams := make([]string, len(p.parts))
+	var shared []string
+	for i, part := range p.parts {
+		streams[i] = part.StreamID
+		shared = append(shared, p.inputs[i].keys...)
+	}
+	exclusive, all := cond.FailIfEventsMatch.lockKeys()
+	check := len(cond.FailIfEventsMatch.Items) > 0
+	b := &pgx.Batch{}
+	b.Queue(pgsql.EventstoreGroupBegin)
+	if !cond.After.IsZero() {
+		b.Queue(pgsql.EventstoreConditionSettled, cond.After.tx, cond.After.seq)
+	}
+	b.Queue(pgsql.EventstoreGroupLock, streams)
+	b.Queue(pgsql.EventstoreGroupKeys, shared, exclusive)
+	if all {
+		b.Queue(pgsql.EventstoreLockAllAppends)
+	}
+	if check {
+		items, values := cond.FailIfEventsMatch.shape()
+		b.Queue(pgsql.EventstoreConditionCheck(items), append([]any{cond.After.tx, cond.After.seq}, values...)...)
+	}
+	b.Queue(pgsql.EventstoreGroupWave, waveArgs([]*pending{p})...)
+	b.Queue(pgsql.EventstoreGroupCommit)
+
+	results := conn.SendBatch(ctx, b)
+	rows, err := readConditional(results, b.Len()-2, len(p.parts))
+	if closeErr := results.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = conn.Exec(ctx, pgsql.EventstoreGroupRollback)
+		}
+		return nil, refusal(err)
+	}
+	return rows, nil
+}
+
+// readConditional reads runConditional's results: before statements that return nothing
+// (BEGIN, the locks, the checks), then the wave's rows, then COMMIT.
+func readConditional(results pgx.BatchResults, before, parts int) ([]waveRow, error) {
+	for range before {
+		if _, err := results.Exec(); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := results.Query()
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (waveRow, error) {
+		var row waveRow
+		err := r.Scan(&row.status, &row.current, &row.first, &row.tx, &row.positions, &row.at)
+		return row, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != parts {
+		return nil, fmt.Errorf("conditional append: %d answers for %d parts", len(out), parts)
+	}
+	tag, err := results.Exec()
+	if err != nil {
+		return nil, err
+	}
+	if tag.String() != pgsql.EventstoreCommitTag {
+		return nil, fmt.Errorf("conditional append: the transaction ended with %s", tag)
+	}
+	return out, nil
+}
+
+// refusal turns append_refused's errors into the store's.
+func refusal(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code {
+	case codeConditionFailed:
+		pos, ok := parseDetail(pgErr.Detail)
+		if !ok {
+			return fmt.Errorf("append condition failed at %q: %w", pgErr.Detail, err)
+		}
+		return &ConditionFailedError{Position: pos}
+	case codeAfterUnsettled:
+		return &ValidationError{Field: "condition.after", Reason: "is not a read position yet: transactions older than it are still running (take it from a read, not from an append's result)"}
+	}
+	return err
+}
+
+// parseDetail reads the position append_refused writes as its detail: "tx position".
+func parseDetail(d string) (Position, bool) {
+	txs, seqs, ok := strings.Cut(d, " ")
+	if !ok {
+		return Position{}, false
+	}
+	tx, err1 := strconv.ParseUint(txs, 10, 64)
+	seq, err2 := strconv.ParseInt(seqs, 10, 64)
+	if err1 != nil || err2 != nil {
+		return Position{}, false
+	}
+	return Position{tx: tx, seq: seq}, true
+}

@@ -1,0 +1,89 @@
+package pgsql
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Queries of the log by types and tags (docs/consistency.md): a query is a list of items, any
+// of which an event may match; an item matches an event of one of its types (any type when it
+// has none) carrying every one of its tags. The text depends on the query's shape (how many
+// items, and which of types and tags each has), never on its values, which are parameters: a
+// connection prepares each shape once. An item with types and tags is
+// (e.type = ANY($n) AND e.tags @> $n+1), which the (type, transaction_id, position) index and
+// the GIN index on tags serve; an item with neither is TRUE.
+
+// MatchItem is the shape of one item of a query: whether it has types, and whether tags.
+type MatchItem struct{ Types, Tags bool }
+
+// eventColumns are the columns of an event every read of events returns, in the order the
+// event store scans them.
+const eventColumns = `e.transaction_id, e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.tags`
+
+// match is the condition for items, its parameters numbered from first: each item's types
+// (text[]) when it has them, then its tags (text[]) when it has them. It reports the number of
+// parameters it uses. No item is FALSE.
+func match(items []MatchItem, first int) (string, int) {
+	if len(items) == 0 {
+		return "FALSE", 0
+	}
+	n := first
+	ors := make([]string, len(items))
+	for i, it := range items {
+		var ands []string
+		if it.Types {
+			ands = append(ands, "e.type = ANY($"+strconv.Itoa(n)+"::text[])")
+			n++
+		}
+		if it.Tags {
+			ands = append(ands, "e.tags @> $"+strconv.Itoa(n)+"::text[]")
+			n++
+		}
+		if len(ands) == 0 {
+			ands = []string{"TRUE"}
+		}
+		ors[i] = "(" + strings.Join(ands, " AND ") + ")"
+	}
+	return "(" + strings.Join(ors, " OR ") + ")", n - first
+}
+
+// EventstoreReadQuery reads the events that match a query in the global order, as
+// EventstoreReadAll reads every event: after ($1 transaction id, $2 position), below the
+// horizon, at most $3; the items' values from $4 on. Rows as EventstoreReadAll's.
+func EventstoreReadQuery(items []MatchItem) string {
+	cond, _ := match(items, 4)
+	return "SELECT " + eventColumns + `
+FROM events e
+WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)
+  AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+  AND ` + cond + `
+ORDER BY e.transaction_id, e.position
+LIMIT $3`
+}
+
+// EventstoreConditionCheck is a conditional append's check, run once its locks are held
+// (EventstoreGroupKeys): when an event matching the query lies after ($1 transaction id, $2
+// position) in the global order, it fails the transaction through append_refused (SC001),
+// naming that event's position (migrations/00012_event_tags.sql); otherwise it returns no row.
+// The items' values from $3 on. Every committed event counts, below the horizon or not: one
+// beyond it was not seen by the read that gave the position.
+func EventstoreConditionCheck(items []MatchItem) string {
+	cond, _ := match(items, 3)
+	return `SELECT append_refused('SC001', m.transaction_id, m.position)
+FROM (
+	SELECT e.transaction_id, e.position FROM events e
+	WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint) AND ` + cond + `
+	LIMIT 1
+) AS m`
+}
+
+// EventstoreLastMatch is the position ($1 transaction id, $2 position) of the last committed
+// event that matches a query, below the horizon or not; no row when none does. The items'
+// values from $1 on.
+func EventstoreLastMatch(items []MatchItem) string {
+	cond, _ := match(items, 1)
+	return `SELECT e.transaction_id, e.position FROM events e
+WHERE ` + cond + `
+ORDER BY e.transaction_id DESC, e.position DESC
+LIMIT 1`
+}
