@@ -148,10 +148,10 @@ func TestAppendEventsAndReadThemBack(t *testing.T) {
 	t.Parallel()
 	srv, _ := newServer(t, 50)
 	events := []any{
-		map[string]any{"id": "0b7e4f3e-8a51-4b8e-9d2f-3f1c2d4e5f60", "type": "OrderCreated",
+		map[string]any{"id": "0b7e4f3e-8a51-4b8e-9d2f-3f1c2d4e5f60", "type": "InvoiceCreated",
 			"data":     map[string]any{"big": json.Number("12345678901234567890"), "items": []any{map[string]any{"sku": "A", "qty": 2}}},
 			"metadata": map[string]any{"actor": "ann", "correlationId": "c-1"}},
-		map[string]any{"type": "OrderPaid", "data": map[string]any{"amount": "19.98"}, "schemaVersion": 2},
+		map[string]any{"type": "InvoicePaid", "data": map[string]any{"amount": "19.98"}, "schemaVersion": 2},
 	}
 	vars := map[string]any{"s": "invoice-7", "e": events, "v": 0}
 	r := post(t, srv.URL, appendMutation, vars)
@@ -193,8 +193,8 @@ func TestAppendEventsAndReadThemBack(t *testing.T) {
 	t.Run("read back through the stream, numbers exact", func(t *testing.T) {
 		r := post(t, srv.URL, `{ stream(id: "invoice-7") { id version events { edges { cursor node { version type data metadata } } pageInfo { hasNextPage endCursor } } } }`, nil)
 		want := `{"stream":{"id":"invoice-7","version":2,"events":{"edges":[` +
-			`{"cursor":"` + a.Events[0].Position + `","node":{"version":1,"type":"OrderCreated","data":{"big": 12345678901234567890, "items": [{"qty": 2, "sku": "A"}]},"metadata":{"actor": "ann", "correlationId": "c-1"}}},` +
-			`{"cursor":"` + a.Events[1].Position + `","node":{"version":2,"type":"OrderPaid","data":{"amount": "19.98"},"metadata":{}}}],` +
+			`{"cursor":"` + a.Events[0].Position + `","node":{"version":1,"type":"InvoiceCreated","data":{"big": 12345678901234567890, "items": [{"qty": 2, "sku": "A"}]},"metadata":{"actor": "ann", "correlationId": "c-1"}}},` +
+			`{"cursor":"` + a.Events[1].Position + `","node":{"version":2,"type":"InvoicePaid","data":{"amount": "19.98"},"metadata":{}}}],` +
 			`"pageInfo":{"hasNextPage":false,"endCursor":"` + a.Events[1].Position + `"}}}}`
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, []byte(want)); err != nil {

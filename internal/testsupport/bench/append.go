@@ -91,7 +91,7 @@ func Append(ctx context.Context, store Appender, opts AppendOptions) (AppendResu
 		events[i] = eventstore.EventData{Type: "OrderItemAdded", Data: json.RawMessage(batchPayload)}
 	}
 	if opts.Batch == 1 {
-		events[0] = eventstore.EventData{Type: "OrderCreated", Data: json.RawMessage(singlePayload)}
+		events[0] = eventstore.EventData{Type: "TicketIssued", Data: json.RawMessage(singlePayload)}
 	}
 	run := time.Now().UnixNano()
 	category := opts.Category
