@@ -19,6 +19,7 @@ import (
 	"github.com/strata-es/strata/internal/platform/serveproc"
 	"github.com/strata-es/strata/internal/store/pgsql"
 	"github.com/strata-es/strata/internal/testsupport/dbtest"
+	"github.com/strata-es/strata/internal/testsupport/wsclient"
 )
 
 // Consistency across streams (docs/consistency.md) through the GraphQL API, on real servers and
@@ -704,5 +705,149 @@ func TestEmailAndStockRulesThroughTheAPI(t *testing.T) {
 	r, err = d.post(ctx, 0, appendIfM, map[string]any{"s": "free-1", "e": []any{tagEvent("Noted", "emails:1", "product:1")}})
 	if err != nil || len(r.Errors) > 0 {
 		t.Errorf("tags of no aggregate's categories: %v %+v", err, r.Errors)
+	}
+}
+
+// The events subscription with a query delivers exactly the matching events, caught up from
+// after and then live, while writers append matching and other events.
+func TestEventsSubscriptionWithAQuery(t *testing.T) {
+	url := dbtest.URL(t)
+	srv := startServeOn(t, url)
+	d := dcbTarget{addrs: []string{srv.addr}, client: http.DefaultClient}
+	const sub = `subscription($after: String, $q: EventQueryInput) { events(after: $after, query: $q) { type tags position } }`
+	q := queryOf(item(nil, "hot"), item([]string{"Special"}))
+	matches := func(typ string, tags []string) bool { return slices.Contains(tags, "hot") || typ == "Special" }
+
+	var start struct{ Position string }
+	d.must(t, appendIfM, map[string]any{"s": "marker-1", "e": []any{tagEvent("Start", "hot")}}, "appendEvents", &start)
+	type collector struct {
+		mu  sync.Mutex
+		got []string
+		err error
+	}
+	open := func() *collector {
+		t.Helper()
+		c, err := wsclient.Dial(t.Context(), "ws://"+srv.addr+"/query", wsclient.TransportWS, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Subscribe("1", sub, map[string]any{"after": start.Position, "q": q}); err != nil {
+			t.Fatal(err)
+		}
+		col := &collector{}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				r, err := c.Next(0)
+				col.mu.Lock()
+				if err == nil && len(r.Errors) > 0 && string(r.Errors) != "null" {
+					err = fmt.Errorf("subscription error: %s", r.Errors)
+				}
+				if err != nil || r.Done {
+					col.err = err
+					col.mu.Unlock()
+					return
+				}
+				var ev struct {
+					Events struct {
+						Type, Position string
+						Tags           []string
+					}
+				}
+				if err := json.Unmarshal(r.Data, &ev); err != nil {
+					col.err = err
+					col.mu.Unlock()
+					return
+				}
+				if !matches(ev.Events.Type, ev.Events.Tags) {
+					col.err = fmt.Errorf("delivered %s %q, which does not match", ev.Events.Type, ev.Events.Tags)
+				}
+				col.got = append(col.got, ev.Events.Position)
+				col.mu.Unlock()
+			}
+		}()
+		t.Cleanup(func() { _ = c.Close(); <-done })
+		return col
+	}
+	first := open()
+	mid, opened := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				if w == 0 && i == 15 { // half way: the test subscribes again while the others write
+					close(mid)
+					<-opened
+				}
+				typ, tags := "Plain", []string{fmt.Sprintf("w:%d", w)}
+				switch i % 3 {
+				case 0:
+					tags = append(tags, "hot")
+				case 1:
+					if w%2 == 0 {
+						typ = "Special"
+					}
+				}
+				r, err := d.post(t.Context(), 0, appendIfM, map[string]any{"s": fmt.Sprintf("w%d-%d", w, i%2), "e": []any{tagEvent(typ, tags...)}})
+				if err != nil || len(r.Errors) > 0 {
+					t.Errorf("append: %v %+v", err, r.Errors)
+					return
+				}
+			}
+		}()
+	}
+	<-mid
+	second := open()
+	close(opened)
+	wg.Wait()
+
+	// What matches, from a filter over allEvents after start, once allEvents shows them all.
+	var want []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var all eventPage
+		r, err := d.post(t.Context(), 0, `query($a: String) { allEvents(first: 1000, after: $a) { edges { node { type tags position } } } }`, map[string]any{"a": start.Position})
+		if err != nil || len(r.Errors) > 0 {
+			t.Fatalf("allEvents: %v %+v", err, r.Errors)
+		}
+		if err := json.Unmarshal(r.Data["allEvents"], &all); err != nil {
+			t.Fatal(err)
+		}
+		if len(all.Edges) == 120 {
+			for _, e := range all.Edges {
+				if matches(e.Node.Type, e.Node.Tags) {
+					want = append(want, e.Node.Position)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("allEvents shows %d of 120 events after the start", len(all.Edges))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for name, col := range map[string]*collector{"subscribed before the writes": first, "subscribed during them": second} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			col.mu.Lock()
+			got, err := slices.Clone(col.got), col.err
+			col.mu.Unlock()
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if len(got) >= len(want) {
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: delivered %d positions, a filter over allEvents %d (or another order)", name, len(got), len(want))
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d events after 30s", name, len(got), len(want))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
