@@ -179,12 +179,14 @@ func TestTracingSpanTreeOfAMutation(t *testing.T) {
 	if appendSpan.Parent.SpanID() != cmd.SpanContext.SpanID() {
 		t.Errorf("append span's parent %s, want the command's %s; spans: %s", appendSpan.Parent.SpanID(), cmd.SpanContext.SpanID(), all)
 	}
-	// registerUser writes the user's stream and the address's claim stream together.
-	if got := attr(appendSpan, "strata.events_written").AsInt64(); got != 2 {
-		t.Errorf("append span: strata.events_written %d, want 2", got)
+	// registerUser writes the user's event, tagged with the address it takes, under a
+	// condition on the read of the address's holders.
+	if got := attr(appendSpan, "strata.events_written").AsInt64(); got != 1 {
+		t.Errorf("append span: strata.events_written %d, want 1", got)
 	}
-	// The append's statements: its transaction, and the statements that write the events, with
-	// their placeholders (arguments, which hold payloads, are not recorded).
+	// The append's statements: one pipeline (BEGIN, the locks, the condition's check, the write,
+	// COMMIT) traced as a batch, with placeholders (arguments, which hold payloads, are not
+	// recorded).
 	var sql []string
 	withArgs := 0
 	for _, sp := range all.childrenOf(appendSpan) {
@@ -199,8 +201,8 @@ func TestTracingSpanTreeOfAMutation(t *testing.T) {
 			t.Errorf("SQL span %s holds a value of the request: %s", sp.Name, text)
 		}
 	}
-	if !slices.Contains(sql, "BEGIN") || !slices.Contains(sql, "COMMIT") || withArgs == 0 {
-		t.Errorf("SQL spans under the append: %v (%d with arguments), want BEGIN, COMMIT and statements with arguments; spans: %s", sql, withArgs, all)
+	if !slices.Contains(sql, "batch start") {
+		t.Errorf("SQL spans under the append: %v (%d with arguments), want the pipeline's batch; spans: %s", sql, withArgs, all)
 	}
 	// Every span of the request is in the caller's trace; the projector's, in the batch's.
 	batches := map[string]bool{}

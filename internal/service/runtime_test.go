@@ -174,7 +174,8 @@ func TestAnAggregateDeclaredInATestGetsTheWholeRuntime(t *testing.T) {
 	// versions and dry runs.
 	first := f.install(t, "Hall")
 	id := first.State.ID
-	if first.Version != 1 || first.Position.IsZero() || len(first.Events) != 2 || first.Events[0].Type != "MeterInstalled" || !strings.HasPrefix(first.Events[1].StreamID, "metername-") {
+	if first.Version != 1 || first.Position.IsZero() || len(first.Events) != 1 || first.Events[0].Type != "MeterInstalled" ||
+		len(first.Events[0].Tags) != 1 || !strings.HasPrefix(first.Events[0].Tags[0], "metername:") {
 		t.Fatalf("install: %+v", first)
 	}
 	var broken *domain.InvariantError

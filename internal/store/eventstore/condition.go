@@ -231,12 +231,14 @@ func (s *Store) AppendIf(ctx context.Context, streamID string, expected Expected
 
 // AppendMultiIf is AppendMulti under a condition (nil: none), with AppendIf's rules: every
 // expected version and the condition hold and every part is written, or nothing is.
-func (s *Store) AppendMultiIf(ctx context.Context, parts []StreamAppend, cond *Condition) ([]AppendResult, error) {
+func (s *Store) AppendMultiIf(ctx context.Context, parts []StreamAppend, cond *Condition) (results []AppendResult, err error) {
 	if cond == nil {
 		return s.AppendMulti(ctx, parts)
 	}
+	ctx, span := s.startAppend(ctx, parts)
+	defer func() { endAppend(span, results, err) }()
 	start := time.Now()
-	results, err := s.appendConditional(ctx, parts, *cond)
+	results, err = s.appendConditional(ctx, parts, *cond)
 	if s.opts.Observer != nil {
 		n := 0
 		for _, res := range results {

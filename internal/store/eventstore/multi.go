@@ -30,8 +30,8 @@ type StreamAppend struct {
 // no events is refused. Results come in the order of parts; a check-only part's result has the
 // stream's version and no events.
 //
-// Aggregates use it to keep an invariant that spans streams, such as an email address held by
-// one user at a time (a claim stream per address, written together with the user's stream).
+// Aggregates use it to keep an invariant that spans streams, such as an order checking its
+// customer's stream at the version it read.
 // Repeating an AppendMulti that succeeded succeeds again without writing, when every part with
 // events repeats its earlier append.
 func (s *Store) AppendMulti(ctx context.Context, parts []StreamAppend) (results []AppendResult, err error) {
