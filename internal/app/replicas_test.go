@@ -30,7 +30,19 @@ var leaderships = []string{"projection:orders", "projection:users", "scavenger"}
 // indexes of the servers that report leading it.
 func leadersOf(t *testing.T, srvs []*serveproc.Server) map[string][]int {
 	t.Helper()
+	out, missing := scrapeLeaders(t, srvs)
+	if missing != "" {
+		t.Fatal(missing)
+	}
+	return out
+}
+
+// scrapeLeaders is leadersOf, saying which server does not show a leadership's gauge yet
+// ("" when all do): a server just started registers each when its part starts.
+func scrapeLeaders(t *testing.T, srvs []*serveproc.Server) (map[string][]int, string) {
+	t.Helper()
 	out := map[string][]int{}
+	missing := ""
 	for i, s := range srvs {
 		if s == nil {
 			continue
@@ -39,14 +51,15 @@ func leadersOf(t *testing.T, srvs []*serveproc.Server) map[string][]int {
 		for _, name := range leaderships {
 			v, ok := m[`strata_leader{name="`+name+`"}`]
 			if !ok {
-				t.Fatalf("server %d: /metrics has no strata_leader for %s", i, name)
+				missing = fmt.Sprintf("server %d: /metrics has no strata_leader for %s", i, name)
+				continue
 			}
 			if v == 1 {
 				out[name] = append(out[name], i)
 			}
 		}
 	}
-	return out
+	return out, missing
 }
 
 // waitOneLeaderEach waits until each leadership has exactly one leader among srvs (nil entries
@@ -55,18 +68,18 @@ func waitOneLeaderEach(t *testing.T, srvs []*serveproc.Server, within time.Durat
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		leaders := leadersOf(t, srvs)
+		leaders, missing := scrapeLeaders(t, srvs)
 		one := map[string]int{}
 		for _, name := range leaderships {
 			if len(leaders[name]) == 1 {
 				one[name] = leaders[name][0]
 			}
 		}
-		if len(one) == len(leaderships) {
+		if len(one) == len(leaderships) && missing == "" {
 			return one
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no single leader per leadership within %s: %v", within, leaders)
+			t.Fatalf("no single leader per leadership within %s: %v %s", within, leaders, missing)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

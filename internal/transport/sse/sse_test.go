@@ -25,8 +25,9 @@ func serve(t *testing.T, o sse.Options, handle func(*sse.Stream, <-chan struct{}
 			results <- "start: " + err.Error()
 			return
 		}
-		defer s.Close()
-		results <- handle(s, ctx.Done())
+		res := handle(s, ctx.Done())
+		s.Close() // before the result is sent, so that the test sees the stream gone with it
+		results <- res
 	}))
 	t.Cleanup(srv.Close)
 	return srv, results
