@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,7 @@ func BenchmarkTagsAndConditions(b *testing.B) {
 	for _, kind := range []string{"untagged", "tagged", "conditional"} {
 		b.Run(kind, func(b *testing.B) {
 			pool := dbtestPool(b)
-			s := eventstore.New(pool, eventstore.Options{GroupCommit: true})
+			s := eventstore.New(pool, eventstore.Options{GroupCommit: os.Getenv("STRATA_BENCH_GROUP") != "off"})
 			var n atomic.Int64
 			var mu sync.Mutex
 			var lat []time.Duration

@@ -218,9 +218,10 @@ func (s *Store) LastMatch(ctx context.Context, q Query) (pos Position, ok bool, 
 // cond.After must be a position a read returned (ReadAll, ReadQuery, a subscription): a
 // position that is not below the horizon yet, as one an append returns while older transactions
 // still run, is refused with a *ValidationError (docs/consistency.md says why). A repeat of an
-// append that succeeded answers Repeated before the condition counts. A conditional append is
-// written in a transaction of its own, never in a group commit, and a deleted stream refuses it
-// (it does not recreate the stream as Append does).
+// append that succeeded answers Repeated before the condition counts. With group commit, a
+// conditional append joins a batch as a statement of its own after the batch's other appends,
+// so that its check sees them too; a deleted stream refuses it (it does not recreate the stream
+// as Append does).
 func (s *Store) AppendIf(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData, cond Condition) (AppendResult, error) {
 	results, err := s.AppendMultiIf(ctx, []StreamAppend{{StreamID: streamID, Expected: expected, Events: events}}, &cond)
 	if err != nil {
@@ -257,8 +258,27 @@ func (s *Store) appendConditional(ctx context.Context, parts []StreamAppend, con
 	if err != nil {
 		return nil, err
 	}
-	p := &pending{ctx: ctx, parts: parts, inputs: inputs, multi: len(parts) > 1}
-	rows, err := s.runConditional(ctx, p, cond)
+	var results []AppendResult
+	if s.opts.GroupCommit {
+		results, err = s.queueAndWait(ctx, parts, inputs, len(parts) > 1, &cond)
+	} else {
+		results, err = s.conditionalAlone(ctx, &pending{ctx: ctx, parts: parts, inputs: inputs, multi: len(parts) > 1, cond: &cond})
+	}
+	if err != nil && ctx.Err() == nil {
+		streams := make([]string, len(parts))
+		for i, part := range parts {
+			streams[i] = part.StreamID
+		}
+		if deleted := s.deletedError(ctx, streams, err); deleted != nil {
+			return nil, deleted
+		}
+	}
+	return results, err
+}
+
+// conditionalAlone writes the conditional append p in a transaction of its own.
+func (s *Store) conditionalAlone(ctx context.Context, p *pending) ([]AppendResult, error) {
+	rows, err := s.runConditional(ctx, p, *p.cond)
 	if err == nil {
 		if s.answer(p, rows) {
 			s.appended()
@@ -275,20 +295,11 @@ func (s *Store) appendConditional(ctx context.Context, parts []StreamAppend, con
 	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "22" {
 		return nil, &ValidationError{Field: "events", Reason: pgErr.Message}
 	}
-	if ctx.Err() == nil {
-		streams := make([]string, len(parts))
-		for i, part := range parts {
-			streams[i] = part.StreamID
-		}
-		if deleted := s.deletedError(ctx, streams, err); deleted != nil {
-			return nil, deleted
-		}
-	}
 	var invalid *ValidationError
 	if errors.As(err, &invalid) {
 		return nil, err
 	}
-	return nil, fmt.Errorf("append to %s: %w", parts[0].StreamID, err)
+	return nil, fmt.Errorf("append to %s: %w", p.parts[0].StreamID, err)
 }
 
 // repeatedAnswer answers p, refused with cause, as a repeat of an earlier append when it is one.

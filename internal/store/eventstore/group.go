@@ -83,6 +83,7 @@ type pending struct {
 	parts   []StreamAppend  // the caller's parts; Events are not used once prepared
 	inputs  []appendInput   // the prepared events of each part (none for a check-only part)
 	multi   bool
+	cond    *Condition // a conditional append: a wave of its own, after the batch's others
 	events  int
 	bytes   int
 	results []AppendResult
@@ -92,7 +93,7 @@ type pending struct {
 
 // appendGrouped queues an Append for the next group commit and waits for its answer.
 func (s *Store) appendGrouped(ctx context.Context, streamID string, expected ExpectedVersion, in appendInput) (AppendResult, error) {
-	results, err := s.queueAndWait(ctx, []StreamAppend{{StreamID: streamID, Expected: expected}}, []appendInput{in}, false)
+	results, err := s.queueAndWait(ctx, []StreamAppend{{StreamID: streamID, Expected: expected}}, []appendInput{in}, false, nil)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -101,7 +102,7 @@ func (s *Store) appendGrouped(ctx context.Context, streamID string, expected Exp
 
 // appendMultiGrouped queues a validated AppendMulti for the next group commit and waits.
 func (s *Store) appendMultiGrouped(ctx context.Context, parts []StreamAppend, inputs []appendInput) ([]AppendResult, error) {
-	return s.queueAndWait(ctx, parts, inputs, true)
+	return s.queueAndWait(ctx, parts, inputs, true, nil)
 }
 
 // queueAndWait queues an append and waits for its answer. A caller that gives up (ctx) gets
@@ -109,8 +110,8 @@ func (s *Store) appendMultiGrouped(ctx context.Context, parts []StreamAppend, in
 // alone, or every append of its batch was given up, the batch's database work is cancelled;
 // otherwise it is written with the others (a retry with the same ids is safe, as after a lone
 // append cancelled mid-statement).
-func (s *Store) queueAndWait(ctx context.Context, parts []StreamAppend, inputs []appendInput, multi bool) ([]AppendResult, error) {
-	p := &pending{ctx: ctx, parts: parts, inputs: inputs, multi: multi, done: make(chan struct{})}
+func (s *Store) queueAndWait(ctx context.Context, parts []StreamAppend, inputs []appendInput, multi bool, cond *Condition) ([]AppendResult, error) {
+	p := &pending{ctx: ctx, parts: parts, inputs: inputs, multi: multi, cond: cond, done: make(chan struct{})}
 	for _, in := range inputs {
 		p.events += len(in.ids)
 		for i := range in.data {
@@ -135,6 +136,10 @@ func (s *Store) queueAndWait(ctx context.Context, parts []StreamAppend, inputs [
 
 // alone writes p in a transaction of its own, as it would be without grouping.
 func (s *Store) alone(ctx context.Context, p *pending) {
+	if p.cond != nil {
+		p.results, p.err = s.conditionalAlone(ctx, p)
+		return
+	}
 	if p.multi {
 		p.results, p.err = s.appendMultiTx(ctx, p.parts, p.inputs, nil)
 		return
@@ -232,7 +237,18 @@ func (s *Store) writeBatch(batch []*pending) {
 		})
 		defer stop()
 	}
-	waves := splitWaves(batch)
+	// Conditional appends go last, a wave each, so that each check sees the batch's other
+	// writes (its own transaction's) as well as every commit before the batch's locks.
+	var plain []*pending
+	var conds [][]*pending
+	for _, p := range batch {
+		if p.cond != nil {
+			conds = append(conds, []*pending{p})
+		} else {
+			plain = append(plain, p)
+		}
+	}
+	waves := append(splitWaves(plain), conds...)
 	rows, err := s.runBatch(ctx, batch, waves)
 	spanErr = err
 	var pgErr *pgconn.PgError
@@ -276,11 +292,16 @@ func (s *Store) writeBatch(batch []*pending) {
 // answered; it reports whether p wrote events.
 func (s *Store) answer(p *pending, rows []waveRow) bool {
 	var conflict *WrongExpectedVersionError
+	var failed *ConditionFailedError
 	dup := false
 	for i, r := range rows {
 		switch r.status {
 		case "dup":
 			dup = true
+		case "condition":
+			if r.blockedTx != nil && r.blockedSeq != nil {
+				failed = &ConditionFailedError{Position: Position{tx: *r.blockedTx, seq: *r.blockedSeq}}
+			}
 		case "conflict":
 			// Of several, the one of the first stream in id order: the one a transaction of its
 			// own, taking its locks in that order, would have met first.
@@ -288,6 +309,10 @@ func (s *Store) answer(p *pending, rows []waveRow) bool {
 				conflict = &WrongExpectedVersionError{StreamID: part.StreamID, Expected: part.Expected.version, Actual: r.current}
 			}
 		}
+	}
+	if !dup && failed != nil {
+		p.err = failed
+		return false
 	}
 	if !dup && conflict == nil {
 		results := make([]AppendResult, len(p.parts))
@@ -354,6 +379,10 @@ type waveRow struct {
 	status  string
 	current int64
 	storedRow
+	// blockedTx and blockedSeq are the position of the event that failed a conditional
+	// append's condition (status condition).
+	blockedTx  *uint64
+	blockedSeq *int64
 }
 
 // runBatch writes a batch in one transaction and one round trip: BEGIN, the locks, a statement
@@ -371,16 +400,39 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 			streams = append(streams, part.StreamID)
 		}
 	}
+	var exclusive []string
+	all := false
 	b := &pgx.Batch{}
 	b.Queue(pgsql.EventstoreGroupBegin)
+	for _, p := range batch {
+		if p.cond == nil {
+			continue
+		}
+		if !p.cond.After.IsZero() {
+			b.Queue(pgsql.EventstoreConditionSettled, p.cond.After.tx, p.cond.After.seq)
+		}
+		keys, everything := p.cond.FailIfEventsMatch.lockKeys()
+		exclusive = append(exclusive, keys...)
+		all = all || everything
+	}
 	b.Queue(pgsql.EventstoreGroupLock, streams)
-	b.Queue(pgsql.EventstoreGroupKeys, batchKeys(batch), []string(nil))
+	b.Queue(pgsql.EventstoreGroupKeys, batchKeys(batch), exclusive)
+	if all {
+		b.Queue(pgsql.EventstoreLockAllAppends)
+	}
+	before := b.Len() - 1 // after BEGIN: the checks and the locks
 	for _, wave := range waves {
+		if p := wave[0]; p.cond != nil {
+			items, values := p.cond.FailIfEventsMatch.shape()
+			args := append(waveArgs(wave), p.cond.After.tx, p.cond.After.seq)
+			b.Queue(pgsql.EventstoreGroupWaveIf(items), append(args, values...)...)
+			continue
+		}
 		b.Queue(pgsql.EventstoreGroupWave, waveArgs(wave)...)
 	}
 	b.Queue(pgsql.EventstoreGroupCommit)
 	results := conn.SendBatch(ctx, b)
-	rows, err := readBatch(results, waves)
+	rows, err := readBatch(results, before, waves)
 	if closeErr := results.Close(); err == nil {
 		err = closeErr
 	}
@@ -396,13 +448,8 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 }
 
 // readBatch reads the results of runBatch's statements in order.
-func readBatch(results pgx.BatchResults, waves [][]*pending) ([][]waveRow, error) {
-	for range 1 { // BEGIN
-		if _, err := results.Exec(); err != nil {
-			return nil, err
-		}
-	}
-	for range 2 { // the streams' locks, the keys'
+func readBatch(results pgx.BatchResults, before int, waves [][]*pending) ([][]waveRow, error) {
+	for range 1 + before { // BEGIN, the checks and the locks
 		if _, err := results.Exec(); err != nil {
 			return nil, err
 		}
@@ -413,8 +460,13 @@ func readBatch(results pgx.BatchResults, waves [][]*pending) ([][]waveRow, error
 		if err != nil {
 			return nil, err
 		}
+		conditional := wave[0].cond != nil
 		out[w], err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (waveRow, error) {
 			var row waveRow
+			if conditional {
+				err := r.Scan(&row.status, &row.current, &row.first, &row.tx, &row.positions, &row.at, &row.blockedTx, &row.blockedSeq)
+				return row, err
+			}
 			err := r.Scan(&row.status, &row.current, &row.first, &row.tx, &row.positions, &row.at)
 			return row, err
 		})

@@ -411,3 +411,57 @@ func TestGroupCommitMultiStreamAppends(t *testing.T) {
 		t.Errorf("a check-only part left %d stream rows; the good appends took %d transactions, want 0 and 1", rows, txs)
 	}
 }
+
+// Conditional appends in one batch with plain ones: each is a wave of its own after the others,
+// so that its check sees the batch's own writes, and what it writes counts for the next.
+func TestGroupCommitConditionalAppends(t *testing.T) {
+	t.Parallel()
+	g := newGroupRig(t)
+	tagged := func(typ string, tags ...string) EventData {
+		return EventData{Type: typ, Data: json.RawMessage(`{}`), Tags: tags}
+	}
+	cond := func(tag string) Condition {
+		return Condition{FailIfEventsMatch: Query{Items: []QueryItem{{Tags: []string{tag}}}}}
+	}
+	appendIf := func(stream string, e EventData, c Condition) func() (AppendResult, error) {
+		return func() (AppendResult, error) { return g.s.AppendIf(g.ctx, stream, Any(), []EventData{e}, c) }
+	}
+	id := uuid.New()
+	repeat := tagged("Taken", "seat:4")
+	repeat.ID = id
+	if _, err := g.s.AppendIf(g.ctx, "guest-r", Any(), []EventData{repeat}, cond("seat:4")); err != nil {
+		t.Fatal(err)
+	}
+	out := g.batch(
+		appendIf("guest-1", tagged("Taken", "seat:1"), cond("seat:1")),      // fails: the plain append below is in the same transaction, after its read
+		g.appendOf("walkin-1", Any(), tagged("Taken", "seat:1")),            // plain: written first
+		appendIf("guest-2", tagged("Taken", "seat:2"), cond("seat:2")),      // succeeds
+		appendIf("guest-3", tagged("Taken", "seat:2"), cond("seat:2")),      // fails: guest-2's event, an earlier wave
+		appendIf("guest-4", tagged("Taken", "seat:3"), cond("seat:3")),      // succeeds
+		appendIf("guest-r", repeat, cond("seat:4")),                         // a repeat: answered before its condition
+		appendIf("guest-5", tagged("Taken", "seat:5"), cond("seat:nobody")), // succeeds
+	)
+	var failed *ConditionFailedError
+	wantFail := map[int]bool{0: true, 3: true}
+	for i, o := range out {
+		switch {
+		case wantFail[i]:
+			if !errors.As(o.err, &failed) {
+				t.Errorf("append %d: %v, want a ConditionFailedError", i, o.err)
+			}
+		case o.err != nil:
+			t.Errorf("append %d: %v", i, o.err)
+		}
+	}
+	if !out[5].res.Repeated {
+		t.Errorf("the repeat: %+v, want repeated", out[5].res)
+	}
+	if failed := out[0].err.(*ConditionFailedError); failed.Position != out[1].res.Position {
+		t.Errorf("guest-1 failed on %s, want the walk-in's %s", failed.Position, out[1].res.Position)
+	}
+	for stream, want := range map[string]int{"guest-1": 0, "walkin-1": 1, "guest-2": 1, "guest-3": 0, "guest-4": 1, "guest-r": 1, "guest-5": 1} {
+		if n := g.storedIn(stream); n != want {
+			t.Errorf("%s holds %d events, want %d", stream, n, want)
+		}
+	}
+}

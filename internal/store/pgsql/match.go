@@ -1,6 +1,7 @@
 package pgsql
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -86,4 +87,36 @@ func EventstoreLastMatch(items []MatchItem) string {
 WHERE ` + cond + `
 ORDER BY e.transaction_id DESC, e.position DESC
 LIMIT 1`
+}
+
+// EventstoreGroupWaveIf is EventstoreGroupWave for one conditional append (a wave of its own in
+// a group commit, after the batch's other waves): when an event matching its query lies after
+// ($14 transaction id, $15 position), every part gets the status condition and nothing is
+// written, unless the append's ids are stored (dup, which is answered first: a repeat). The
+// statement runs after the batch's locks, in a snapshot of its own, so its check sees every
+// append that could match and committed, and the batch's own earlier waves. Rows as the wave's,
+// with two more columns: the matching event's transaction id and position (NULL when none).
+// The items' values from $16 on.
+func EventstoreGroupWaveIf(items []MatchItem) string {
+	cond, _ := match(items, 16)
+	blocked := `blocked AS (
+	SELECT e.transaction_id, e.position FROM events e
+	WHERE (e.transaction_id, e.position) > ($14::xid8, $15::bigint) AND ` + cond + `
+	LIMIT 1
+), checked AS (`
+	return mustReplace(mustReplace(mustReplace(EventstoreGroupWave,
+		"), checked AS (", "), "+blocked),
+		"THEN 'dup'\n", "THEN 'dup'\n\t\t\tWHEN EXISTS (SELECT 1 FROM blocked) THEN 'condition'\n"),
+		"SELECT c.status, c.version, i.first, i.tx, i.positions, i.at\n",
+		"SELECT c.status, c.version, i.first, i.tx, i.positions, i.at, (SELECT transaction_id FROM blocked), (SELECT position FROM blocked)\n")
+}
+
+// mustReplace replaces the one occurrence of old in s: a statement built from another that no
+// longer has what the builder expects stops the program when it is first built, and the tests
+// that prepare every built statement.
+func mustReplace(s, old, repl string) string {
+	if strings.Count(s, old) != 1 {
+		panic(fmt.Sprintf("pgsql: %q occurs %d times in the statement a builder changes", old, strings.Count(s, old)))
+	}
+	return strings.Replace(s, old, repl, 1)
 }
