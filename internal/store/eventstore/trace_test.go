@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"sync"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -39,16 +40,24 @@ func TestGroupCommitSpans(t *testing.T) {
 			t.Fatalf("append %d: %v", i, o.err)
 		}
 	}
+	// The writer ends the group's span once it has answered the appends: wait for it.
 	var groups, appends []tracetest.SpanStub
-	for _, sp := range exp.GetSpans() {
-		switch sp.Name {
-		case "eventstore.group_commit":
-			groups = append(groups, sp)
-		case "eventstore.append":
-			if _, ok := callers[sp.Parent.SpanID().String()]; ok {
-				appends = append(appends, sp)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		groups, appends = nil, nil
+		for _, sp := range exp.GetSpans() {
+			switch sp.Name {
+			case "eventstore.group_commit":
+				groups = append(groups, sp)
+			case "eventstore.append":
+				if _, ok := callers[sp.Parent.SpanID().String()]; ok {
+					appends = append(appends, sp)
+				}
 			}
 		}
+		if len(groups) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if len(groups) != 1 || len(appends) != 2 {
 		t.Fatalf("%d group spans and %d traced append spans, want 1 and 2: %v", len(groups), len(appends), exp.GetSpans())
