@@ -456,7 +456,7 @@ func TestGroupCommitConditionalAppends(t *testing.T) {
 	if !out[5].res.Repeated {
 		t.Errorf("the repeat: %+v, want repeated", out[5].res)
 	}
-	if failed := out[0].err.(*ConditionFailedError); failed.Position != out[1].res.Position {
+	if errors.As(out[0].err, &failed) && failed.Position != out[1].res.Position {
 		t.Errorf("guest-1 failed on %s, want the walk-in's %s", failed.Position, out[1].res.Position)
 	}
 	for stream, want := range map[string]int{"guest-1": 0, "walkin-1": 1, "guest-2": 1, "guest-3": 0, "guest-4": 1, "guest-r": 1, "guest-5": 1} {
