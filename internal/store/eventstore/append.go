@@ -110,6 +110,15 @@ func written(res AppendResult) int {
 	return len(res.Events)
 }
 
+// writtenAll is how many events the appends of a multi-stream call wrote.
+func writtenAll(results []AppendResult) int {
+	n := 0
+	for _, res := range results {
+		n += written(res)
+	}
+	return n
+}
+
 func (s *Store) appendEvents(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) (AppendResult, error) {
 	in, err := s.prepare(streamID, expected, events)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,11 +57,10 @@ func (e *ConditionFailedError) Error() string {
 // Is makes errors.Is(err, ErrConditionFailed) hold.
 func (e *ConditionFailedError) Is(target error) bool { return target == ErrConditionFailed }
 
-// Condition codes of append_refused (migrations/00012_event_tags.sql).
-const (
-	codeConditionFailed = "SC001"
-	codeAfterUnsettled  = "SC002"
-)
+// codeAfterUnsettled is append_refused's code for a read position that is not settled yet
+// (migrations/00012_event_tags.sql). Its SC001, a failed condition, is unused: the condition
+// is checked inside the statement that writes (pgsql.EventstoreGroupWaveIf).
+const codeAfterUnsettled = "SC002"
 
 // ValidateQuery checks a query's items: bounded lists of names; field names it in errors.
 func ValidateQuery(field string, q Query) error {
@@ -171,20 +168,7 @@ func (s *Store) ReadQuery(ctx context.Context, q Query, after Position, limit in
 		return nil, nil
 	}
 	items, values := q.shape()
-	args := append([]any{after.tx, after.seq, limit}, values...)
-	rows, err := s.pool.Query(ctx, pgsql.EventstoreReadQuery(items), args...)
-	if err != nil {
-		return nil, fmt.Errorf("read query: %w", err)
-	}
-	events, err := pgx.CollectRows(rows, scanEvent)
-	if err != nil {
-		return nil, fmt.Errorf("read query: %w", err)
-	}
-	if err := s.transform(ctx, events); err != nil {
-		return nil, fmt.Errorf("read query: %w", err)
-	}
-	s.read(len(events))
-	return events, nil
+	return s.readEvents(ctx, "read query", pgsql.EventstoreReadQuery(items), append([]any{after.tx, after.seq, limit}, values...)...)
 }
 
 // LastMatch returns the position of the last committed event that matches q, whether reads
@@ -239,196 +223,42 @@ func (s *Store) AppendMultiIf(ctx context.Context, parts []StreamAppend, cond *C
 	ctx, span := s.startAppend(ctx, parts)
 	defer func() { endAppend(span, results, err) }()
 	start := time.Now()
-	results, err = s.appendConditional(ctx, parts, *cond)
+	results, err = s.appendParts(ctx, parts, cond)
 	if s.opts.Observer != nil {
-		n := 0
-		for _, res := range results {
-			n += written(res)
-		}
-		s.opts.Observer.Appended(n, time.Since(start), err)
+		s.opts.Observer.Appended(writtenAll(results), time.Since(start), err)
 	}
 	return results, err
 }
 
-func (s *Store) appendConditional(ctx context.Context, parts []StreamAppend, cond Condition) ([]AppendResult, error) {
-	if err := ValidateQuery("condition.failIfEventsMatch", cond.FailIfEventsMatch); err != nil {
-		return nil, err
-	}
-	inputs, err := s.prepareMulti(parts)
-	if err != nil {
-		return nil, err
-	}
-	var results []AppendResult
-	if s.opts.GroupCommit {
-		results, err = s.queueAndWait(ctx, parts, inputs, len(parts) > 1, &cond)
-	} else {
-		results, err = s.conditionalAlone(ctx, &pending{ctx: ctx, parts: parts, inputs: inputs, multi: len(parts) > 1, cond: &cond})
-	}
-	if err != nil && ctx.Err() == nil {
-		streams := make([]string, len(parts))
-		for i, part := range parts {
-			streams[i] = part.StreamID
-		}
-		if deleted := s.deletedError(ctx, streams, err); deleted != nil {
-			return nil, deleted
-		}
-	}
-	return results, err
-}
-
-// conditionalAlone writes the conditional append p in a transaction of its own.
+// conditionalAlone writes the conditional append p in a transaction of its own: a group
+// commit's batch of one (runBatch), so that alone and in a batch it is the same statements.
 func (s *Store) conditionalAlone(ctx context.Context, p *pending) ([]AppendResult, error) {
-	rows, err := s.runConditional(ctx, p, *p.cond)
-	if err == nil {
-		if s.answer(p, rows) {
-			s.appended()
-		}
-		return p.results, p.err
-	}
-	var refused *ConditionFailedError
-	if errors.As(err, &refused) {
-		// A repeat of an append that succeeded is answered as one: its own events may well be
-		// what its condition now matches.
-		return s.repeatedAnswer(p, err)
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "22" {
-		return nil, &ValidationError{Field: "events", Reason: pgErr.Message}
-	}
-	var invalid *ValidationError
-	if errors.As(err, &invalid) {
-		return nil, err
-	}
-	return nil, fmt.Errorf("append to %s: %w", p.parts[0].StreamID, err)
-}
-
-// repeatedAnswer answers p, refused with cause, as a repeat of an earlier append when it is one.
-func (s *Store) repeatedAnswer(p *pending, cause error) ([]AppendResult, error) {
-	if p.multi {
-		return s.repeatedMulti(p.ctx, p.parts, p.inputs, cause)
-	}
-	part := p.parts[0]
-	res, err := s.repeated(p.ctx, part.StreamID, part.Expected, p.inputs[0], cause)
+	rows, err := s.runBatch(ctx, []*pending{p}, [][]*pending{{p}})
 	if err != nil {
-		return nil, err
-	}
-	return []AppendResult{res}, nil
-}
-
-// runConditional writes p under cond in one transaction and one round trip: BEGIN, the check
-// that cond.After is settled, the streams' locks, the keys' locks (its events' shared, its
-// condition's exclusive), the lock on every append when the condition matches everything, the
-// check, the wave that writes, COMMIT. The check runs after every lock is held, in a snapshot
-// of its own (READ COMMITTED), so it sees every append that could match and committed before
-// it; one that could match and has not started waits for this transaction's locks.
-func (s *Store) runConditional(ctx context.Context, p *pending, cond Condition) ([]waveRow, error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-
-	streams := make([]string, len(p.parts))
-	var shared []string
-	for i, part := range p.parts {
-		streams[i] = part.StreamID
-		shared = append(shared, p.inputs[i].keys...)
-	}
-	exclusive, all := cond.FailIfEventsMatch.lockKeys()
-	check := len(cond.FailIfEventsMatch.Items) > 0
-	b := &pgx.Batch{}
-	b.Queue(pgsql.EventstoreGroupBegin)
-	if !cond.After.IsZero() {
-		b.Queue(pgsql.EventstoreConditionSettled, cond.After.tx, cond.After.seq)
-	}
-	b.Queue(pgsql.EventstoreGroupLock, streams)
-	b.Queue(pgsql.EventstoreGroupKeys, shared, exclusive)
-	if all {
-		b.Queue(pgsql.EventstoreLockAllAppends)
-	}
-	if check {
-		items, values := cond.FailIfEventsMatch.shape()
-		b.Queue(pgsql.EventstoreConditionCheck(items), append([]any{cond.After.tx, cond.After.seq}, values...)...)
-	}
-	b.Queue(pgsql.EventstoreGroupWave, waveArgs([]*pending{p})...)
-	b.Queue(pgsql.EventstoreGroupCommit)
-
-	results := conn.SendBatch(ctx, b)
-	rows, err := readConditional(results, b.Len()-2, len(p.parts))
-	if closeErr := results.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		if conn.Conn().PgConn().TxStatus() != 'I' {
-			_, _ = conn.Exec(ctx, pgsql.EventstoreGroupRollback)
-		}
-		return nil, refusal(err)
-	}
-	return rows, nil
-}
-
-// readConditional reads runConditional's results: before statements that return nothing
-// (BEGIN, the locks, the checks), then the wave's rows, then COMMIT.
-func readConditional(results pgx.BatchResults, before, parts int) ([]waveRow, error) {
-	for range before {
-		if _, err := results.Exec(); err != nil {
+		err = refusal(err)
+		var pgErr *pgconn.PgError
+		var invalid *ValidationError
+		switch {
+		case errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "22":
+			return nil, &ValidationError{Field: "events", Reason: pgErr.Message}
+		case errors.As(err, &invalid):
 			return nil, err
 		}
+		return nil, fmt.Errorf("append to %s: %w", p.parts[0].StreamID, err)
 	}
-	rows, err := results.Query()
-	if err != nil {
-		return nil, err
+	// The condition's status, a conflict or a repeat, as a batch's append is answered.
+	if s.answer(p, rows[0]) {
+		s.appended()
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (waveRow, error) {
-		var row waveRow
-		err := r.Scan(&row.status, &row.current, &row.first, &row.tx, &row.positions, &row.at)
-		return row, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(out) != parts {
-		return nil, fmt.Errorf("conditional append: %d answers for %d parts", len(out), parts)
-	}
-	tag, err := results.Exec()
-	if err != nil {
-		return nil, err
-	}
-	if tag.String() != pgsql.EventstoreCommitTag {
-		return nil, fmt.Errorf("conditional append: the transaction ended with %s", tag)
-	}
-	return out, nil
+	return p.results, p.err
 }
 
-// refusal turns append_refused's errors into the store's.
+// refusal turns the refusal of a read position that is not settled yet (append_refused's
+// SC002) into a *ValidationError.
 func refusal(err error) error {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return err
-	}
-	switch pgErr.Code {
-	case codeConditionFailed:
-		pos, ok := parseDetail(pgErr.Detail)
-		if !ok {
-			return fmt.Errorf("append condition failed at %q: %w", pgErr.Detail, err)
-		}
-		return &ConditionFailedError{Position: pos}
-	case codeAfterUnsettled:
+	if errors.As(err, &pgErr) && pgErr.Code == codeAfterUnsettled {
 		return &ValidationError{Field: "condition.after", Reason: "is not a read position yet: transactions older than it are still running (take it from a read, not from an append's result)"}
 	}
 	return err
-}
-
-// parseDetail reads the position append_refused writes as its detail: "tx position".
-func parseDetail(d string) (Position, bool) {
-	txs, seqs, ok := strings.Cut(d, " ")
-	if !ok {
-		return Position{}, false
-	}
-	tx, err1 := strconv.ParseUint(txs, 10, 64)
-	seq, err2 := strconv.ParseInt(seqs, 10, 64)
-	if err1 != nil || err2 != nil {
-		return Position{}, false
-	}
-	return Position{tx: tx, seq: seq}, true
 }

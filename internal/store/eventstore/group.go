@@ -100,11 +100,6 @@ func (s *Store) appendGrouped(ctx context.Context, streamID string, expected Exp
 	return results[0], nil
 }
 
-// appendMultiGrouped queues a validated AppendMulti for the next group commit and waits.
-func (s *Store) appendMultiGrouped(ctx context.Context, parts []StreamAppend, inputs []appendInput) ([]AppendResult, error) {
-	return s.queueAndWait(ctx, parts, inputs, true, nil)
-}
-
 // queueAndWait queues an append and waits for its answer. A caller that gives up (ctx) gets
 // ctx's error at once. Its append is dropped if it is still queued; if it is being written
 // alone, or every append of its batch was given up, the batch's database work is cancelled;

@@ -42,23 +42,33 @@ func (s *Store) AppendMulti(ctx context.Context, parts []StreamAppend) (results 
 	}
 	start := time.Now()
 	results, err = s.appendMulti(ctx, parts)
-	n := 0
-	for _, res := range results {
-		n += written(res)
-	}
-	s.opts.Observer.Appended(n, time.Since(start), err)
+	s.opts.Observer.Appended(writtenAll(results), time.Since(start), err)
 	return results, err
 }
 
 func (s *Store) appendMulti(ctx context.Context, parts []StreamAppend) ([]AppendResult, error) {
+	return s.appendParts(ctx, parts, nil)
+}
+
+// appendParts is AppendMulti and, with a condition, AppendMultiIf: grouped or alone, and a
+// deleted stream's refusal named.
+func (s *Store) appendParts(ctx context.Context, parts []StreamAppend, cond *Condition) ([]AppendResult, error) {
+	if cond != nil {
+		if err := ValidateQuery("condition.failIfEventsMatch", cond.FailIfEventsMatch); err != nil {
+			return nil, err
+		}
+	}
 	inputs, err := s.prepareMulti(parts)
 	if err != nil {
 		return nil, err
 	}
 	var results []AppendResult
-	if s.opts.GroupCommit {
-		results, err = s.appendMultiGrouped(ctx, parts, inputs)
-	} else {
+	switch {
+	case s.opts.GroupCommit:
+		results, err = s.queueAndWait(ctx, parts, inputs, true, cond)
+	case cond != nil:
+		results, err = s.conditionalAlone(ctx, &pending{ctx: ctx, parts: parts, inputs: inputs, multi: true, cond: cond})
+	default:
 		results, err = s.appendMultiTx(ctx, parts, inputs, nil)
 	}
 	if err != nil && ctx.Err() == nil {

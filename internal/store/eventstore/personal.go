@@ -245,11 +245,7 @@ func (s *Store) ForgetAndAppend(ctx context.Context, subject string, streams []s
 		})
 	}
 	if s.opts.Observer != nil {
-		n := 0
-		for _, res := range results {
-			n += written(res)
-		}
-		s.opts.Observer.Appended(n, time.Since(start), err)
+		s.opts.Observer.Appended(writtenAll(results), time.Since(start), err)
 	}
 	return results, err
 }

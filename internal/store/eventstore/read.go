@@ -161,16 +161,22 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEve
 	default:
 		query = pgsql.EventstoreReadAll
 	}
+	return s.readEvents(ctx, "read all", query, args...)
+}
+
+// readEvents runs a read of the global order (query returns pgsql's event columns), brings
+// the events to their current shapes (transform) and counts them.
+func (s *Store) readEvents(ctx context.Context, what, query string, args ...any) ([]RecordedEvent, error) {
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read all: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	events, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
-		return nil, fmt.Errorf("read all: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := s.transform(ctx, events); err != nil {
-		return nil, fmt.Errorf("read all: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	s.read(len(events))
 	return events, nil

@@ -58,11 +58,7 @@ func (s *Store) startAppend(ctx context.Context, parts []StreamAppend) (context.
 // endAppend ends an append's span with what it wrote and its error.
 func endAppend(span trace.Span, results []AppendResult, err error) {
 	if span.IsRecording() {
-		n := 0
-		for _, res := range results {
-			n += written(res)
-		}
-		span.SetAttributes(attrWritten.Int(n))
+		span.SetAttributes(attrWritten.Int(writtenAll(results)))
 		endSpan(span, err)
 		return
 	}

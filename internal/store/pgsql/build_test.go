@@ -53,7 +53,7 @@ func TestBuiltStatementsPrepare(t *testing.T) {
 		{{}},
 		{{Types: true, Tags: true}, {Tags: true}, {}},
 	} {
-		built = append(built, pgsql.EventstoreReadQuery(items), pgsql.EventstoreConditionCheck(items), pgsql.EventstoreLastMatch(items), pgsql.EventstoreGroupWaveIf(items))
+		built = append(built, pgsql.EventstoreReadQuery(items), pgsql.EventstoreLastMatch(items), pgsql.EventstoreGroupWaveIf(items))
 	}
 	built = append(built, pgsql.ProjectionSwapTables("users", "users_rebuild", "users_old")...)
 	for _, sql := range built {

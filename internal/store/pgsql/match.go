@@ -62,22 +62,6 @@ ORDER BY e.transaction_id, e.position
 LIMIT $3`
 }
 
-// EventstoreConditionCheck is a conditional append's check, run once its locks are held
-// (EventstoreGroupKeys): when an event matching the query lies after ($1 transaction id, $2
-// position) in the global order, it fails the transaction through append_refused (SC001),
-// naming that event's position (migrations/00012_event_tags.sql); otherwise it returns no row.
-// The items' values from $3 on. Every committed event counts, below the horizon or not: one
-// beyond it was not seen by the read that gave the position.
-func EventstoreConditionCheck(items []MatchItem) string {
-	cond, _ := match(items, 3)
-	return `SELECT append_refused('SC001', m.transaction_id, m.position)
-FROM (
-	SELECT e.transaction_id, e.position FROM events e
-	WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint) AND ` + cond + `
-	LIMIT 1
-) AS m`
-}
-
 // EventstoreLastMatch is the position ($1 transaction id, $2 position) of the last committed
 // event that matches a query, below the horizon or not; no row when none does. The items'
 // values from $1 on.
