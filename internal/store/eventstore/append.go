@@ -250,7 +250,7 @@ type appendInput struct {
 	tags           [][]string // nil for an event without tags
 	joinedTags     []*string  // each event's tags joined by tagSeparator, nil for none
 	// keys are the consistency-boundary lock keys of the events, taken shared: "t:" and each
-	// type, "g:" and each tag (docs/consistency.md).
+	// type, "g:" and each tag (docs/consistency.md); a key may come more than once.
 	keys         []string
 	generatedIDs bool // some id was made here, so the call cannot repeat an earlier one
 	clientIDs    bool // some id came from the caller, so it may be stored already
@@ -291,7 +291,6 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 		joinedTags:     make([]*string, n),
 	}
 	seen := make(map[uuid.UUID]int, n)
-	keys := make(map[string]struct{}, n)
 	for i, e := range events {
 		if err := validateName("type", e.Type, MaxEventTypeLen); err != nil {
 			return appendInput{}, atEvent(i, err)
@@ -338,19 +337,19 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 			return appendInput{}, atEvent(i, err)
 		}
 		in.ids[i], in.types[i], in.data[i], in.metadata[i] = id, e.Type, e.Data, md
-		keys[typeKey(e.Type)] = struct{}{}
+		// The lock statements take each key once (DISTINCT), so a key may come twice; a run of
+		// events of one type, the common case, gives it once.
+		if i == 0 || e.Type != in.types[i-1] {
+			in.keys = append(in.keys, typeKey(e.Type))
+		}
 		if len(e.Tags) > 0 {
 			in.tags[i] = e.Tags
 			joined := strings.Join(e.Tags, tagSeparator)
 			in.joinedTags[i] = &joined
 			for _, t := range e.Tags {
-				keys[tagKey(t)] = struct{}{}
+				in.keys = append(in.keys, tagKey(t))
 			}
 		}
-	}
-	in.keys = make([]string, 0, len(keys))
-	for k := range keys {
-		in.keys = append(in.keys, k)
 	}
 	return in, nil
 }
