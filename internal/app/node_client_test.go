@@ -98,38 +98,7 @@ func TestNodeGraphQLWSClientReceivesEvents(t *testing.T) {
 		appendOne(fmt.Sprintf("Before%d", i+1))
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script, "ws://"+srv.addr+"/query", strconv.Itoa(before+live), after)
-	cmd.Dir = filepath.Dir(script)
-	cmd.WaitDelay = 5 * time.Second
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	// Should the test end early, Node is killed and its output drained, so nothing is left.
-	waited := false
-	defer func() {
-		if !waited {
-			cancel()
-			for range lines {
-			}
-			_ = cmd.Wait()
-		}
-	}()
+	client := startNode(t, 60*time.Second, nil, node, script, "ws://"+srv.addr+"/query", strconv.Itoa(before+live), after)
 	var got []nodeEvent
 	read := func(line string) {
 		t.Helper()
@@ -142,22 +111,20 @@ func TestNodeGraphQLWSClientReceivesEvents(t *testing.T) {
 	}
 
 	// Once the first event is in, the subscription is running: append the rest one by one.
-	first, more := <-lines
+	first, more := <-client.lines
 	if !more {
-		waited = true
-		_ = cmd.Wait()
-		t.Fatalf("the client ended before any event (%v); stderr:\n%s", context.Cause(ctx), stderr.String())
+		_ = client.wait()
+		t.Fatalf("the client ended before any event (%v); stderr:\n%s", context.Cause(client.ctx), client.stderr.String())
 	}
 	read(first)
 	for i := range live {
 		appendOne(fmt.Sprintf("Live%d", i+1))
 	}
-	for line := range lines {
+	for line := range client.lines {
 		read(line)
 	}
-	waited = true
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("the client failed: %v (context: %v); stderr:\n%s", err, context.Cause(ctx), stderr.String())
+	if err := client.wait(); err != nil {
+		t.Fatalf("the client failed: %v (context: %v); stderr:\n%s", err, context.Cause(client.ctx), client.stderr.String())
 	}
 
 	var want []string
@@ -179,6 +146,64 @@ func TestNodeGraphQLWSClientReceivesEvents(t *testing.T) {
 	}
 	if strings.Join(have, ", ") != strings.Join(want, ", ") {
 		t.Errorf("the client received [%s], want each event after the marker once, in order: [%s]\nstderr:\n%s",
-			strings.Join(have, ", "), strings.Join(want, ", "), stderr.String())
+			strings.Join(have, ", "), strings.Join(want, ", "), client.stderr.String())
 	}
+}
+
+// nodeProcess is a Node script that startNode runs: its standard output a line at a time (lines
+// is closed when it ends), its standard error, and its context.
+type nodeProcess struct {
+	cmd    *exec.Cmd
+	ctx    context.Context
+	lines  <-chan string
+	stderr *syncBuffer
+	waited bool
+}
+
+// startNode runs node with script and args in the script's folder, with env added to the
+// environment, for at most timeout. Should the test end before wait, Node is killed and its
+// output drained, so that nothing is left behind.
+func startNode(t *testing.T, timeout time.Duration, env []string, node, script string, args ...string) *nodeProcess {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
+	cmd.Dir = filepath.Dir(script)
+	cmd.Env = append(cmd.Environ(), env...)
+	cmd.WaitDelay = 5 * time.Second
+	p := &nodeProcess{cmd: cmd, ctx: ctx, stderr: &syncBuffer{}}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	p.lines = lines
+	t.Cleanup(func() {
+		if !p.waited {
+			cancel()
+			for range lines {
+			}
+			_ = cmd.Wait()
+		}
+		cancel()
+	})
+	return p
+}
+
+// wait waits for Node to end.
+func (p *nodeProcess) wait() error {
+	p.waited = true
+	return p.cmd.Wait()
 }

@@ -499,38 +499,8 @@ func TestSSEClientCatchesUpGoesLiveAndResumes(t *testing.T) {
 		appendAs("ssenode-0", fmt.Sprintf("Before%d", i+1))
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script, "http://"+a+"/query", marker, "ssenode", fmt.Sprint(dropAfter))
-	cmd.Dir = filepath.Dir(script)
-	cmd.Env = append(cmd.Environ(), "STRATA_TOKEN="+readerKey)
-	cmd.WaitDelay = 5 * time.Second
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	waited := false
-	defer func() {
-		if !waited {
-			cancel()
-			for range lines {
-			}
-			_ = cmd.Wait()
-		}
-	}()
+	client := startNode(t, 90*time.Second, []string{"STRATA_TOKEN=" + readerKey}, node, script, "http://"+a+"/query", marker, "ssenode", fmt.Sprint(dropAfter))
+	ctx := client.ctx
 
 	// Writers start once the client has its first event, and append until it has resubscribed
 	// and they have each appended ten more.
@@ -563,7 +533,7 @@ func TestSSEClientCatchesUpGoesLiveAndResumes(t *testing.T) {
 	var got []liveEvent
 	resubscribed, stopped := false, false
 	writersDone := make(chan struct{})
-	for line := range lines {
+	for line := range client.lines {
 		var msg struct {
 			liveEvent
 			Resubscribe *string `json:"resubscribe"`
@@ -599,14 +569,13 @@ func TestSSEClientCatchesUpGoesLiveAndResumes(t *testing.T) {
 			stopped = true
 		}
 	}
-	waited = true
-	waitErr := cmd.Wait()
+	waitErr := client.wait()
 	if !resubscribed {
 		close(resubscribe)
 	}
 	writers.Wait()
 	if waitErr != nil || !stopped {
-		t.Fatalf("the client failed (stop seen: %v): %v (context: %v); stderr:\n%s", stopped, waitErr, context.Cause(ctx), stderr.String())
+		t.Fatalf("the client failed (stop seen: %v): %v (context: %v); stderr:\n%s", stopped, waitErr, context.Cause(ctx), client.stderr.String())
 	}
 	<-writersDone
 	t.Logf("the writers appended %d events while the client ran; it resubscribed after %d", appended.Load(), dropAfter)
@@ -640,6 +609,6 @@ func TestSSEClientCatchesUpGoesLiveAndResumes(t *testing.T) {
 	}
 	checkExactlyOnce(t, "graphql-sse client across its resubscription", got, want)
 	if t.Failed() {
-		t.Logf("client stderr:\n%s", stderr.String())
+		t.Logf("client stderr:\n%s", client.stderr.String())
 	}
 }
