@@ -39,8 +39,10 @@ type Stream struct {
 	registry *Registry
 	cancel   context.CancelFunc
 
-	mu   sync.Mutex // one write at a time
-	last time.Time  // of the last write, for the keep-alive
+	// writing holds a token while a write is in progress: one write at a time. It is a
+	// channel rather than a mutex so that End can wait for a write for a bounded time.
+	writing chan struct{}
+	last    time.Time // of the last write, for the keep-alive; guarded by writing
 
 	state  sync.Mutex    // guards ending and closing, so that neither follows Close
 	ended  chan struct{} // closed when the stream ends
@@ -73,7 +75,7 @@ func Start(w http.ResponseWriter, r *http.Request, o Options) (*Stream, context.
 	ctx, cancel := context.WithCancel(r.Context())
 	s := &Stream{
 		w: w, rc: rc, timeout: o.WriteTimeout, registry: o.Registry, cancel: cancel,
-		ended: make(chan struct{}), keepAliveDone: make(chan struct{}),
+		writing: make(chan struct{}, 1), ended: make(chan struct{}), keepAliveDone: make(chan struct{}),
 	}
 	ctx = context.WithValue(ctx, streamKey{}, s)
 	h := w.Header()
@@ -128,8 +130,8 @@ func (s *Stream) Comment(text string) error {
 func TimedOut(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 func (s *Stream) write(text string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.writing <- struct{}{}
+	defer func() { <-s.writing }()
 	if s.isEnded() {
 		return ErrEnded
 	}
@@ -161,9 +163,9 @@ func (s *Stream) keepAlive(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
+		s.writing <- struct{}{}
 		quiet := time.Since(s.last)
-		s.mu.Unlock()
+		<-s.writing
 		if quiet < interval {
 			t.Reset(interval - quiet)
 			continue
@@ -185,17 +187,24 @@ func (s *Stream) End(reason string) bool {
 	if s.closed || s.isEnded() {
 		return false
 	}
-	// The reason goes out first, when the connection takes it at once; a client that does not
-	// read gets the end of the connection instead.
-	if s.mu.TryLock() {
-		if err := s.rc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)); err == nil || errors.Is(err, http.ErrNotSupported) {
+	// The reason goes out first when the connection takes it soon: a write in progress (a
+	// keep-alive, an event) is waited for briefly, as a client that reads takes it at once. A
+	// client that does not read gets the end of the connection instead.
+	const grace = 100 * time.Millisecond
+	wait := time.NewTimer(grace)
+	defer wait.Stop()
+	select {
+	case s.writing <- struct{}{}:
+		if err := s.rc.SetWriteDeadline(time.Now().Add(grace)); err == nil || errors.Is(err, http.ErrNotSupported) {
 			if _, err := s.w.Write([]byte(": " + strings.ReplaceAll(reason, "\n", " ") + "\n\n")); err == nil {
 				_ = s.rc.Flush()
 			}
 		}
-		s.mu.Unlock()
+		s.endLocked(reason) // before the token goes back: no write follows the reason
+		<-s.writing
+	case <-wait.C:
+		s.endLocked(reason)
 	}
-	s.endLocked(reason)
 	return true
 }
 
@@ -307,8 +316,11 @@ func (r *Registry) CloseAll(reason string) int {
 		streams = append(streams, s)
 	}
 	r.mu.Unlock()
+	// Each End may wait briefly for a write in progress: they wait side by side.
+	var wg sync.WaitGroup
 	for _, s := range streams {
-		s.End(reason)
+		wg.Go(func() { s.End(reason) })
 	}
+	wg.Wait()
 	return len(streams)
 }

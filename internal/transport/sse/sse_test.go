@@ -152,3 +152,39 @@ func TestRegistryCloseAll(t *testing.T) {
 		t.Errorf("%d streams still registered", reg.Len())
 	}
 }
+
+// End waits briefly for a write in progress (a keep-alive, say) rather than leaving out the
+// reason, and nothing is written after the reason.
+func TestEndWaitsForAWriteInProgress(t *testing.T) {
+	testkit.VerifyNoLeaks(t)
+	reg := sse.NewRegistry()
+	held := make(chan func())
+	srv, results := serve(t, sse.Options{Registry: reg, KeepAlive: time.Hour}, func(s *sse.Stream, done <-chan struct{}) string {
+		held <- sse.HoldWrite(s)
+		<-done
+		return s.Reason()
+	})
+	r, _ := open(t, srv.URL)
+	readUntil(t, r, ":")
+	release := <-held
+	ended := make(chan int)
+	go func() { ended <- reg.CloseAll("stopping") }()
+	// CloseAll is waiting on the held write: it can end nothing before release.
+	select {
+	case n := <-ended:
+		t.Fatalf("CloseAll returned %d while a write was in progress", n)
+	case <-time.After(20 * time.Millisecond):
+	}
+	release()
+	if n := <-ended; n != 1 {
+		t.Errorf("CloseAll ended %d streams, want 1", n)
+	}
+	readUntil(t, r, ": stopping")
+	if got := <-results; got != "stopping" {
+		t.Errorf("handler: %s", got)
+	}
+	// The comment's blank line, then the end of the answer.
+	if rest, err := r.ReadString(0); rest != "\n" || err == nil {
+		t.Errorf("after the reason: %q, %v", rest, err)
+	}
+}
