@@ -122,15 +122,33 @@ func (q Query) Matches(e RecordedEvent) bool {
 }
 
 func (it QueryItem) matches(e RecordedEvent) bool {
-	if len(it.Types) > 0 && !slices.Contains(it.Types, e.Type) {
+	return it.matchesEvent(e.Type, e.Tags)
+}
+
+func (it QueryItem) matchesEvent(typ string, tags []string) bool {
+	if len(it.Types) > 0 && !slices.Contains(it.Types, typ) {
 		return false
 	}
 	for _, t := range it.Tags {
-		if !slices.Contains(e.Tags, t) {
+		if !slices.Contains(tags, t) {
 			return false
 		}
 	}
 	return true
+}
+
+// matchesInput reports whether an event of inputs, not yet written, matches q.
+func (q Query) matchesInput(inputs []appendInput) bool {
+	for _, in := range inputs {
+		for k, typ := range in.types {
+			for _, it := range q.Items {
+				if it.matchesEvent(typ, in.tags[k]) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // lockKeys are the keys a condition on q takes exclusive, and whether it must hold off every

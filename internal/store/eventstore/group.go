@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -232,18 +233,17 @@ func (s *Store) writeBatch(batch []*pending) {
 		})
 		defer stop()
 	}
-	// Conditional appends go last, a wave each, so that each check sees the batch's other
-	// writes (its own transaction's) as well as every commit before the batch's locks.
-	var plain []*pending
-	var conds [][]*pending
+	// Conditional appends go last, so that each check sees the batch's other writes (its own
+	// transaction's) as well as every commit before the batch's locks.
+	var plain, conds []*pending
 	for _, p := range batch {
 		if p.cond != nil {
-			conds = append(conds, []*pending{p})
+			conds = append(conds, p)
 		} else {
 			plain = append(plain, p)
 		}
 	}
-	waves := append(splitWaves(plain), conds...)
+	waves := append(splitWaves(plain), splitConditionalWaves(conds)...)
 	rows, err := s.runBatch(ctx, batch, waves)
 	spanErr = err
 	var pgErr *pgconn.PgError
@@ -368,6 +368,38 @@ func splitWaves(batch []*pending) [][]*pending {
 	return waves
 }
 
+// splitConditionalWaves puts conditional appends into waves as splitWaves does, and besides
+// starts a new wave for an append whose condition matches an event of an append before it in
+// the wave: a wave's checks do not see the wave's own writes, so such an append waits for the
+// next statement, where its check sees them, as it would had they been written one by one.
+func splitConditionalWaves(conds []*pending) [][]*pending {
+	var waves [][]*pending
+	var streams map[string]bool // of the last wave
+	for _, p := range conds {
+		fits := len(waves) > 0
+		for _, part := range p.parts {
+			fits = fits && !streams[part.StreamID]
+		}
+		if fits {
+			for _, q := range waves[len(waves)-1] {
+				if p.cond.FailIfEventsMatch.matchesInput(q.inputs) {
+					fits = false
+					break
+				}
+			}
+		}
+		if !fits {
+			waves = append(waves, nil)
+			streams = map[string]bool{}
+		}
+		waves[len(waves)-1] = append(waves[len(waves)-1], p)
+		for _, part := range p.parts {
+			streams[part.StreamID] = true
+		}
+	}
+	return waves
+}
+
 // waveRow is one part's row of a wave's answer: its status, the stream's version before it,
 // and what it wrote.
 type waveRow struct {
@@ -396,19 +428,25 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 		}
 	}
 	var exclusive []string
+	var afterTx []string
+	var afterSeq []int64
 	all := false
-	b := &pgx.Batch{}
-	b.Queue(pgsql.EventstoreGroupBegin)
 	for _, p := range batch {
 		if p.cond == nil {
 			continue
 		}
 		if !p.cond.After.IsZero() {
-			b.Queue(pgsql.EventstoreConditionSettled, p.cond.After.tx, p.cond.After.seq)
+			afterTx = append(afterTx, p.cond.After.txArg())
+			afterSeq = append(afterSeq, p.cond.After.seq)
 		}
 		keys, everything := p.cond.FailIfEventsMatch.lockKeys()
 		exclusive = append(exclusive, keys...)
 		all = all || everything
+	}
+	b := &pgx.Batch{}
+	b.Queue(pgsql.EventstoreGroupBegin)
+	if len(afterTx) > 0 {
+		b.Queue(pgsql.EventstoreConditionSettled, afterTx, afterSeq)
 	}
 	b.Queue(pgsql.EventstoreGroupLock, streams)
 	b.Queue(pgsql.EventstoreGroupKeys, batchKeys(batch), exclusive)
@@ -417,10 +455,8 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 	}
 	before := b.Len() - 1 // after BEGIN: the checks and the locks
 	for _, wave := range waves {
-		if p := wave[0]; p.cond != nil {
-			items, values := p.cond.FailIfEventsMatch.shape()
-			args := append(waveArgs(wave), p.cond.After.tx, p.cond.After.seq)
-			b.Queue(pgsql.EventstoreGroupWaveIf(items), append(args, values...)...)
+		if wave[0].cond != nil {
+			b.Queue(pgsql.EventstoreGroupWaveIf, append(waveArgs(wave), conditionArgs(wave)...)...)
 			continue
 		}
 		b.Queue(pgsql.EventstoreGroupWave, waveArgs(wave)...)
@@ -529,6 +565,37 @@ func waveArgs(wave []*pending) []any {
 		}
 	}
 	return []any{streams, expected, counts, group, pgUUIDs(ids), partOf, place, types, versions, data, metadata, lookup, tags}
+}
+
+// conditionArgs are pgsql.EventstoreGroupWaveIf's arguments after the wave's: a row per item
+// of each append's condition.
+func conditionArgs(wave []*pending) []any {
+	var (
+		group     []int32
+		types     []*string
+		tags      []*string
+		after     []string
+		afterSeqs []int64
+	)
+	for g, p := range wave {
+		for _, it := range p.cond.FailIfEventsMatch.Items {
+			group = append(group, int32(g+1)) //nolint:gosec // at most GroupMaxEvents
+			types = append(types, joined(it.Types))
+			tags = append(tags, joined(it.Tags))
+			after = append(after, p.cond.After.txArg())
+			afterSeqs = append(afterSeqs, p.cond.After.seq)
+		}
+	}
+	return []any{group, types, tags, after, afterSeqs}
+}
+
+// joined is names joined by tagSeparator, nil for none.
+func joined(names []string) *string {
+	if len(names) == 0 {
+		return nil
+	}
+	j := strings.Join(names, tagSeparator)
+	return &j
 }
 
 // batchKeys are the consistency-boundary lock keys of every event of a batch, taken shared.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // Position is an event's place in the global order: the id of the transaction that appended it,
@@ -16,6 +17,10 @@ type Position struct {
 	tx  uint64
 	seq int64
 }
+
+// txArg is the position's transaction id as a statement takes it where pgx has no xid8 to
+// encode to (arrays): decimal text, which the statement casts.
+func (p Position) txArg() string { return strconv.FormatUint(p.tx, 10) }
 
 // positionLen is the length of Position.String: two 64-bit numbers in fixed-width hex, so that
 // comparing strings compares positions.

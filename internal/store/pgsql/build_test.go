@@ -53,8 +53,9 @@ func TestBuiltStatementsPrepare(t *testing.T) {
 		{{}},
 		{{Types: true, Tags: true}, {Tags: true}, {}},
 	} {
-		built = append(built, pgsql.EventstoreReadQuery(items), pgsql.EventstoreLastMatch(items), pgsql.EventstoreGroupWaveIf(items))
+		built = append(built, pgsql.EventstoreReadQuery(items), pgsql.EventstoreLastMatch(items))
 	}
+	built = append(built, pgsql.EventstoreGroupWaveIf)
 	built = append(built, pgsql.ProjectionSwapTables("users", "users_rebuild", "users_old")...)
 	for _, sql := range built {
 		if _, err := conn.Conn().Prepare(ctx, "", sql); err != nil {

@@ -126,11 +126,14 @@ FROM (
 ) AS k
 
 -- name: EventstoreConditionSettled
--- First in a conditional append's transaction, before it waits for any lock: its read position
--- ($1 transaction id, $2 position) must lie below the horizon, as every position a read returns
--- does; otherwise (a position a mutation returned while older transactions still run) the
--- append is refused (SC002) before it writes anything.
-SELECT append_refused('SC002', $1::xid8, $2::bigint) WHERE $1::xid8 >= pg_snapshot_xmin(pg_current_snapshot())
+-- First in the transaction of conditional appends, before it waits for any lock: each read
+-- position ($1 transaction ids, as text; $2 positions) must lie below the horizon, as every
+-- position a read returns does; otherwise (a position a mutation returned while older
+-- transactions still run) the appends are refused (SC002) before anything is written.
+SELECT append_refused('SC002', a.tx, a.seq)
+FROM (SELECT tx::xid8 AS tx, seq FROM unnest($1::text[], $2::bigint[]) AS u(tx, seq)) AS a
+WHERE a.tx >= pg_snapshot_xmin(pg_current_snapshot())
+LIMIT 1
 
 -- name: EventstoreLockAllAppends
 -- A conditional append whose condition matches every event waits for every append in flight

@@ -73,26 +73,54 @@ ORDER BY e.transaction_id DESC, e.position DESC
 LIMIT 1`
 }
 
-// EventstoreGroupWaveIf is EventstoreGroupWave for one conditional append (a wave of its own in
-// a group commit, after the batch's other waves): when an event matching its query lies after
-// ($14 transaction id, $15 position), every part gets the status condition and nothing is
-// written, unless the append's ids are stored (dup, which is answered first: a repeat). The
-// statement runs after the batch's locks, in a snapshot of its own, so its check sees every
-// append that could match and committed, and the batch's own earlier waves. Rows as the wave's,
-// with two more columns: the matching event's transaction id and position (NULL when none).
-// The items' values from $16 on.
-func EventstoreGroupWaveIf(items []MatchItem) string {
-	cond, _ := match(items, 16)
-	blocked := `blocked AS (
-	SELECT e.transaction_id, e.position FROM events e
-	WHERE (e.transaction_id, e.position) > ($14::xid8, $15::bigint) AND ` + cond + `
-	LIMIT 1
+// EventstoreGroupWaveIf is EventstoreGroupWave for conditional appends, each with a condition
+// of its own, after a batch's plain waves. The conditions' items come as one row each: $14 the
+// append ($4's number) it belongs to, $15 its types and $16 its tags (joined by U+001F; NULL
+// when it has none), and $17 and $18 the append's read position (transaction id as text,
+// position). An append with an event matching one of its items after its read position gets
+// the status condition on every part and writes nothing, unless its ids are stored (dup, which
+// is answered first: a repeat). The statement runs after the batch's locks, in a snapshot of
+// its own, so its checks see every append that could match and committed, and the batch's
+// earlier waves; not the other appends of the same wave, so the caller puts an append whose
+// condition matches an earlier one's events into a later wave. Rows as the wave's, with two
+// more columns: the matching event's transaction id and position (NULL when none).
+//
+// Its text is the same for every condition, so a connection prepares it once. An item with
+// tags is found through the GIN index on tags, one with types only through the
+// (type, transaction_id, position) index, and one with neither through the primary key; each
+// branch runs only for the items of its kind.
+var EventstoreGroupWaveIf = groupWaveIf() //nolint:gochecknoglobals // a statement, built once
+
+func groupWaveIf() string {
+	const blocked = `conds AS (
+	SELECT q.grp, string_to_array(q.types, E'\x1f') AS types, string_to_array(q.tags, E'\x1f') AS tags,
+		q.tx::xid8 AS tx, q.seq
+	FROM unnest($14::int[], $15::text[], $16::text[], $17::text[], $18::bigint[]) AS q(grp, types, tags, tx, seq)
+), blocked AS (
+	SELECT DISTINCT ON (q.grp) q.grp, b.transaction_id, b.position
+	FROM conds q CROSS JOIN LATERAL (
+		(SELECT e.transaction_id, e.position FROM events e
+		WHERE q.tags IS NOT NULL AND e.tags @> q.tags AND (q.types IS NULL OR e.type = ANY(q.types))
+			AND (e.transaction_id, e.position) > (q.tx, q.seq)
+		LIMIT 1)
+		UNION ALL
+		(SELECT e.transaction_id, e.position FROM events e
+		WHERE q.tags IS NULL AND q.types IS NOT NULL AND e.type = ANY(q.types)
+			AND (e.transaction_id, e.position) > (q.tx, q.seq)
+		LIMIT 1)
+		UNION ALL
+		(SELECT e.transaction_id, e.position FROM events e
+		WHERE q.tags IS NULL AND q.types IS NULL AND (e.transaction_id, e.position) > (q.tx, q.seq)
+		LIMIT 1)
+	) b
+	ORDER BY q.grp
 ), checked AS (`
-	return mustReplace(mustReplace(mustReplace(EventstoreGroupWave,
-		"), checked AS (", "), "+blocked),
-		"THEN 'dup'\n", "THEN 'dup'\n\t\t\tWHEN EXISTS (SELECT 1 FROM blocked) THEN 'condition'\n"),
-		"SELECT c.status, c.version, i.first, i.tx, i.positions, i.at\n",
-		"SELECT c.status, c.version, i.first, i.tx, i.positions, i.at, (SELECT transaction_id FROM blocked), (SELECT position FROM blocked)\n")
+	s := mustReplace(EventstoreGroupWave, "), checked AS (", "), "+blocked)
+	s = mustReplace(s, "THEN 'dup'\n", "THEN 'dup'\n\t\t\tWHEN r.grp IN (SELECT grp FROM blocked) THEN 'condition'\n")
+	s = mustReplace(s, "SELECT stream_id, n, ord, version,\n", "SELECT stream_id, n, grp, ord, version,\n")
+	s = mustReplace(s, "SELECT c.status, c.version, i.first, i.tx, i.positions, i.at\n",
+		"SELECT c.status, c.version, i.first, i.tx, i.positions, i.at, b.transaction_id, b.position\n")
+	return mustReplace(s, ") i ON i.stream_id = c.stream_id\n", ") i ON i.stream_id = c.stream_id\nLEFT JOIN blocked b ON b.grp = c.grp\n")
 }
 
 // mustReplace replaces the one occurrence of old in s: a statement built from another that no
