@@ -448,8 +448,7 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 	if len(afterTx) > 0 {
 		b.Queue(pgsql.EventstoreConditionSettled, afterTx, afterSeq)
 	}
-	b.Queue(pgsql.EventstoreGroupLock, streams)
-	b.Queue(pgsql.EventstoreGroupKeys, batchKeys(batch), exclusive)
+	b.Queue(pgsql.EventstoreGroupLock, streams, batchKeys(batch), exclusive)
 	if all {
 		b.Queue(pgsql.EventstoreLockAllAppends)
 	}

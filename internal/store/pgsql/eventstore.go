@@ -79,8 +79,9 @@ var (
 	EventstoreGroupBegin = get("EventstoreGroupBegin")
 
 	// EventstoreGroupLock takes the advisory lock of every stream of a batch ($1, the stream
-	// ids), in byte order of the ids (AppendMulti's order), before the batch writes anything.
-	// It also sets plan_cache_mode for the transaction: the wave statement is prepared once per
+	// ids), in byte order of the ids (AppendMulti's order), before the batch writes anything;
+	// then, in the same statement, the batch's consistency-boundary locks as EventstoreGroupKeys
+	// takes them ($2 shared, $3 exclusive). It also sets plan_cache_mode for the transaction: the wave statement is prepared once per
 	// connection, and planning it afresh for every batch would cost more than running it (one
 	// statement fewer than a SET LOCAL).
 	EventstoreGroupLock = get("EventstoreGroupLock")

@@ -106,9 +106,21 @@ ORDER BY i.ord
 BEGIN
 
 -- name: EventstoreGroupLock
+-- The streams' locks in byte order of their ids, then the consistency-boundary locks in key
+-- order as EventstoreGroupKeys takes them ($2 shared, $3 exclusive): one statement, the rows
+-- sorted so that the locks are taken in that order.
 SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
-	count(pg_advisory_xact_lock({{Stream}}, hashtext(s)))
-FROM (SELECT DISTINCT s COLLATE "C" AS s FROM unnest($1::text[]) AS s ORDER BY 1) AS streams
+	count(CASE WHEN l.stream IS NOT NULL THEN pg_advisory_xact_lock({{Stream}}, hashtext(l.stream))
+		WHEN l.x THEN pg_advisory_xact_lock({{Match}}, l.k)
+		ELSE pg_advisory_xact_lock_shared({{Match}}, l.k) END)
+FROM (
+	SELECT 0 AS step, s COLLATE "C" AS stream, 0 AS k, false AS x FROM (SELECT DISTINCT s FROM unnest($1::text[]) AS s) AS streams
+	UNION ALL
+	SELECT 1, NULL, hashtext(u.s), bool_or(u.x)
+	FROM (SELECT s, false AS x FROM unnest($2::text[]) AS s UNION ALL SELECT s, true FROM unnest($3::text[]) AS s) AS u
+	GROUP BY 3
+	ORDER BY 1, 2, 3
+) AS l
 
 -- name: EventstoreLockStreams
 SELECT count(pg_advisory_xact_lock({{Stream}}, hashtext(s)))
