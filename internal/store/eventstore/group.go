@@ -455,7 +455,15 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 	before := b.Len() - 1 // after BEGIN: the checks and the locks
 	for _, wave := range waves {
 		if wave[0].cond != nil {
-			b.Queue(pgsql.EventstoreGroupWaveIf, append(waveArgs(wave), conditionArgs(wave)...)...)
+			stmt := pgsql.EventstoreGroupWaveIfTagged
+			for _, p := range wave {
+				for _, it := range p.cond.FailIfEventsMatch.Items {
+					if len(it.Tags) == 0 {
+						stmt = pgsql.EventstoreGroupWaveIf
+					}
+				}
+			}
+			b.Queue(stmt, append(waveArgs(wave), conditionArgs(wave)...)...)
 			continue
 		}
 		b.Queue(pgsql.EventstoreGroupWave, waveArgs(wave)...)

@@ -55,7 +55,7 @@ func TestBuiltStatementsPrepare(t *testing.T) {
 	} {
 		built = append(built, pgsql.EventstoreReadQuery(items), pgsql.EventstoreLastMatch(items))
 	}
-	built = append(built, pgsql.EventstoreGroupWaveIf)
+	built = append(built, pgsql.EventstoreGroupWaveIf, pgsql.EventstoreGroupWaveIfTagged)
 	built = append(built, pgsql.ProjectionSwapTables("users", "users_rebuild", "users_old")...)
 	for _, sql := range built {
 		if _, err := conn.Conn().Prepare(ctx, "", sql); err != nil {

@@ -89,17 +89,15 @@ LIMIT 1`
 // tags is found through the GIN index on tags, one with types only through the
 // (type, transaction_id, position) index, and one with neither through the primary key; each
 // branch runs only for the items of its kind.
-var EventstoreGroupWaveIf = groupWaveIf() //nolint:gochecknoglobals // a statement, built once
+var EventstoreGroupWaveIf = groupWaveIf(false) //nolint:gochecknoglobals // a statement, built once
 
-func groupWaveIf() string {
-	const blocked = `conds AS (
-	SELECT q.grp, string_to_array(q.types, E'\x1f') AS types, string_to_array(q.tags, E'\x1f') AS tags,
-		q.tx::xid8 AS tx, q.seq
-	FROM unnest($14::int[], $15::text[], $16::text[], $17::text[], $18::bigint[]) AS q(grp, types, tags, tx, seq)
-), blocked AS (
-	SELECT DISTINCT ON (q.grp) q.grp, b.transaction_id, b.position
-	FROM conds q CROSS JOIN LATERAL (
-		(SELECT e.transaction_id, e.position FROM events e
+// EventstoreGroupWaveIfTagged is EventstoreGroupWaveIf for a wave in which every item of every
+// condition has tags, the common case: without the branches for the other kinds, which cost a
+// quarter of what the checks cost.
+var EventstoreGroupWaveIfTagged = groupWaveIf(true) //nolint:gochecknoglobals // a statement, built once
+
+func groupWaveIf(tagged bool) string {
+	find := `(SELECT e.transaction_id, e.position FROM events e
 		WHERE q.tags IS NOT NULL AND e.tags @> q.tags AND (q.types IS NULL OR e.type = ANY(q.types))
 			AND (e.transaction_id, e.position) > (q.tx, q.seq)
 		LIMIT 1)
@@ -111,7 +109,21 @@ func groupWaveIf() string {
 		UNION ALL
 		(SELECT e.transaction_id, e.position FROM events e
 		WHERE q.tags IS NULL AND q.types IS NULL AND (e.transaction_id, e.position) > (q.tx, q.seq)
-		LIMIT 1)
+		LIMIT 1)`
+	if tagged {
+		find = `SELECT e.transaction_id, e.position FROM events e
+		WHERE e.tags @> q.tags AND (q.types IS NULL OR e.type = ANY(q.types))
+			AND (e.transaction_id, e.position) > (q.tx, q.seq)
+		LIMIT 1`
+	}
+	blocked := `conds AS (
+	SELECT q.grp, string_to_array(q.types, E'\x1f') AS types, string_to_array(q.tags, E'\x1f') AS tags,
+		q.tx::xid8 AS tx, q.seq
+	FROM unnest($14::int[], $15::text[], $16::text[], $17::text[], $18::bigint[]) AS q(grp, types, tags, tx, seq)
+), blocked AS (
+	SELECT DISTINCT ON (q.grp) q.grp, b.transaction_id, b.position
+	FROM conds q CROSS JOIN LATERAL (
+		` + find + `
 	) b
 	ORDER BY q.grp
 ), checked AS (`
