@@ -221,9 +221,9 @@ func (s *Store) LastMatch(ctx context.Context, q Query) (pos Position, ok bool, 
 // position that is not below the horizon yet, as one an append returns while older transactions
 // still run, is refused with a *ValidationError (docs/consistency.md says why). A repeat of an
 // append that succeeded answers Repeated before the condition counts. With group commit, a
-// conditional append joins a batch as a statement of its own after the batch's other appends,
-// so that its check sees them too; a deleted stream refuses it (it does not recreate the stream
-// as Append does).
+// conditional append joins a batch after the batch's plain appends, so that its check sees
+// them too, and after any conditional one whose events its condition matches; a deleted stream
+// refuses it (it does not recreate the stream as Append does).
 func (s *Store) AppendIf(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData, cond Condition) (AppendResult, error) {
 	results, err := s.AppendMultiIf(ctx, []StreamAppend{{StreamID: streamID, Expected: expected, Events: events}}, &cond)
 	if err != nil {

@@ -84,7 +84,7 @@ type pending struct {
 	parts   []StreamAppend  // the caller's parts; Events are not used once prepared
 	inputs  []appendInput   // the prepared events of each part (none for a check-only part)
 	multi   bool
-	cond    *Condition // a conditional append: a wave of its own, after the batch's others
+	cond    *Condition // a conditional append: in a wave after the batch's plain ones
 	events  int
 	bytes   int
 	results []AppendResult

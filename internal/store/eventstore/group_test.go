@@ -412,8 +412,9 @@ func TestGroupCommitMultiStreamAppends(t *testing.T) {
 	}
 }
 
-// Conditional appends in one batch with plain ones: each is a wave of its own after the others,
-// so that its check sees the batch's own writes, and what it writes counts for the next.
+// Conditional appends in one batch with plain ones: they are written after the others, so that
+// their checks see the batch's own writes, and what one writes counts for a later one whose
+// condition it matches.
 func TestGroupCommitConditionalAppends(t *testing.T) {
 	t.Parallel()
 	g := newGroupRig(t)
