@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -62,19 +63,23 @@ func newTracedResolver(pool *pgxpool.Pool, connect func(name string) func(contex
 	m.WatchPool(pool)
 	opts.Observer = m
 	opts.TracerProvider = tp
-	opts.Appended = func() {
-		p.projectors.Wake()
-		p.hub.Appended()
+	opts.Appended = func(categories []string) {
+		p.projectors.WakeFor(categories)
+		p.hub.Appended(categories)
 	}
 	store := eventstore.New(pool, opts)
 	m.WatchGroupCommit(store.GroupStats)
 	projOpts := projection.Options{TracerProvider: tp}
-	hubOpts := hub.Options{Buffer: cfg.SubscriberBuffer, Observer: m, Notified: func() {
+	hubOpts := hub.Options{Buffer: cfg.SubscriberBuffer, Observer: m, Notified: func(categories []string) {
 		m.Notified()
-		p.projectors.Wake()
+		p.projectors.WakeFor(categories)
 	}}
 	if connect != nil {
 		projOpts.Connect = connect("strata leader")
+		// Appends wake the projectors of their categories, this process's at once and other
+		// processes' through the listener: the poll is only the fallback for a lost
+		// notification, and each poll is a transaction per projector.
+		projOpts.Poll = time.Second
 		projOpts.Leadership = leader.Options{Logger: logger, Observer: m}
 		hubOpts.Connect = connect("strata listener")
 	}

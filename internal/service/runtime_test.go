@@ -130,7 +130,7 @@ func newFixture(t *testing.T) *fixture {
 		runner *projection.Runner
 		feed   *hub.Hub
 	)
-	store := eventstore.New(pool, eventstore.Options{Upcasters: command.Upcasters(kinds), Appended: func() { runner.Wake(); feed.Appended() }})
+	store := eventstore.New(pool, eventstore.Options{Upcasters: command.Upcasters(kinds), Appended: func(c []string) { runner.WakeFor(c); feed.Appended(c) }})
 	runner = projection.NewRunner(pool, store, projection.For(kinds), projection.Options{Poll: 10 * time.Millisecond}, logger)
 	feed = hub.New(pool, store, hub.Options{}, logger)
 	runCtx, cancel := context.WithCancel(ctx)

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -132,10 +133,18 @@ func (r *Runner) Projector(name string) (Projector, error) {
 }
 
 // Wake tells every projector that there may be new events. It never blocks.
-func (r *Runner) Wake() {
-	for _, ch := range r.wake {
+func (r *Runner) Wake() { r.WakeFor(nil) }
+
+// WakeFor tells the projectors of categories (nil: every projector) that there may be new
+// events: a projector of another category has nothing to read, and is not woken. It never
+// blocks.
+func (r *Runner) WakeFor(categories []string) {
+	for _, p := range r.projectors {
+		if categories != nil && p.Category() != "" && !slices.Contains(categories, p.Category()) {
+			continue
+		}
 		select {
-		case ch <- struct{}{}:
+		case r.wake[p.Name()] <- struct{}{}:
 		default:
 		}
 	}
@@ -226,55 +235,56 @@ func (r *Runner) follow(ctx context.Context, p Projector) {
 // step applies the next batch of events to table and moves the checkpoint called checkpoint,
 // in one transaction. caughtUp says the batch reached the end of the log as it stood.
 //
-// The batch is read before the transaction, on a connection of its own, and applied only if the
-// checkpoint, read again under the checkpoint's lock, is still where the batch starts (another
-// process may have moved it meanwhile: then nothing is applied, and the next step reads again).
-// A transaction thus never waits for a second connection while it holds one, so any number of
-// projectors share a pool of any size.
+// The transaction takes the checkpoint's lock, reads the checkpoint and the horizon, then the
+// batch through the same connection (so it never waits for a second one while it holds one, and
+// any number of projectors share a pool of any size), applies it and moves the checkpoint: one
+// PostgreSQL transaction per batch, an empty one included, as the log grows with every append.
 func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string) (applied int, caughtUp bool, err error) {
-	// The checkpoint and the horizon in one statement; the horizon is read before the events
-	// (read below): everything of the category before it is in this read, or in an earlier
-	// one, when the read comes back short.
-	var (
-		at   string
-		xmin uint64
-	)
 	start := time.Now() // of the batch's span, which starts once there is something to apply
-	if err := r.pool.QueryRow(ctx, pgsql.CheckpointsReadWithHorizon, checkpoint).Scan(&at, &xmin); err != nil {
-		return 0, false, fmt.Errorf("read checkpoint %s: %w", checkpoint, err)
-	}
-	after, err := eventstore.ParsePosition(at)
-	if err != nil {
-		return 0, false, fmt.Errorf("checkpoint %s: %w", checkpoint, err)
-	}
-	b, err := r.readAfter(ctx, p, after, eventstore.HorizonOf(xmin))
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, pgsql.CheckpointsLock, checkpoint); err != nil {
+			return fmt.Errorf("lock checkpoint %s: %w", checkpoint, err)
+		}
+		// The checkpoint and the horizon in one statement, under the lock; the horizon is read
+		// before the events: everything of the category before it is in this read, or in an
+		// earlier one, when the read comes back short.
+		var (
+			at   string
+			xmin uint64
+		)
+		if err := tx.QueryRow(ctx, pgsql.CheckpointsReadWithHorizon, checkpoint).Scan(&at, &xmin); err != nil {
+			return fmt.Errorf("read checkpoint %s: %w", checkpoint, err)
+		}
+		after, err := eventstore.ParsePosition(at)
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %w", checkpoint, err)
+		}
+		events, err := r.store.ReadAllIn(ctx, tx, eventstore.ReadAllOptions{After: after, Max: r.opts.Batch, Category: p.Category()})
+		if err != nil {
+			return err
+		}
+		b := batch{after: after, horizon: eventstore.HorizonOf(xmin), events: events}
+		if len(b.events) == 0 {
+			// Nothing of the category: the checkpoint moves to the horizon at most once per
+			// IdleMove: each write commits and flushes the WAL, and would otherwise follow every
+			// append of every other category. WaitFor does not wait for it (quiet).
+			caughtUp = true
+			if b.horizon.Compare(after) > 0 && (checkpoint != p.Name() || r.idleDue(checkpoint)) { // a rebuild's copy is not held back
+				if _, err := tx.Exec(ctx, pgsql.CheckpointsMoveIdle, checkpoint, at, b.horizon.String()); err != nil {
+					return fmt.Errorf("move checkpoint %s: %w", checkpoint, err)
+				}
+			}
+			return nil
+		}
+		ctx, span := r.startBatch(ctx, p, checkpoint, len(b.events), start)
+		applied, caughtUp, err = r.apply(ctx, tx, p, checkpoint, table, b)
+		endBatch(span, applied, err)
+		return err
+	})
 	if err != nil {
 		return 0, false, err
 	}
-	if len(b.events) == 0 {
-		// Nothing of the category: the checkpoint moves to the horizon in one statement, with
-		// no transaction of its own, and only if no other process moved it meanwhile (another
-		// one that applied events moves it at least as far). It does so at most once per
-		// IdleMove: each write commits and flushes the WAL, and would otherwise follow every
-		// append of every other category. WaitFor does not wait for it (quiet).
-		if b.horizon.Compare(after) > 0 && (checkpoint != p.Name() || r.idleDue(checkpoint)) { // a rebuild's copy is not held back
-			if _, err := r.pool.Exec(ctx, pgsql.CheckpointsMoveIdle, checkpoint, at, b.horizon.String()); err != nil {
-				return 0, false, fmt.Errorf("move checkpoint %s: %w", checkpoint, err)
-			}
-		}
-		return 0, true, nil
-	}
-	ctx, span := r.startBatch(ctx, p, checkpoint, len(b.events), start)
-	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		now, err := lockCheckpoint(ctx, tx, checkpoint)
-		if err != nil || now != after {
-			return err // moved meanwhile: nothing applied, caughtUp false, read again
-		}
-		applied, caughtUp, err = r.apply(ctx, tx, p, checkpoint, table, b)
-		return err
-	})
-	endBatch(span, applied, err)
-	return applied, caughtUp, err
+	return applied, caughtUp, nil
 }
 
 // stepInTx is step inside tx, which holds the checkpoint's lock until it ends (a rebuild's

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -160,7 +161,7 @@ func (s *Store) appendStream(ctx context.Context, streamID string, expected Expe
 			return AppendResult{}, fmt.Errorf("append to %s: %w", streamID, err)
 		}
 		if found {
-			s.appended()
+			s.appended(streamID)
 			return res, nil
 		}
 		var actual int64
@@ -175,10 +176,27 @@ func (s *Store) appendStream(ctx context.Context, streamID string, expected Expe
 	}
 }
 
-func (s *Store) appended() {
-	if s.opts.Appended != nil {
-		s.opts.Appended()
+// appended tells Options.Appended that events were written to streams.
+func (s *Store) appended(streams ...string) {
+	if s.opts.Appended == nil {
+		return
 	}
+	categories := make([]string, 0, 1)
+	for _, id := range streams {
+		if c := Category(id); !slices.Contains(categories, c) {
+			categories = append(categories, c)
+		}
+	}
+	s.opts.Appended(categories)
+}
+
+// streamIDs are the ids of parts.
+func streamIDs(parts []StreamAppend) []string {
+	ids := make([]string, len(parts))
+	for i, p := range parts {
+		ids[i] = p.StreamID
+	}
+	return ids
 }
 
 // insert runs the append statement. found is false when the expected version did not match.

@@ -266,7 +266,7 @@ func (s *Store) conditionalAlone(ctx context.Context, p *pending) ([]AppendResul
 	}
 	// The condition's status, a conflict or a repeat, as a batch's append is answered.
 	if s.answer(p, rows[0]) {
-		s.appended()
+		s.appended(streamIDs(p.parts)...)
 	}
 	return p.results, p.err
 }

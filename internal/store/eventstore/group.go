@@ -265,18 +265,18 @@ func (s *Store) writeBatch(batch []*pending) {
 		}
 		return
 	}
-	wrote := false
+	var wrote []string
 	for w, wave := range waves {
 		row := 0
 		for _, p := range wave {
 			if s.answer(p, rows[w][row:row+len(p.parts)]) {
-				wrote = true
+				wrote = append(wrote, streamIDs(p.parts)...)
 			}
 			row += len(p.parts)
 		}
 	}
-	if wrote {
-		s.appended()
+	if len(wrote) > 0 {
+		s.appended(wrote...)
 	}
 	for _, p := range batch {
 		close(p.done)

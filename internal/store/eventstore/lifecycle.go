@@ -173,7 +173,7 @@ func (s *Store) DeleteStream(ctx context.Context, streamID string, expected Expe
 		}
 		return AppendResult{}, fmt.Errorf("delete %s: %w", streamID, err)
 	}
-	s.appended()
+	s.appended(streamID)
 	return res, nil
 }
 
@@ -256,7 +256,7 @@ func (s *Store) recreate(ctx context.Context, streamID string, in appendInput) (
 		}
 		return AppendResult{}, fmt.Errorf("recreate %s: %w", streamID, err)
 	}
-	s.appended()
+	s.appended(streamID)
 	return res, nil
 }
 

@@ -188,7 +188,7 @@ func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs 
 		return nil
 	})
 	if err == nil {
-		s.appended()
+		s.appended(streamIDs(parts)...)
 		return results, nil
 	}
 	var pgErr *pgconn.PgError

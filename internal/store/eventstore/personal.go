@@ -284,7 +284,7 @@ type subjectKeys struct {
 // of every subject in the page, and redacts those of forgotten subjects: sealed ones because
 // their key is gone, and ones stored in the clear (written before sealing, or by a store without
 // the registry) because the tombstone says so. It runs before upcasting, on fields as stored.
-func (s *Store) unseal(ctx context.Context, events []RecordedEvent) error {
+func (s *Store) unseal(ctx context.Context, q RowsQuerier, events []RecordedEvent) error {
 	var subjects []string
 	seen := map[string]bool{}
 	add := func(subject string) {
@@ -311,7 +311,7 @@ func (s *Store) unseal(ctx context.Context, events []RecordedEvent) error {
 		return nil
 	}
 	keys := subjectKeys{keys: map[string][]byte{}, forgotten: map[string]bool{}}
-	rows, err := s.pool.Query(ctx, pgsql.EventstoreSubjectKeys, subjects)
+	rows, err := q.Query(ctx, pgsql.EventstoreSubjectKeys, subjects)
 	if err != nil {
 		return fmt.Errorf("read keys: %w", err)
 	}

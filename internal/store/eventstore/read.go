@@ -94,7 +94,7 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, opts ReadStream
 	if deleted != nil {
 		return StreamSlice{}, &StreamDeletedError{StreamID: streamID, Version: *deleted}
 	}
-	if err := s.transform(ctx, slice.Events); err != nil {
+	if err := s.transform(ctx, s.pool, slice.Events); err != nil {
 		return StreamSlice{}, fmt.Errorf("read stream %s: %w", streamID, err)
 	}
 	s.read(len(slice.Events))
@@ -136,6 +136,13 @@ type ReadAllOptions struct {
 // position of the last event returned walks every event exactly once, while writers are busy
 // too. Reads run in their own snapshot and never block writers.
 func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEvent, error) {
+	return s.ReadAllIn(ctx, s.pool, opts)
+}
+
+// ReadAllIn is ReadAll through q, a transaction of the caller's (and the keys of personal
+// fields through it too): a reader that writes what it read in the same transaction holds one
+// connection, never waiting for a second.
+func (s *Store) ReadAllIn(ctx context.Context, q RowsQuerier, opts ReadAllOptions) ([]RecordedEvent, error) {
 	if err := s.checkMax(opts.Max); err != nil {
 		return nil, err
 	}
@@ -161,13 +168,23 @@ func (s *Store) ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEve
 	default:
 		query = pgsql.EventstoreReadAll
 	}
-	return s.readEvents(ctx, "read all", query, args...)
+	return s.readEventsOn(ctx, q, "read all", query, args...)
 }
 
 // readEvents runs a read of the global order (query returns pgsql's event columns), brings
 // the events to their current shapes (transform) and counts them.
 func (s *Store) readEvents(ctx context.Context, what, query string, args ...any) ([]RecordedEvent, error) {
-	rows, err := s.pool.Query(ctx, query, args...)
+	return s.readEventsOn(ctx, s.pool, what, query, args...)
+}
+
+// RowsQuerier runs queries that return rows: a pool, a connection or a transaction.
+type RowsQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// readEventsOn is readEvents through q, the keys of personal fields included.
+func (s *Store) readEventsOn(ctx context.Context, q RowsQuerier, what, query string, args ...any) ([]RecordedEvent, error) {
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -175,7 +192,7 @@ func (s *Store) readEvents(ctx context.Context, what, query string, args ...any)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if err := s.transform(ctx, events); err != nil {
+	if err := s.transform(ctx, q, events); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	s.read(len(events))

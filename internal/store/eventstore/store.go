@@ -41,9 +41,10 @@ type Options struct {
 	// it are refused by a store without it.
 	MasterKey []byte
 	// Appended, when set, is called after every append that wrote events, once its
-	// transaction has committed. It must not block: it exists to wake readers (projectors, the
-	// subscription feed), never to extend the append.
-	Appended func()
+	// transaction has committed, with the categories of the streams it wrote (Category). It
+	// must not block: it exists to wake readers (projectors, the subscription feed), never to
+	// extend the append.
+	Appended func(categories []string)
 	// Observer, when set, is told of every append and read, for metrics.
 	Observer Observer
 	// GroupCommit packs concurrent Appends into shared transactions (group.go); off, each

@@ -41,8 +41,8 @@ func indexUpcasters(ups []Upcaster) map[upcastKey]Upcaster {
 // transform is the one read transform every read of events goes through, a page at a time,
 // once the page's rows are closed: personal fields are opened (or redacted) as stored, then
 // payloads are upcast to current shapes.
-func (s *Store) transform(ctx context.Context, events []RecordedEvent) error {
-	if err := s.unseal(ctx, events); err != nil {
+func (s *Store) transform(ctx context.Context, q RowsQuerier, events []RecordedEvent) error {
+	if err := s.unseal(ctx, q, events); err != nil {
 		return err
 	}
 	for i := range events {

@@ -12,9 +12,12 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,9 +48,11 @@ type Options struct {
 	// transaction mode does not give (notifications would go to whichever client holds the
 	// server connection then). When nil, it is made from the pool's configuration.
 	Connect func(context.Context) (*pgx.Conn, error)
-	// Notified, when set, is called for each notification received (an append by any process),
-	// on the listener's goroutine: it must not block.
-	Notified func()
+	// Notified, when set, is called for each notification of appends made by another process,
+	// with the categories they wrote (nil: any, as from a server that does not say), on the
+	// listener's goroutine: it must not block. This process's own notifications are not passed
+	// on: its appends woke everything already (Appended).
+	Notified func(categories []string)
 }
 
 // Observer is told what happens to subscriptions, on the goroutines of Subscribe's callers and
@@ -114,6 +119,12 @@ type Hub struct {
 	wake   chan struct{} // read the table now
 	notify chan struct{} // send a NOTIFY soon
 
+	// token names this process in its notifications, so that its listener knows its own.
+	token     string
+	notifyMu  sync.Mutex
+	toNotify  []string // the categories appended since the last NOTIFY
+	notifyAll bool     // too many categories to name: the next NOTIFY says "any"
+
 	started chan struct{} // closed once last is set
 	mu      sync.Mutex
 	last    eventstore.Position // the feed has fanned out every event up to here
@@ -134,16 +145,64 @@ type Hub struct {
 func New(pool *pgxpool.Pool, store *eventstore.Store, opts Options, logger *slog.Logger) *Hub {
 	return &Hub{
 		pool: pool, store: store, opts: opts.withDefaults(), logger: logger,
-		wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), started: make(chan struct{}),
+		wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), started: make(chan struct{}), token: newToken(),
 		all: map[*subscriber]struct{}{}, byStrm: map[string]map[*subscriber]struct{}{}, byCat: map[string]map[*subscriber]struct{}{},
 	}
 }
 
-// Appended is the store's hook: an append committed in this process. It wakes the feed at
-// once and has a NOTIFY sent (coalesced) for the other processes. It never blocks.
-func (h *Hub) Appended() {
+// Appended is the store's hook: an append to streams of categories committed in this process.
+// It wakes the feed at once and has a NOTIFY sent (coalesced) for the other processes, naming
+// the categories. It never blocks.
+func (h *Hub) Appended(categories []string) {
 	poke(h.wake)
+	h.notifyMu.Lock()
+	for _, c := range categories {
+		if h.notifyAll {
+			break
+		}
+		if !slices.Contains(h.toNotify, c) {
+			h.toNotify = append(h.toNotify, c)
+			h.notifyAll = len(h.toNotify) > maxNotifyCategories
+		}
+	}
+	h.notifyMu.Unlock()
 	poke(h.notify)
+}
+
+// maxNotifyCategories is the most categories a NOTIFY names; beyond, it says "any". A payload
+// must stay under 8000 bytes, and a category may be as long as a stream id (256 bytes).
+const maxNotifyCategories = 24
+
+// newToken is a random name for this process in its notifications.
+func newToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// payload is the next NOTIFY's payload, taking what was appended since the last one: the
+// process's token, then a line per category; the token alone means any category.
+func (h *Hub) payload() string {
+	h.notifyMu.Lock()
+	defer h.notifyMu.Unlock()
+	p := h.token
+	if !h.notifyAll {
+		for _, c := range h.toNotify {
+			p += "\n" + c
+		}
+	}
+	h.toNotify, h.notifyAll = h.toNotify[:0], false
+	return p
+}
+
+// parsePayload reads a notification's payload: who sent it, and the categories it names (nil:
+// any). A payload without lines (an older server's, empty) names no sender and any category.
+func parsePayload(p string) (from string, categories []string) {
+	from, rest, ok := strings.Cut(p, "\n")
+	if !ok {
+		return from, nil
+	}
+	return from, strings.Split(rest, "\n")
 }
 
 func poke(ch chan struct{}) {
@@ -190,21 +249,38 @@ func (h *Hub) Run(ctx context.Context) error {
 	return nil
 }
 
+// idleSkipEvery is how often at most the feed skips ahead while nobody listens: each skip
+// reads the horizon, a transaction of its own, which after every append would cost as much as
+// the append's NOTIFY. A subscriber that comes meanwhile has the feed read what it did not skip.
+const idleSkipEvery = 100 * time.Millisecond
+
 // feed reads new events whenever woken and fans them out.
 func (h *Hub) feed(ctx context.Context) {
+	var skipped time.Time // the last skip ahead
+	later := time.NewTimer(time.Hour)
+	later.Stop()
+	defer later.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.wake:
+		case <-later.C:
 		}
 		for {
 			h.mu.Lock()
 			after, idle := h.last, h.count == 0
 			h.mu.Unlock()
-			if idle && h.skipAhead(ctx) {
-				h.feedRead(ctx, nil) // the database answered: catch-ups waiting for it read on
-				break
+			if idle {
+				if wait := idleSkipEvery - time.Since(skipped); wait > 0 {
+					later.Reset(wait) // skip then, once, for whatever woke it meanwhile
+					break
+				}
+				if h.skipAhead(ctx) {
+					skipped = time.Now()
+					h.feedRead(ctx, nil) // the database answered: catch-ups waiting for it read on
+					break
+				}
 			}
 			events, err := h.store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Max: h.opts.Batch})
 			if err != nil {
@@ -319,14 +395,20 @@ func (h *Hub) listen(ctx context.Context) {
 		poke(h.wake) // whatever was appended while no one listened
 		for {
 			wctx, cancel := context.WithTimeout(ctx, h.opts.Poll)
-			_, err := conn.WaitForNotification(wctx)
+			n, err := conn.WaitForNotification(wctx)
 			cancel()
 			if ctx.Err() != nil {
 				_ = conn.Close(context.WithoutCancel(ctx))
 				return
 			}
-			if err == nil && h.opts.Notified != nil {
-				h.opts.Notified()
+			if err == nil {
+				from, categories := parsePayload(n.Payload)
+				if from == h.token {
+					continue // this process's appends: they woke the feed and the projectors already
+				}
+				if h.opts.Notified != nil {
+					h.opts.Notified(categories)
+				}
 			}
 			if err == nil || errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed() {
 				poke(h.wake) // a notification, or the periodic poll
@@ -368,7 +450,7 @@ func (h *Hub) notifier(ctx context.Context) {
 			return
 		case <-h.notify:
 		}
-		if _, err := h.pool.Exec(ctx, pgsql.HubNotify, Channel); err != nil && ctx.Err() == nil {
+		if _, err := h.pool.Exec(ctx, pgsql.HubNotify, Channel, h.payload()); err != nil && ctx.Err() == nil {
 			h.logger.WarnContext(ctx, "notify failed; other servers will see the events at their next poll", "err", err)
 		}
 		select {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,10 +35,16 @@ func start(t *testing.T, opts hub.Options) *fixture {
 // startWith is start with an observer of the store's work.
 func startWith(t *testing.T, opts hub.Options, observer eventstore.Observer) *fixture {
 	t.Helper()
-	url := dbtest.URL(t)
+	return startOn(t, dbtest.URL(t), opts, observer)
+}
+
+// startOn is startWith on the database at url, which another fixture (another server process's
+// parts) may share.
+func startOn(t *testing.T, url string, opts hub.Options, observer eventstore.Observer) *fixture {
+	t.Helper()
 	pool := dbtest.PoolFor(t, url, 10)
 	var h *hub.Hub
-	store := eventstore.New(pool, eventstore.Options{Appended: func() { h.Appended() }, Observer: observer})
+	store := eventstore.New(pool, eventstore.Options{Appended: func(c []string) { h.Appended(c) }, Observer: observer})
 	h = hub.New(pool, store, opts, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -297,5 +304,64 @@ func TestQuerySubscriptionCatchesUpThenFollows(t *testing.T) {
 	case e := <-sub.C:
 		t.Errorf("got %s %s %q, which does not match", e.Position, e.Type, e.Tags)
 	default:
+	}
+}
+
+// A process's notification names the categories it appended, and reaches the other processes'
+// Notified; a process does not pass its own on (its appends woke it already).
+func TestNotificationsNameCategoriesAndSkipTheSender(t *testing.T) {
+	t.Parallel()
+	heard := func() (chan []string, func([]string)) {
+		ch := make(chan []string, 100)
+		return ch, func(c []string) { ch <- c }
+	}
+	aHeard, aNotified := heard()
+	bHeard, bNotified := heard()
+	a := start(t, hub.Options{Notified: aNotified})
+	b := startOn(t, a.url, hub.Options{Notified: bNotified}, nil)
+	next := func(who string, ch chan []string) []string {
+		t.Helper()
+		select {
+		case c := <-ch:
+			return c
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s heard nothing in 20s", who)
+			return nil
+		}
+	}
+	// b's listener may start after a's first NOTIFY: a appends until b hears it.
+	var got []string
+	for got == nil {
+		a.append(t, "cart-1", 1)
+		select {
+		case got = <-bHeard:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if !slices.Equal(got, []string{"cart"}) {
+		t.Errorf("b heard %q, want [cart]", got)
+	}
+	// Notifications reach each listener in commit order: when a hears b's, it has had its own.
+	b.append(t, "invoice-1", 1)
+	if got := next("a", aHeard); !slices.Equal(got, []string{"invoice"}) {
+		t.Errorf("a heard %q first, want b's [invoice]: its own notifications must not be passed on", got)
+	}
+	// An older server's notification, with an empty payload, means any category.
+	conn, err := pgx.Connect(context.Background(), a.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	if _, err := conn.Exec(context.Background(), "SELECT pg_notify($1, '')", hub.Channel); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		got := next("b", bHeard)
+		if got == nil {
+			break
+		}
+		if !slices.Equal(got, []string{"cart"}) {
+			t.Fatalf("b heard %q, want nil (any category)", got)
+		}
 	}
 }

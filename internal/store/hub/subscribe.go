@@ -167,7 +167,14 @@ func (h *Hub) follow(ctx context.Context, after *eventstore.Position, f Filter, 
 	}
 	s := &subscriber{filter: f, ch: make(chan *eventstore.RecordedEvent, h.opts.Buffer), behind: make(chan struct{}, 1), dropped: make(chan struct{})}
 	if after == nil {
+		// While nobody listens the feed skips ahead only now and then (idleSkipEvery): a live
+		// subscription, which starts at the feed, has it skip to now first, so that it gets
+		// what is appended from now on, not the last moments' events.
+		horizon, herr := h.store.Horizon(ctx)
 		h.mu.Lock()
+		if herr == nil && h.count == 0 && horizon.Compare(h.last) > 0 {
+			h.last = horizon
+		}
 		if h.stopped {
 			h.mu.Unlock()
 			return nil, ErrStopped

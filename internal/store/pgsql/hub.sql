@@ -3,4 +3,4 @@
 -- builds it.
 
 -- name: HubNotify
-SELECT pg_notify($1, '')
+SELECT pg_notify($1, $2)
