@@ -24,8 +24,8 @@ import (
 	"github.com/strata-es/strata/migrations"
 )
 
-const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N]
-       strata bench graphql [--writers C] [--batch B] [--duration T] [--hot N] [--url URL | --replicas N]
+const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T | --appends N] [--hot N]
+       strata bench graphql [--writers C] [--batch B] [--duration T | --appends N] [--hot N] [--url URL | --replicas N]
        strata bench subscribe [--url URL] [--stream-subscribers N] [--all-subscribers M] [--rate R] [--duration T]
        strata bench replay [--events N] [--rounds R] [--every N]
        strata bench project [--orders N]
@@ -279,7 +279,8 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 func appendFlags(f *config.FlagSet, opts *bench.AppendOptions, writers int) {
 	f.Int(&opts.Writers, "writers", "STRATA_BENCH_WRITERS", writers, "concurrent writers")
 	f.Int(&opts.Batch, "batch", "STRATA_BENCH_BATCH", 1, "events per append")
-	f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure")
+	f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure (when --appends is 0)")
+	f.Int(&opts.Count, "appends", "STRATA_BENCH_APPENDS", 0, "stop after this many appends in all, over all writers, whatever --duration says; 0 = run for --duration")
 	f.Int(&opts.Hot, "hot", "STRATA_BENCH_HOT", 0, "append to this many shared streams with expected versions (conflicts happen); 0 = a fresh stream per append")
 }
 
