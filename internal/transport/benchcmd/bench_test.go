@@ -142,6 +142,13 @@ func TestBenchAppend(t *testing.T) {
 			t.Errorf("p50 = %vms, p99 = %vms, want 0 < p50 ≤ p99", res.P50Ms, res.P99Ms)
 		}
 	})
+	t.Run("a fixed number of appends", func(t *testing.T) {
+		t.Parallel()
+		res, _ := runBench(t, "--writers", "3", "--appends", "200")
+		if res.Appends != 200 || res.Errors != 0 || res.Conflicts != 0 {
+			t.Errorf("%+v, want exactly 200 appends, no errors, no conflicts", res)
+		}
+	})
 	t.Run("hot streams", func(t *testing.T) {
 		t.Parallel()
 		// Conflicts are likely with four writers on two streams, but not certain.
