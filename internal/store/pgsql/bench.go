@@ -24,6 +24,12 @@ var (
 	// BenchStatsInsert inserts the events numbered $1 to $2 of $5, recorded evenly over
 	// [$3, $4), and their ids.
 	BenchStatsInsert = get("BenchStatsInsert")
+	// BenchClearStatsSnapshot drops the session's cached statistics snapshot.
+	BenchClearStatsSnapshot = get("BenchClearStatsSnapshot")
+	// BenchXactCommits reads the transactions committed in database $1 (pg_stat_database).
+	BenchXactCommits = get("BenchXactCommits")
+	// BenchBackends lists the process ids of the backends connected to database $1.
+	BenchBackends = get("BenchBackends")
 )
 
 // BenchDropDatabase drops the scratch database name, if it exists, even with sessions on it.

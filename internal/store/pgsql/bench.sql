@@ -40,3 +40,18 @@ WITH ins AS (
 	FROM generate_series($1::bigint, $2::bigint) i
 	RETURNING event_id, transaction_id, position)
 INSERT INTO event_ids (event_id, transaction_id, position) SELECT event_id, transaction_id, position FROM ins
+
+-- name: BenchClearStatsSnapshot
+-- Drops this session's cached statistics snapshot, so that the next read of pg_stat_database
+-- sees what the backends have flushed since (`strata bench graphql`'s costs per append).
+SELECT pg_stat_clear_snapshot()
+
+-- name: BenchXactCommits
+-- The transactions committed so far in database $1, as its backends have flushed them (at most
+-- once a second each, in PostgreSQL 15).
+SELECT xact_commit FROM pg_stat_database WHERE datname = $1
+
+-- name: BenchBackends
+-- The process ids of the backends connected to database $1 (autovacuum's among them), whose CPU
+-- time the benchmark reads from /proc.
+SELECT pid FROM pg_stat_activity WHERE datname = $1

@@ -22,7 +22,10 @@ import (
 type AppendOptions struct {
 	Writers  int           // concurrent writers, each appending in a loop
 	Batch    int           // events per append
-	Duration time.Duration // how long to measure
+	Duration time.Duration // how long to measure, when Count is 0
+	// Count, when positive, is how many appends to attempt in all, over all writers: the run
+	// ends once they have completed (or ctx ends), whatever Duration says.
+	Count int
 	// Hot, when positive, makes writers append to this many shared streams with the expected
 	// version they last saw, so that conflicts happen; 0 appends each batch to a fresh stream.
 	Hot int
@@ -59,7 +62,10 @@ func (o AppendOptions) Validate() error {
 	if o.Batch < 1 {
 		errs = append(errs, fmt.Errorf("--batch must be at least 1, not %d", o.Batch))
 	}
-	if o.Duration <= 0 {
+	if o.Count < 0 {
+		errs = append(errs, fmt.Errorf("--appends must not be negative, not %d", o.Count))
+	}
+	if o.Count == 0 && o.Duration <= 0 {
 		errs = append(errs, fmt.Errorf("--duration must be positive, not %s", o.Duration))
 	}
 	if o.Hot < 0 {
@@ -101,6 +107,7 @@ func Append(ctx context.Context, store Appender, opts AppendOptions) (AppendResu
 
 	var (
 		appends, conflicts, failures atomic.Int64
+		attempts                     atomic.Int64 // appends begun, against opts.Count
 		firstErr                     error
 		errOnce                      sync.Once
 		wg                           sync.WaitGroup
@@ -110,6 +117,16 @@ func Append(ctx context.Context, store Appender, opts AppendOptions) (AppendResu
 	defer cancel()
 	start := time.Now()
 	deadline := start.Add(opts.Duration)
+	// more says whether a writer may begin another append, taking one of opts.Count if it is set.
+	more := func() bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		if opts.Count > 0 {
+			return attempts.Add(1) <= int64(opts.Count)
+		}
+		return time.Now().Before(deadline)
+	}
 	for w := 0; w < opts.Writers; w++ {
 		wg.Add(1)
 		go func() {
@@ -117,7 +134,7 @@ func Append(ctx context.Context, store Appender, opts AppendOptions) (AppendResu
 			rng := rand.New(rand.NewPCG(uint64(run), uint64(w))) //nolint:gosec // stream choice, not secrets
 			seen := make([]int64, opts.Hot)                      // this writer's idea of each hot stream's version
 			lat := make([]time.Duration, 0, 4096)
-			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+			for n := 0; more(); n++ {
 				stream, expected := fmt.Sprintf("%s-bench%x-%d-%d", category, run, w, n), eventstore.NoStream()
 				hot := -1
 				if opts.Hot > 0 {
@@ -172,6 +189,10 @@ func Append(ctx context.Context, store Appender, opts AppendOptions) (AppendResu
 func progress(ctx context.Context, opts AppendOptions, start time.Time, appends, conflicts *atomic.Int64) (stop func()) {
 	return everySecond(ctx, opts.Progress, func(now time.Time) string {
 		n := appends.Load()
+		if opts.Count > 0 {
+			return fmt.Sprintf("bench: %4.0fs: %d of %d appends (%.0f/s), %d conflicts\n",
+				now.Sub(start).Seconds(), n, opts.Count, float64(n)/now.Sub(start).Seconds(), conflicts.Load())
+		}
 		return fmt.Sprintf("bench: %4.0fs of %s: %d appends (%.0f/s), %d conflicts\n",
 			now.Sub(start).Seconds(), opts.Duration, n, float64(n)/now.Sub(start).Seconds(), conflicts.Load())
 	})

@@ -142,6 +142,13 @@ func TestBenchAppend(t *testing.T) {
 			t.Errorf("p50 = %vms, p99 = %vms, want 0 < p50 ≤ p99", res.P50Ms, res.P99Ms)
 		}
 	})
+	t.Run("a fixed number of appends", func(t *testing.T) {
+		t.Parallel()
+		res, _ := runBench(t, "--writers", "3", "--appends", "200")
+		if res.Appends != 200 || res.Errors != 0 || res.Conflicts != 0 {
+			t.Errorf("%+v, want exactly 200 appends, no errors, no conflicts", res)
+		}
+	})
 	t.Run("hot streams", func(t *testing.T) {
 		t.Parallel()
 		// Conflicts are likely with four writers on two streams, but not certain.
@@ -171,6 +178,30 @@ func TestBenchGraphQL(t *testing.T) {
 	res, _ := runBenchOf(t, "graphql", "--server-bin", bin, "--replicas", "2", "--writers", "4", "--duration", "1s", "--log-level", "warn")
 	if res.Appends <= 0 || res.Errors != 0 || res.Conflicts != 0 || res.Events != res.Appends {
 		t.Errorf("two replicas: %+v, want appends, no errors, no conflicts", res)
+	}
+}
+
+// A run of a fixed number of appends on servers the command started reports what each append
+// cost: transactions, the server's CPU time and PostgreSQL's.
+func TestBenchGraphQLCosts(t *testing.T) {
+	bin := buildStrata(t)
+	res, fields := runBenchOf(t, "graphql", "--server-bin", bin, "--writers", "1", "--appends", "50", "--log-level", "warn")
+	if res.Appends != 50 || res.Errors != 0 || res.Conflicts != 0 {
+		t.Errorf("%+v, want exactly 50 appends, no errors, no conflicts", res)
+	}
+	for _, name := range []string{"pg_xact_per_append", "server_cpu_us_per_append", "postgres_cpu_us_per_append"} {
+		var v float64
+		if raw, ok := fields[name]; !ok {
+			t.Errorf("no field %q", name)
+		} else if err := json.Unmarshal(raw, &v); err != nil || v <= 0 {
+			t.Errorf("%s = %s, want a positive number", name, raw)
+		}
+	}
+	var idle float64
+	if raw, ok := fields["pg_xact_idle_per_sec"]; !ok {
+		t.Error("no field pg_xact_idle_per_sec")
+	} else if err := json.Unmarshal(raw, &idle); err != nil || idle < 0 {
+		t.Errorf("pg_xact_idle_per_sec = %s, want a number, not negative", raw)
 	}
 }
 

@@ -6,6 +6,7 @@ package benchcmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,8 +25,8 @@ import (
 	"github.com/strata-es/strata/migrations"
 )
 
-const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T] [--hot N]
-       strata bench graphql [--writers C] [--batch B] [--duration T] [--hot N] [--url URL | --replicas N]
+const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T | --appends N] [--hot N]
+       strata bench graphql [--writers C] [--batch B] [--duration T | --appends N] [--hot N] [--url URL | --replicas N]
        strata bench subscribe [--url URL] [--stream-subscribers N] [--all-subscribers M] [--rate R] [--duration T]
        strata bench replay [--events N] [--rounds R] [--every N]
        strata bench project [--orders N]
@@ -247,15 +248,33 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 	}
 	logger := cli.NewLogger(cfg, env.Stderr)
 	urls := []string{serverURL}
+	var probe *costProbe // what the appends cost, measured when the servers are this command's
 	if serverURL == "" {
-		srvs, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, replicas)
+		srvs, pgURL, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, replicas)
 		if err != nil {
 			return err
 		}
 		defer stop()
 		urls = urls[:0]
+		pids := make([]int, 0, len(srvs))
 		for _, s := range srvs {
 			urls = append(urls, "http://"+s.Addr)
+			pids = append(pids, s.Cmd.Process.Pid)
+		}
+		db := scratch
+		if db == "" { // the server's own database, in place
+			c, err := pgx.ParseConfig(pgURL)
+			if err != nil {
+				return fmt.Errorf("database url: %w", err)
+			}
+			db = c.Database
+		}
+		if probe, err = newCostProbe(ctx, pgURL, db, pids, env.Stderr); err != nil {
+			return err
+		}
+		defer probe.close()
+		if err := probe.beforeRun(ctx); err != nil {
+			return err
 		}
 	}
 	transport := &http.Transport{MaxIdleConns: opts.Writers, MaxIdleConnsPerHost: opts.Writers}
@@ -266,7 +285,15 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 		appenders[i] = bench.GraphQLAppender{URL: u, Client: client}
 	}
 	opts.Progress, opts.Category = env.Stderr, "bench"
-	res, runErr := bench.Append(ctx, bench.NewRoundRobin(appenders...), opts)
+	res := graphqlResult{}
+	var runErr error
+	res.AppendResult, runErr = bench.Append(ctx, bench.NewRoundRobin(appenders...), opts)
+	if probe != nil && ctx.Err() == nil {
+		var err error
+		if res.appendCosts, err = probe.afterRun(ctx, res.Appends); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+	}
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err
@@ -279,7 +306,8 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 func appendFlags(f *config.FlagSet, opts *bench.AppendOptions, writers int) {
 	f.Int(&opts.Writers, "writers", "STRATA_BENCH_WRITERS", writers, "concurrent writers")
 	f.Int(&opts.Batch, "batch", "STRATA_BENCH_BATCH", 1, "events per append")
-	f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure")
+	f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure (when --appends is 0)")
+	f.Int(&opts.Count, "appends", "STRATA_BENCH_APPENDS", 0, "stop after this many appends in all, over all writers, whatever --duration says; 0 = run for --duration")
 	f.Int(&opts.Hot, "hot", "STRATA_BENCH_HOT", 0, "append to this many shared streams with expected versions (conflicts happen); 0 = a fresh stream per append")
 }
 

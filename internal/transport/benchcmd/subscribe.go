@@ -82,7 +82,7 @@ func benchSubscribeCmd(ctx context.Context, env *cli.Env, pg Postgres, args []st
 // made afresh on the server of cfg (a private cluster when DATABASE_URL is unset); stop stops
 // the server, drops the database and stops the cluster, in that order.
 func serveOnScratch(ctx context.Context, env *cli.Env, pg Postgres, cfg config.Config, logger *slog.Logger, scratch, serverBin string) (srv *serveproc.Server, stop func(), err error) {
-	srvs, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, 1)
+	srvs, _, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, 1)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -90,11 +90,12 @@ func serveOnScratch(ctx context.Context, env *cli.Env, pg Postgres, cfg config.C
 }
 
 // serveReplicasOnScratch is serveOnScratch with n servers sharing the one scratch database, as
-// replicas of one deployment would.
-func serveReplicasOnScratch(ctx context.Context, env *cli.Env, pg Postgres, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*serveproc.Server, stop func(), err error) {
+// replicas of one deployment would. serverURL is the PostgreSQL server's URL (its maintenance
+// database, not the scratch one).
+func serveReplicasOnScratch(ctx context.Context, env *cli.Env, pg Postgres, cfg config.Config, logger *slog.Logger, scratch, serverBin string, n int) (srvs []*serveproc.Server, serverURL string, stop func(), err error) {
 	serverURL, _, undo, err := scratchServer(ctx, pg, cfg, logger, scratch)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	dbURL, err := databaseURLFor(serverURL, scratch)
 	for i := 0; err == nil && i < n; i++ {
@@ -106,9 +107,9 @@ func serveReplicasOnScratch(ctx context.Context, env *cli.Env, pg Postgres, cfg 
 	}
 	if err != nil {
 		undo.run()
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	return srvs, undo.run, nil
+	return srvs, serverURL, undo.run, nil
 }
 
 func databaseURLFor(serverURL, name string) (string, error) {

@@ -1,0 +1,285 @@
+package benchcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/store/pgsql"
+	"github.com/strata-es/strata/internal/testsupport/bench"
+)
+
+// graphqlResult is the line `strata bench graphql` prints: the append benchmark's, and, when the
+// command started the servers itself, what each append cost (appendCosts); the costs are left
+// out with --url.
+type graphqlResult struct {
+	bench.AppendResult
+	appendCosts
+}
+
+// appendCosts is what the appends of a `strata bench graphql` run cost the servers it started
+// and their PostgreSQL. A field is left out when it could not be measured.
+type appendCosts struct {
+	// PgXactPerAppend is the change of pg_stat_database.xact_commit of the scratch database over
+	// the run (flushed statistics, background work included), per append.
+	PgXactPerAppend *float64 `json:"pg_xact_per_append,omitempty"`
+	// PgXactIdlePerSec is the same counter's rate over an idle window just before the run: the
+	// servers' background work (projector polls, leadership), to tell apart from the appends'.
+	PgXactIdlePerSec *float64 `json:"pg_xact_idle_per_sec,omitempty"`
+	// ServerCPUUsPerAppend is the CPU time (user + system) of the strata serve processes over the
+	// run, in microseconds per append.
+	ServerCPUUsPerAppend *float64 `json:"server_cpu_us_per_append,omitempty"`
+	// PostgresCPUUsPerAppend is the CPU time of the PostgreSQL backends connected to the scratch
+	// database both before and after the run, in microseconds per append.
+	PostgresCPUUsPerAppend *float64 `json:"postgres_cpu_us_per_append,omitempty"`
+}
+
+// Waits of the cost measurement. A PostgreSQL 15 backend flushes its statistics at most once a
+// second, and an idle one within about a second, so pg_stat_database lags by up to a second.
+const (
+	costSettle     = 2 * time.Second         // after the servers are ready, before the first read
+	costIdleWindow = 2 * time.Second         // the idle window measured just before the run
+	costFlushWait  = 1100 * time.Millisecond // after the run, so that what it did is flushed
+)
+
+// costProbe measures appendCosts around a run: through conn, a session on the PostgreSQL server
+// (on its maintenance database, so that its own reads are not counted in the scratch
+// database's), and through /proc for the CPU times of serverPIDs and the backends.
+type costProbe struct {
+	conn       *pgx.Conn
+	db         string // the scratch database
+	serverPIDs []int
+	notes      io.Writer // one line per cost that cannot be measured, and why
+
+	idleXact, startXact int64
+	idleStart           time.Time
+	serverCPU           time.Duration         // the servers', at the start of the run
+	serverErr           error                 // why the servers' CPU time cannot be read
+	backendCPU          map[int]time.Duration // each backend's, at the start of the run
+	backendErr          error                 // why the backends' CPU time cannot be read
+}
+
+// newCostProbe connects to the PostgreSQL server at serverURL to measure the costs of the
+// appends on database db by the servers serverPIDs.
+func newCostProbe(ctx context.Context, serverURL, db string, serverPIDs []int, notes io.Writer) (*costProbe, error) {
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s to measure the costs: %w", config.DescribeDB(serverURL), err)
+	}
+	return &costProbe{conn: conn, db: db, serverPIDs: serverPIDs, notes: notes}, nil
+}
+
+func (p *costProbe) close() { _ = p.conn.Close(context.Background()) }
+
+// beforeRun lets the freshly started servers settle, measures the idle rate of committed
+// transactions over costIdleWindow, then reads the counters the run starts from.
+func (p *costProbe) beforeRun(ctx context.Context) error {
+	if err := sleep(ctx, costSettle); err != nil {
+		return err
+	}
+	var err error
+	if p.idleXact, err = p.xactCommits(ctx); err != nil {
+		return err
+	}
+	p.idleStart = time.Now()
+	if err := sleep(ctx, costIdleWindow); err != nil {
+		return err
+	}
+	if p.startXact, err = p.xactCommits(ctx); err != nil {
+		return err
+	}
+	p.serverCPU, p.serverErr = p.serversCPU()
+	var pids []int
+	if pids, err = p.backends(ctx); err != nil {
+		return err
+	}
+	p.backendCPU, p.backendErr = backendsCPU(pids)
+	return nil
+}
+
+// afterRun reads the counters again once the run has made appends, and returns the costs per
+// append; it reads the CPU times at once and the transactions after costFlushWait.
+func (p *costProbe) afterRun(ctx context.Context, appends int64) (appendCosts, error) {
+	var c appendCosts
+	idle := round(float64(p.startXact-p.idleXact)/time.Since(p.idleStart).Seconds(), 2)
+	c.PgXactIdlePerSec = &idle
+	if appends <= 0 {
+		return c, nil
+	}
+	perAppend := func(d time.Duration) *float64 {
+		v := round(float64(d.Microseconds())/float64(appends), 1)
+		return &v
+	}
+	switch serverCPU, err := p.serversCPU(); {
+	case p.serverErr != nil:
+		fmt.Fprintf(p.notes, "bench: server_cpu_us_per_append left out: %v\n", p.serverErr)
+	case err != nil:
+		fmt.Fprintf(p.notes, "bench: server_cpu_us_per_append left out: %v\n", err)
+	default:
+		c.ServerCPUUsPerAppend = perAppend(serverCPU - p.serverCPU)
+	}
+	pids, err := p.backends(ctx)
+	if err != nil {
+		return c, err
+	}
+	switch after, err := backendsCPU(pids); {
+	case p.backendErr != nil:
+		fmt.Fprintf(p.notes, "bench: postgres_cpu_us_per_append left out: %v\n", p.backendErr)
+	case err != nil:
+		fmt.Fprintf(p.notes, "bench: postgres_cpu_us_per_append left out: %v\n", err)
+	default:
+		var cpu time.Duration
+		for pid, t := range after {
+			if t0, ok := p.backendCPU[pid]; ok { // present before and after the run
+				cpu += t - t0
+			}
+		}
+		c.PostgresCPUUsPerAppend = perAppend(cpu)
+	}
+	if err := sleep(ctx, costFlushWait); err != nil {
+		return c, err
+	}
+	endXact, err := p.xactCommits(ctx)
+	if err != nil {
+		return c, err
+	}
+	xact := round(float64(endXact-p.startXact)/float64(appends), 3)
+	c.PgXactPerAppend = &xact
+	return c, nil
+}
+
+// xactCommits reads pg_stat_database.xact_commit of the scratch database, afresh: each statement
+// is a transaction of its own, and the session's cached snapshot is dropped first.
+func (p *costProbe) xactCommits(ctx context.Context) (int64, error) {
+	if _, err := p.conn.Exec(ctx, pgsql.BenchClearStatsSnapshot); err != nil {
+		return 0, fmt.Errorf("clear the statistics snapshot: %w", err)
+	}
+	var n int64
+	if err := p.conn.QueryRow(ctx, pgsql.BenchXactCommits, p.db).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read the committed transactions of %s: %w", p.db, err)
+	}
+	return n, nil
+}
+
+// backends lists the process ids of the backends on the scratch database (this session's
+// aside, should it be on it: benchmarking a database in place).
+func (p *costProbe) backends(ctx context.Context) ([]int, error) {
+	rows, err := p.conn.Query(ctx, pgsql.BenchBackends, p.db)
+	if err != nil {
+		return nil, fmt.Errorf("list the backends of %s: %w", p.db, err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("list the backends of %s: %w", p.db, err)
+	}
+	own := p.conn.PgConn().PID()
+	out := make([]int, 0, len(pids))
+	for _, pid := range pids {
+		if uint32(pid) != own { //nolint:gosec // a process id, positive
+			out = append(out, int(pid))
+		}
+	}
+	return out, nil
+}
+
+// serversCPU sums the CPU time of the strata serve processes.
+func (p *costProbe) serversCPU() (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range p.serverPIDs {
+		_, cpu, err := processCPU(pid)
+		if err != nil {
+			return 0, fmt.Errorf("the server's CPU time: %w", err)
+		}
+		sum += cpu
+	}
+	return sum, nil
+}
+
+// backendsCPU reads the CPU time of each PostgreSQL backend pids names. It fails when one cannot
+// be read, or is not a postgres process here: PostgreSQL runs on another machine (or in a
+// container of its own), whose process ids mean nothing on this one.
+func backendsCPU(pids []int) (map[int]time.Duration, error) {
+	cpu := make(map[int]time.Duration, len(pids))
+	for _, pid := range pids {
+		comm, t, err := processCPU(pid)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // exited since it was listed; a backend present both times is counted
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the CPU time of PostgreSQL backend %d: %w", pid, err)
+		}
+		if comm != "postgres" {
+			return nil, fmt.Errorf("backend %d is %q here, not postgres: is PostgreSQL on another machine?", pid, comm)
+		}
+		cpu[pid] = t
+	}
+	if len(pids) > 0 && len(cpu) == 0 {
+		return nil, fmt.Errorf("none of PostgreSQL's backends %v is a process here: is PostgreSQL on another machine?", pids)
+	}
+	return cpu, nil
+}
+
+// userHZ is the Linux USER_HZ, the clock ticks per second in which /proc/<pid>/stat counts
+// utime and stime: 100 on every Linux architecture (sysconf(_SC_CLK_TCK) is 100, whatever the
+// kernel's own tick rate).
+const userHZ = 100
+
+// processCPU reads a process's command name and CPU time (user + system) from /proc/<pid>/stat.
+func processCPU(pid int) (comm string, cpu time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, err
+	}
+	return parseProcStat(string(b))
+}
+
+// parseProcStat parses a /proc/<pid>/stat line: "pid (comm) state ppid ...", where comm may hold
+// spaces and parentheses, so the fields are counted after the last ')'. utime and stime are
+// fields 14 and 15 (proc(5)), in clock ticks of 1/userHZ s.
+func parseProcStat(line string) (comm string, cpu time.Duration, err error) {
+	open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
+	if open < 0 || end < open {
+		return "", 0, fmt.Errorf("/proc/<pid>/stat: no (comm) in %.80q", line)
+	}
+	fields := strings.Fields(line[end+1:]) // fields[0] is field 3, state
+	const utime, stime = 14 - 3, 15 - 3
+	if len(fields) <= stime {
+		return "", 0, fmt.Errorf("/proc/<pid>/stat: %d fields after the command name, want at least %d", len(fields), stime+1)
+	}
+	var ticks uint64
+	for _, i := range []int{utime, stime} {
+		n, err := strconv.ParseUint(fields[i], 10, 63)
+		if err != nil {
+			return "", 0, fmt.Errorf("/proc/<pid>/stat field %d: %w", i+3, err)
+		}
+		ticks += n
+	}
+	return line[open+1 : end], time.Duration(ticks) * time.Second / userHZ, nil //nolint:gosec // 63 bits
+}
+
+// sleep waits for d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// round rounds x to digits decimal places.
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
