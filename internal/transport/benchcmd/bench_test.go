@@ -169,13 +169,13 @@ func TestBenchAppend(t *testing.T) {
 func TestBenchGraphQL(t *testing.T) {
 	bin := buildStrata(t)
 	for _, group := range []string{"true", "false"} {
-		res, _ := runBenchOf(t, "graphql", "--server-bin", bin, "--writers", "4", "--duration", "1s", "--group-commit="+group, "--log-level", "warn")
+		res, _ := runBenchOf(t, "graphql", "--server-bin", bin, "--writers", "4", "--duration", "1s", "--group-commit="+group, "--log-level", "warn", "--stats-wait", "1s")
 		if res.Appends <= 0 || res.Errors != 0 || res.Conflicts != 0 || res.Events != res.Appends {
 			t.Errorf("group commit %s: %+v, want appends, no errors, no conflicts", group, res)
 		}
 	}
 	// Two servers on one database, the writers spread over them.
-	res, _ := runBenchOf(t, "graphql", "--server-bin", bin, "--replicas", "2", "--writers", "4", "--duration", "1s", "--log-level", "warn")
+	res, _ := runBenchOf(t, "graphql", "--server-bin", bin, "--replicas", "2", "--writers", "4", "--duration", "1s", "--log-level", "warn", "--stats-wait", "1s")
 	if res.Appends <= 0 || res.Errors != 0 || res.Conflicts != 0 || res.Events != res.Appends {
 		t.Errorf("two replicas: %+v, want appends, no errors, no conflicts", res)
 	}
@@ -185,7 +185,7 @@ func TestBenchGraphQL(t *testing.T) {
 // cost: transactions, the server's CPU time and PostgreSQL's.
 func TestBenchGraphQLCosts(t *testing.T) {
 	bin := buildStrata(t)
-	res, fields := runBenchOf(t, "graphql", "--server-bin", bin, "--writers", "1", "--appends", "50", "--log-level", "warn")
+	res, fields := runBenchOf(t, "graphql", "--server-bin", bin, "--writers", "1", "--appends", "50", "--log-level", "warn", "--stats-wait", "2s")
 	if res.Appends != 50 || res.Errors != 0 || res.Conflicts != 0 {
 		t.Errorf("%+v, want exactly 50 appends, no errors, no conflicts", res)
 	}

@@ -229,8 +229,10 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 	var opts bench.AppendOptions
 	var scratch, serverURL, serverBin string
 	var replicas int
+	var statsWait time.Duration
 	cfg, _, err := cli.Parse(env, "bench graphql", args, func(_ *config.Config, f *config.FlagSet) {
 		appendFlags(f, &opts, 64)
+		f.Duration(&statsWait, "stats-wait", "STRATA_BENCH_STATS_WAIT", DefaultStatsWait, "without --url: how long to wait for PostgreSQL's statistics before and after the run, for pg_xact_per_append (PostgreSQL 15 may hold a backend's counters for 10 s)")
 		f.Int(&replicas, "replicas", "STRATA_BENCH_REPLICAS", 1, "without --url: how many servers to start on the scratch database; writers are spread over them in turn")
 		f.String(&serverURL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
 		f.String(&serverBin, "server-bin", "STRATA_BENCH_SERVER_BIN", "", "without --url: the strata binary to start the server with; empty is this one")
@@ -241,6 +243,10 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 	}
 	if err := validOptions(env, opts); err != nil {
 		return err
+	}
+	if statsWait < 0 {
+		fmt.Fprintln(env.Stderr, "--stats-wait must not be negative")
+		return fmt.Errorf("%w: --stats-wait %s", cli.ErrUsage, statsWait)
 	}
 	if replicas < 1 || serverURL != "" && replicas != 1 {
 		fmt.Fprintln(env.Stderr, "--replicas must be at least 1, and is only for servers this command starts (no --url)")
@@ -269,7 +275,7 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 			}
 			db = c.Database
 		}
-		if probe, err = newCostProbe(ctx, pgURL, db, pids, env.Stderr); err != nil {
+		if probe, err = newCostProbe(ctx, pgURL, db, statsWait, pids, env.Stderr); err != nil {
 			return err
 		}
 		defer probe.close()

@@ -29,9 +29,13 @@ type graphqlResult struct {
 // appendCosts is what the appends of a `strata bench graphql` run cost the servers it started
 // and their PostgreSQL. A field is left out when it could not be measured.
 type appendCosts struct {
-	// PgXactPerAppend is the change of pg_stat_database.xact_commit of the scratch database over
-	// the run (flushed statistics, background work included), per append.
+	// PgXactPerAppend is the change of pg_stat_database.xact_commit of the scratch database
+	// from the start of the run until its statistics are flushed, less the idle rate
+	// (PgXactIdlePerSec) over that time, per append: what the appends made PostgreSQL commit,
+	// the background work they set off included.
 	PgXactPerAppend *float64 `json:"pg_xact_per_append,omitempty"`
+	// PgXactPerAppendGross is the same change without taking the idle rate off.
+	PgXactPerAppendGross *float64 `json:"pg_xact_per_append_gross,omitempty"`
 	// PgXactIdlePerSec is the same counter's rate over an idle window just before the run: the
 	// servers' background work (projector polls, leadership), to tell apart from the appends'.
 	PgXactIdlePerSec *float64 `json:"pg_xact_idle_per_sec,omitempty"`
@@ -43,25 +47,28 @@ type appendCosts struct {
 	PostgresCPUUsPerAppend *float64 `json:"postgres_cpu_us_per_append,omitempty"`
 }
 
-// Waits of the cost measurement. A PostgreSQL 15 backend flushes its statistics at most once a
-// second, and an idle one within about a second, so pg_stat_database lags by up to a second.
-const (
-	costSettle     = 2 * time.Second         // after the servers are ready, before the first read
-	costIdleWindow = 2 * time.Second         // the idle window measured just before the run
-	costFlushWait  = 1100 * time.Millisecond // after the run, so that what it did is flushed
-)
+// DefaultStatsWait is how long the cost measurement waits for PostgreSQL's statistics, after
+// the servers start and after the run. A PostgreSQL 15 backend flushes its counters at most
+// once a second, and one that goes idle less than a second after its last flush holds them for
+// 10 s (PGSTAT_IDLE_INTERVAL): a shorter wait reads pg_stat_database before the run's appends
+// are in it.
+const DefaultStatsWait = 10500 * time.Millisecond
+
+// costIdleWindow is the idle window measured just before the run.
+const costIdleWindow = 3 * time.Second
 
 // costProbe measures appendCosts around a run: through conn, a session on the PostgreSQL server
 // (on its maintenance database, so that its own reads are not counted in the scratch
 // database's), and through /proc for the CPU times of serverPIDs and the backends.
 type costProbe struct {
 	conn       *pgx.Conn
-	db         string // the scratch database
+	db         string        // the scratch database
+	wait       time.Duration // for the statistics (DefaultStatsWait)
 	serverPIDs []int
 	notes      io.Writer // one line per cost that cannot be measured, and why
 
 	idleXact, startXact int64
-	idleStart           time.Time
+	idleStart, start    time.Time
 	serverCPU           time.Duration         // the servers', at the start of the run
 	serverErr           error                 // why the servers' CPU time cannot be read
 	backendCPU          map[int]time.Duration // each backend's, at the start of the run
@@ -70,12 +77,12 @@ type costProbe struct {
 
 // newCostProbe connects to the PostgreSQL server at serverURL to measure the costs of the
 // appends on database db by the servers serverPIDs.
-func newCostProbe(ctx context.Context, serverURL, db string, serverPIDs []int, notes io.Writer) (*costProbe, error) {
+func newCostProbe(ctx context.Context, serverURL, db string, wait time.Duration, serverPIDs []int, notes io.Writer) (*costProbe, error) {
 	conn, err := pgx.Connect(ctx, serverURL)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s to measure the costs: %w", config.DescribeDB(serverURL), err)
 	}
-	return &costProbe{conn: conn, db: db, serverPIDs: serverPIDs, notes: notes}, nil
+	return &costProbe{conn: conn, db: db, wait: wait, serverPIDs: serverPIDs, notes: notes}, nil
 }
 
 func (p *costProbe) close() { _ = p.conn.Close(context.Background()) }
@@ -83,7 +90,7 @@ func (p *costProbe) close() { _ = p.conn.Close(context.Background()) }
 // beforeRun lets the freshly started servers settle, measures the idle rate of committed
 // transactions over costIdleWindow, then reads the counters the run starts from.
 func (p *costProbe) beforeRun(ctx context.Context) error {
-	if err := sleep(ctx, costSettle); err != nil {
+	if err := sleep(ctx, p.wait); err != nil {
 		return err
 	}
 	var err error
@@ -97,6 +104,7 @@ func (p *costProbe) beforeRun(ctx context.Context) error {
 	if p.startXact, err = p.xactCommits(ctx); err != nil {
 		return err
 	}
+	p.start = time.Now()
 	p.serverCPU, p.serverErr = p.serversCPU()
 	var pids []int
 	if pids, err = p.backends(ctx); err != nil {
@@ -110,7 +118,8 @@ func (p *costProbe) beforeRun(ctx context.Context) error {
 // append; it reads the CPU times at once and the transactions after costFlushWait.
 func (p *costProbe) afterRun(ctx context.Context, appends int64) (appendCosts, error) {
 	var c appendCosts
-	idle := round(float64(p.startXact-p.idleXact)/time.Since(p.idleStart).Seconds(), 2)
+	idleRate := float64(p.startXact-p.idleXact) / p.start.Sub(p.idleStart).Seconds()
+	idle := round(idleRate, 2)
 	c.PgXactIdlePerSec = &idle
 	if appends <= 0 {
 		return c, nil
@@ -145,15 +154,17 @@ func (p *costProbe) afterRun(ctx context.Context, appends int64) (appendCosts, e
 		}
 		c.PostgresCPUUsPerAppend = perAppend(cpu)
 	}
-	if err := sleep(ctx, costFlushWait); err != nil {
+	if err := sleep(ctx, p.wait); err != nil {
 		return c, err
 	}
 	endXact, err := p.xactCommits(ctx)
 	if err != nil {
 		return c, err
 	}
-	xact := round(float64(endXact-p.startXact)/float64(appends), 3)
-	c.PgXactPerAppend = &xact
+	gross := float64(endXact - p.startXact)
+	background := idleRate * time.Since(p.start).Seconds()
+	xact, grossPer := round((gross-background)/float64(appends), 3), round(gross/float64(appends), 3)
+	c.PgXactPerAppend, c.PgXactPerAppendGross = &xact, &grossPer
 	return c, nil
 }
 
