@@ -78,6 +78,11 @@ func serve(ctx context.Context, env *cli.Env, args []string, tracing *telemetry.
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	defer func() { _ = ln.Close() }() // when serving did not start; Serve closes it otherwise
+	profiles, err := listenPprof(cfg.PprofAddr)
+	if err != nil {
+		return err
+	}
+	defer profiles.close()
 	db, err := openTracedDatabase(ctx, cfg, logger, tracing)
 	if err != nil {
 		return err
@@ -117,6 +122,10 @@ func serve(ctx context.Context, env *cli.Env, args []string, tracing *telemetry.
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	logger.InfoContext(ctx, "strata serving", "addr", ln.Addr().String(), "database", config.DescribeDB(db.url), "session_database", config.DescribeDB(db.session))
+	if profiles != nil {
+		logger.InfoContext(ctx, "serving Go's profiles", "pprof_addr", profiles.addr(), "path", "/debug/pprof/")
+		go profiles.serve()
+	}
 	switch {
 	case authn.Enabled():
 		logger.InfoContext(ctx, "authentication is on: every request needs a bearer token",

@@ -33,6 +33,9 @@ type Config struct {
 	DataDir string
 	// Addr is the HTTP listen address of `strata serve`.
 	Addr string
+	// PprofAddr, when set, is a loopback address where `strata serve` serves Go's profiles
+	// (net/http/pprof) on a listener of their own; empty: nowhere.
+	PprofAddr string
 	// MaxPageSize caps first on GraphQL connections.
 	MaxPageSize int
 	// ConsistencyTimeout bounds how long a query's consistentWith waits for a projection.
@@ -210,6 +213,7 @@ func (c *Config) Register(f *FlagSet) {
 // RegisterServe adds the settings of `strata serve`.
 func (c *Config) RegisterServe(f *FlagSet) {
 	f.String(&c.Addr, "addr", "STRATA_ADDR", "127.0.0.1:8080", "HTTP listen address")
+	f.String(&c.PprofAddr, "pprof-addr", "STRATA_PPROF_ADDR", "", "loopback address (127.0.0.1:6060) where Go's profiles are served under /debug/pprof/, for profiling a running server; empty: off")
 	f.Int(&c.MaxPageSize, "max-page-size", "STRATA_MAX_PAGE_SIZE", 1000, "most items one GraphQL page (first) may ask for")
 	f.StringList(&c.AllowedOrigins, "allowed-origins", "STRATA_ALLOWED_ORIGINS", "origins (scheme://host:port, comma-separated) that may open WebSocket connections besides the server's own")
 	f.Int(&c.SubscriberBuffer, "subscriber-buffer", "STRATA_SUBSCRIBER_BUFFER", 256, "events that may wait for one subscriber before it reads on from the log by itself")
@@ -276,6 +280,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Addr != "" && !c.Insecure && !c.AuthConfigured() && !Loopback(c.Addr) {
 		errs = append(errs, fmt.Errorf("--addr %s is reachable from other machines, and no authentication is configured: configure --jwt-secret-file, --jwt-public-keys or --api-keys, serve on 127.0.0.1 or [::1], or pass --insecure to accept that anyone who reaches it may read and write", c.Addr))
+	}
+	if c.PprofAddr != "" && !Loopback(c.PprofAddr) {
+		errs = append(errs, fmt.Errorf("--pprof-addr %s is reachable from other machines: profiles show the server's memory and code paths, so they are served on a loopback address only (127.0.0.1:6060, [::1]:6060)", c.PprofAddr))
 	}
 	if c.Addr != "" {
 		if _, err := c.Authenticator(); err != nil {
