@@ -38,6 +38,8 @@ type SubscribeOptions struct {
 	Grace time.Duration
 	// Memory, when not nil, reports the server's memory in MB now and at its peak.
 	Memory func() (now, peak float64, err error)
+	// CPU, when not nil, reports the server's CPU time so far (user + system).
+	CPU func() (time.Duration, error)
 	// Progress, when not nil, receives a line per second.
 	Progress io.Writer
 }
@@ -80,6 +82,10 @@ type SubscribeResult struct {
 	// null when unknown.
 	ServerMemoryMB     *float64 `json:"server_memory_mb"`
 	ServerPeakMemoryMB *float64 `json:"server_peak_memory_mb"`
+	// ServerCPUUsPerDelivery is the server's CPU time from the first append to the last
+	// delivery, per delivery, in microseconds: delivering, and taking the appends that feed it
+	// (Events of them); left out when unknown.
+	ServerCPUUsPerDelivery *float64 `json:"server_cpu_us_per_delivery,omitempty"`
 }
 
 // Validate checks the options before anything runs.
@@ -225,6 +231,17 @@ func Subscribe(ctx context.Context, opts SubscribeOptions) (SubscribeResult, err
 		return res, err
 	}
 
+	cpuAt := func() (time.Duration, bool) {
+		if opts.CPU == nil {
+			return 0, false
+		}
+		t, err := opts.CPU()
+		if err != nil && opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "bench: server CPU time: %v\n", err)
+		}
+		return t, err == nil
+	}
+	cpuStart, cpuKnown := cpuAt()
 	records, elapsed, appendErr := r.appendPaced(ctx)
 	if opts.Memory != nil {
 		if now, peak, err := opts.Memory(); err == nil {
@@ -250,6 +267,9 @@ func Subscribe(ctx context.Context, opts SubscribeOptions) (SubscribeResult, err
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // duplicates, if any, trail the last expected delivery
+	if cpuEnd, ok := cpuAt(); cpuKnown && ok && r.deliveries.Load() > 0 {
+		res.ServerCPUUsPerDelivery = ptr(round(float64((cpuEnd-cpuStart).Microseconds())/float64(r.deliveries.Load()), 1))
+	}
 	closeAll()
 
 	r.tally(&res, subs, records, elapsed)

@@ -262,6 +262,10 @@ func TestBenchSubscribe(t *testing.T) {
 			if string(fields["server_memory_mb"]) == "null" {
 				t.Errorf("server_memory_mb is null; the bench started the server, so it knows its memory")
 			}
+			var cpu float64
+			if raw, ok := fields["server_cpu_us_per_delivery"]; !ok || json.Unmarshal(raw, &cpu) != nil || cpu <= 0 {
+				t.Errorf("server_cpu_us_per_delivery = %s, want a positive number: the bench started the server", raw)
+			}
 			if res.Subscribers != 22 {
 				t.Errorf("subscribers = %d, want 22", res.Subscribers)
 			}

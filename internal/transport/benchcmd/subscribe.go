@@ -58,6 +58,7 @@ func benchSubscribeCmd(ctx context.Context, env *cli.Env, pg Postgres, args []st
 	if opts.URL != "" {
 		if serverPID > 0 {
 			opts.Memory = func() (float64, float64, error) { return processMemoryMB(serverPID) }
+			opts.CPU = func() (time.Duration, error) { return processCPUTime(serverPID) }
 		}
 	} else {
 		srv, stop, err := serveOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin)
@@ -67,6 +68,7 @@ func benchSubscribeCmd(ctx context.Context, env *cli.Env, pg Postgres, args []st
 		defer stop()
 		opts.URL = "http://" + srv.Addr
 		opts.Memory = func() (float64, float64, error) { return processMemoryMB(srv.Cmd.Process.Pid) }
+		opts.CPU = func() (time.Duration, error) { return processCPUTime(srv.Cmd.Process.Pid) }
 	}
 	opts.Progress = env.Stderr
 	res, runErr := bench.Subscribe(ctx, opts)
@@ -183,4 +185,13 @@ func raiseFileLimit(need uint64) error {
 		return fmt.Errorf("the benchmark needs %d open files: raising the limit: %w (try ulimit -n %d)", need, err, need)
 	}
 	return nil
+}
+
+// processCPUTime is a process's CPU time so far (user + system).
+func processCPUTime(pid int) (time.Duration, error) {
+	_, cpu, err := processCPU(pid)
+	if err != nil {
+		return 0, fmt.Errorf("server CPU time: %w", err)
+	}
+	return cpu, nil
 }
