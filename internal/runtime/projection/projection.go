@@ -150,6 +150,20 @@ func (r *Runner) WakeFor(categories []string) {
 	}
 }
 
+// wakeOne wakes projector name, when it is one of this runner's (a rebuild's copy is not:
+// then every projector is woken, as the copy's rebuild follows them).
+func (r *Runner) wakeOne(name string) {
+	ch, ok := r.wake[name]
+	if !ok {
+		r.Wake()
+		return
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
 // LeaderName is the leadership a process must hold to run projector name.
 func LeaderName(name string) string { return "projection:" + name }
 
@@ -447,7 +461,7 @@ func (r *Runner) WaitForOn(ctx context.Context, db CheckpointReader, name string
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("read checkpoint %s: %w", name, err)
 		}
-		r.Wake()
+		r.wakeOne(name)
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
