@@ -70,8 +70,7 @@ func newTracedResolver(pool *pgxpool.Pool, connect func(name string) func(contex
 	store := eventstore.New(pool, opts)
 	m.WatchGroupCommit(store.GroupStats)
 	projOpts := projection.Options{TracerProvider: tp}
-	hubOpts := hub.Options{Buffer: cfg.SubscriberBuffer, Observer: m, Notified: func(categories []string) {
-		m.Notified()
+	hubOpts := hub.Options{Buffer: cfg.SubscriberBuffer, Observer: m, Heard: m.Notified, Notified: func(categories []string) {
 		p.projectors.WakeFor(categories)
 	}}
 	if connect != nil {

@@ -53,6 +53,10 @@ type Options struct {
 	// listener's goroutine: it must not block. This process's own notifications are not passed
 	// on: its appends woke everything already (Appended).
 	Notified func(categories []string)
+	// Heard, when set, is called for every notification received, this process's own
+	// included (a LISTEN connection that hears them works), on the listener's goroutine: it
+	// must not block.
+	Heard func()
 }
 
 // Observer is told what happens to subscriptions, on the goroutines of Subscribe's callers and
@@ -402,6 +406,9 @@ func (h *Hub) listen(ctx context.Context) {
 				return
 			}
 			if err == nil {
+				if h.opts.Heard != nil {
+					h.opts.Heard()
+				}
 				from, categories := parsePayload(n.Payload)
 				if from == h.token {
 					continue // this process's appends: they woke the feed and the projectors already

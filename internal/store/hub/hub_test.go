@@ -317,7 +317,8 @@ func TestNotificationsNameCategoriesAndSkipTheSender(t *testing.T) {
 	}
 	aHeard, aNotified := heard()
 	bHeard, bNotified := heard()
-	a := start(t, hub.Options{Notified: aNotified})
+	var aAll atomic.Int64 // every notification a heard, its own included
+	a := start(t, hub.Options{Notified: aNotified, Heard: func() { aAll.Add(1) }})
 	b := startOn(t, a.url, hub.Options{Notified: bNotified}, nil)
 	next := func(who string, ch chan []string) []string {
 		t.Helper()
@@ -345,6 +346,9 @@ func TestNotificationsNameCategoriesAndSkipTheSender(t *testing.T) {
 	b.append(t, "invoice-1", 1)
 	if got := next("a", aHeard); !slices.Equal(got, []string{"invoice"}) {
 		t.Errorf("a heard %q first, want b's [invoice]: its own notifications must not be passed on", got)
+	}
+	if n := aAll.Load(); n < 2 {
+		t.Errorf("Heard was called %d times on a, want its own notifications and b's (at least 2)", n)
 	}
 	// An older server's notification, with an empty payload, means any category.
 	conn, err := pgx.Connect(context.Background(), a.url)
