@@ -170,9 +170,16 @@ func (h *Hub) follow(ctx context.Context, after *eventstore.Position, f Filter, 
 		// While nobody listens the feed skips ahead only now and then (idleSkipEvery): a live
 		// subscription, which starts at the feed, has it skip to now first, so that it gets
 		// what is appended from now on, not the last moments' events.
-		horizon, herr := h.store.Horizon(ctx)
 		h.mu.Lock()
-		if herr == nil && h.count == 0 && horizon.Compare(h.last) > 0 {
+		idle := h.count == 0
+		h.mu.Unlock()
+		var horizon eventstore.Position
+		var herr error
+		if idle {
+			horizon, herr = h.store.Horizon(ctx)
+		}
+		h.mu.Lock()
+		if idle && herr == nil && h.count == 0 && horizon.Compare(h.last) > 0 {
 			h.last = horizon
 		}
 		if h.stopped {
