@@ -369,3 +369,27 @@ func TestNotificationsNameCategoriesAndSkipTheSender(t *testing.T) {
 		}
 	}
 }
+
+// A live subscription (no after) starts at the present even right after appends made while
+// nobody listened, which the idle feed skips only now and then: its first event is the first
+// one appended after it subscribed.
+func TestLiveSubscriptionRightAfterIdleAppendsStartsNow(t *testing.T) {
+	t.Parallel()
+	f := start(t, hub.Options{})
+	for round := range 5 {
+		f.append(t, "idle-1", 3) // the feed may not have skipped past these yet
+		ctx, cancel := context.WithCancel(context.Background())
+		sub, err := f.hub.Subscribe(ctx, nil, hub.Filter{})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		want := f.append(t, "idle-1", 1)
+		if got := receive(t, sub, 1); got[0] != want[0] {
+			t.Errorf("round %d: the live subscription's first event is at %v, want the one appended after it at %v", round, got[0], want[0])
+		}
+		cancel()
+		for range sub.C { // wait for it to end, so the next round's feed is idle again
+		}
+	}
+}
