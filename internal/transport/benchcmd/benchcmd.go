@@ -296,9 +296,11 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 	res.AppendResult, runErr = bench.Append(ctx, bench.NewRoundRobin(appenders...), opts)
 	if probe != nil && ctx.Err() == nil {
 		var err error
-		if res.appendCosts, err = probe.afterRun(ctx, res.Appends); err != nil {
+		costs, err := probe.afterRun(ctx, res.Appends, "append")
+		if err != nil {
 			runErr = errors.Join(runErr, err)
 		}
+		res.appendCosts = costs.perAppend()
 	}
 	line, err := json.Marshal(res)
 	if err != nil {
