@@ -23,7 +23,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":       {"run the server (starts a private PostgreSQL when DATABASE_URL is unset)", serveCmd},
 		"migrate":     {"apply the database migrations and exit", migrateCmd},
-		"bench":       {"benchmarks: `strata bench append` measures appends, `strata bench subscribe` live subscriptions", benchCmd},
+		"bench":       {"benchmarks: `strata bench append` measures appends, `strata bench read` order reads, `strata bench subscribe` live subscriptions", benchCmd},
 		"partitions":  {"`list` shows the events table's partitions; `create` makes them ahead now", partitionsCmd},
 		"archive":     {"archive whole partitions before a position or time to a file, then drop them", archiveCmd},
 		"restore":     {"bring archived partitions back from a file written by archive", restoreCmd},

@@ -75,7 +75,8 @@ func runBench(t *testing.T, args ...string) (benchResult, map[string]json.RawMes
 	return runBenchOf(t, "append", args...)
 }
 
-// runBenchOf runs `strata bench kind` on a scratch database and returns its JSON line.
+// runBenchOf runs `strata bench kind` on a scratch database and returns its JSON line, checking
+// that it has the fields of kind's line.
 func runBenchOf(t *testing.T, kind string, args ...string) (benchResult, map[string]json.RawMessage) {
 	t.Helper()
 	admin, scratch := scratchName(t)
@@ -112,7 +113,11 @@ func runBenchOf(t *testing.T, kind string, args ...string) (benchResult, map[str
 			t.Fatalf("stdout %q is not a JSON object: %v", lines[0], err)
 		}
 	}
-	for _, name := range []string{"appends", "events", "conflicts", "errors", "p50_ms", "p99_ms"} {
+	want := []string{"appends", "events", "conflicts", "errors", "p50_ms", "p99_ms"}
+	if kind == "read" {
+		want = []string{"clients", "seconds", "reads", "reads_per_sec", "errors", "p50_ms", "p99_ms", "max_ms"}
+	}
+	for _, name := range want {
 		if _, ok := fields[name]; !ok {
 			t.Errorf("result %s has no field %q", lines[0], name)
 		}

@@ -1,5 +1,5 @@
-// Package benchcmd is `strata bench`: the append, GraphQL, subscription, replay, projection and
-// statistics benchmarks, each run on a scratch database it makes and drops again (or against a
+// Package benchcmd is `strata bench`: the append, GraphQL, read, subscription, replay, projection
+// and statistics benchmarks, each run on a scratch database it makes and drops again (or against a
 // server already running, for those that take --url), printing one JSON line on stdout.
 package benchcmd
 
@@ -27,6 +27,7 @@ import (
 
 const benchUsage = `usage: strata bench append [--writers C] [--batch B] [--duration T | --appends N] [--hot N]
        strata bench graphql [--writers C] [--batch B] [--duration T | --appends N] [--hot N] [--url URL | --replicas N]
+       strata bench read [--writers C] [--duration T | --appends N] [--orders K] [--url URL] [--stats-wait D]
        strata bench subscribe [--url URL] [--stream-subscribers N] [--all-subscribers M] [--rate R] [--duration T]
        strata bench replay [--events N] [--rounds R] [--every N]
        strata bench project [--orders N]
@@ -45,6 +46,8 @@ func Run(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 		return benchAppendCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "graphql":
 		return benchGraphQLCmd(ctx, env, pg, args[1:])
+	case len(args) > 0 && args[0] == "read":
+		return benchReadCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "subscribe":
 		return benchSubscribeCmd(ctx, env, pg, args[1:])
 	case len(args) > 0 && args[0] == "replay":
@@ -296,9 +299,11 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 	res.AppendResult, runErr = bench.Append(ctx, bench.NewRoundRobin(appenders...), opts)
 	if probe != nil && ctx.Err() == nil {
 		var err error
-		if res.appendCosts, err = probe.afterRun(ctx, res.Appends); err != nil {
+		costs, err := probe.afterRun(ctx, res.Appends, "append")
+		if err != nil {
 			runErr = errors.Join(runErr, err)
 		}
+		res.appendCosts = costs.perAppend()
 	}
 	line, err := json.Marshal(res)
 	if err != nil {

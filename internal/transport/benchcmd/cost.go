@@ -26,38 +26,65 @@ type graphqlResult struct {
 	appendCosts
 }
 
-// appendCosts is what the appends of a `strata bench graphql` run cost the servers it started
-// and their PostgreSQL. A field is left out when it could not be measured.
-type appendCosts struct {
-	// PgXactPerAppend is the change of pg_stat_database.xact_commit of the scratch database
-	// from the start of the run until its statistics are flushed, less the idle rate
-	// (PgXactIdlePerSec) over that time, per append: what the appends made PostgreSQL commit,
-	// the background work they set off included.
-	PgXactPerAppend *float64 `json:"pg_xact_per_append,omitempty"`
-	// PgXactPerAppendGross is the same change without taking the idle rate off.
-	PgXactPerAppendGross *float64 `json:"pg_xact_per_append_gross,omitempty"`
+// opCosts is what the operations of a run (the appends of `strata bench graphql`, the reads of
+// `strata bench read`) cost the servers the command started and their PostgreSQL. A field is
+// nil when it could not be measured. appendCosts and readCosts print it, each with its own names.
+type opCosts struct {
+	// PgXact is the change of pg_stat_database.xact_commit of the scratch database from the
+	// start of the run until its statistics are flushed, less the idle rate (PgXactIdlePerSec)
+	// over that time, per operation: what the operations made PostgreSQL commit, the background
+	// work they set off included.
+	PgXact *float64
+	// PgXactGross is the same change without taking the idle rate off.
+	PgXactGross *float64
 	// PgXactIdlePerSec is the same counter's rate over an idle window just before the run: the
-	// servers' background work (projector polls, leadership), to tell apart from the appends'.
-	PgXactIdlePerSec *float64 `json:"pg_xact_idle_per_sec,omitempty"`
-	// ServerCPUUsPerAppend is the CPU time (user + system) of the strata serve processes over the
-	// run, in microseconds per append.
-	ServerCPUUsPerAppend *float64 `json:"server_cpu_us_per_append,omitempty"`
-	// PostgresCPUUsPerAppend is the CPU time of the PostgreSQL backends connected to the scratch
-	// database both before and after the run, in microseconds per append.
+	// servers' background work (projector polls, leadership), to tell apart from the operations'.
+	PgXactIdlePerSec *float64
+	// ServerCPUUs is the CPU time (user + system) of the strata serve processes over the run, in
+	// microseconds per operation.
+	ServerCPUUs *float64
+	// PostgresCPUUs is the CPU time of the PostgreSQL backends connected to the scratch database
+	// both before and after the run, in microseconds per operation.
+	PostgresCPUUs *float64
+}
+
+// appendCosts is opCosts per append, as `strata bench graphql` prints them.
+type appendCosts struct {
+	PgXactPerAppend        *float64 `json:"pg_xact_per_append,omitempty"`
+	PgXactPerAppendGross   *float64 `json:"pg_xact_per_append_gross,omitempty"`
+	PgXactIdlePerSec       *float64 `json:"pg_xact_idle_per_sec,omitempty"`
+	ServerCPUUsPerAppend   *float64 `json:"server_cpu_us_per_append,omitempty"`
 	PostgresCPUUsPerAppend *float64 `json:"postgres_cpu_us_per_append,omitempty"`
+}
+
+func (c opCosts) perAppend() appendCosts {
+	return appendCosts{c.PgXact, c.PgXactGross, c.PgXactIdlePerSec, c.ServerCPUUs, c.PostgresCPUUs}
+}
+
+// readCosts is opCosts per read, as `strata bench read` prints them.
+type readCosts struct {
+	PgXactPerRead        *float64 `json:"pg_xact_per_read,omitempty"`
+	PgXactPerReadGross   *float64 `json:"pg_xact_per_read_gross,omitempty"`
+	PgXactIdlePerSec     *float64 `json:"pg_xact_idle_per_sec,omitempty"`
+	ServerCPUUsPerRead   *float64 `json:"server_cpu_us_per_read,omitempty"`
+	PostgresCPUUsPerRead *float64 `json:"postgres_cpu_us_per_read,omitempty"`
+}
+
+func (c opCosts) perRead() readCosts {
+	return readCosts{c.PgXact, c.PgXactGross, c.PgXactIdlePerSec, c.ServerCPUUs, c.PostgresCPUUs}
 }
 
 // DefaultStatsWait is how long the cost measurement waits for PostgreSQL's statistics, after
 // the servers start and after the run. A PostgreSQL 15 backend flushes its counters at most
 // once a second, and one that goes idle less than a second after its last flush holds them for
-// 10 s (PGSTAT_IDLE_INTERVAL): a shorter wait reads pg_stat_database before the run's appends
+// 10 s (PGSTAT_IDLE_INTERVAL): a shorter wait reads pg_stat_database before the run's operations
 // are in it.
 const DefaultStatsWait = 10500 * time.Millisecond
 
 // costIdleWindow is the idle window measured just before the run.
 const costIdleWindow = 3 * time.Second
 
-// costProbe measures appendCosts around a run: through conn, a session on the PostgreSQL server
+// costProbe measures opCosts around a run: through conn, a session on the PostgreSQL server
 // (on its maintenance database, so that its own reads are not counted in the scratch
 // database's), and through /proc for the CPU times of serverPIDs and the backends.
 type costProbe struct {
@@ -76,7 +103,7 @@ type costProbe struct {
 }
 
 // newCostProbe connects to the PostgreSQL server at serverURL to measure the costs of the
-// appends on database db by the servers serverPIDs.
+// operations on database db by the servers serverPIDs.
 func newCostProbe(ctx context.Context, serverURL, db string, wait time.Duration, serverPIDs []int, notes io.Writer) (*costProbe, error) {
 	conn, err := pgx.Connect(ctx, serverURL)
 	if err != nil {
@@ -114,27 +141,28 @@ func (p *costProbe) beforeRun(ctx context.Context) error {
 	return nil
 }
 
-// afterRun reads the counters again once the run has made appends, and returns the costs per
-// append; it reads the CPU times at once and the transactions after costFlushWait.
-func (p *costProbe) afterRun(ctx context.Context, appends int64) (appendCosts, error) {
-	var c appendCosts
+// afterRun reads the counters again once the run has done ops operations, and returns the costs
+// per operation; it reads the CPU times at once and the transactions after p.wait. unit names
+// the operation in the notes on costs left out ("append": server_cpu_us_per_append).
+func (p *costProbe) afterRun(ctx context.Context, ops int64, unit string) (opCosts, error) {
+	var c opCosts
 	idleRate := float64(p.startXact-p.idleXact) / p.start.Sub(p.idleStart).Seconds()
 	idle := round(idleRate, 2)
 	c.PgXactIdlePerSec = &idle
-	if appends <= 0 {
+	if ops <= 0 {
 		return c, nil
 	}
-	perAppend := func(d time.Duration) *float64 {
-		v := round(float64(d.Microseconds())/float64(appends), 1)
+	perOp := func(d time.Duration) *float64 {
+		v := round(float64(d.Microseconds())/float64(ops), 1)
 		return &v
 	}
 	switch serverCPU, err := p.serversCPU(); {
 	case p.serverErr != nil:
-		fmt.Fprintf(p.notes, "bench: server_cpu_us_per_append left out: %v\n", p.serverErr)
+		fmt.Fprintf(p.notes, "bench: server_cpu_us_per_%s left out: %v\n", unit, p.serverErr)
 	case err != nil:
-		fmt.Fprintf(p.notes, "bench: server_cpu_us_per_append left out: %v\n", err)
+		fmt.Fprintf(p.notes, "bench: server_cpu_us_per_%s left out: %v\n", unit, err)
 	default:
-		c.ServerCPUUsPerAppend = perAppend(serverCPU - p.serverCPU)
+		c.ServerCPUUs = perOp(serverCPU - p.serverCPU)
 	}
 	pids, err := p.backends(ctx)
 	if err != nil {
@@ -142,9 +170,9 @@ func (p *costProbe) afterRun(ctx context.Context, appends int64) (appendCosts, e
 	}
 	switch after, err := backendsCPU(pids); {
 	case p.backendErr != nil:
-		fmt.Fprintf(p.notes, "bench: postgres_cpu_us_per_append left out: %v\n", p.backendErr)
+		fmt.Fprintf(p.notes, "bench: postgres_cpu_us_per_%s left out: %v\n", unit, p.backendErr)
 	case err != nil:
-		fmt.Fprintf(p.notes, "bench: postgres_cpu_us_per_append left out: %v\n", err)
+		fmt.Fprintf(p.notes, "bench: postgres_cpu_us_per_%s left out: %v\n", unit, err)
 	default:
 		var cpu time.Duration
 		for pid, t := range after {
@@ -152,7 +180,7 @@ func (p *costProbe) afterRun(ctx context.Context, appends int64) (appendCosts, e
 				cpu += t - t0
 			}
 		}
-		c.PostgresCPUUsPerAppend = perAppend(cpu)
+		c.PostgresCPUUs = perOp(cpu)
 	}
 	if err := sleep(ctx, p.wait); err != nil {
 		return c, err
@@ -163,8 +191,8 @@ func (p *costProbe) afterRun(ctx context.Context, appends int64) (appendCosts, e
 	}
 	gross := float64(endXact - p.startXact)
 	background := idleRate * time.Since(p.start).Seconds()
-	xact, grossPer := round((gross-background)/float64(appends), 3), round(gross/float64(appends), 3)
-	c.PgXactPerAppend, c.PgXactPerAppendGross = &xact, &grossPer
+	xact, grossPer := round((gross-background)/float64(ops), 3), round(gross/float64(ops), 3)
+	c.PgXact, c.PgXactGross = &xact, &grossPer
 	return c, nil
 }
 

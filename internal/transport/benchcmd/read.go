@@ -1,0 +1,122 @@
+package benchcmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-es/strata/internal/platform/config"
+	"github.com/strata-es/strata/internal/testsupport/bench"
+	"github.com/strata-es/strata/internal/transport/cli"
+)
+
+// readResult is the line `strata bench read` prints: the read benchmark's, and, when the command
+// started the server itself, what each read cost (readCosts); the costs are left out with --url.
+type readResult struct {
+	bench.ReadResult
+	readCosts
+}
+
+// readSetupConcurrency is how many createOrder mutations the setup has in flight at once.
+const readSetupConcurrency = 8
+
+// readyTimeout bounds the wait for the orders read model to show the orders the setup created.
+const readyTimeout = 2 * time.Minute
+
+// benchReadCmd runs `strata bench read`: --orders orders created through the GraphQL API (against
+// --url, or against `strata serve` started on a scratch database), then --writers clients reading
+// random ones of them with order(id) for --duration or --appends reads in all.
+func benchReadCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
+	var opts bench.ReadOptions
+	var scratch, serverURL, serverBin string
+	var orders int
+	var statsWait time.Duration
+	cfg, _, err := cli.Parse(env, "bench read", args, func(_ *config.Config, f *config.FlagSet) {
+		f.Int(&opts.Clients, "writers", "STRATA_BENCH_WRITERS", 64, "concurrent clients, each reading one order after another")
+		f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure (when --appends is 0)")
+		f.Int(&opts.Count, "appends", "STRATA_BENCH_APPENDS", 0, "stop after this many reads in all, over all clients, whatever --duration says; 0 = run for --duration")
+		f.Int(&orders, "orders", "STRATA_BENCH_ORDERS", 1000, "orders created through the GraphQL API before the run; each read picks one at random")
+		f.Duration(&statsWait, "stats-wait", "STRATA_BENCH_STATS_WAIT", DefaultStatsWait, "without --url: how long to wait for PostgreSQL's statistics before and after the run, for pg_xact_per_read (PostgreSQL 15 may hold a backend's counters for 10 s)")
+		f.String(&serverURL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
+		f.String(&serverBin, "server-bin", "STRATA_BENCH_SERVER_BIN", "", "without --url: the strata binary to start the server with; empty is this one")
+		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "without --url: database made afresh on the server for the run and dropped after it")
+	})
+	if err != nil {
+		return err
+	}
+	if err := validOptions(env, opts); err != nil {
+		return err
+	}
+	if orders < 1 {
+		fmt.Fprintln(env.Stderr, "--orders must be at least 1")
+		return fmt.Errorf("%w: --orders %d", cli.ErrUsage, orders)
+	}
+	if statsWait < 0 {
+		fmt.Fprintln(env.Stderr, "--stats-wait must not be negative")
+		return fmt.Errorf("%w: --stats-wait %s", cli.ErrUsage, statsWait)
+	}
+	logger := cli.NewLogger(cfg, env.Stderr)
+	var probe *costProbe // what the reads cost, measured when the server is this command's
+	if serverURL == "" {
+		srvs, pgURL, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, 1)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		serverURL = "http://" + srvs[0].Addr
+		db := scratch
+		if db == "" { // the server's own database, in place
+			c, err := pgx.ParseConfig(pgURL)
+			if err != nil {
+				return fmt.Errorf("database url: %w", err)
+			}
+			db = c.Database
+		}
+		if probe, err = newCostProbe(ctx, pgURL, db, statsWait, []int{srvs[0].Cmd.Process.Pid}, env.Stderr); err != nil {
+			return err
+		}
+		defer probe.close()
+	}
+	transport := &http.Transport{MaxIdleConns: max(opts.Clients, readSetupConcurrency), MaxIdleConnsPerHost: max(opts.Clients, readSetupConcurrency)}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: time.Minute}
+	gql := bench.GraphQLOrders{URL: serverURL, Client: client}
+
+	started := time.Now()
+	ids, last, err := gql.CreateOrders(ctx, orders, readSetupConcurrency, env.Stderr)
+	if err != nil {
+		return fmt.Errorf("bench read: create the orders: %w", err)
+	}
+	if err := gql.WaitForOrders(ctx, ids[len(ids)-1], last, readyTimeout); err != nil {
+		return fmt.Errorf("bench read: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "bench: %d orders created and readable in %s\n", orders, time.Since(started).Round(time.Millisecond))
+	if probe != nil {
+		if err := probe.beforeRun(ctx); err != nil {
+			return err
+		}
+	}
+
+	opts.Progress = env.Stderr
+	res := readResult{}
+	var runErr error
+	res.ReadResult, runErr = bench.Read(ctx, gql, ids, opts)
+	if probe != nil && ctx.Err() == nil {
+		costs, err := probe.afterRun(ctx, res.Reads, "read")
+		if err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+		res.readCosts = costs.perRead()
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, string(line))
+	return runErr
+}
