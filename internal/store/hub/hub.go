@@ -285,6 +285,11 @@ func (h *Hub) feed(ctx context.Context) {
 					h.feedRead(ctx, nil) // the database answered: catch-ups waiting for it read on
 					break
 				}
+				// A subscriber came meanwhile, and a live one moved the feed to the present
+				// (follow): read from where the feed is now, not from before that move.
+				h.mu.Lock()
+				after = h.last
+				h.mu.Unlock()
 			}
 			events, err := h.store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Max: h.opts.Batch})
 			if err != nil {

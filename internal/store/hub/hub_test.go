@@ -342,13 +342,34 @@ func TestNotificationsNameCategoriesAndSkipTheSender(t *testing.T) {
 	if !slices.Equal(got, []string{"cart"}) {
 		t.Errorf("b heard %q, want [cart]", got)
 	}
-	// Notifications reach each listener in commit order: when a hears b's, it has had its own.
-	b.append(t, "invoice-1", 1)
-	if got := next("a", aHeard); !slices.Equal(got, []string{"invoice"}) {
+	// a's listener may start after b's first NOTIFY too: b appends until a hears it. a's own
+	// notifications must not be passed on: what it hears is b's.
+	got = nil
+	for got == nil {
+		b.append(t, "invoice-1", 1)
+		select {
+		case got = <-aHeard:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if !slices.Equal(got, []string{"invoice"}) {
 		t.Errorf("a heard %q first, want b's [invoice]: its own notifications must not be passed on", got)
 	}
-	if n := aAll.Load(); n < 2 {
-		t.Errorf("Heard was called %d times on a, want its own notifications and b's (at least 2)", n)
+	for len(aHeard) > 0 { // more of b's invoice notifications, from the loop
+		if got := <-aHeard; !slices.Equal(got, []string{"invoice"}) {
+			t.Errorf("a heard %q, want only b's [invoice]", got)
+		}
+	}
+	// Both listen now. Notifications reach each listener in commit order: when a hears b's
+	// next one, it has heard (Heard) and skipped (not Notified) its own before it.
+	before := aAll.Load()
+	a.append(t, "cart-1", 1)
+	b.append(t, "ledger-1", 1)
+	if got := next("a", aHeard); !slices.Equal(got, []string{"ledger"}) {
+		t.Errorf("a heard %q, want b's [ledger]: its own [cart] must not be passed on", got)
+	}
+	if n := aAll.Load() - before; n < 2 {
+		t.Errorf("Heard was called %d times on a for its own append and b's, want 2 or more", n)
 	}
 	// An older server's notification, with an empty payload, means any category.
 	conn, err := pgx.Connect(context.Background(), a.url)
@@ -372,12 +393,27 @@ func TestNotificationsNameCategoriesAndSkipTheSender(t *testing.T) {
 
 // A live subscription (no after) starts at the present even right after appends made while
 // nobody listened, which the idle feed skips only now and then: its first event is the first
-// one appended after it subscribed.
+// one appended after it subscribed. "The present" is the horizon, which other transactions
+// anywhere on the cluster hold back; each round waits until it has passed the appends, as it
+// does at once on a quiet cluster.
 func TestLiveSubscriptionRightAfterIdleAppendsStartsNow(t *testing.T) {
 	t.Parallel()
 	f := start(t, hub.Options{})
 	for round := range 5 {
-		f.append(t, "idle-1", 3) // the feed may not have skipped past these yet
+		old := f.append(t, "idle-1", 3) // the feed may not have skipped past these yet
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			h, err := f.store.Horizon(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Compare(old[len(old)-1]) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the horizon did not pass %v in 20s", old[len(old)-1])
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		sub, err := f.hub.Subscribe(ctx, nil, hub.Filter{})
 		if err != nil {
@@ -389,7 +425,13 @@ func TestLiveSubscriptionRightAfterIdleAppendsStartsNow(t *testing.T) {
 			t.Errorf("round %d: the live subscription's first event is at %v, want the one appended after it at %v", round, got[0], want[0])
 		}
 		cancel()
-		for range sub.C { // wait for it to end, so the next round's feed is idle again
+		for range sub.C { // wait for it to end
+		}
+		for deadline := time.Now().Add(20 * time.Second); f.hub.Stats().Subscribers != 0; { // the feed idle again
+			if time.Now().After(deadline) {
+				t.Fatal("the ended subscription was still in the feed after 20s")
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
