@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,82 +103,48 @@ func Append(ctx context.Context, store Appender, opts AppendOptions) (AppendResu
 		category = "order"
 	}
 
-	var (
-		appends, conflicts, failures atomic.Int64
-		attempts                     atomic.Int64 // appends begun, against opts.Count
-		firstErr                     error
-		errOnce                      sync.Once
-		wg                           sync.WaitGroup
-	)
-	latencies := make([][]time.Duration, opts.Writers)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	start := time.Now()
-	deadline := start.Add(opts.Duration)
-	// more says whether a writer may begin another append, taking one of opts.Count if it is set.
-	more := func() bool {
-		if ctx.Err() != nil {
-			return false
-		}
-		if opts.Count > 0 {
-			return attempts.Add(1) <= int64(opts.Count)
-		}
-		return time.Now().Before(deadline)
+	var appends, conflicts atomic.Int64
+	seen := make([][]int64, opts.Writers) // each writer's idea of each hot stream's version
+	for w := range seen {
+		seen[w] = make([]int64, opts.Hot)
 	}
-	for w := 0; w < opts.Writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(run), uint64(w))) //nolint:gosec // stream choice, not secrets
-			seen := make([]int64, opts.Hot)                      // this writer's idea of each hot stream's version
-			lat := make([]time.Duration, 0, 4096)
-			for n := 0; more(); n++ {
-				stream, expected := fmt.Sprintf("%s-bench%x-%d-%d", category, run, w, n), eventstore.NoStream()
-				hot := -1
-				if opts.Hot > 0 {
-					hot = rng.IntN(opts.Hot)
-					stream, expected = fmt.Sprintf("%s-hot%x-%d", category, run, hot), eventstore.Exactly(seen[hot])
-				}
-				t0 := time.Now()
-				res, err := store.Append(ctx, stream, expected, events)
-				lat = append(lat, time.Since(t0))
-				var wrong *eventstore.WrongExpectedVersionError
-				switch {
-				case err == nil:
-					appends.Add(1)
-					if hot >= 0 {
-						seen[hot] = res.NextExpectedVersion
-					}
-				case errors.As(err, &wrong):
-					conflicts.Add(1)
-					seen[hot] = wrong.Actual
-				case ctx.Err() != nil:
-					lat = lat[:len(lat)-1] // cut short by the caller: not a measurement
-				default:
-					failures.Add(1)
-					errOnce.Do(func() { firstErr = err })
-				}
+	d := &drive{workers: opts.Writers, count: opts.Count, duration: opts.Duration, seed: uint64(run)} //nolint:gosec // a time, positive
+	d.op = func(ctx context.Context, w, n int, rng *rand.Rand) error {
+		stream, expected := fmt.Sprintf("%s-bench%x-%d-%d", category, run, w, n), eventstore.NoStream()
+		hot := -1
+		if opts.Hot > 0 {
+			hot = rng.IntN(opts.Hot)
+			stream, expected = fmt.Sprintf("%s-hot%x-%d", category, run, hot), eventstore.Exactly(seen[w][hot])
+		}
+		res, err := store.Append(ctx, stream, expected, events)
+		var wrong *eventstore.WrongExpectedVersionError
+		switch {
+		case err == nil:
+			appends.Add(1)
+			if hot >= 0 {
+				seen[w][hot] = res.NextExpectedVersion
 			}
-			latencies[w] = lat
-		}()
+		case errors.As(err, &wrong):
+			conflicts.Add(1)
+			seen[w][hot] = wrong.Actual
+			return nil
+		}
+		return err
 	}
-	stopProgress := progress(ctx, opts, start, &appends, &conflicts)
-	wg.Wait()
-	stopProgress()
-	elapsed := time.Since(start).Seconds()
+	d.progress = func(start time.Time) func() { return progress(ctx, opts, start, &appends, &conflicts) }
+	m := d.run(ctx)
+	elapsed := m.elapsed
 
-	all := slices.Concat(latencies...)
-	slices.Sort(all)
 	res := AppendResult{
 		Writers: opts.Writers, Batch: opts.Batch, Hot: opts.Hot, Seconds: round(elapsed, 2),
-		Appends: appends.Load(), Conflicts: conflicts.Load(), Errors: failures.Load(),
-		P50Ms: quantileMs(all, 0.50), P99Ms: quantileMs(all, 0.99), MaxMs: quantileMs(all, 1),
+		Appends: appends.Load(), Conflicts: conflicts.Load(), Errors: d.failures.Load(),
+		P50Ms: quantileMs(m.latencies, 0.50), P99Ms: quantileMs(m.latencies, 0.99), MaxMs: quantileMs(m.latencies, 1),
 	}
 	res.Events = res.Appends * int64(opts.Batch)
 	res.AppendsPerSec = round(float64(res.Appends)/elapsed, 0)
 	res.EventsPerSec = round(float64(res.Events)/elapsed, 0)
-	if firstErr != nil {
-		return res, fmt.Errorf("bench: %d appends failed, the first with: %w", res.Errors, firstErr)
+	if m.firstErr != nil {
+		return res, fmt.Errorf("bench: %d appends failed, the first with: %w", res.Errors, m.firstErr)
 	}
 	return res, ctx.Err()
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,72 +66,34 @@ func Read(ctx context.Context, reader OrderReader, ids []string, opts ReadOption
 	if len(ids) == 0 {
 		return ReadResult{}, errors.New("bench: no orders to read")
 	}
-	var (
-		reads, failures atomic.Int64
-		attempts        atomic.Int64 // reads begun, against opts.Count
-		firstErr        error
-		errOnce         sync.Once
-		wg              sync.WaitGroup
-	)
-	run := time.Now().UnixNano()
-	latencies := make([][]time.Duration, opts.Clients)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	start := time.Now()
-	deadline := start.Add(opts.Duration)
-	more := func() bool {
-		if ctx.Err() != nil {
-			return false
+	var reads atomic.Int64
+	d := &drive{workers: opts.Clients, count: opts.Count, duration: opts.Duration, seed: uint64(time.Now().UnixNano())} //nolint:gosec // a time, positive
+	d.op = func(ctx context.Context, _, _ int, rng *rand.Rand) error {
+		err := reader.ReadOrder(ctx, ids[rng.IntN(len(ids))])
+		if err == nil {
+			reads.Add(1)
 		}
-		if opts.Count > 0 {
-			return attempts.Add(1) <= int64(opts.Count)
-		}
-		return time.Now().Before(deadline)
+		return err
 	}
-	for c := 0; c < opts.Clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(run), uint64(c))) //nolint:gosec // order choice, not secrets
-			lat := make([]time.Duration, 0, 4096)
-			for more() {
-				id := ids[rng.IntN(len(ids))]
-				t0 := time.Now()
-				err := reader.ReadOrder(ctx, id)
-				lat = append(lat, time.Since(t0))
-				switch {
-				case err == nil:
-					reads.Add(1)
-				case ctx.Err() != nil:
-					lat = lat[:len(lat)-1] // cut short by the caller: not a measurement
-				default:
-					failures.Add(1)
-					errOnce.Do(func() { firstErr = err })
-				}
+	d.progress = func(start time.Time) func() {
+		return everySecond(ctx, opts.Progress, func(now time.Time) string {
+			n, secs := reads.Load(), now.Sub(start).Seconds()
+			if opts.Count > 0 {
+				return fmt.Sprintf("bench: %4.0fs: %d of %d reads (%.0f/s), %d errors\n", secs, n, opts.Count, float64(n)/secs, d.failures.Load())
 			}
-			latencies[c] = lat
-		}()
+			return fmt.Sprintf("bench: %4.0fs of %s: %d reads (%.0f/s), %d errors\n", secs, opts.Duration, n, float64(n)/secs, d.failures.Load())
+		})
 	}
-	stopProgress := everySecond(ctx, opts.Progress, func(now time.Time) string {
-		n, secs := reads.Load(), now.Sub(start).Seconds()
-		if opts.Count > 0 {
-			return fmt.Sprintf("bench: %4.0fs: %d of %d reads (%.0f/s), %d errors\n", secs, n, opts.Count, float64(n)/secs, failures.Load())
-		}
-		return fmt.Sprintf("bench: %4.0fs of %s: %d reads (%.0f/s), %d errors\n", secs, opts.Duration, n, float64(n)/secs, failures.Load())
-	})
-	wg.Wait()
-	stopProgress()
-	elapsed := time.Since(start).Seconds()
+	m := d.run(ctx)
+	elapsed := m.elapsed
 
-	all := slices.Concat(latencies...)
-	slices.Sort(all)
 	res := ReadResult{
-		Clients: opts.Clients, Seconds: round(elapsed, 2), Reads: reads.Load(), Errors: failures.Load(),
-		P50Ms: quantileMs(all, 0.50), P99Ms: quantileMs(all, 0.99), MaxMs: quantileMs(all, 1),
+		Clients: opts.Clients, Seconds: round(elapsed, 2), Reads: reads.Load(), Errors: d.failures.Load(),
+		P50Ms: quantileMs(m.latencies, 0.50), P99Ms: quantileMs(m.latencies, 0.99), MaxMs: quantileMs(m.latencies, 1),
 	}
 	res.ReadsPerSec = round(float64(res.Reads)/elapsed, 0)
-	if firstErr != nil {
-		return res, fmt.Errorf("bench: %d reads failed, the first with: %w", res.Errors, firstErr)
+	if m.firstErr != nil {
+		return res, fmt.Errorf("bench: %d reads failed, the first with: %w", res.Errors, m.firstErr)
 	}
 	return res, ctx.Err()
 }
