@@ -230,16 +230,12 @@ func scratchDatabase(ctx context.Context, serverURL, name string) (*pgxpool.Conf
 // (--group-commit among them).
 func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var opts bench.AppendOptions
-	var scratch, serverURL, serverBin string
+	var served servedFlags
 	var replicas int
-	var statsWait time.Duration
 	cfg, _, err := cli.Parse(env, "bench graphql", args, func(_ *config.Config, f *config.FlagSet) {
 		appendFlags(f, &opts, 64)
-		f.Duration(&statsWait, "stats-wait", "STRATA_BENCH_STATS_WAIT", DefaultStatsWait, "without --url: how long to wait for PostgreSQL's statistics before and after the run, for pg_xact_per_append (PostgreSQL 15 may hold a backend's counters for 10 s)")
 		f.Int(&replicas, "replicas", "STRATA_BENCH_REPLICAS", 1, "without --url: how many servers to start on the scratch database; writers are spread over them in turn")
-		f.String(&serverURL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
-		f.String(&serverBin, "server-bin", "STRATA_BENCH_SERVER_BIN", "", "without --url: the strata binary to start the server with; empty is this one")
-		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "without --url: database made afresh on the server for the run and dropped after it")
+		served.register(f, "append")
 	})
 	if err != nil {
 		return err
@@ -247,41 +243,22 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 	if err := validOptions(env, opts); err != nil {
 		return err
 	}
-	if statsWait < 0 {
-		fmt.Fprintln(env.Stderr, "--stats-wait must not be negative")
-		return fmt.Errorf("%w: --stats-wait %s", cli.ErrUsage, statsWait)
+	if err := served.check(env); err != nil {
+		return err
 	}
-	if replicas < 1 || serverURL != "" && replicas != 1 {
+	if replicas < 1 || served.url != "" && replicas != 1 {
 		fmt.Fprintln(env.Stderr, "--replicas must be at least 1, and is only for servers this command starts (no --url)")
 		return fmt.Errorf("%w: --replicas %d", cli.ErrUsage, replicas)
 	}
 	logger := cli.NewLogger(cfg, env.Stderr)
-	urls := []string{serverURL}
+	urls := []string{served.url}
 	var probe *costProbe // what the appends cost, measured when the servers are this command's
-	if serverURL == "" {
-		srvs, pgURL, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, replicas)
-		if err != nil {
+	if served.url == "" {
+		var stop func()
+		if urls, probe, stop, err = served.start(ctx, env, pg, cfg, logger, replicas); err != nil {
 			return err
 		}
 		defer stop()
-		urls = urls[:0]
-		pids := make([]int, 0, len(srvs))
-		for _, s := range srvs {
-			urls = append(urls, "http://"+s.Addr)
-			pids = append(pids, s.Cmd.Process.Pid)
-		}
-		db := scratch
-		if db == "" { // the server's own database, in place
-			c, err := pgx.ParseConfig(pgURL)
-			if err != nil {
-				return fmt.Errorf("database url: %w", err)
-			}
-			db = c.Database
-		}
-		if probe, err = newCostProbe(ctx, pgURL, db, statsWait, pids, env.Stderr); err != nil {
-			return err
-		}
-		defer probe.close()
 		if err := probe.beforeRun(ctx); err != nil {
 			return err
 		}

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/strata-es/strata/internal/platform/config"
 	"github.com/strata-es/strata/internal/testsupport/bench"
 	"github.com/strata-es/strata/internal/transport/cli"
@@ -33,18 +31,14 @@ const readyTimeout = 2 * time.Minute
 // random ones of them with order(id) for --duration or --appends reads in all.
 func benchReadCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string) error {
 	var opts bench.ReadOptions
-	var scratch, serverURL, serverBin string
+	var served servedFlags
 	var orders int
-	var statsWait time.Duration
 	cfg, _, err := cli.Parse(env, "bench read", args, func(_ *config.Config, f *config.FlagSet) {
 		f.Int(&opts.Clients, "writers", "STRATA_BENCH_WRITERS", 64, "concurrent clients, each reading one order after another")
 		f.Duration(&opts.Duration, "duration", "STRATA_BENCH_DURATION", 10*time.Second, "how long to measure (when --appends is 0)")
 		f.Int(&opts.Count, "appends", "STRATA_BENCH_APPENDS", 0, "stop after this many reads in all, over all clients, whatever --duration says; 0 = run for --duration")
 		f.Int(&orders, "orders", "STRATA_BENCH_ORDERS", 1000, "orders created through the GraphQL API before the run; each read picks one at random")
-		f.Duration(&statsWait, "stats-wait", "STRATA_BENCH_STATS_WAIT", DefaultStatsWait, "without --url: how long to wait for PostgreSQL's statistics before and after the run, for pg_xact_per_read (PostgreSQL 15 may hold a backend's counters for 10 s)")
-		f.String(&serverURL, "url", "STRATA_BENCH_URL", "", "the server's HTTP base (http://host:port); empty starts strata serve on a scratch database")
-		f.String(&serverBin, "server-bin", "STRATA_BENCH_SERVER_BIN", "", "without --url: the strata binary to start the server with; empty is this one")
-		f.String(&scratch, "scratch-db", "STRATA_BENCH_DB", "strata_bench", "without --url: database made afresh on the server for the run and dropped after it")
+		served.register(f, "read")
 	})
 	if err != nil {
 		return err
@@ -56,31 +50,19 @@ func benchReadCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string)
 		fmt.Fprintln(env.Stderr, "--orders must be at least 1")
 		return fmt.Errorf("%w: --orders %d", cli.ErrUsage, orders)
 	}
-	if statsWait < 0 {
-		fmt.Fprintln(env.Stderr, "--stats-wait must not be negative")
-		return fmt.Errorf("%w: --stats-wait %s", cli.ErrUsage, statsWait)
+	if err := served.check(env); err != nil {
+		return err
 	}
 	logger := cli.NewLogger(cfg, env.Stderr)
+	serverURL := served.url
 	var probe *costProbe // what the reads cost, measured when the server is this command's
 	if serverURL == "" {
-		srvs, pgURL, stop, err := serveReplicasOnScratch(ctx, env, pg, cfg, logger, scratch, serverBin, 1)
+		urls, p, stop, err := served.start(ctx, env, pg, cfg, logger, 1)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		serverURL = "http://" + srvs[0].Addr
-		db := scratch
-		if db == "" { // the server's own database, in place
-			c, err := pgx.ParseConfig(pgURL)
-			if err != nil {
-				return fmt.Errorf("database url: %w", err)
-			}
-			db = c.Database
-		}
-		if probe, err = newCostProbe(ctx, pgURL, db, statsWait, []int{srvs[0].Cmd.Process.Pid}, env.Stderr); err != nil {
-			return err
-		}
-		defer probe.close()
+		serverURL, probe = urls[0], p
 	}
 	transport := &http.Transport{MaxIdleConns: max(opts.Clients, readSetupConcurrency), MaxIdleConnsPerHost: max(opts.Clients, readSetupConcurrency)}
 	defer transport.CloseIdleConnections()
