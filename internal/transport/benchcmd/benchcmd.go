@@ -163,12 +163,7 @@ func benchAppendCmd(ctx context.Context, env *cli.Env, pg Postgres, args []strin
 	res, runErr := bench.Append(ctx, eventstore.New(pool, cfg.StoreOptions()), opts)
 	stopKeeping()
 	<-kept
-	line, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(env.Stdout, string(line))
-	return runErr
+	return printResult(env, res, runErr)
 }
 
 // warmUp opens every pool connection before the clock starts.
@@ -282,6 +277,12 @@ func benchGraphQLCmd(ctx context.Context, env *cli.Env, pg Postgres, args []stri
 		}
 		res.appendCosts = costs.perAppend()
 	}
+	return printResult(env, res, runErr)
+}
+
+// printResult prints a benchmark's result as one JSON line on stdout, and returns runErr: a
+// run that failed part-way still shows what it measured.
+func printResult(env *cli.Env, res any, runErr error) error {
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package benchcmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,10 +94,5 @@ func benchReadCmd(ctx context.Context, env *cli.Env, pg Postgres, args []string)
 		}
 		res.readCosts = costs.perRead()
 	}
-	line, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(env.Stdout, string(line))
-	return runErr
+	return printResult(env, res, runErr)
 }

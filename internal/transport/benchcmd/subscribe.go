@@ -3,7 +3,6 @@ package benchcmd
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,12 +71,7 @@ func benchSubscribeCmd(ctx context.Context, env *cli.Env, pg Postgres, args []st
 	}
 	opts.Progress = env.Stderr
 	res, runErr := bench.Subscribe(ctx, opts)
-	line, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(env.Stdout, string(line))
-	return runErr
+	return printResult(env, res, runErr)
 }
 
 // serveOnScratch starts `strata serve` (serverBin, or this executable) on a scratch database
