@@ -362,8 +362,7 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 		}
 		if len(e.Tags) > 0 {
 			in.tags[i] = e.Tags
-			joined := strings.Join(e.Tags, tagSeparator)
-			in.joinedTags[i] = &joined
+			in.joinedTags[i] = joined(e.Tags)
 			for _, t := range e.Tags {
 				in.keys = append(in.keys, tagKey(t))
 			}
@@ -375,6 +374,15 @@ func (s *Store) prepare(streamID string, expected ExpectedVersion, events []Even
 // tagSeparator joins an event's tags into one string for the statements that take many events
 // (a SQL array cannot hold arrays of different lengths); a tag cannot contain it.
 const tagSeparator = "\x1f"
+
+// joined is names joined by tagSeparator, nil for none.
+func joined(names []string) *string {
+	if len(names) == 0 {
+		return nil
+	}
+	j := strings.Join(names, tagSeparator)
+	return &j
+}
 
 // typeKey and tagKey are the consistency-boundary lock keys of an event type and of a tag.
 func typeKey(t string) string { return "t:" + t }

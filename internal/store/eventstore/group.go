@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -423,9 +422,7 @@ func (s *Store) runBatch(ctx context.Context, batch []*pending, waves [][]*pendi
 
 	var streams []string
 	for _, p := range batch {
-		for _, part := range p.parts {
-			streams = append(streams, part.StreamID)
-		}
+		streams = append(streams, streamIDs(p.parts)...)
 	}
 	var exclusive []string
 	var afterTx []string
@@ -594,15 +591,6 @@ func conditionArgs(wave []*pending) []any {
 		}
 	}
 	return []any{group, types, tags, after, afterSeqs}
-}
-
-// joined is names joined by tagSeparator, nil for none.
-func joined(names []string) *string {
-	if len(names) == 0 {
-		return nil
-	}
-	j := strings.Join(names, tagSeparator)
-	return &j
 }
 
 // batchKeys are the consistency-boundary lock keys of every event of a batch, taken shared.

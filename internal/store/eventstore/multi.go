@@ -73,11 +73,7 @@ func (s *Store) appendParts(ctx context.Context, parts []StreamAppend, cond *Con
 	}
 	if err != nil && ctx.Err() == nil {
 		// A deleted stream refuses appends (lifecycle.go); AppendMulti does not recreate one.
-		streams := make([]string, len(parts))
-		for i, p := range parts {
-			streams[i] = p.StreamID
-		}
-		if deleted := s.deletedError(ctx, streams, err); deleted != nil {
+		if deleted := s.deletedError(ctx, streamIDs(parts), err); deleted != nil {
 			return nil, deleted
 		}
 	}
@@ -145,11 +141,10 @@ func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs 
 	}
 	sort.Slice(order, func(a, b int) bool { return parts[order[a]].StreamID < parts[order[b]].StreamID })
 
-	streams := make([]string, len(parts))
+	streams := streamIDs(parts)
 	var keys []string
-	for i, p := range parts {
-		streams[i] = p.StreamID
-		keys = append(keys, inputs[i].keys...)
+	for _, in := range inputs {
+		keys = append(keys, in.keys...)
 	}
 	results := make([]AppendResult, len(parts))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -188,7 +183,7 @@ func (s *Store) appendMultiTx(ctx context.Context, parts []StreamAppend, inputs 
 		return nil
 	})
 	if err == nil {
-		s.appended(streamIDs(parts)...)
+		s.appended(streams...)
 		return results, nil
 	}
 	var pgErr *pgconn.PgError
