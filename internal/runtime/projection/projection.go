@@ -273,11 +273,10 @@ func (r *Runner) step(ctx context.Context, p Projector, checkpoint, table string
 		if err != nil {
 			return fmt.Errorf("checkpoint %s: %w", checkpoint, err)
 		}
-		events, err := r.store.ReadAllIn(ctx, tx, eventstore.ReadAllOptions{After: after, Max: r.opts.Batch, Category: p.Category()})
+		b, err := r.readAfter(ctx, tx, p, after, eventstore.HorizonOf(xmin))
 		if err != nil {
 			return err
 		}
-		b := batch{after: after, horizon: eventstore.HorizonOf(xmin), events: events}
 		if len(b.events) == 0 {
 			// Nothing of the category: the checkpoint moves to the horizon at most once per
 			// IdleMove: each write commits and flushes the WAL, and would otherwise follow every
@@ -353,7 +352,7 @@ func (r *Runner) read(ctx context.Context, p Projector, after eventstore.Positio
 	if err != nil {
 		return batch{}, err
 	}
-	return r.readAfter(ctx, p, after, horizon)
+	return r.readAfter(ctx, r.pool, p, after, horizon)
 }
 
 // idleDue reports whether the idle checkpoint called checkpoint may move now, and if so notes
@@ -382,9 +381,10 @@ func (r *Runner) quiet(ctx context.Context, db CheckpointReader, name, at string
 	return eventstore.Quiet(ctx, db, p.Category(), after, pos)
 }
 
-// readAfter reads the batch after after, with the horizon read before it.
-func (r *Runner) readAfter(ctx context.Context, p Projector, after, horizon eventstore.Position) (batch, error) {
-	events, err := r.store.ReadAll(ctx, eventstore.ReadAllOptions{After: after, Max: r.opts.Batch, Category: p.Category()})
+// readAfter reads the batch after after through q (a transaction, or the pool), with the
+// horizon read before it.
+func (r *Runner) readAfter(ctx context.Context, q eventstore.RowsQuerier, p Projector, after, horizon eventstore.Position) (batch, error) {
+	events, err := r.store.ReadAllIn(ctx, q, eventstore.ReadAllOptions{After: after, Max: r.opts.Batch, Category: p.Category()})
 	if err != nil {
 		return batch{}, err
 	}
