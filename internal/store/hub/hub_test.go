@@ -330,28 +330,26 @@ func TestNotificationsNameCategoriesAndSkipTheSender(t *testing.T) {
 			return nil
 		}
 	}
-	// b's listener may start after a's first NOTIFY: a appends until b hears it.
-	var got []string
-	for got == nil {
-		a.append(t, "cart-1", 1)
-		select {
-		case got = <-bHeard:
-		case <-time.After(100 * time.Millisecond):
+	// A listener may start after the other's first NOTIFY: the other appends until it hears.
+	appendUntilHeard := func(from *fixture, stream, who string, heard chan []string) []string {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+			from.append(t, stream, 1)
+			select {
+			case got := <-heard:
+				return got
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
+		t.Fatalf("%s heard none of the appends to %s in 20s", who, stream)
+		return nil
 	}
+	got := appendUntilHeard(a, "cart-1", "b", bHeard)
 	if !slices.Equal(got, []string{"cart"}) {
 		t.Errorf("b heard %q, want [cart]", got)
 	}
-	// a's listener may start after b's first NOTIFY too: b appends until a hears it. a's own
-	// notifications must not be passed on: what it hears is b's.
-	got = nil
-	for got == nil {
-		b.append(t, "invoice-1", 1)
-		select {
-		case got = <-aHeard:
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	// a's own notifications must not be passed on: what it hears is b's.
+	got = appendUntilHeard(b, "invoice-1", "a", aHeard)
 	if !slices.Equal(got, []string{"invoice"}) {
 		t.Errorf("a heard %q first, want b's [invoice]: its own notifications must not be passed on", got)
 	}
