@@ -326,7 +326,7 @@ func TestServeWithoutDatabaseURLStartsPrivateClusterAndReusesIt(t *testing.T) {
 		}
 	})
 	// the GraphQL endpoint is served, over the same database
-	resp, err := http.Post("http://"+second.addr+"/query", "application/json",
+	resp, err := testHTTP.Post("http://"+second.addr+"/query", "application/json",
 		strings.NewReader(`{"query":"{ stream(id: \"order-1\") { id version } }"}`))
 	if err != nil {
 		t.Fatal(err)

@@ -287,7 +287,7 @@ func TestConditionalAppendsThroughTheAPI(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			url := dbtest.URL(t)
 			srv := startServeOn(t, url, mode)
-			checkConditions(t, dcbTarget{addrs: []string{srv.addr}, client: http.DefaultClient, pool: dbtest.PoolFor(t, url, 2)})
+			checkConditions(t, dcbTarget{addrs: []string{srv.addr}, client: testHTTP, pool: dbtest.PoolFor(t, url, 2)})
 		})
 	}
 }
@@ -324,7 +324,7 @@ func TestConditionalAppendsAcrossReplicasAndThroughPgBouncer(t *testing.T) {
 func TestCourseCapacityHoldsUnderConcurrentClients(t *testing.T) {
 	url := dbtest.URL(t)
 	srv := startServeOn(t, url)
-	d := dcbTarget{addrs: []string{srv.addr}, client: http.DefaultClient}
+	d := dcbTarget{addrs: []string{srv.addr}, client: testHTTP}
 	subscriptions := queryOf(item([]string{"StudentSubscribed"}, "course:c1"))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -381,7 +381,7 @@ func TestCourseCapacityHoldsUnderConcurrentClients(t *testing.T) {
 func TestMultiStreamAppendsThroughTheAPI(t *testing.T) {
 	url := dbtest.URL(t)
 	srv := startServeOn(t, url)
-	d := dcbTarget{addrs: []string{srv.addr}, client: http.DefaultClient}
+	d := dcbTarget{addrs: []string{srv.addr}, client: testHTTP}
 	type result struct {
 		Position string
 		Results  []struct {
@@ -468,7 +468,7 @@ func TestMultiStreamAppendsThroughTheAPI(t *testing.T) {
 func TestEventsQueryMatchesAllEvents(t *testing.T) {
 	url := dbtest.URL(t)
 	srv := startServeOn(t, url)
-	d := dcbTarget{addrs: []string{srv.addr}, client: http.DefaultClient}
+	d := dcbTarget{addrs: []string{srv.addr}, client: testHTTP}
 	q := queryOf(item([]string{"A"}, "x:1"), item(nil, "y:1", "x:2"))
 	matches := func(typ string, tags []string) bool {
 		return typ == "A" && slices.Contains(tags, "x:1") || slices.Contains(tags, "y:1") && slices.Contains(tags, "x:2")
@@ -575,7 +575,7 @@ func TestEventsQueryMatchesAllEvents(t *testing.T) {
 func TestEmailAndStockRulesThroughTheAPI(t *testing.T) {
 	url := dbtest.URL(t)
 	srv := startServeOn(t, url)
-	d := dcbTarget{addrs: []string{srv.addr}, client: http.DefaultClient}
+	d := dcbTarget{addrs: []string{srv.addr}, client: testHTTP}
 	ctx := t.Context()
 
 	// 20 registrations of one address at once: exactly one user.
@@ -720,7 +720,7 @@ func TestEmailAndStockRulesThroughTheAPI(t *testing.T) {
 func TestEventsSubscriptionWithAQuery(t *testing.T) {
 	url := dbtest.URL(t)
 	srv := startServeOn(t, url)
-	d := dcbTarget{addrs: []string{srv.addr}, client: http.DefaultClient}
+	d := dcbTarget{addrs: []string{srv.addr}, client: testHTTP}
 	const sub = `subscription($after: String, $q: EventQueryInput) { events(after: $after, query: $q) { type tags position } }`
 	q := queryOf(item(nil, "hot"), item([]string{"Special"}))
 	matches := func(typ string, tags []string) bool { return slices.Contains(tags, "hot") || typ == "Special" }

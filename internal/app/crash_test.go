@@ -566,7 +566,7 @@ func rebuildWithCLI(ctx context.Context, t *testing.T, bin string, env []string,
 func childHarness(t *testing.T) (*http.Client, *cli.Env, *syncBuffer) {
 	t.Helper()
 	// metricstest.Scrape keeps connections to the servers open in the default client.
-	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	t.Cleanup(testHTTP.CloseIdleConnections)
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	t.Cleanup(transport.CloseIdleConnections)
 	serverLog := &syncBuffer{}

@@ -70,7 +70,7 @@ func gql(t *testing.T, addr, query string, vars map[string]any) gqlResponse {
 // with the response.
 func gqlAs(t *testing.T, addr, token, query string, vars map[string]any) (int, gqlResponse) {
 	t.Helper()
-	return gqlVia(t, http.DefaultClient, addr, token, query, vars)
+	return gqlVia(t, testHTTP, addr, token, query, vars)
 }
 
 // gqlVia is gqlAs through client.

@@ -4,7 +4,12 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 )
+
+// testHTTP is the tests' client for requests that end: a server that never answers fails the
+// test that asked, by name, within two minutes, instead of holding the package until -timeout.
+var testHTTP = &http.Client{Timeout: 2 * time.Minute} //nolint:gochecknoglobals // one client, as http.DefaultClient
 
 // fetch sends req through client and returns the response, whose body is closed, and the body
 // read whole; it fails t if either fails.

@@ -285,7 +285,7 @@ func hostilePost(t *testing.T, addr, writer string, tc hostileRequest) (int, []b
 			req.Header.Set("Authorization", "Bearer "+tc.token)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testHTTP.Do(req)
 	if err != nil {
 		t.Fatalf("%s: %v", tc.name, err)
 	}

@@ -41,7 +41,7 @@ func TestHostileRequestsMeetTheirLimits(t *testing.T) {
 
 	// A body over the limit is refused before it is read.
 	body, _ := json.Marshal(map[string]any{"query": "{ projections { name } }", "variables": map[string]any{"pad": strings.Repeat("x", 100_000)}})
-	resp, err := http.Post("http://"+a+"/query", "application/json", bytes.NewReader(body))
+	resp, err := testHTTP.Post("http://"+a+"/query", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestHostileRequestsMeetTheirLimits(t *testing.T) {
 		t.Errorf("100 KB body: %d %s", resp.StatusCode, raw)
 	}
 	// A form post (what a page on another site could forge) is not GraphQL here.
-	resp, err = http.Post("http://"+a+"/query", "application/x-www-form-urlencoded", strings.NewReader(`query=mutation{registerUser(name:"x",email:"x@example.com"){position}}`))
+	resp, err = testHTTP.Post("http://"+a+"/query", "application/x-www-form-urlencoded", strings.NewReader(`query=mutation{registerUser(name:"x",email:"x@example.com"){position}}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func getAs(t *testing.T, addr, token, query string, vars map[string]any) (*http.
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, body := fetch(t, http.DefaultClient, req)
+	resp, body := fetch(t, testHTTP, req)
 	var r gqlResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatalf("GET %s: %d %.300s: not a GraphQL response: %v", query, resp.StatusCode, body, err)
@@ -102,7 +102,7 @@ func TestGETQueriesAndCaching(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	post, err := http.DefaultClient.Do(req)
+	post, err := testHTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestGETQueriesAndCaching(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	mut, err := http.DefaultClient.Do(req)
+	mut, err := testHTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -195,7 +195,7 @@ func rawPost(t *testing.T, addr, token string, body any) gqlResponse {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testHTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestPersistedQueriesChecks(t *testing.T) {
 		}
 	}
 	ext := `{"persistedQuery":{"version":1,"sha256Hash":"` + sha256Hex(q) + `"}}`
-	resp, err := http.Get("http://" + srv.addr + "/query?extensions=" + url.QueryEscape(ext))
+	resp, err := testHTTP.Get("http://" + srv.addr + "/query?extensions=" + url.QueryEscape(ext))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestPersistedQueriesChecks(t *testing.T) {
 		t.Fatalf("the mutation with its hash: %+v", r.Errors)
 	}
 	ext = `{"persistedQuery":{"version":1,"sha256Hash":"` + sha256Hex(m) + `"}}`
-	resp, err = http.Get("http://" + srv.addr + "/query?extensions=" + url.QueryEscape(ext))
+	resp, err = testHTTP.Get("http://" + srv.addr + "/query?extensions=" + url.QueryEscape(ext))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func writeFile(t *testing.T, content string) string {
 // getPersisted sends a GET naming its document by hash, through extensions or documentId.
 func getPersisted(t *testing.T, addr string, params url.Values) (int, gqlResponse) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/query?" + params.Encode())
+	resp, err := testHTTP.Get("http://" + addr + "/query?" + params.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -394,7 +394,7 @@ func readyz(t *testing.T, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, body := fetch(t, http.DefaultClient, req)
+	resp, body := fetch(t, testHTTP, req)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /readyz: %d %s, want 200", resp.StatusCode, body)
 	}

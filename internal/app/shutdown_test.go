@@ -77,7 +77,7 @@ func TestGracefulShutdownOnSIGTERM(t *testing.T) {
 			"query":         `mutation HeldAppend($id: ID!) { appendEvents(streamId: "held-1", events: [{id: $id, type: "Noted", data: {note: "payload-secret-123"}}]) { position } }`,
 			"variables":     map[string]any{"id": eventID},
 		})
-		resp, err := http.Post("http://"+addr+"/query", "application/json", bytes.NewReader(body))
+		resp, err := testHTTP.Post("http://"+addr+"/query", "application/json", bytes.NewReader(body))
 		if err != nil {
 			inFlight <- answer{err: err}
 			return

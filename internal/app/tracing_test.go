@@ -63,7 +63,7 @@ func gqlTraced(t *testing.T, addr, traceparent, query string, vars map[string]an
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("traceparent", traceparent)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testHTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

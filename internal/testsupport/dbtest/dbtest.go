@@ -46,7 +46,8 @@ var server struct { //nolint:gochecknoglobals // set once by Main before tests s
 	err    error
 }
 
-// Main picks the server, runs the tests, checks that they left no goroutine behind, stops a
+// Main picks the server, runs the tests (stopping them, with a report of where they wait, a minute
+// before go test's -timeout: startWatchdog), checks that they left no goroutine behind, stops a
 // private cluster if it started one, and exits.
 func Main(m *testing.M) {
 	os.Exit(run(m))
@@ -68,7 +69,9 @@ func run(m *testing.M) int {
 		server.url = adminURL
 		server.config, server.err = configFromURL(adminURL)
 	})
+	stopWatchdog := startWatchdog(os.Stderr)
 	code := m.Run()
+	stopWatchdog()
 	if code == 0 {
 		// Every test closed what it opened: pools, servers, goroutines of its own.
 		if err := goleak.Find(); err != nil {
