@@ -46,9 +46,15 @@ func startRestartablePG(t *testing.T) *restartablePG {
 	return p
 }
 
+// pgControlTimeout bounds a start or a stop of the test's cluster, so that one that stalls fails
+// its test instead of holding the package until go test's timeout (Stop escalates then).
+const pgControlTimeout = 2 * time.Minute
+
 func (p *restartablePG) start(t *testing.T) {
 	t.Helper()
-	srv, err := pgserver.Start(t.Context(), p.opts)
+	ctx, cancel := context.WithTimeout(t.Context(), pgControlTimeout)
+	defer cancel()
+	srv, err := pgserver.Start(ctx, p.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +64,9 @@ func (p *restartablePG) start(t *testing.T) {
 // stop shuts PostgreSQL down as an operator's restart does (fast: sessions are cut).
 func (p *restartablePG) stop(t *testing.T) {
 	t.Helper()
-	if err := p.srv.Stop(t.Context()); err != nil {
+	ctx, cancel := context.WithTimeout(t.Context(), pgControlTimeout)
+	defer cancel()
+	if err := p.srv.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

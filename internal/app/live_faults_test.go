@@ -14,7 +14,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-es/strata/internal/platform/pgserver"
 	"github.com/strata-es/strata/internal/store/eventstore"
 	"github.com/strata-es/strata/internal/testsupport/dbtest"
 	"github.com/strata-es/strata/internal/testsupport/wsclient"
@@ -80,19 +79,8 @@ func TestListenConnectionTerminatedMidStream(t *testing.T) {
 // PostgreSQL itself restarts under a running server: subscribers keep their connection, and
 // get every event written before and after, once.
 func TestPostgresRestartUnderSubscribers(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	opts := pgserver.Options{Dir: dbtest.TempDir(t), Port: port, Settings: map[string]string{"fsync": "off"}}
-	pg, err := pgserver.Start(t.Context(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Stop(context.Background()) })
-	url := pg.URL(pgserver.Superuser)
+	pg := startRestartablePG(t)
+	url := pg.url()
 	srv := startServeOn(t, url)
 	start := appendVia(t, srv.addr, "marker-1", "Start")
 	s := subscribe(t, srv.addr, wsclient.TransportWS, map[string]any{"after": start, "category": "restart"})
@@ -101,13 +89,8 @@ func TestPostgresRestartUnderSubscribers(t *testing.T) {
 	}
 	s.waitFor(t, 10, 30*time.Second)
 
-	if err := pg.Stop(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if pg, err = pgserver.Start(t.Context(), opts); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Stop(context.Background()) })
+	pg.stop(t)
+	pg.start(t)
 
 	// The server's pool reconnects on its own; the first appends may fail until it has.
 	written := 0

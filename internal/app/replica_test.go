@@ -352,7 +352,9 @@ func TestReplicaDownReadsFallBackToThePrimary(t *testing.T) {
 	}
 
 	_ = s.standbyConn.Close(t.Context())
-	if err := s.standby.Stop(t.Context()); err != nil {
+	stopCtx, cancel := context.WithTimeout(t.Context(), pgControlTimeout)
+	defer cancel()
+	if err := s.standby.Stop(stopCtx); err != nil {
 		t.Fatal(err)
 	}
 	var renamed userOut
