@@ -68,7 +68,7 @@ func byID[S any, E domain.Event, C any](ctx context.Context, r *Resolver, def do
 		}
 		return out
 	}
-	got := dataloader.NewBatchedLoader(load, dataloader.WithWait[string, command.Loaded[S]](loaderWait))
+	got := dataloader.NewBatchedLoader(load, dataloader.WithWait[string, command.Loaded[S]](r.loaderWait()))
 	if l.byID == nil {
 		l.byID = map[string]any{}
 	}

@@ -33,9 +33,16 @@ type ordersKey struct {
 
 type loadersKey struct{}
 
-// loaderWait is how long a loader gathers keys before it reads: the resolvers of one level of a
-// response run within it.
-const loaderWait = 2 * time.Millisecond
+// DefaultLoaderWait is how long a loader gathers keys before it reads, unless
+// Resolver.LoaderWait says otherwise: the resolvers of one level of a response run within it.
+const DefaultLoaderWait = 2 * time.Millisecond
+
+func (r *Resolver) loaderWait() time.Duration {
+	if r.LoaderWait > 0 {
+		return r.LoaderWait
+	}
+	return DefaultLoaderWait
+}
 
 // withLoaders gives every request its own loaders, so nothing is cached across requests. A
 // WebSocket connection lives long and its data changes: it gets none here, and each of its
@@ -54,7 +61,7 @@ func (r *Resolver) withLoaders(next http.Handler) http.Handler {
 
 func (r *Resolver) newLoaders() *loaders {
 	return &loaders{
-		orders: dataloader.NewBatchedLoader(r.loadOrders, dataloader.WithWait[ordersKey, []order.State](loaderWait)),
+		orders: dataloader.NewBatchedLoader(r.loadOrders, dataloader.WithWait[ordersKey, []order.State](r.loaderWait())),
 	}
 }
 

@@ -44,6 +44,9 @@ type Resolver struct {
 	// MaxReplayEvents bounds the events replayed for a list as of a time; 0 means
 	// DefaultMaxReplayEvents.
 	MaxReplayEvents int
+	// LoaderWait is how long a data loader gathers keys before it reads; 0 means
+	// DefaultLoaderWait.
+	LoaderWait time.Duration
 	// Limits bound what one request may ask (limits.go).
 	Limits Limits
 	// TrustedDocuments, when not nil, are the only documents the server runs (sha256 hex of a
