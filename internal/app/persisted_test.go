@@ -461,6 +461,8 @@ func TestTrustedDocuments(t *testing.T) {
 	if err := c.Subscribe("live", live, map[string]any{"category": "trusted"}); err != nil {
 		t.Fatal(err)
 	}
+	// Live from the moment the server registers it, which the start message does not wait for.
+	waitMetric(t, "http://"+srv.addr+"/metrics", "strata_subscriptions_active", 1)
 	ok(t, gql(t, srv.addr, listedAppend, nil), "appendEvents", new(any))
 	for {
 		r, err := c.Next(20 * time.Second)

@@ -40,7 +40,7 @@ func (s personalSub) next(t *testing.T, stream string, n int) []string {
 	var out []string
 	deadline := time.Now().Add(20 * time.Second)
 	for len(out) < n {
-		r, err := s.c.Next(time.Until(deadline))
+		r, err := s.c.Next(time.Until(deadline)) // an error once the deadline has passed
 		if err != nil {
 			t.Fatalf("subscription, after %d of %d events: %v", len(out), n, err)
 		}
@@ -80,6 +80,9 @@ func TestForgetUserShredsPersonalDataOnEveryPath(t *testing.T) {
 	var carol, ada, bob userOut
 	ok(t, gql(t, a, registerM, map[string]any{"n": "Carol", "e": "carol@example.com"}), "registerUser", &carol)
 	live := subscribePersonal(t, a, map[string]any{"c": "user"})
+	// A subscription without after gets what is appended once the server has registered it,
+	// which its start message does not wait for: Ada registers after that.
+	waitMetric(t, "http://"+a+"/metrics", "strata_subscriptions_active", 1)
 	ok(t, gql(t, a, registerM, map[string]any{"n": "Ada Lovelace", "e": "ada@example.com"}), "registerUser", &ada)
 	time.Sleep(20 * time.Millisecond)
 	registeredAt := time.Now()

@@ -65,8 +65,9 @@ func DialWith(ctx context.Context, d websocket.Dialer, url, proto string, header
 		_ = conn.Close()
 		return nil, err
 	}
+	acked := time.Now().Add(10 * time.Second) // keep-alives meanwhile do not extend it
 	for {
-		m, err := c.read(10 * time.Second)
+		m, err := c.readBy(acked)
 		if err != nil {
 			_ = conn.Close()
 			return nil, fmt.Errorf("connection_init: %w", closed(err))
@@ -100,14 +101,27 @@ func (c *Client) write(v any) error {
 	return c.conn.WriteJSON(v)
 }
 
-func (c *Client) read(timeout time.Duration) (Message, error) {
-	var m Message
-	// No timeout clears the deadline an earlier read set (Dial's connection_init wait): left in
-	// place, it would end Next(0) ten seconds after Dial.
-	var deadline time.Time
-	if timeout > 0 {
-		deadline = time.Now().Add(timeout)
+// deadlineIn is the deadline timeout from now: none (the zero time) for 0, already passed for a
+// negative timeout (what is left of a caller's own deadline once it has passed).
+func deadlineIn(timeout time.Duration) time.Time {
+	switch {
+	case timeout == 0:
+		return time.Time{}
+	case timeout < 0:
+		return time.Now()
 	}
+	return time.Now().Add(timeout)
+}
+
+func (c *Client) read(timeout time.Duration) (Message, error) {
+	return c.readBy(deadlineIn(timeout))
+}
+
+// readBy reads the next message, waiting until deadline (the zero time: no deadline).
+func (c *Client) readBy(deadline time.Time) (Message, error) {
+	var m Message
+	// No deadline clears the one an earlier read set (Dial's connection_init wait): left in
+	// place, it would end Next(0) ten seconds after Dial.
 	if err := c.conn.SetReadDeadline(deadline); err != nil {
 		return m, err
 	}
@@ -157,10 +171,12 @@ type ErrClosed struct {
 func (e *ErrClosed) Error() string { return fmt.Sprintf("closed by the server: %d %s", e.Code, e.Text) }
 
 // Next returns the next result of any operation, answering pings and skipping keep-alives.
-// timeout bounds the wait (0: none). A close by the server is *ErrClosed.
+// timeout bounds the whole wait, keep-alives and pings included (0: none; negative: already
+// over). A close by the server is *ErrClosed.
 func (c *Client) Next(timeout time.Duration) (Result, error) {
+	deadline := deadlineIn(timeout)
 	for {
-		m, err := c.read(timeout)
+		m, err := c.readBy(deadline)
 		if err != nil {
 			return Result{}, closed(err)
 		}
