@@ -19,9 +19,10 @@ import (
 // loaders batch the reads of one request: every Order.customer of a response is read in one
 // statement (byID, aggregate.go), every User.orders page (per page arguments) in one statement.
 type loaders struct {
+	// Each loader is made when first used (most requests use none): mu guards them.
+	mu     sync.Mutex
 	orders *dataloader.Loader[ordersKey, []order.State]
-	// byID are the aggregates' loaders by id (byID), by category, made when first used.
-	mu   sync.Mutex
+	// byID are the aggregates' loaders by id (byID), by category.
 	byID map[string]any
 }
 
@@ -59,10 +60,17 @@ func (r *Resolver) withLoaders(next http.Handler) http.Handler {
 	})
 }
 
-func (r *Resolver) newLoaders() *loaders {
-	return &loaders{
-		orders: dataloader.NewBatchedLoader(r.loadOrders, dataloader.WithWait[ordersKey, []order.State](r.loaderWait())),
+func (r *Resolver) newLoaders() *loaders { return &loaders{} }
+
+// ordersLoader is the request's loader of User.orders pages.
+func (r *Resolver) ordersLoader(ctx context.Context) *dataloader.Loader[ordersKey, []order.State] {
+	l := r.loadersFor(ctx)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.orders == nil {
+		l.orders = dataloader.NewBatchedLoader(r.loadOrders, dataloader.WithWait[ordersKey, []order.State](r.loaderWait()))
 	}
+	return l.orders
 }
 
 // loadersFor returns the request's loaders, or fresh ones where there are none.

@@ -415,7 +415,7 @@ func (r *userResolver) Orders(ctx context.Context, obj *model.User, first *int, 
 	if err != nil {
 		return nil, err
 	}
-	list, err := r.loadersFor(ctx).orders.Load(ctx, ordersKey{customerID: obj.ID, page: p})()
+	list, err := r.ordersLoader(ctx).Load(ctx, ordersKey{customerID: obj.ID, page: p})()
 	if err != nil {
 		return nil, err
 	}

@@ -18,12 +18,11 @@ import (
 // naming the registered ones.
 func (s *Service) Kind(category string) (domain.Kind, error) {
 	var names []string
-	for _, k := range s.Aggregates() {
-		c := k.Describe().Category
-		if c == category {
-			return k, nil
+	for i, d := range s.describe() {
+		if d.Category == category {
+			return s.Aggregates()[i], nil
 		}
-		names = append(names, c)
+		names = append(names, d.Category)
 	}
 	return nil, &eventstore.ValidationError{Field: "category", Reason: fmt.Sprintf("%.64q is not the category of a registered aggregate (%s)", category, strings.Join(names, ", "))}
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,11 @@ type Service struct {
 	Writing func(ctx context.Context) bool
 	// Logger logs what the layer handles; nil discards.
 	Logger *slog.Logger
+
+	// described holds the registered aggregates' descriptions, made once (describe): every
+	// append checks what they own, and a Describe builds its lists anew.
+	describeOnce sync.Once
+	described    []domain.Description
 }
 
 // Replica is a streaming read replica (READ_DATABASE_URL): reads of read models and history go
@@ -98,6 +104,16 @@ func (s *Service) Aggregates() []domain.Kind {
 	return aggregates.All()
 }
 
+// describe is Describe of each of Aggregates, made on the first call.
+func (s *Service) describe() []domain.Description {
+	s.describeOnce.Do(func() {
+		for _, k := range s.Aggregates() {
+			s.described = append(s.described, k.Describe())
+		}
+	})
+	return s.described
+}
+
 // ReadModels are the names of the registered aggregates' read models.
 func (s *Service) ReadModels() []string {
 	var names []string
@@ -111,8 +127,7 @@ func (s *Service) ReadModels() []string {
 // around an aggregate would skip its invariants.
 func (s *Service) CheckNotOwned(streamID string) error {
 	category := eventstore.Category(streamID)
-	for _, k := range s.Aggregates() {
-		d := k.Describe()
+	for _, d := range s.describe() {
 		if category == d.Category || slices.Contains(d.Also, category) {
 			owner := d.Name
 			if category != d.Category {
@@ -128,8 +143,7 @@ func (s *Service) CheckNotOwned(streamID string) error {
 // of one of its event types, or with a tag of one of its tag categories ("email:…"), in any
 // stream. list names the events in errors ("events", "writes[2].events").
 func (s *Service) CheckEventsNotOwned(list string, events []eventstore.EventData) error {
-	for _, k := range s.Aggregates() {
-		d := k.Describe()
+	for _, d := range s.describe() {
 		for i, e := range events {
 			if slices.Contains(d.Types, e.Type) {
 				return &eventstore.ValidationError{Field: fmt.Sprintf("%s[%d].type", list, i), Reason: fmt.Sprintf("%s events belong to the %s aggregate; write them with its mutations", e.Type, d.Name)}
