@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -265,12 +266,34 @@ func requestErrorStatus(media string, errs gqlerror.List) int {
 	return http.StatusBadRequest
 }
 
+// dataOnly reports whether r encodes as {"data": ...} alone: no errors, extensions or
+// incremental delivery fields.
+func dataOnly(r *graphql.Response) bool {
+	return len(r.Errors) == 0 && len(r.Extensions) == 0 && r.Label == "" && r.Path == nil && r.HasNext == nil
+}
+
 func writeResponse(w http.ResponseWriter, v any) {
 	_, _ = w.Write(encodeResponse(v))
 }
 
 // encodeResponse is a response's JSON.
 func encodeResponse(v any) []byte {
+	if r, ok := v.(*graphql.Response); ok && dataOnly(r) && !bytes.ContainsAny(r.Data, "<>&\u2028\u2029") {
+		// Most answers: gqlgen has written data as JSON already, so compacting it is all that
+		// json.Marshal would do, behind reflection. What json.Marshal would escape for HTML
+		// goes the long way, so that the bytes are the same either way.
+		data := r.Data
+		if data == nil {
+			data = json.RawMessage("null")
+		}
+		var b bytes.Buffer
+		b.Grow(len(`{"data":}`) + len(data))
+		b.WriteString(`{"data":`)
+		if err := json.Compact(&b, data); err == nil {
+			b.WriteByte('}')
+			return b.Bytes()
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only a resolver's value that does not encode gets here; the status is written.
