@@ -70,8 +70,8 @@ func nextWithin(t *testing.T, c *Client, timeout time.Duration) error {
 		return err
 	case <-time.After(5 * time.Second):
 		_ = c.Close() // ends the read
-		<-done
-		t.Fatalf("Next(%s) still waits after 5s", timeout)
+		err := <-done
+		t.Fatalf("Next(%s) still waited after 5s, until the connection was closed (%v)", timeout, err)
 		return nil
 	}
 }
