@@ -20,9 +20,10 @@ import (
 // writer takes everything queued (within the configured events and bytes) and writes it in one
 // transaction, in one round trip, with one commit, then answers each caller. There is no timer:
 // a writer starts the moment the first append arrives and takes the next batch the moment its
-// commit returns, so a lone client waits for its own transaction only. Writers are goroutines
-// started when there is work and gone when the queue is empty; the store owns none between
-// bursts.
+// commit returns, so a lone client waits for its own transaction only. An append that finds
+// the queue empty and a writer's place free is written by its caller, alone, with no goroutine
+// in between; writers are goroutines started when appends queue and gone when the queue is
+// empty, and the store owns none between bursts.
 //
 // Why each guarantee of a lone Append still holds:
 //   - Order. The batch first takes the advisory lock of every stream it touches, in byte order
@@ -100,11 +101,13 @@ func (s *Store) appendGrouped(ctx context.Context, streamID string, expected Exp
 	return results[0], nil
 }
 
-// queueAndWait queues an append and waits for its answer. A caller that gives up (ctx) gets
-// ctx's error at once. Its append is dropped if it is still queued; if it is being written
-// alone, or every append of its batch was given up, the batch's database work is cancelled;
-// otherwise it is written with the others (a retry with the same ids is safe, as after a lone
-// append cancelled mid-statement).
+// queueAndWait queues an append and waits for its answer; when nothing is queued and a writer
+// may start, the caller writes its append itself, alone. A caller that gives up (ctx) gets
+// ctx's error: at once while it waits, as soon as its statement is cancelled when it writes its
+// own. Its append is dropped if it is still queued; if it is being written alone, or every
+// append of its batch was given up, the batch's database work is cancelled; otherwise it is
+// written with the others (a retry with the same ids is safe, as after a lone append cancelled
+// mid-statement).
 func (s *Store) queueAndWait(ctx context.Context, parts []StreamAppend, inputs []appendInput, multi bool, cond *Condition) ([]AppendResult, error) {
 	p := &pending{ctx: ctx, parts: parts, inputs: inputs, multi: multi, cond: cond, done: make(chan struct{})}
 	for _, in := range inputs {
@@ -115,6 +118,22 @@ func (s *Store) queueAndWait(ctx context.Context, parts []StreamAppend, inputs [
 	}
 	g := &s.group
 	g.mu.Lock()
+	if len(g.queue) == 0 && g.writers == 0 && s.opts.GroupWriters > 0 {
+		// Nothing is being written or waits: the caller is the writer, for its own append
+		// alone, as a writer would take it. A lone client so pays no hand-over to another
+		// goroutine and back (a third of an append's server time at one client went to the
+		// scheduler's wake-ups). Under load a writer is busy, and appends queue for batches.
+		g.writers++
+		g.batches++
+		g.appends++
+		g.mu.Unlock()
+		s.alone(ctx, p)
+		s.writerDone()
+		if p.err != nil && ctx.Err() != nil {
+			return nil, ctx.Err() // as a caller that gives up while it waits
+		}
+		return p.results, p.err
+	}
 	g.queue = append(g.queue, p)
 	if g.writers < s.opts.GroupWriters {
 		g.writers++
@@ -127,6 +146,19 @@ func (s *Store) queueAndWait(ctx context.Context, parts []StreamAppend, inputs [
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// writerDone gives back the writer's place a caller took to write its own append: appends
+// that queued meanwhile, when every place was taken, get a writer of their own.
+func (s *Store) writerDone() {
+	g := &s.group
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) > 0 {
+		go s.writeGroups() // keeps the place
+		return
+	}
+	g.writers--
 }
 
 // alone writes p in a transaction of its own, as it would be without grouping.

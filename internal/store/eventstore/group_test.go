@@ -466,3 +466,79 @@ func TestGroupCommitConditionalAppends(t *testing.T) {
 		}
 	}
 }
+
+// An append that finds nothing written or queued is written by its caller; appends that queue
+// meanwhile still get a writer when it is done, and a caller that gives up while its own
+// statement waits gets its context's error, with nothing written.
+func TestGroupCommitLoneAppendIsWrittenByItsCaller(t *testing.T) {
+	t.Parallel()
+	g := newGroupRig(t)
+	hold := func(stream string) (release func()) {
+		tx, err := g.pool.Begin(g.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(g.ctx, `SELECT pg_advisory_xact_lock(`+advisory.Stream+`, hashtext($1))`, stream); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := tx.Commit(g.ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendIn := func(ctx context.Context, stream string) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := g.s.Append(ctx, stream, Any(), []EventData{event(`{}`)})
+			done <- err
+		}()
+		return done
+	}
+	wait := func(done <-chan error) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("an append did not return within 20s")
+			return nil
+		}
+	}
+	batches, _ := g.s.GroupStats()
+
+	release := hold("lone-1")
+	lone := appendIn(g.ctx, "lone-1") // writes alone, and waits for the lock
+	if _, err := g.waitQueuedOr(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	queued := appendIn(g.ctx, "lone-2") // the only writer's place is taken: it queues
+	if _, err := g.waitQueuedOr(1, nil); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := wait(lone); err != nil {
+		t.Fatalf("the lone append: %v", err)
+	}
+	if err := wait(queued); err != nil {
+		t.Fatalf("the append queued behind it: %v", err)
+	}
+	if after, _ := g.s.GroupStats(); after != batches+2 {
+		t.Errorf("%d batches for two appends one after the other, want 2", after-batches)
+	}
+
+	release = hold("lone-3")
+	defer release()
+	ctx, cancel := context.WithCancel(g.ctx)
+	givenUp := appendIn(ctx, "lone-3")
+	if _, err := g.waitQueuedOr(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := wait(givenUp); !errors.Is(err, context.Canceled) {
+		t.Errorf("an append given up while it waits for its lock: %v, want context.Canceled", err)
+	}
+	if n := g.storedIn("lone-3"); n != 0 {
+		t.Errorf("%d events stored in lone-3 by an append given up", n)
+	}
+}
