@@ -15,13 +15,14 @@ import (
 )
 
 // BenchmarkAppendOverGraphQL is the server's side of one append as `strata bench graphql`
-// sends it: GraphQL's handler (limits, persisted queries, authorization, limits of shape and
+// sends it, one at a time: GraphQL's handler (limits, persisted queries, authorization, limits of shape and
 // complexity, execution), the resolver, the store and PostgreSQL, without the network. Its
 // allocs/op, which the machine's noise does not move, is what the request path allocates:
 //
 //	go test -run XXX -bench AppendOverGraphQL -benchmem ./graph
 func BenchmarkAppendOverGraphQL(b *testing.B) {
-	store := eventstore.New(dbtest.Pool(b), eventstore.Options{})
+	// Group commit on, as strata serve has it by default.
+	store := eventstore.New(dbtest.Pool(b), eventstore.Options{GroupCommit: true, GroupWriters: eventstore.DefaultGroupWriters})
 	h := graph.NewHandler(&graph.Resolver{Store: store, Commands: command.New(store, command.Options{})}, slog.New(slog.DiscardHandler))
 	const query = "mutation Append($s: String!, $v: Int, $e: [EventInput!]!) {\n  appendEvents(streamId: $s, expectedVersion: $v, events: $e) { nextExpectedVersion }\n}"
 	n := 0
