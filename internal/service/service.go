@@ -57,10 +57,12 @@ type Service struct {
 	// Logger logs what the layer handles; nil discards.
 	Logger *slog.Logger
 
-	// described holds the registered aggregates' descriptions, made once (describe): every
-	// append checks what they own, and a Describe builds its lists anew.
+	// described holds the registered aggregates' descriptions, and readModels the names of
+	// their read models, made once (describe): every append checks what the aggregates own,
+	// every read waits for their read models, and a Describe builds its lists anew.
 	describeOnce sync.Once
 	described    []domain.Description
+	readModels   []string
 }
 
 // Replica is a streaming read replica (READ_DATABASE_URL): reads of read models and history go
@@ -107,20 +109,22 @@ func (s *Service) Aggregates() []domain.Kind {
 // describe is Describe of each of Aggregates, made on the first call.
 func (s *Service) describe() []domain.Description {
 	s.describeOnce.Do(func() {
-		for _, k := range s.Aggregates() {
+		kinds := s.Aggregates()
+		for _, k := range kinds {
 			s.described = append(s.described, k.Describe())
+		}
+		for _, m := range readmodel.All(kinds) {
+			s.readModels = append(s.readModels, m.Name())
 		}
 	})
 	return s.described
 }
 
-// ReadModels are the names of the registered aggregates' read models.
+// ReadModels are the names of the registered aggregates' read models: one slice for every
+// caller, not to be changed.
 func (s *Service) ReadModels() []string {
-	var names []string
-	for _, m := range readmodel.All(s.Aggregates()) {
-		names = append(names, m.Name())
-	}
-	return names
+	s.describe()
+	return s.readModels
 }
 
 // CheckNotOwned refuses a stream of a category a registered aggregate writes: an event written

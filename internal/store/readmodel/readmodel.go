@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,7 +65,7 @@ func Of(k domain.Kind) (Model, bool) {
 	if d.ReadModel == nil {
 		return Model{}, false
 	}
-	key := fmt.Sprintf("%s %+v", d.Category, *d.ReadModel)
+	key := cacheKey(d.Category, d.ReadModel)
 	if m, ok := compiled.Load(key); ok {
 		return m.(Model), true
 	}
@@ -79,6 +80,32 @@ func Of(k domain.Kind) (Model, bool) {
 	m.row = pgsql.ReadmodelRow(m.names, m.fields)
 	compiled.Store(key, m)
 	return m, true
+}
+
+// cacheKey names a declaration in compiled: its category and everything its read model says.
+// It is built by hand: Of runs on every read, and formatting the declaration with fmt cost a
+// tenth of the server's CPU under GraphQL reads.
+func cacheKey(category string, rm *domain.ReadModel) string {
+	var b strings.Builder
+	b.Grow(64 + 32*(len(rm.Columns)+len(rm.Filters)))
+	b.WriteString(category)
+	b.WriteByte(0)
+	b.WriteString(rm.Table)
+	for _, c := range rm.Columns {
+		b.WriteString("\x00c")
+		b.WriteString(c.Name)
+		b.WriteByte(0)
+		b.WriteString(c.Field)
+	}
+	for _, f := range rm.Filters {
+		b.WriteString("\x00f")
+		b.WriteString(f.Name)
+		b.WriteByte(0)
+		b.WriteString(f.Column)
+		b.WriteByte(0)
+		b.WriteString(strconv.Itoa(int(f.Match)))
+	}
+	return b.String()
 }
 
 // on returns the model's statements on table.
