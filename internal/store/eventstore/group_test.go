@@ -69,7 +69,12 @@ func (g *groupRig) tryBatch(appends ...func() (AppendResult, error)) ([]outcome,
 		_, err := g.s.Append(g.ctx, blocker, Any(), []EventData{{Type: "Blocker", Data: json.RawMessage(`{}`)}})
 		held <- err
 	}()
-	// The writer has taken the blocker.
+	// The writer has taken the blocker: it waits for the lock. A writer of an earlier batch
+	// may still be counted a moment after its callers were answered, so the count alone does
+	// not say that this one's writer is the blocker's.
+	if err := g.waitLockWait(blocker); err != nil {
+		return nil, err
+	}
 	if _, err := g.waitQueuedOr(0, nil); err != nil {
 		return nil, err
 	}
@@ -105,6 +110,27 @@ func (g *groupRig) tryBatch(appends ...func() (AppendResult, error)) ([]outcome,
 		return nil, fmt.Errorf("%d queued appends went in %d batches, want 1", queued, after-before)
 	}
 	return out, nil
+}
+
+// waitLockWait waits until a backend of the rig's database waits for stream's append lock.
+func (g *groupRig) waitLockWait(stream string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var waiting bool
+		err := g.pool.QueryRow(g.ctx, `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = `+advisory.Stream+`
+			AND objid::bigint = (hashtext($1)::bigint + 4294967296) % 4294967296
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`, stream).Scan(&waiting)
+		if err != nil {
+			return err
+		}
+		if waiting {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waited 20s for an append to wait for the lock of %s", stream)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // waitQueuedOr waits until n appends wait in the queue and a writer is busy (true), or until
@@ -509,6 +535,9 @@ func TestGroupCommitLoneAppendIsWrittenByItsCaller(t *testing.T) {
 
 	release := hold("lone-1")
 	lone := appendIn(g.ctx, "lone-1") // writes alone, and waits for the lock
+	if err := g.waitLockWait("lone-1"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := g.waitQueuedOr(0, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +560,7 @@ func TestGroupCommitLoneAppendIsWrittenByItsCaller(t *testing.T) {
 	defer release()
 	ctx, cancel := context.WithCancel(g.ctx)
 	givenUp := appendIn(ctx, "lone-3")
-	if _, err := g.waitQueuedOr(0, nil); err != nil {
+	if err := g.waitLockWait("lone-3"); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
