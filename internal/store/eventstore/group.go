@@ -21,8 +21,8 @@ import (
 // transaction, in one round trip, with one commit, then answers each caller. There is no timer:
 // a writer starts the moment the first append arrives and takes the next batch the moment its
 // commit returns, so a lone client waits for its own transaction only. An append that finds
-// the queue empty and a writer's place free is written by its caller, alone, with no goroutine
-// in between; writers are goroutines started when appends queue and gone when the queue is
+// the queue empty and no writer running is written by its caller, alone, with no goroutine in
+// between; writers are goroutines started when appends queue and gone when the queue is
 // empty, and the store owns none between bursts.
 //
 // Why each guarantee of a lone Append still holds:
@@ -101,8 +101,8 @@ func (s *Store) appendGrouped(ctx context.Context, streamID string, expected Exp
 	return results[0], nil
 }
 
-// queueAndWait queues an append and waits for its answer; when nothing is queued and a writer
-// may start, the caller writes its append itself, alone. A caller that gives up (ctx) gets
+// queueAndWait queues an append and waits for its answer; when nothing is queued and no writer
+// runs, the caller writes its append itself, alone. A caller that gives up (ctx) gets
 // ctx's error: at once while it waits, as soon as its statement is cancelled when it writes its
 // own. Its append is dropped if it is still queued; if it is being written alone, or every
 // append of its batch was given up, the batch's database work is cancelled; otherwise it is

@@ -38,52 +38,71 @@ func (g GraphQLAppender) Append(ctx context.Context, streamID string, expected e
 	if v, ok := expected.Value(); ok {
 		vars["v"] = v
 	}
-	body, err := json.Marshal(map[string]any{"query": appendEventsMutation, "variables": vars})
+	a, status, raw, err := postGraphQL(ctx, g.Client, g.URL, appendEventsMutation, vars)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/query", bytes.NewReader(body))
-	if err != nil {
-		return eventstore.AppendResult{}, err
+	var data struct {
+		AppendEvents *struct {
+			NextExpectedVersion int64 `json:"nextExpectedVersion"`
+		} `json:"appendEvents"`
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := g.Client.Do(req)
-	if err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	var r struct {
-		Data struct {
-			AppendEvents *struct {
-				NextExpectedVersion int64 `json:"nextExpectedVersion"`
-			} `json:"appendEvents"`
-		} `json:"data"`
-		Errors []struct {
-			Message    string `json:"message"`
-			Extensions struct {
-				Code            string `json:"code"`
-				ActualVersion   int64  `json:"actualVersion"`
-				ExpectedVersion int64  `json:"expectedVersion"`
-			} `json:"extensions"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, raw)
+	if len(a.Data) > 0 {
+		if err := json.Unmarshal(a.Data, &data); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("HTTP %d: %.200s", status, raw)
+		}
 	}
 	switch {
-	case len(r.Errors) > 0 && r.Errors[0].Extensions.Code == "WRONG_EXPECTED_VERSION":
-		x := r.Errors[0].Extensions
+	case len(a.Errors) > 0 && a.Errors[0].Extensions.Code == "WRONG_EXPECTED_VERSION":
+		x := a.Errors[0].Extensions
 		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{StreamID: streamID, Expected: x.ExpectedVersion, Actual: x.ActualVersion}
-	case len(r.Errors) > 0:
-		return eventstore.AppendResult{}, fmt.Errorf("%s: %s", r.Errors[0].Extensions.Code, r.Errors[0].Message)
-	case r.Data.AppendEvents == nil:
-		return eventstore.AppendResult{}, fmt.Errorf("HTTP %d: no result: %.200s", resp.StatusCode, raw)
+	case len(a.Errors) > 0:
+		return eventstore.AppendResult{}, fmt.Errorf("%s: %s", a.Errors[0].Extensions.Code, a.Errors[0].Message)
+	case data.AppendEvents == nil:
+		return eventstore.AppendResult{}, fmt.Errorf("HTTP %d: no result: %.200s", status, raw)
 	}
-	return eventstore.AppendResult{StreamID: streamID, NextExpectedVersion: r.Data.AppendEvents.NextExpectedVersion}, nil
+	return eventstore.AppendResult{StreamID: streamID, NextExpectedVersion: data.AppendEvents.NextExpectedVersion}, nil
+}
+
+// gqlAnswer is a GraphQL answer: its data, and its errors with the extensions the benchmarks
+// read.
+type gqlAnswer struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []struct {
+		Message    string `json:"message"`
+		Extensions struct {
+			Code            string `json:"code"`
+			ActualVersion   int64  `json:"actualVersion"`
+			ExpectedVersion int64  `json:"expectedVersion"`
+		} `json:"extensions"`
+	} `json:"errors"`
+}
+
+// postGraphQL posts query with vars to the server at url (http://host:port) through client and
+// returns its answer, with the HTTP status and the body as it came for messages. A body that is
+// not a GraphQL answer is an error quoting it.
+func postGraphQL(ctx context.Context, client *http.Client, url, query string, vars map[string]any) (a gqlAnswer, status int, raw []byte, err error) {
+	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	if err != nil {
+		return a, 0, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/query", bytes.NewReader(body))
+	if err != nil {
+		return a, 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return a, 0, nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if raw, err = io.ReadAll(resp.Body); err != nil {
+		return a, resp.StatusCode, nil, err
+	}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return a, resp.StatusCode, raw, fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, raw)
+	}
+	return a, resp.StatusCode, raw, nil
 }
 
 // RoundRobin spreads appends over several appenders (the replicas of one deployment), one after

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,49 +111,20 @@ const (
 	orderConsistentQuery = `query($id: ID!, $p: String) { order(id: $id, consistentWith: $p) { id status version } }`
 )
 
-// gqlError is one entry of a GraphQL answer's errors.
-type gqlError struct {
-	Message    string `json:"message"`
-	Extensions struct {
-		Code string `json:"code"`
-	} `json:"extensions"`
-}
-
 // do posts query with vars and decodes the answer's data into data; an answer with errors is
 // an error naming the first one's code and message.
 func (g GraphQLOrders) do(ctx context.Context, query string, vars map[string]any, data any) error {
-	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	a, status, raw, err := postGraphQL(ctx, g.Client, g.URL, query, vars)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/query", bytes.NewReader(body))
-	if err != nil {
-		return err
+	if len(a.Errors) > 0 {
+		return &GraphQLError{Code: a.Errors[0].Extensions.Code, Message: a.Errors[0].Message}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := g.Client.Do(req)
-	if err != nil {
-		return err
+	if status != http.StatusOK || len(a.Data) == 0 || string(a.Data) == "null" {
+		return fmt.Errorf("HTTP %d: no data: %.200s", status, raw)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var r struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []gqlError      `json:"errors"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, raw)
-	}
-	if len(r.Errors) > 0 {
-		return &GraphQLError{Code: r.Errors[0].Extensions.Code, Message: r.Errors[0].Message}
-	}
-	if resp.StatusCode != http.StatusOK || len(r.Data) == 0 || string(r.Data) == "null" {
-		return fmt.Errorf("HTTP %d: no data: %.200s", resp.StatusCode, raw)
-	}
-	return json.Unmarshal(r.Data, data)
+	return json.Unmarshal(a.Data, data)
 }
 
 // GraphQLError is the first error of a GraphQL answer.

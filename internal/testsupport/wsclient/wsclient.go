@@ -79,7 +79,7 @@ func DialWith(ctx context.Context, d websocket.Dialer, url, proto string, header
 			continue
 		default:
 			// A refusal (connection_error) is followed by a close frame that says why.
-			_, err := c.read(2 * time.Second)
+			_, err := c.readBy(time.Now().Add(2 * time.Second))
 			if err == nil {
 				err = errors.New("the connection stayed open")
 			}
@@ -111,10 +111,6 @@ func deadlineIn(timeout time.Duration) time.Time {
 		return time.Now()
 	}
 	return time.Now().Add(timeout)
-}
-
-func (c *Client) read(timeout time.Duration) (Message, error) {
-	return c.readBy(deadlineIn(timeout))
 }
 
 // readBy reads the next message, waiting until deadline (the zero time: no deadline).
