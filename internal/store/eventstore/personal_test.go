@@ -173,7 +173,8 @@ func TestTamperedPersonalFieldIsRefusedOnRead(t *testing.T) {
 		t.Fatalf("events: %+v", events)
 	}
 	for i, e := range events[1:] {
-		if !errors.Is(e.UpcastErr, eventstore.ErrTampered) || strings.Contains(string(e.Data), "Ada") {
+		// "Ada" as a JSON string: the envelopes' base64 may hold the letters Ada by chance.
+		if !errors.Is(e.UpcastErr, eventstore.ErrTampered) || strings.Contains(string(e.Data), `"Ada"`) {
 			t.Errorf("event %d: %s, %v", i+2, e.Data, e.UpcastErr)
 		}
 	}
